@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Provides kube-apiserver, kube-proxy and kubectl of the pinned release (hack/versions.env), built
+# from the k8s.io/kubernetes Go module through the Go module proxy and cached outside the repo.
+# Prints the directory holding the binaries on its last line. Idempotent: a warm cache returns at once.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/versions.env
+source "${here}/versions.env"
+
+version="${KUBE_VERSION}"
+cache_root="${KUBE_PROXY_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-proxy-ts}"
+out="${cache_root}/k8s/${version}"
+binaries=(kube-apiserver kube-proxy kubectl)
+
+have_all() {
+  local b
+  for b in "${binaries[@]}"; do
+    [[ -x "${out}/${b}" ]] || return 1
+  done
+}
+
+if have_all; then
+  echo "${out}"
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "k8s-binaries: Go is required to build ${version} (not found in PATH)" >&2; exit 1; }
+
+staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
+  cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
+  kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
+  mount-utils pod-security-admission sample-apiserver)
+
+staging_version="v0.${version#v1.}"
+work="${cache_root}/k8s/build-${version}"
+mkdir -p "${work}" "${out}"
+
+upstream_mod="$(mktemp)"
+trap 'rm -f "${upstream_mod}"' EXIT
+proxy="${GOPROXY:-https://proxy.golang.org}"
+proxy="${proxy%%,*}"
+if ! curl -fsSL "${proxy}/k8s.io/kubernetes/@v/${version}.mod" -o "${upstream_mod}"; then
+  echo "k8s-binaries: cannot fetch go.mod of k8s.io/kubernetes ${version} from ${proxy}" >&2
+  exit 1
+fi
+go_line="$(grep -m1 -E '^go [0-9]' "${upstream_mod}")"
+godebug_line="$(grep -m1 -E '^godebug ' "${upstream_mod}" || true)"
+
+{
+  echo "module kube-proxy-ts/k8s-build"
+  echo
+  echo "${go_line}"
+  [[ -n "${godebug_line}" ]] && echo "${godebug_line}"
+  echo
+  echo "require k8s.io/kubernetes ${version}"
+  echo
+  echo "replace ("
+  for m in "${staging[@]}"; do
+    echo "	k8s.io/${m} => k8s.io/${m} ${staging_version}"
+  done
+  echo ")"
+} > "${work}/go.mod"
+cat > "${work}/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+
+cd "${work}"
+export GOFLAGS="-mod=mod"
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
+echo "k8s-binaries: resolving modules for ${version} in ${work}" >&2
+go mod tidy -e >&2 2>&1 || go mod download >&2
+
+major_minor="${version#v}"
+major="${major_minor%%.*}"
+rest="${major_minor#*.}"
+minor="${rest%%.*}"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X ${pkg}.gitVersion=${version} -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor}"
+  ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
+done
+
+for b in "${binaries[@]}"; do
+  if [[ -x "${out}/${b}" ]]; then continue; fi
+  echo "k8s-binaries: building ${b} ${version} (first build takes a while on 2 cores)" >&2
+  start=$(date +%s)
+  CGO_ENABLED=0 go build -trimpath -tags selinux,notest -ldflags "${ldflags}" \
+    -o "${out}/${b}.tmp" "k8s.io/kubernetes/cmd/${b}" >&2
+  mv "${out}/${b}.tmp" "${out}/${b}"
+  echo "k8s-binaries: ${b} built in $(( $(date +%s) - start ))s" >&2
+done
+
+"${out}/kube-apiserver" --version >&2
+echo "${out}"

@@ -1,0 +1,101 @@
+// The desired state of one node: which virtual IPs/ports exist and where they lead, after
+// endpoint selection. Plain immutable data; the contract between k8s/ (input) and render/ (output).
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export type TrafficPolicy = 'Cluster' | 'Local';
+export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+
+export type SessionAffinity =
+  | { readonly kind: 'None' }
+  | { readonly kind: 'ClientIP'; readonly timeoutSeconds: number };
+
+/** One endpoint of one service port, after merging every EndpointSlice of the Service. */
+export interface Endpoint {
+  readonly ip: string;
+  readonly port: number;
+  readonly nodeName: string | undefined;
+  readonly zone: string | undefined;
+  /** `hints.forZones[].name`; undefined when the slice carries no hints for this endpoint. */
+  readonly zoneHints: readonly string[] | undefined;
+  readonly ready: boolean;
+  readonly serving: boolean;
+  readonly terminating: boolean;
+  /** nodeName equals this node's name. */
+  readonly isLocal: boolean;
+}
+
+/**
+ * One port of one Service, as kube-proxy's ServicePort: everything the renderer needs.
+ * `key` is stable and unique: `ns/name:portName/protocol` (portName may be empty).
+ */
+export interface ServicePort {
+  readonly key: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly portName: string;
+  /** kube-proxy's ServicePortName.String(): `ns/name:portName`, or `ns/name` when portName is ''. */
+  readonly servicePortName: string;
+  readonly protocol: Protocol;
+  readonly type: ServiceType;
+  /** IPv4 cluster IPs (IPv6 entries are ignored for now). Never empty for a rendered port. */
+  readonly clusterIPs: readonly string[];
+  readonly port: number;
+  /** 0 when none. */
+  readonly nodePort: number;
+  readonly externalIPs: readonly string[];
+  /** `status.loadBalancer.ingress[].ip` (IPv4). */
+  readonly loadBalancerIPs: readonly string[];
+  /** Normalised CIDRs (`a.b.c.d/n`). Empty = allow all. */
+  readonly loadBalancerSourceRanges: readonly string[];
+  readonly sessionAffinity: SessionAffinity;
+  readonly externalTrafficPolicy: TrafficPolicy;
+  readonly internalTrafficPolicy: TrafficPolicy;
+  /** 0 when none (only set for LoadBalancer/NodePort with externalTrafficPolicy Local). */
+  readonly healthCheckNodePort: number;
+  /** Every endpoint for this port (deduplicated by ip), sorted by ip then port. */
+  readonly allEndpoints: readonly Endpoint[];
+  /** Endpoints that cluster-wide traffic policy uses (ready; else serving+terminating; topology applied). Empty when the port does not use cluster endpoints. */
+  readonly clusterEndpoints: readonly Endpoint[];
+  /** Node-local endpoints for Local traffic policies (ready local; else serving+terminating local). Empty when the port does not use local endpoints. */
+  readonly localEndpoints: readonly Endpoint[];
+  /** Union of cluster and local endpoints, in allEndpoints order: the KUBE-SEP chains to render. */
+  readonly reachableEndpoints: readonly Endpoint[];
+}
+
+/** This node, as the model needs it. */
+export interface NodeInfo {
+  readonly name: string;
+  /** Primary IPv4 address(es) of the node, from config or Node.status.addresses (InternalIP first). */
+  readonly ips: readonly string[];
+  readonly zone: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Why an input object (or part of one) was not used. Stable values: they label a metric. */
+export type SkipReason =
+  | 'invalid-name'
+  | 'invalid-ip'
+  | 'invalid-port'
+  | 'unknown-protocol'
+  | 'invalid-cidr'
+  | 'unsupported-address-type'
+  | 'missing-service-name-label'
+  | 'invalid-field'
+  | 'port-clash';
+
+export interface Skipped {
+  readonly kind: 'Service' | 'EndpointSlice' | 'Node';
+  readonly namespace: string;
+  readonly name: string;
+  readonly reason: SkipReason;
+  /** Human-readable detail naming the field, e.g. `spec.clusterIPs[0] "10.0.0.999" is not an IPv4 address`. */
+  readonly detail: string;
+}
+
+/** Desired state for one node. Service ports keep their object identity while unchanged, so
+ * downstream caches (the renderer's) can compare by reference. */
+export interface DesiredState {
+  readonly node: NodeInfo;
+  /** Keyed by ServicePort.key. */
+  readonly servicePorts: ReadonlyMap<string, ServicePort>;
+}

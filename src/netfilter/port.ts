@@ -1,0 +1,25 @@
+// The only door to the kernel's netfilter tables. A real implementation spawns iptables-restore /
+// iptables-save; a stateful fake stands in for unit tests.
+
+import type { TableName } from '../render/types.js';
+
+export type RestoreResult =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      /** stderr of iptables-restore, trimmed. */
+      readonly message: string;
+      /** 1-based payload line that failed when the tool says so. */
+      readonly line: number | undefined;
+    };
+
+export type SaveResult =
+  | { readonly ok: true; readonly text: string }
+  | { readonly ok: false; readonly message: string };
+
+export interface Netfilter {
+  /** `iptables-save -t <table>` output. */
+  save(table: TableName): Promise<SaveResult>;
+  /** `iptables-restore [--noflush] --wait`, payload on stdin. */
+  restore(payload: string, options: { readonly noFlush: boolean }): Promise<RestoreResult>;
+}

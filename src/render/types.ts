@@ -1,0 +1,81 @@
+// The netfilter rule set the renderer produces and the differ consumes. Rules are kept as
+// iptables-restore rule specs without the leading `-A <chain> `; the differ adds it.
+
+export type TableName = 'filter' | 'nat';
+
+/**
+ * A chain whose rules are order-sensitive: written whole whenever anything in it changes.
+ */
+export interface OrderedChain {
+  readonly kind: 'ordered';
+  readonly table: TableName;
+  readonly name: string;
+  readonly rules: readonly string[];
+}
+
+/**
+ * A shared dispatch chain (KUBE-SERVICES, KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL...):
+ * its service rules each match a distinct destination, so their relative order does not matter
+ * and the differ may edit them in place (`-D` / `-I <chain> 1`) instead of rewriting the chain.
+ * `trailer` rules always stay last (e.g. the KUBE-NODEPORTS jump at the end of nat KUBE-SERVICES).
+ */
+export interface SharedChain {
+  readonly kind: 'shared';
+  readonly table: TableName;
+  readonly name: string;
+  readonly trailer: readonly string[];
+}
+
+/** A rule one service port contributes to a shared chain. */
+export interface SharedRule {
+  readonly table: TableName;
+  readonly chain: string;
+  readonly rule: string;
+}
+
+/** Everything one service port contributes: the chains it owns and its rules in shared chains. */
+export interface ServicePortRules {
+  /** KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW-, KUBE-SEP- chains owned by this service port. */
+  readonly chains: readonly OrderedChain[];
+  readonly sharedRules: readonly SharedRule[];
+}
+
+/** A jump from a built-in chain into ours, e.g. nat PREROUTING -> KUBE-SERVICES. */
+export interface BuiltinJump {
+  readonly table: TableName;
+  readonly chain: 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
+  readonly rule: string;
+}
+
+export interface RuleSet {
+  /** Chains whose content does not belong to a single service port (KUBE-MARK-MASQ, KUBE-POSTROUTING, KUBE-FORWARD, KUBE-PROXY-CANARY, ...). */
+  readonly staticChains: readonly OrderedChain[];
+  /** Shared dispatch chains; their non-trailer rules come from `servicePorts[*].sharedRules`. */
+  readonly sharedChains: readonly SharedChain[];
+  /** Keyed by ServicePort.key. Unchanged service ports keep the identity of their ServicePortRules. */
+  readonly servicePorts: ReadonlyMap<string, ServicePortRules>;
+  /** In the order they must be inserted. */
+  readonly jumps: readonly BuiltinJump[];
+}
+
+/** Node-wide settings that shape rendering (kube-proxy flags / KubeProxyConfiguration). */
+export interface RenderContext {
+  /** `clusterCIDR`: traffic to a cluster IP from outside it is masqueraded. undefined = no such rule. */
+  readonly clusterCIDR: string | undefined;
+  /** `nodePortAddresses` CIDRs; empty = NodePorts on every local address (`-m addrtype --dst-type LOCAL`). */
+  readonly nodePortAddresses: readonly string[];
+  /** This node's IPs (used where kube-proxy needs them, e.g. `nodePortAddresses` matching). */
+  readonly nodeIPs: readonly string[];
+  /** kube-proxy's masquerade bit (default 14 -> mark 0x4000). */
+  readonly masqueradeBit: number;
+  /** Add `--random-fully` to MASQUERADE (kube-proxy does when the kernel supports it). */
+  readonly randomFully: boolean;
+}
+
+export const defaultRenderContext: RenderContext = {
+  clusterCIDR: undefined,
+  nodePortAddresses: [],
+  nodeIPs: [],
+  masqueradeBit: 14,
+  randomFully: true,
+};
