@@ -25,6 +25,22 @@ if have_all; then
   exit 0
 fi
 
+# Two concurrent runs (e.g. a test run and the demo) would race on the same outputs: the second
+# waits for the first and then finds the binaries cached.
+mkdir -p "${cache_root}/k8s"
+exec 9>"${cache_root}/k8s/.lock-${version}"
+if ! flock -n 9; then
+  echo "k8s-binaries: another build of ${version} is running; waiting for it" >&2
+  flock 9
+fi
+if have_all; then
+  echo "${out}"
+  exit 0
+fi
+
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+  PATH="${PATH}:/usr/local/go/bin"
+fi
 command -v go >/dev/null || { echo "k8s-binaries: Go is required to build ${version} (not found in PATH)" >&2; exit 1; }
 
 staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider

@@ -22,4 +22,7 @@ export interface Netfilter {
   save(table: TableName): Promise<SaveResult>;
   /** `iptables-restore [--noflush] --wait`, payload on stdin. */
   restore(payload: string, options: { readonly noFlush: boolean }): Promise<RestoreResult>;
+  /** Whether a chain exists (`iptables -t <table> -S <chain>`): the cheap canary check.
+   * undefined when the check itself failed (treated as "not known to exist"). */
+  chainExists(table: TableName, chain: string): Promise<boolean | undefined>;
 }

@@ -54,7 +54,8 @@ export interface RuleSet {
   readonly sharedChains: readonly SharedChain[];
   /** Keyed by ServicePort.key. Unchanged service ports keep the identity of their ServicePortRules. */
   readonly servicePorts: ReadonlyMap<string, ServicePortRules>;
-  /** In the order they must be inserted. */
+  /** In kube-proxy's order (its `iptablesJumpChains`), which inserts each one at the top of its
+   * built-in chain (`-I CHAIN 1`) when missing. */
   readonly jumps: readonly BuiltinJump[];
 }
 
@@ -70,6 +71,17 @@ export interface RenderContext {
   readonly masqueradeBit: number;
   /** Add `--random-fully` to MASQUERADE (kube-proxy does when the kernel supports it). */
   readonly randomFully: boolean;
+  /** `masqueradeAll`: masquerade all traffic to a cluster IP, not only from outside clusterCIDR. Default false. */
+  readonly masqueradeAll?: boolean;
+  /** `iptables.localhostNodePorts`: NodePorts also answer on 127.0.0.0/8 (needs route_localnet=1), guarded
+   * by kubelet's KUBE-FIREWALL localnet rule, which kube-proxy duplicates. Default true, as kube-proxy. */
+  readonly localhostNodePorts?: boolean;
+  /** The node has `net.netfilter.nf_conntrack_tcp_be_liberal=1`: kube-proxy then omits the
+   * KUBE-FORWARD rule dropping conntrack-INVALID packets. Default false. */
+  readonly conntrackTCPBeLiberal?: boolean;
+  /** Above this many endpoints in total, per-endpoint comments are dropped (kube-proxy's
+   * largeClusterEndpointsThreshold). Default 1000. */
+  readonly largeClusterEndpointsThreshold?: number;
 }
 
 export const defaultRenderContext: RenderContext = {

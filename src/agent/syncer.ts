@@ -1,0 +1,202 @@
+// One sync: snapshot the model, render, plan (full or partial), restore, then clean stale UDP
+// flows. Every outcome is a value (SyncReport) that the caller logs and counts; nothing throws.
+
+import type { ModelStore } from '../model/store.js';
+import type { DesiredState } from '../model/types.js';
+import { RenderCache, renderRuleSet } from '../render/index.js';
+import type { RenderContext, RuleSet, TableName } from '../render/types.js';
+import { planSync, type SyncPlan } from '../sync/diff.js';
+import { parseKernelState } from '../sync/kernel-state.js';
+import { planConntrackCleanup } from '../sync/conntrack-plan.js';
+import type { Netfilter } from '../netfilter/port.js';
+import type { Conntrack } from '../netfilter/conntrack.js';
+import type { SyncReason } from './scheduler.js';
+
+const TABLES: readonly TableName[] = ['filter', 'nat'];
+const CANARY = 'KUBE-PROXY-CANARY';
+
+export interface SyncPhases {
+  readonly modelSeconds: number;
+  readonly renderSeconds: number;
+  readonly diffSeconds: number;
+  readonly restoreSeconds: number;
+}
+
+export type SyncReport =
+  | {
+      readonly result: 'applied' | 'unchanged';
+      readonly kind: 'full' | 'partial';
+      readonly reason: SyncReason;
+      readonly fullReason: FullSyncReason | undefined;
+      readonly phases: SyncPhases;
+      readonly totalSeconds: number;
+      readonly plan: SyncPlan | undefined;
+      readonly state: DesiredState;
+      readonly ruleSet: RuleSet;
+      readonly triggerTimes: readonly Date[];
+      readonly conntrackFailures: number;
+    }
+  | {
+      readonly result: 'failed';
+      readonly kind: 'full' | 'partial';
+      readonly reason: SyncReason;
+      readonly fullReason: FullSyncReason | undefined;
+      readonly phases: SyncPhases;
+      readonly totalSeconds: number;
+      readonly message: string;
+      /** The payload line iptables-restore named, when it did. */
+      readonly failedLine: string | undefined;
+      readonly plan: SyncPlan | undefined;
+    };
+
+export type FullSyncReason = 'first' | 'periodic' | 'after-failure' | 'canary-missing' | 'context-changed';
+
+export interface SyncerOptions {
+  readonly store: ModelStore;
+  readonly netfilter: Netfilter;
+  readonly conntrack: Conntrack | undefined;
+  readonly renderContext: () => RenderContext;
+  /** Full syncs at most this often when nothing else forces one (kube-proxy: 1h since 1.28). */
+  readonly fullSyncPeriodMs: number;
+  readonly now?: () => number;
+  readonly monotonic?: () => number;
+}
+
+export class Syncer {
+  private applied: RuleSet | undefined;
+  private appliedState: DesiredState | undefined;
+  private forceFull: FullSyncReason | undefined = 'first';
+  private lastFullSyncAt = Number.NEGATIVE_INFINITY;
+  private lastContext: RenderContext | undefined;
+  private cache = new RenderCache();
+  private readonly now: () => number;
+  private readonly monotonic: () => number;
+
+  constructor(private readonly options: SyncerOptions) {
+    this.now = options.now ?? Date.now;
+    this.monotonic = options.monotonic ?? (() => performance.now());
+  }
+
+  /** The rule set the kernel holds as far as we know (undefined after a failure). */
+  get appliedRuleSet(): RuleSet | undefined {
+    return this.applied;
+  }
+
+  /** Forces the next sync to be full (e.g. a table was flushed behind our back). */
+  requestFull(reason: FullSyncReason): void {
+    this.forceFull ??= reason;
+  }
+
+  async sync(reason: SyncReason): Promise<SyncReport> {
+    const started = this.monotonic();
+    const context = this.options.renderContext();
+    if (this.lastContext !== undefined && !sameContext(this.lastContext, context)) {
+      this.cache = new RenderCache();
+      this.requestFull('context-changed');
+    }
+    this.lastContext = context;
+
+    if (reason === 'periodic') {
+      if (this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
+      else if (this.forceFull === undefined && !(await this.canariesPresent())) this.requestFull('canary-missing');
+    }
+
+    const modelStart = this.monotonic();
+    const snapshot = this.options.store.snapshot();
+    const renderStart = this.monotonic();
+    const ruleSet = renderRuleSet(snapshot.state, context, this.cache);
+    const diffStart = this.monotonic();
+
+    const fullReason = this.applied === undefined ? (this.forceFull ?? 'after-failure') : this.forceFull;
+    const kind: 'full' | 'partial' = fullReason !== undefined ? 'full' : 'partial';
+    let plan: SyncPlan;
+    if (kind === 'full') {
+      const kernel = await this.readKernel(ruleSet);
+      plan = planSync(undefined, ruleSet, { forceFull: true, existingChains: kernel.existingChains, missingJumps: kernel.missingJumps });
+    } else {
+      plan = planSync(this.applied, ruleSet, { forceFull: false, existingChains: new Map(), missingJumps: [] });
+    }
+    const restoreStart = this.monotonic();
+    const phasesUntil = (end: number): SyncPhases => ({
+      modelSeconds: (renderStart - modelStart) / 1000,
+      renderSeconds: (diffStart - renderStart) / 1000,
+      diffSeconds: (restoreStart - diffStart) / 1000,
+      restoreSeconds: (end - restoreStart) / 1000,
+    });
+
+    if (plan.payload === '') {
+      this.applied = ruleSet;
+      this.appliedState = snapshot.state;
+      const end = this.monotonic();
+      return {
+        result: 'unchanged', kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
+        plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, conntrackFailures: 0,
+      };
+    }
+
+    const restored = await this.options.netfilter.restore(plan.payload, { noFlush: true });
+    const restoreEnd = this.monotonic();
+    if (!restored.ok) {
+      // Forget what was applied: the next sync is full and rebuilt from the kernel's real state.
+      this.applied = undefined;
+      this.forceFull = 'after-failure';
+      const failedLine = restored.line !== undefined ? plan.payload.split('\n')[restored.line - 1] : undefined;
+      return {
+        result: 'failed', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
+        message: restored.message, failedLine, plan,
+      };
+    }
+    const previousState = this.appliedState;
+    this.applied = ruleSet;
+    this.appliedState = snapshot.state;
+    this.forceFull = undefined;
+    if (kind === 'full') this.lastFullSyncAt = this.now();
+
+    let conntrackFailures = 0;
+    if (this.options.conntrack !== undefined) {
+      const deletions = planConntrackCleanup(previousState, snapshot.state);
+      if (deletions.length > 0) conntrackFailures = (await this.options.conntrack.delete(deletions)).failed.length;
+    }
+    const end = this.monotonic();
+    return {
+      result: 'applied', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
+      plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, conntrackFailures,
+    };
+  }
+
+  /** Cheap tamper check: the canary chain must exist in every table we own. */
+  async canariesPresent(): Promise<boolean> {
+    for (const table of TABLES) {
+      const exists = await this.options.netfilter.chainExists(table, CANARY);
+      if (exists !== true) return false;
+    }
+    return true;
+  }
+
+  private async readKernel(ruleSet: RuleSet): Promise<{
+    existingChains: Map<TableName, ReadonlySet<string>>;
+    missingJumps: RuleSet['jumps'];
+  }> {
+    const existingChains = new Map<TableName, ReadonlySet<string>>();
+    const missing: RuleSet['jumps'][number][] = [];
+    for (const table of TABLES) {
+      const saved = await this.options.netfilter.save(table);
+      if (!saved.ok) {
+        // Without the kernel's view we cannot delete stale chains, but we still write ours fully
+        // and insert every jump we could not confirm (restore tolerates duplicates; the next
+        // full sync cleans up).
+        existingChains.set(table, new Set());
+        missing.push(...ruleSet.jumps.filter((jump) => jump.table === table));
+        continue;
+      }
+      const state = parseKernelState(saved.text, ruleSet.jumps.filter((jump) => jump.table === table));
+      existingChains.set(table, state.ourChains);
+      missing.push(...state.missingJumps);
+    }
+    return { existingChains, missingJumps: missing };
+  }
+}
+
+function sameContext(a: RenderContext, b: RenderContext): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

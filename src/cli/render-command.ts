@@ -1,0 +1,137 @@
+// `kube-proxy-ts render`: objects in, one complete iptables-restore payload for a fresh node out.
+// Tools outside the project rely on this contract (flags, exit codes, stdout = payload only).
+
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { isIPv4 } from 'node:net';
+import { mergeBundles, parseObjects, type ObjectBundle } from '../input/objects.js';
+import { buildDesiredState } from '../model/build.js';
+import { nodeInfoFromNode } from '../model/node.js';
+import { renderRuleSet } from '../render/index.js';
+import { defaultRenderContext, type RenderContext } from '../render/types.js';
+import { fullPayload } from '../sync/payload.js';
+import { parseCidr } from './cidr.js';
+
+export interface CommandIO {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly readTextFile: (path: string) => Promise<string>;
+}
+
+export const defaultIO: CommandIO = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  readTextFile: (path) => readFile(path, 'utf8'),
+};
+
+export const renderUsage = `Usage: kube-proxy-ts render --objects FILE [--objects FILE...] --node-name NAME --node-ip IP
+                           [--cluster-cidr CIDR] [--node-port-addresses CIDR[,CIDR...]] [--mode iptables]
+
+Reads Services, EndpointSlices and Nodes (multi-document YAML or JSON) and prints one complete
+iptables-restore payload that programs NAME from scratch: iptables-restore < payload.
+`;
+
+/** Returns the process exit code. */
+export async function renderCommand(argv: readonly string[], io: CommandIO = defaultIO): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        objects: { type: 'string', multiple: true },
+        'node-name': { type: 'string' },
+        'node-ip': { type: 'string' },
+        'cluster-cidr': { type: 'string' },
+        'node-port-addresses': { type: 'string' },
+        mode: { type: 'string', default: 'iptables' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error: unknown) {
+    io.stderr(`render: ${error instanceof Error ? error.message : String(error)}\n${renderUsage}`);
+    return 2;
+  }
+  if (values.help === true) {
+    io.stdout(renderUsage);
+    return 0;
+  }
+  const files = values.objects ?? [];
+  const nodeName = values['node-name'];
+  const nodeIP = values['node-ip'];
+  if (files.length === 0 || nodeName === undefined || nodeName === '' || nodeIP === undefined) {
+    io.stderr(`render: --objects, --node-name and --node-ip are required\n${renderUsage}`);
+    return 2;
+  }
+  if (!isIPv4(nodeIP)) {
+    io.stderr(`render: --node-ip "${nodeIP}" is not an IPv4 address\n`);
+    return 2;
+  }
+  if (values.mode !== 'iptables') {
+    io.stderr(`render: --mode "${String(values.mode)}" is not supported (only iptables)\n`);
+    return 2;
+  }
+  let clusterCIDR: string | undefined;
+  if (values['cluster-cidr'] !== undefined) {
+    const parsed = parseCidr(values['cluster-cidr']);
+    if (parsed === undefined) {
+      io.stderr(`render: --cluster-cidr "${values['cluster-cidr']}" is not an IPv4 CIDR\n`);
+      return 2;
+    }
+    clusterCIDR = parsed;
+  }
+  const nodePortAddresses: string[] = [];
+  for (const entry of (values['node-port-addresses'] ?? '').split(',').filter((value) => value !== '')) {
+    const parsed = parseCidr(entry);
+    if (parsed === undefined) {
+      io.stderr(`render: --node-port-addresses entry "${entry}" is not an IPv4 CIDR\n`);
+      return 2;
+    }
+    nodePortAddresses.push(parsed);
+  }
+
+  const bundles: ObjectBundle[] = [];
+  const origin = new Map<string, string>();
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await io.readTextFile(file);
+    } catch (error: unknown) {
+      io.stderr(`render: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
+    const loaded = parseObjects(file, text);
+    if (!loaded.ok) {
+      io.stderr(`render: ${loaded.message}\n`);
+      return 1;
+    }
+    bundles.push(loaded.bundle);
+    for (const service of loaded.bundle.services) origin.set(`Service ${service.metadata?.namespace ?? 'default'}/${service.metadata?.name ?? ''}`, file);
+    for (const slice of loaded.bundle.endpointSlices) origin.set(`EndpointSlice ${slice.metadata?.namespace ?? 'default'}/${slice.metadata?.name ?? ''}`, file);
+  }
+  const bundle = mergeBundles(bundles);
+  const nodeObject = bundle.nodes.find((node) => node.metadata?.name === nodeName);
+  const node = nodeInfoFromNode(nodeObject, { name: nodeName, ips: [nodeIP] });
+  const { state, skipped } = buildDesiredState({
+    services: bundle.services,
+    endpointSlices: bundle.endpointSlices,
+    node,
+  });
+  if (skipped.length > 0) {
+    for (const entry of skipped) {
+      const file = origin.get(`${entry.kind} ${entry.namespace}/${entry.name}`) ?? '<input>';
+      io.stderr(`render: ${file}: ${entry.kind} ${entry.namespace}/${entry.name}: ${entry.reason}: ${entry.detail}\n`);
+    }
+    return 1;
+  }
+  const context: RenderContext = {
+    ...defaultRenderContext,
+    clusterCIDR,
+    nodePortAddresses,
+    nodeIPs: node.ips,
+  };
+  const ruleSet = renderRuleSet(state, context);
+  io.stdout(fullPayload(ruleSet, { jumps: 'append' }));
+  return 0;
+}

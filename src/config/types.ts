@@ -1,0 +1,72 @@
+// The agent's configuration after parsing: one precise, readonly value built once at startup from
+// a KubeProxyConfiguration file, the environment and flags (see load.ts). Nothing downstream
+// re-validates it.
+
+/** pino's levels; kube-proxy's klog verbosity has no equivalent, so we take the pino name. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Which iptables binaries to drive; `auto` detects the host's backend from its existing rules. */
+export const IPTABLES_BACKENDS = ['auto', 'nft', 'legacy'] as const;
+export type IptablesBackend = (typeof IPTABLES_BACKENDS)[number];
+
+/**
+ * kube-proxy's `nodePortAddresses`: unset means NodePorts answer on every local address;
+ * `primary` means only on the node's primary IP(s) from the Node object; otherwise a CIDR list.
+ */
+export type NodePortAddresses =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'primary' }
+  /** Normalised IPv4 CIDRs (`a.b.c.d/n`, host bits cleared); never empty. */
+  | { readonly kind: 'cidrs'; readonly cidrs: readonly string[] };
+
+/** A `host:port` to listen on. `port` 0 asks the kernel for a free port (tests). */
+export interface BindAddress {
+  /** An IP literal (IPv6 without brackets). */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface AgentConfig {
+  /** This node's name: `hostnameOverride`, else NODE_NAME, else the lowercased hostname. */
+  readonly nodeName: string;
+  /** Path to a kubeconfig; undefined = in-cluster config or $KUBECONFIG. */
+  readonly kubeconfig: string | undefined;
+  /** Normalised IPv4 pod CIDR (`clusterCIDR`); undefined = no "masquerade off-cluster traffic" rule. */
+  readonly clusterCIDR: string | undefined;
+  readonly nodePortAddresses: NodePortAddresses;
+  /** How often a sync runs even without changes (kube-proxy `syncPeriod`). */
+  readonly syncPeriodMs: number;
+  /** The shortest gap between two syncs (kube-proxy `minSyncPeriod`); never above syncPeriodMs. */
+  readonly minSyncPeriodMs: number;
+  /** undefined = no metrics server (`metricsBindAddress: ""`). */
+  readonly metricsBindAddress: BindAddress | undefined;
+  /** undefined = no /healthz server (`healthzBindAddress: ""`). */
+  readonly healthzBindAddress: BindAddress | undefined;
+  /** The only proxy mode we implement; kept so logs and /configz-like dumps read like kube-proxy's. */
+  readonly mode: 'iptables';
+  /** `iptables.masqueradeBit`, 0..31 (default 14 -> mark 0x4000). */
+  readonly masqueradeBit: number;
+  readonly logLevel: LogLevel;
+  /** IPv4 that overrides the node IP taken from the Node object (`nodeIP`, or kube-proxy's `bindAddress`). */
+  readonly nodeIP: string | undefined;
+  readonly iptablesBackend: IptablesBackend;
+}
+
+/** One invalid input: which field, the offending value as given, and where it came from. */
+export interface ConfigError {
+  /** The KubeProxyConfiguration-style field name, e.g. `iptables.masqueradeBit`, or `config` for the file itself. */
+  readonly field: string;
+  /** The bad value as the user wrote it. */
+  readonly value: string;
+  /** Where it came from: `--sync-period`, `KUBE_PROXY_TS_SYNC_PERIOD`, `config file /etc/kp.yaml`. */
+  readonly source: string;
+  /** A complete sentence naming field, value and source; what the CLI prints. */
+  readonly message: string;
+}
+
+export type ConfigResult =
+  | { readonly kind: 'ok'; readonly config: AgentConfig; readonly warnings: readonly string[] }
+  /** `--help` was given: print `text` and exit 0. */
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'invalid'; readonly errors: readonly ConfigError[] };

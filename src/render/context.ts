@@ -1,0 +1,84 @@
+// RenderContext with its defaults applied, plus the narrower slice of it that per-service-port
+// rules depend on (so that e.g. a nodePortAddresses change does not re-render every service).
+
+import type { DesiredState } from '../model/types.js';
+import { parseIpv4 } from './ipv4.js';
+import type { RenderContext } from './types.js';
+
+export interface ResolvedContext {
+  readonly clusterCIDR: string | undefined;
+  readonly nodePortAddresses: readonly string[];
+  readonly nodeIPs: readonly string[];
+  /** kube-proxy formats it with Go's `%#08x`: bit 14 -> `0x00004000`. */
+  readonly masqueradeMark: string;
+  readonly randomFully: boolean;
+  readonly masqueradeAll: boolean;
+  readonly localhostNodePorts: boolean;
+  readonly conntrackTCPBeLiberal: boolean;
+  readonly largeClusterEndpointsThreshold: number;
+}
+
+/** Everything a service port's rules depend on besides the ServicePort itself. */
+export interface ServicePortContext {
+  readonly clusterCIDR: string | undefined;
+  readonly masqueradeAll: boolean;
+  /** kube-proxy's `nodeIP` (the primary one): a source range containing it lets the node reach its LB IPs. */
+  readonly primaryNodeIP: number | undefined;
+  /** false in large-cluster mode: per-endpoint comments are dropped. */
+  readonly endpointComments: boolean;
+}
+
+export function resolveContext(ctx: RenderContext, state: DesiredState): ResolvedContext {
+  if (!Number.isInteger(ctx.masqueradeBit) || ctx.masqueradeBit < 0 || ctx.masqueradeBit > 31) {
+    throw new RangeError(`masqueradeBit must be an integer in [0, 31], got ${ctx.masqueradeBit}`);
+  }
+  return {
+    clusterCIDR: ctx.clusterCIDR,
+    nodePortAddresses: ctx.nodePortAddresses,
+    // The model knows the node's addresses too; the context wins when it names any.
+    nodeIPs: ctx.nodeIPs.length > 0 ? ctx.nodeIPs : state.node.ips,
+    masqueradeMark: `0x${(2 ** ctx.masqueradeBit).toString(16).padStart(8, '0')}`,
+    randomFully: ctx.randomFully,
+    masqueradeAll: ctx.masqueradeAll ?? false,
+    localhostNodePorts: ctx.localhostNodePorts ?? true,
+    conntrackTCPBeLiberal: ctx.conntrackTCPBeLiberal ?? false,
+    largeClusterEndpointsThreshold: ctx.largeClusterEndpointsThreshold ?? 1000,
+  };
+}
+
+export function servicePortContext(resolved: ResolvedContext, largeClusterMode: boolean): ServicePortContext {
+  const primary = resolved.nodeIPs[0];
+  return {
+    clusterCIDR: resolved.clusterCIDR,
+    masqueradeAll: resolved.masqueradeAll,
+    primaryNodeIP: primary === undefined ? undefined : parseIpv4(primary),
+    endpointComments: !largeClusterMode,
+  };
+}
+
+export function sameServicePortContext(a: ServicePortContext, b: ServicePortContext): boolean {
+  return (
+    a.clusterCIDR === b.clusterCIDR &&
+    a.masqueradeAll === b.masqueradeAll &&
+    a.primaryNodeIP === b.primaryNodeIP &&
+    a.endpointComments === b.endpointComments
+  );
+}
+
+export function sameResolvedContext(a: ResolvedContext, b: ResolvedContext): boolean {
+  return (
+    a.clusterCIDR === b.clusterCIDR &&
+    sameStrings(a.nodePortAddresses, b.nodePortAddresses) &&
+    sameStrings(a.nodeIPs, b.nodeIPs) &&
+    a.masqueradeMark === b.masqueradeMark &&
+    a.randomFully === b.randomFully &&
+    a.masqueradeAll === b.masqueradeAll &&
+    a.localhostNodePorts === b.localhostNodePorts &&
+    a.conntrackTCPBeLiberal === b.conntrackTCPBeLiberal &&
+    a.largeClusterEndpointsThreshold === b.largeClusterEndpointsThreshold
+  );
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, index) => value === b[index]);
+}
