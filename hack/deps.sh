@@ -55,6 +55,10 @@ if ((${#missing[@]} > 0)); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >&2
+  for package in "${missing[@]}"; do
+    command -v "${package_command[${package}]}" >/dev/null ||
+      die "${package} installed but ${package_command[${package}]} is still not in PATH"
+  done
 fi
 
 command -v node >/dev/null || die "Node.js 20+ is required (not found in PATH)"

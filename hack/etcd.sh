@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Prints (on its last line) the path of an etcd binary that serves the pinned kube-apiserver
 # (hack/versions.env). Order: $KUBE_PROXY_TS_ETCD, then an etcd in PATH (Debian's etcd-server) when
-# its version is new enough, then etcd ${etcd_build_version} built once from the Go module proxy
-# into the cache. kube-apiserver <= 1.33 talks to etcd 3.4+; from 1.34 it uses the etcd 3.6 client,
+# its version is new enough, then etcd v3.5.21 built once from the Go module proxy into the cache. kube-apiserver <= 1.33 talks to etcd 3.4+; from 1.34 it uses the etcd 3.6 client,
 # which wants etcd 3.5+.
 set -euo pipefail
 
@@ -36,7 +35,9 @@ if [[ -n "${KUBE_PROXY_TS_ETCD:-}" ]]; then
   exit 0
 fi
 
-if system_etcd="$(command -v etcd)" && serves_pinned_apiserver "${system_etcd}"; then
+# KUBE_PROXY_TS_ETCD_BUILD=1 skips the system etcd and uses (or builds) ${etcd_build_version}.
+if [[ "${KUBE_PROXY_TS_ETCD_BUILD:-0}" != 1 ]] && system_etcd="$(command -v etcd)" &&
+  serves_pinned_apiserver "${system_etcd}"; then
   echo "${system_etcd}"
   exit 0
 fi

@@ -4,16 +4,30 @@ import { isIPv6 } from 'node:net';
 
 export type IPFamilyOf = 'IPv4' | 'IPv6' | 'invalid';
 
-const octet = /^(0|[1-9][0-9]{0,2})$/;
-
-/** The canonical dotted quad, or undefined when `text` is not an IPv4 address. */
+/** The address itself, or undefined when `text` is not a canonical IPv4 address (no leading zeros). */
 export function parseIPv4(text: string): string | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  for (const part of parts) {
-    if (!octet.test(part) || Number(part) > 255) return undefined;
+  // Hand-rolled scanner: this runs for every endpoint of every slice, so no split/regex garbage.
+  const length = text.length;
+  if (length < 7 || length > 15) return undefined;
+  let octets = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= length; i++) {
+    const code = i === length ? 46 : text.charCodeAt(i);
+    if (code === 46) {
+      if (digits === 0 || value > 255) return undefined;
+      octets++;
+      value = 0;
+      digits = 0;
+    } else if (code >= 48 && code <= 57) {
+      if (digits > 0 && value === 0) return undefined; // leading zero
+      value = value * 10 + (code - 48);
+      digits++;
+    } else {
+      return undefined;
+    }
   }
-  return text;
+  return octets === 4 ? text : undefined;
 }
 
 export function ipFamilyOf(text: string): IPFamilyOf {

@@ -18,14 +18,10 @@ import {
 } from './fields.js';
 import { ipFamilyOf, parseCidr } from './ip.js';
 import type { Protocol, ServiceType, SessionAffinity, Skipped, TrafficPolicy } from './types.js';
+import { labelHeadless, labelServiceProxyName } from './well-known.js';
 
 export { parseEndpointSlice } from './parse-endpoint-slice.js';
 export type { EndpointSliceParse, ParsedEndpointSlice, ParsedSliceEndpoint, ParsedSlicePort } from './parse-endpoint-slice.js';
-
-/** Services carrying this label belong to another proxy (kube-proxy's informer excludes them). */
-export const labelServiceProxyName = 'service.kubernetes.io/service-proxy-name';
-/** Set by the EndpointSlice controller on headless Services' objects (also excluded upstream). */
-export const labelHeadless = 'service.kubernetes.io/headless';
 
 export const defaultSessionAffinityTimeoutSeconds = 10800;
 const maxSessionAffinityTimeoutSeconds = 86400;

@@ -48,11 +48,14 @@ export interface ServicePort {
   /** Normalised CIDRs (`a.b.c.d/n`). Empty = allow all. */
   readonly loadBalancerSourceRanges: readonly string[];
   readonly sessionAffinity: SessionAffinity;
+  /** Effective policy (kube-proxy's ExternalPolicyLocal): 'Local' only for NodePort/LoadBalancer
+   * Services or Services with externalIPs; otherwise 'Cluster' whatever the spec says. */
   readonly externalTrafficPolicy: TrafficPolicy;
   readonly internalTrafficPolicy: TrafficPolicy;
-  /** 0 when none (only set for LoadBalancer/NodePort with externalTrafficPolicy Local). */
+  /** 0 when none (only set for LoadBalancer with externalTrafficPolicy Local, as kube-proxy's NeedsHealthCheck). */
   readonly healthCheckNodePort: number;
-  /** Every endpoint for this port (deduplicated by ip), sorted by ip then port. */
+  /** Every endpoint for this port, one per `ip:port`, sorted like kube-proxy: by the string `ip:port`
+   * (so `10.0.0.10:80` comes before `10.0.0.1:80`). */
   readonly allEndpoints: readonly Endpoint[];
   /** Endpoints that cluster-wide traffic policy uses (ready; else serving+terminating; topology applied). Empty when the port does not use cluster endpoints. */
   readonly clusterEndpoints: readonly Endpoint[];

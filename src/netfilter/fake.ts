@@ -80,7 +80,7 @@ class TableState {
 
   /** Rules are immutable values, so copying the arrays is enough for a working copy. */
   clone(): TableState {
-    const chains = new Map([...this.chains].map(([chain, rules]) => [chain, [...rules]] as const));
+    const chains = new Map<string, FakeRule[]>([...this.chains].map(([chain, rules]) => [chain, [...rules]]));
     return new TableState(this.name, chains, new Map(this.policies), new Map(this.references));
   }
 
@@ -131,6 +131,8 @@ export class FakeNetfilter implements Netfilter {
   private lastRestore: { payload: string; noFlush: boolean } | undefined;
   private pendingRestoreFailure: { message: string; line: number | undefined } | undefined;
   private pendingSaveFailure: string | undefined;
+  /** When set, `chainExists` answers undefined (the check itself failed). */
+  chainCheckFails = false;
 
   restore(payload: string, options: { readonly noFlush: boolean }): Promise<RestoreResult> {
     return Promise.resolve(this.restoreSync(payload, options));
@@ -144,6 +146,11 @@ export class FakeNetfilter implements Netfilter {
       return Promise.resolve({ ok: false, message });
     }
     return Promise.resolve({ ok: true, text: this.saveText(table) });
+  }
+
+  chainExists(table: TableName, chain: string): Promise<boolean | undefined> {
+    if (this.chainCheckFails) return Promise.resolve(undefined);
+    return Promise.resolve(this.hasChain(table, chain));
   }
 
   /** The same as `restore`, synchronously (handy in tests that set up tables). */
@@ -338,7 +345,9 @@ function applyCommand(table: TableState, command: RestoreCommand, noFlush: boole
     }
     case 'deleteAt':
       requireChain(command.chain);
-      if (command.position > table.rulesOf(command.chain).length) fail(`Index of deletion too big: ${command.position}`);
+      if (command.position > table.rulesOf(command.chain).length) {
+        fail(`Index of deletion too big: ${command.position}`);
+      }
       table.removeRule(command.chain, command.position - 1);
       return;
     case 'flush':
@@ -349,8 +358,8 @@ function applyCommand(table: TableState, command: RestoreCommand, noFlush: boole
       }
       return;
     case 'deleteChain': {
-      const targets =
-        command.chain === undefined ? [...table.chains.keys()].filter((chain) => !table.isBuiltin(chain)) : [command.chain];
+      const userChains = [...table.chains.keys()].filter((chain) => !table.isBuiltin(chain));
+      const targets = command.chain === undefined ? userChains : [command.chain];
       for (const chain of targets) {
         requireChain(chain);
         if (table.isBuiltin(chain)) fail(`Can't delete built-in chain '${chain}'`);

@@ -1,0 +1,321 @@
+// The configuration fields we read: where each comes from (config file path, environment
+// variables, flags) and how its raw value is parsed. One table, so the file reader, the
+// environment reader, the flag parser and --help cannot drift apart.
+
+import { isIP, isIPv4 } from 'node:net';
+import { isIPv6Cidr, normaliseIPv4Cidr, parseBindAddress } from './address.js';
+import { parseGoDuration } from './duration.js';
+import {
+  IPTABLES_BACKENDS,
+  LOG_LEVELS,
+  type BindAddress,
+  type IptablesBackend,
+  type LogLevel,
+  type NodePortAddresses,
+} from './types.js';
+
+export interface FieldSources {
+  /** Paths in the config file; the first that is present wins, and the first names the field. */
+  readonly file: readonly (readonly string[])[];
+  /** Environment variables; the first non-empty one wins. */
+  readonly env: readonly string[];
+  /** Flag names without `--`; the first is the one --help shows. */
+  readonly flags: readonly string[];
+  readonly help: string;
+}
+
+export const FIELDS = {
+  hostnameOverride: {
+    file: [['hostnameOverride']],
+    env: ['KUBE_PROXY_TS_HOSTNAME_OVERRIDE', 'NODE_NAME'],
+    flags: ['hostname-override'],
+    help: "this node's name (default: $NODE_NAME, else the hostname)",
+  },
+  kubeconfig: {
+    file: [['kubeconfig'], ['clientConnection', 'kubeconfig']],
+    env: ['KUBE_PROXY_TS_KUBECONFIG'],
+    flags: ['kubeconfig'],
+    help: 'kubeconfig file (default: in-cluster config, else $KUBECONFIG)',
+  },
+  clusterCIDR: {
+    file: [['clusterCIDR']],
+    env: ['KUBE_PROXY_TS_CLUSTER_CIDR'],
+    flags: ['cluster-cidr'],
+    help: 'pod CIDR; traffic to a cluster IP from outside it is masqueraded',
+  },
+  nodePortAddresses: {
+    file: [['nodePortAddresses']],
+    env: ['KUBE_PROXY_TS_NODE_PORT_ADDRESSES'],
+    flags: ['nodeport-addresses'],
+    help: "comma-separated CIDRs, or 'primary', that NodePorts answer on (default: all local addresses)",
+  },
+  syncPeriod: {
+    file: [['syncPeriod'], ['iptables', 'syncPeriod']],
+    env: ['KUBE_PROXY_TS_SYNC_PERIOD'],
+    flags: ['sync-period', 'iptables-sync-period'],
+    help: 'longest time between two syncs, a Go duration (default 30s)',
+  },
+  minSyncPeriod: {
+    file: [['minSyncPeriod'], ['iptables', 'minSyncPeriod']],
+    env: ['KUBE_PROXY_TS_MIN_SYNC_PERIOD'],
+    flags: ['min-sync-period', 'iptables-min-sync-period'],
+    help: 'shortest time between two syncs, a Go duration (default 1s)',
+  },
+  metricsBindAddress: {
+    file: [['metricsBindAddress']],
+    env: ['KUBE_PROXY_TS_METRICS_BIND_ADDRESS'],
+    flags: ['metrics-bind-address'],
+    help: "IP:port of the /metrics server, '' to disable (default 0.0.0.0:10249)",
+  },
+  healthzBindAddress: {
+    file: [['healthzBindAddress']],
+    env: ['KUBE_PROXY_TS_HEALTHZ_BIND_ADDRESS'],
+    flags: ['healthz-bind-address'],
+    help: "IP:port of the /healthz and /livez server, '' to disable (default 0.0.0.0:10256)",
+  },
+  mode: {
+    file: [['mode']],
+    env: ['KUBE_PROXY_TS_MODE'],
+    flags: ['proxy-mode'],
+    help: "proxy mode; only 'iptables' is implemented",
+  },
+  masqueradeBit: {
+    file: [['iptables', 'masqueradeBit']],
+    env: ['KUBE_PROXY_TS_MASQUERADE_BIT'],
+    flags: ['iptables-masquerade-bit'],
+    help: 'fwmark bit that marks packets for SNAT, 0..31 (default 14)',
+  },
+  logLevel: {
+    file: [['logLevel']],
+    env: ['KUBE_PROXY_TS_LOG_LEVEL'],
+    flags: ['log-level'],
+    help: `one of ${LOG_LEVELS.join(', ')} (default info)`,
+  },
+  nodeIP: {
+    // kube-proxy's `bindAddress` has meant "the node's primary IP" for years, despite its name.
+    file: [['nodeIP'], ['bindAddress']],
+    env: ['KUBE_PROXY_TS_NODE_IP'],
+    flags: ['node-ip', 'bind-address'],
+    help: "this node's IPv4 address (default: from the Node object)",
+  },
+  iptablesBackend: {
+    file: [['iptablesBackend']],
+    env: ['KUBE_PROXY_TS_IPTABLES_BACKEND'],
+    flags: ['iptables-backend'],
+    help: `${IPTABLES_BACKENDS.join('|')}; auto follows the host's existing rules (default auto)`,
+  },
+} as const satisfies Record<string, FieldSources>;
+
+export type FieldName = keyof typeof FIELDS;
+
+/** The name a field has in messages: its KubeProxyConfiguration path. */
+export function fieldLabel(name: FieldName): string {
+  return (FIELDS[name].file[0] ?? [name]).join('.');
+}
+
+export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = (reason: string): Parsed<never> => ({ ok: false, reason });
+
+/** Strings pass through trimmed; YAML scalars of other types are rejected with the expected type. */
+function text(value: unknown, expected: string): Parsed<string> {
+  return typeof value === 'string' ? ok(value.trim()) : fail(`must be ${expected}`);
+}
+
+// RFC 1123 subdomain: what the apiserver accepts as a Node name.
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** kube-proxy lowercases and trims the name it was given before using it. */
+export function parseNodeName(value: unknown): Parsed<string | undefined> {
+  const given = text(value, 'a node name');
+  if (!given.ok) return given;
+  const name = given.value.toLowerCase();
+  if (name === '') return ok(undefined);
+  if (name.length > 253 || !NODE_NAME.test(name)) return fail('is not a valid node name (an RFC 1123 DNS subdomain)');
+  return ok(name);
+}
+
+function parseOptionalPath(value: unknown): Parsed<string | undefined> {
+  const given = text(value, 'a file path');
+  if (!given.ok) return given;
+  return ok(given.value === '' ? undefined : given.value);
+}
+
+/** kube-proxy accepts a dual-stack pair `v4,v6`; the IPv4 proxier uses the IPv4 one. */
+function parseClusterCIDR(value: unknown): Parsed<string | undefined> {
+  const given = text(value, 'a CIDR string');
+  if (!given.ok) return given;
+  if (given.value === '') return ok(undefined);
+  const parts = given.value.split(',').map((part) => part.trim());
+  if (parts.length > 2) return fail('must be one CIDR or a dual-stack pair (e.g. 10.244.0.0/16,fd00:10:244::/56)');
+  let ipv4: string | undefined;
+  for (const part of parts) {
+    const cidr = normaliseIPv4Cidr(part);
+    if (cidr !== undefined) {
+      if (ipv4 !== undefined) return fail('holds two IPv4 CIDRs; a dual-stack pair has one of each family');
+      ipv4 = cidr;
+    } else if (!isIPv6Cidr(part)) {
+      return fail(`has "${part}", which is not a CIDR (e.g. 10.244.0.0/16)`);
+    }
+  }
+  if (ipv4 === undefined) return fail('has no IPv4 CIDR; kube-proxy-ts is IPv4-only');
+  return ok(ipv4);
+}
+
+/** A YAML list, or a comma-separated string from the environment or a flag. */
+function parseNodePortAddresses(value: unknown): Parsed<NodePortAddresses> {
+  let entries: string[];
+  if (typeof value === 'string') {
+    entries = value.split(',');
+  } else if (Array.isArray(value) && value.every((entry): entry is string => typeof entry === 'string')) {
+    entries = value;
+  } else {
+    return fail("must be a list of CIDRs or 'primary'");
+  }
+  entries = entries.map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (entries.length === 0) return ok({ kind: 'all' });
+  if (entries.includes('primary')) {
+    return entries.length === 1 ? ok({ kind: 'primary' }) : fail("may hold 'primary' only on its own");
+  }
+  const cidrs: string[] = [];
+  for (const entry of entries) {
+    const cidr = normaliseIPv4Cidr(entry);
+    if (cidr !== undefined) {
+      if (!cidrs.includes(cidr)) cidrs.push(cidr);
+    } else if (!isIPv6Cidr(entry)) {
+      return fail(`has "${entry}", which is neither a CIDR nor 'primary'`);
+    }
+  }
+  // Dropping the IPv6 entries is what kube-proxy's IPv4 proxier does; an all-IPv6 list must not
+  // silently widen to "every address", so it is an error.
+  if (cidrs.length === 0) return fail('has no IPv4 CIDR; kube-proxy-ts is IPv4-only');
+  return ok({ kind: 'cidrs', cidrs });
+}
+
+function parseDuration(value: unknown): Parsed<number> {
+  const given = text(value, 'a duration string such as "30s" or "1m30s"');
+  if (!given.ok) return given;
+  const ms = parseGoDuration(given.value);
+  if (ms === undefined) return fail('is not a duration such as "30s", "1m30s" or "500ms"');
+  return ok(ms);
+}
+
+export function parsePositiveDuration(value: unknown): Parsed<number> {
+  const parsed = parseDuration(value);
+  if (parsed.ok && parsed.value <= 0) return fail('must be greater than 0');
+  return parsed;
+}
+
+export function parseNonNegativeDuration(value: unknown): Parsed<number> {
+  const parsed = parseDuration(value);
+  if (parsed.ok && parsed.value < 0) return fail('must be greater than or equal to 0');
+  return parsed;
+}
+
+/** `''` turns the server off, as kube-proxy does for its healthz server. */
+function parseOptionalBindAddress(value: unknown): Parsed<BindAddress | undefined> {
+  const given = text(value, 'an IP:port string');
+  if (!given.ok) return given;
+  if (given.value === '') return ok(undefined);
+  const parsed = parseBindAddress(given.value);
+  return 'reason' in parsed ? fail(parsed.reason) : ok(parsed);
+}
+
+function parseMode(value: unknown): Parsed<'iptables'> {
+  const given = text(value, 'a string');
+  if (!given.ok) return given;
+  switch (given.value) {
+    case '':
+    case 'iptables':
+      return ok('iptables');
+    case 'nftables':
+    case 'ipvs':
+    case 'kernelspace':
+      return fail(`is not supported: kube-proxy-ts implements only the iptables mode`);
+    default:
+      return fail("must be 'iptables' (the only mode kube-proxy-ts implements)");
+  }
+}
+
+function parseMasqueradeBit(value: unknown): Parsed<number> {
+  const number = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(number) || number < 0 || number > 31) return fail('must be an integer within the range [0, 31]');
+  return ok(number);
+}
+
+function parseLogLevel(value: unknown): Parsed<LogLevel> {
+  const given = text(value, 'a string');
+  if (!given.ok) return given;
+  if (given.value === '') return ok('info');
+  const level = LOG_LEVELS.find((candidate) => candidate === given.value.toLowerCase());
+  return level === undefined ? fail(`must be one of ${LOG_LEVELS.join(', ')}`) : ok(level);
+}
+
+/** The unspecified address means "find it yourself", as kube-proxy reads `bindAddress: 0.0.0.0`. */
+function parseNodeIP(value: unknown): Parsed<string | undefined> {
+  const given = text(value, 'an IPv4 address');
+  if (!given.ok) return given;
+  if (given.value === '' || given.value === '0.0.0.0' || given.value === '::') return ok(undefined);
+  if (isIPv4(given.value)) return ok(given.value);
+  if (isIP(given.value) === 6) return fail('is an IPv6 address; kube-proxy-ts is IPv4-only');
+  return fail('is not an IPv4 address');
+}
+
+function parseIptablesBackend(value: unknown): Parsed<IptablesBackend> {
+  const given = text(value, 'a string');
+  if (!given.ok) return given;
+  if (given.value === '') return ok('auto');
+  const backend = IPTABLES_BACKENDS.find((candidate) => candidate === given.value);
+  return backend === undefined ? fail(`must be one of ${IPTABLES_BACKENDS.join(', ')}`) : ok(backend);
+}
+
+/** Each field's value type once parsed; `undefined` where the field is optional. */
+export interface FieldValues {
+  readonly hostnameOverride: string | undefined;
+  readonly kubeconfig: string | undefined;
+  readonly clusterCIDR: string | undefined;
+  readonly nodePortAddresses: NodePortAddresses;
+  readonly syncPeriod: number;
+  readonly minSyncPeriod: number;
+  readonly metricsBindAddress: BindAddress | undefined;
+  readonly healthzBindAddress: BindAddress | undefined;
+  readonly mode: 'iptables';
+  readonly masqueradeBit: number;
+  readonly logLevel: LogLevel;
+  readonly nodeIP: string | undefined;
+  readonly iptablesBackend: IptablesBackend;
+}
+
+export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<FieldValues[K]> } = {
+  hostnameOverride: parseNodeName,
+  kubeconfig: parseOptionalPath,
+  clusterCIDR: parseClusterCIDR,
+  nodePortAddresses: parseNodePortAddresses,
+  syncPeriod: parsePositiveDuration,
+  minSyncPeriod: parseNonNegativeDuration,
+  metricsBindAddress: parseOptionalBindAddress,
+  healthzBindAddress: parseOptionalBindAddress,
+  mode: parseMode,
+  masqueradeBit: parseMasqueradeBit,
+  logLevel: parseLogLevel,
+  nodeIP: parseNodeIP,
+  iptablesBackend: parseIptablesBackend,
+};
+
+/** Values used when no source sets a field (kube-proxy's defaults where it has one). */
+export const DEFAULTS: FieldValues = {
+  hostnameOverride: undefined,
+  kubeconfig: undefined,
+  clusterCIDR: undefined,
+  nodePortAddresses: { kind: 'all' },
+  syncPeriod: 30_000,
+  minSyncPeriod: 1_000,
+  metricsBindAddress: { host: '0.0.0.0', port: 10249 },
+  healthzBindAddress: { host: '0.0.0.0', port: 10256 },
+  mode: 'iptables',
+  masqueradeBit: 14,
+  logLevel: 'info',
+  nodeIP: undefined,
+  iptablesBackend: 'auto',
+};

@@ -1,0 +1,133 @@
+// Builds the AgentConfig for `kube-proxy-ts run`: config file < environment < flags < nothing
+// (defaults), each field parsed once, every problem reported with its field, value and source.
+
+import { formatDuration } from './duration.js';
+import {
+  DEFAULTS,
+  FIELDS,
+  PARSERS,
+  fieldLabel,
+  parseNodeName,
+  type FieldName,
+  type FieldValues,
+  type Parsed,
+} from './fields.js';
+import { envLayer, fileLayer, flagLayer, type Layer, type RawValue } from './sources.js';
+import type { AgentConfig, ConfigError, ConfigResult } from './types.js';
+
+export const CONFIG_ENV = 'KUBE_PROXY_TS_CONFIG';
+
+/** Quoted as JSON, so an empty or space-padded value is visible in the message. */
+function show(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
+}
+
+function invalid(field: string, raw: RawValue, reason: string): ConfigError {
+  const value = typeof raw.value === 'string' ? raw.value : show(raw.value);
+  return { field, value, source: raw.source, message: `${field} ${show(raw.value)} (from ${raw.source}) ${reason}` };
+}
+
+function parseField<K extends FieldName>(name: K, raw: RawValue | undefined): Parsed<FieldValues[K]> {
+  if (raw === undefined) return { ok: true, value: DEFAULTS[name] };
+  return PARSERS[name](raw.value);
+}
+
+/**
+ * Parses the arguments after `run` into an AgentConfig. Pure: the environment, the file reader
+ * and the machine's hostname (the node name of last resort, as in kube-proxy) are passed in.
+ */
+export function parseRunArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string,
+  hostname?: string,
+): ConfigResult {
+  const flags = flagLayer(argv);
+  if (flags.help) return { kind: 'help', text: runUsage() };
+  if (flags.errors.length > 0) return { kind: 'invalid', errors: flags.errors };
+
+  const errors: ConfigError[] = [];
+  const warnings: string[] = [];
+  let fileValues: Layer = {};
+  const envConfig = env[CONFIG_ENV];
+  const configPath = flags.configPath ?? (envConfig !== undefined && envConfig.trim() !== '' ? envConfig : undefined);
+  if (configPath !== undefined) {
+    const file = fileLayer(configPath, flags.configPath !== undefined ? '--config' : CONFIG_ENV, readFile);
+    errors.push(...file.errors);
+    warnings.push(...file.warnings);
+    fileValues = file.layer;
+  }
+  const merged: Layer = { ...fileValues, ...envLayer(env), ...flags.layer };
+
+  const values: { -readonly [K in FieldName]?: FieldValues[K] } = {};
+  const assign = <K extends FieldName>(name: K): void => {
+    const raw = merged[name];
+    const parsed = parseField(name, raw);
+    if (parsed.ok) values[name] = parsed.value;
+    else if (raw !== undefined) errors.push(invalid(fieldLabel(name), raw, parsed.reason));
+  };
+  for (const name of Object.keys(FIELDS) as FieldName[]) assign(name);
+
+  // Blame the one that was set explicitly; syncPeriod when both were.
+  const { syncPeriod, minSyncPeriod } = values;
+  if (syncPeriod !== undefined && minSyncPeriod !== undefined && minSyncPeriod > syncPeriod) {
+    if (merged.syncPeriod !== undefined) {
+      errors.push(invalid(fieldLabel('syncPeriod'), merged.syncPeriod, `must be greater than or equal to minSyncPeriod (${formatDuration(minSyncPeriod)})`));
+    } else if (merged.minSyncPeriod !== undefined) {
+      errors.push(invalid(fieldLabel('minSyncPeriod'), merged.minSyncPeriod, `must be less than or equal to syncPeriod (${formatDuration(syncPeriod)})`));
+    }
+  }
+
+  // Unset or explicitly empty: the hostname, lowercased, as kube-proxy does.
+  let nodeName = values.hostnameOverride;
+  if (nodeName === undefined && errors.every((error) => error.field !== 'hostnameOverride')) {
+    const fromHost = hostname === undefined ? undefined : parseNodeName(hostname);
+    if (fromHost?.ok === true) nodeName = fromHost.value;
+    if (nodeName === undefined) {
+      const why = fromHost === undefined ? 'the hostname is unknown' : `the hostname ${show(hostname)} is not a valid node name`;
+      errors.push({
+        field: 'hostnameOverride',
+        value: hostname ?? '',
+        source: 'the hostname',
+        message: `hostnameOverride is not set and ${why}: set --hostname-override or NODE_NAME`,
+      });
+    }
+  }
+
+  if (errors.length > 0) return { kind: 'invalid', errors };
+  const config: AgentConfig = {
+    nodeName: nodeName ?? '',
+    kubeconfig: values.kubeconfig,
+    clusterCIDR: values.clusterCIDR,
+    nodePortAddresses: values.nodePortAddresses ?? DEFAULTS.nodePortAddresses,
+    syncPeriodMs: syncPeriod ?? DEFAULTS.syncPeriod,
+    minSyncPeriodMs: minSyncPeriod ?? DEFAULTS.minSyncPeriod,
+    metricsBindAddress: values.metricsBindAddress,
+    healthzBindAddress: values.healthzBindAddress,
+    mode: values.mode ?? DEFAULTS.mode,
+    masqueradeBit: values.masqueradeBit ?? DEFAULTS.masqueradeBit,
+    logLevel: values.logLevel ?? DEFAULTS.logLevel,
+    nodeIP: values.nodeIP,
+    iptablesBackend: values.iptablesBackend ?? DEFAULTS.iptablesBackend,
+  };
+  return { kind: 'ok', config, warnings };
+}
+
+/** `run --help`, generated from the field table so it lists exactly what is accepted. */
+export function runUsage(): string {
+  const lines = [
+    'Usage: kube-proxy-ts run [flags]',
+    '',
+    'Precedence: flags > environment > config file > defaults.',
+    '',
+    `  --config FILE  KubeProxyConfiguration YAML (kubeproxy.config.k8s.io/v1alpha1, or a bare mapping) [$${CONFIG_ENV}]`,
+  ];
+  for (const name of Object.keys(FIELDS) as FieldName[]) {
+    const field = FIELDS[name];
+    const [flag, ...aliases] = field.flags;
+    const aliasText = aliases.length > 0 ? ` (alias ${aliases.map((alias) => `--${alias}`).join(', ')})` : '';
+    lines.push(`  --${flag}${aliasText}`);
+    lines.push(`      ${field.help}. Config field ${fieldLabel(name)}; env ${field.env.map((variable) => `$${variable}`).join(', ')}.`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,36 @@
+// This node as the model needs it: name (from config: kube-proxy's --hostname-override or the
+// hostname), primary IPv4 addresses and the zone label that topology hints are matched against.
+import type { V1Node } from '@kubernetes/client-node';
+import { asArray, asRecord, asString, asStringMap } from './fields.js';
+import { parseIPv4 } from './ip.js';
+import type { NodeInfo } from './types.js';
+import { labelTopologyZone } from './well-known.js';
+
+export interface NodeOverrides {
+  readonly name: string;
+  /** Configured node IPs; when given and non-empty they replace the Node's addresses. */
+  readonly ips?: readonly string[];
+}
+
+/** `node` may be undefined when the Node object is not (yet) readable. */
+export function nodeInfoFromNode(node: V1Node | undefined, overrides: NodeOverrides): NodeInfo {
+  const metadata = asRecord(node?.metadata);
+  const labels = asStringMap(metadata['labels']);
+  const zone = labels[labelTopologyZone];
+  const ips = overrides.ips !== undefined && overrides.ips.length > 0 ? [...overrides.ips] : addressesOf(node);
+  return { name: overrides.name, ips, zone: zone === undefined || zone === '' ? undefined : zone, labels };
+}
+
+/** IPv4 InternalIPs first, then ExternalIPs, each in listed order, without duplicates. */
+function addressesOf(node: V1Node | undefined): string[] {
+  const addresses = asArray(asRecord(node?.status)['addresses']).map((entry) => asRecord(entry));
+  const result: string[] = [];
+  for (const type of ['InternalIP', 'ExternalIP']) {
+    for (const address of addresses) {
+      if (address['type'] !== type) continue;
+      const ip = parseIPv4(asString(address['address']) ?? '');
+      if (ip !== undefined && !result.includes(ip)) result.push(ip);
+    }
+  }
+  return result;
+}

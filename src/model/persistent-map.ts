@@ -1,0 +1,83 @@
+// An immutable string-keyed map whose updates copy only what they touch. Each snapshot publishes a
+// new DesiredState.servicePorts while earlier ones stay valid (the syncer diffs old against new);
+// copying a plain Map of 10,000+ entries for every one-endpoint change would cost milliseconds.
+// Keys are spread over fixed shards by hash; an update copies the touched shards and shares the rest.
+
+const shardCount = 256;
+const noEntries: ReadonlyMap<string, never> = new Map<string, never>();
+
+function shardOf(key: string): number {
+  // FNV-1a: cheap and well spread for short ASCII keys like `ns/name:port/TCP`.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % shardCount;
+}
+
+export class PersistentMap<V> implements ReadonlyMap<string, V> {
+  private constructor(
+    private readonly shards: readonly ReadonlyMap<string, V>[],
+    readonly size: number,
+  ) {}
+
+  static empty<V>(): PersistentMap<V> {
+    return new PersistentMap<V>(new Array<ReadonlyMap<string, V>>(shardCount).fill(noEntries), 0);
+  }
+
+  /** A new map with `updates` applied (`undefined` deletes); this map is left as it was. */
+  withUpdates(updates: Iterable<readonly [string, V | undefined]>): PersistentMap<V> {
+    const shards = [...this.shards];
+    const copied = new Set<number>();
+    let size = this.size;
+    for (const [key, value] of updates) {
+      const index = shardOf(key);
+      let shard = shards[index] as Map<string, V>;
+      if (!copied.has(index)) {
+        shard = new Map(shard);
+        shards[index] = shard;
+        copied.add(index);
+      }
+      const had = shard.has(key);
+      if (value === undefined) {
+        if (had) {
+          shard.delete(key);
+          size--;
+        }
+      } else {
+        shard.set(key, value);
+        if (!had) size++;
+      }
+    }
+    return copied.size === 0 ? this : new PersistentMap(shards, size);
+  }
+
+  get(key: string): V | undefined {
+    return (this.shards[shardOf(key)] as ReadonlyMap<string, V>).get(key);
+  }
+
+  has(key: string): boolean {
+    return (this.shards[shardOf(key)] as ReadonlyMap<string, V>).has(key);
+  }
+
+  forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
+    for (const [key, value] of this) callback.call(thisArg, value, key, this);
+  }
+
+  *entries(): MapIterator<[string, V]> {
+    for (const shard of this.shards) yield* shard.entries();
+  }
+
+  *keys(): MapIterator<string> {
+    for (const shard of this.shards) yield* shard.keys();
+  }
+
+  *values(): MapIterator<V> {
+    for (const shard of this.shards) yield* shard.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.entries();
+  }
+}

@@ -1,0 +1,107 @@
+// The agent's two fixed HTTP endpoints: Prometheus metrics (kube-proxy's :10249) and the proxy
+// health server (kube-proxy's :10256, /healthz and /livez with kube-proxy's semantics and bodies).
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { BindAddress } from '../config/types.js';
+import type { ProxierHealth, ProxierHealthSnapshot } from './health.js';
+import { listen, toBindAddress, type RunningServer } from './listen.js';
+import type { HealthProbe } from './metrics.js';
+
+export type { RunningServer } from './listen.js';
+
+function pathOf(request: IncomingMessage): string {
+  const url = request.url ?? '/';
+  const query = url.indexOf('?');
+  return query < 0 ? url : url.slice(0, query);
+}
+
+function notFound(response: ServerResponse): void {
+  response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+  response.end('404 page not found\n');
+}
+
+/** GET /metrics in Prometheus text format; everything else is 404. */
+export async function startMetricsServer(bindAddress: string | BindAddress, registry: Registry): Promise<RunningServer> {
+  const server = createServer((request, response) => {
+    if (pathOf(request) !== '/metrics') {
+      notFound(response);
+      return;
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { Allow: 'GET, HEAD' });
+      response.end();
+      return;
+    }
+    registry.metrics().then(
+      (text) => {
+        response.writeHead(200, { 'Content-Type': registry.contentType });
+        response.end(request.method === 'HEAD' ? undefined : text);
+      },
+      (error: unknown) => {
+        response.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+        response.end(`collecting metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
+      },
+    );
+  });
+  return listen(server, toBindAddress(bindAddress));
+}
+
+// Go's zero time.Time, which kube-proxy prints before its first successful sync.
+const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** A time as Go's encoding/json writes time.Time in UTC: RFC 3339, fraction without trailing zeros. */
+export function formatGoJsonTime(ms: number | undefined): string {
+  if (ms === undefined) return GO_ZERO_TIME;
+  return new Date(ms).toISOString().replace(/\.?0+Z$/, 'Z');
+}
+
+/**
+ * kube-proxy's body: `lastUpdated`, `currentTime`, `nodeEligible` (on /healthz only), `healthy`
+ * (the proxier's, without node eligibility) and `status` per IP family once a sync succeeded.
+ * While healthy, `lastUpdated` is "now", as older kube-proxies reported it.
+ */
+export function healthBody(snapshot: ProxierHealthSnapshot, probe: HealthProbe, reportedHealthy: boolean): string {
+  const body: Record<string, unknown> = {
+    lastUpdated: formatGoJsonTime(reportedHealthy ? snapshot.currentTimeMs : snapshot.lastUpdatedMs),
+    currentTime: formatGoJsonTime(snapshot.currentTimeMs),
+  };
+  if (probe === 'healthz') body.nodeEligible = snapshot.nodeEligible;
+  body.healthy = snapshot.healthy;
+  if (snapshot.lastUpdatedMs !== undefined) {
+    body.status = { IPv4: { lastUpdated: formatGoJsonTime(snapshot.lastUpdatedMs), healthy: snapshot.healthy } };
+  }
+  return JSON.stringify(body);
+}
+
+export interface HealthServerOptions {
+  /** Told about every answer, for `kubeproxy_proxy_healthz_total` / `kubeproxy_proxy_livez_total`. */
+  readonly onProbe?: (probe: HealthProbe, statusCode: number) => void;
+}
+
+/**
+ * /healthz: 200 when the proxier is healthy and the node is eligible, else 503 (load balancers
+ * use it to drain a node). /livez: the proxier alone (a liveness probe must not restart us
+ * because the node is being deleted).
+ */
+export async function startHealthServer(
+  bindAddress: string | BindAddress,
+  health: Pick<ProxierHealth, 'snapshot'>,
+  options: HealthServerOptions = {},
+): Promise<RunningServer> {
+  const server = createServer((request, response) => {
+    const path = pathOf(request);
+    if (path !== '/healthz' && path !== '/livez') {
+      notFound(response);
+      return;
+    }
+    const probe: HealthProbe = path === '/healthz' ? 'healthz' : 'livez';
+    const snapshot = health.snapshot();
+    const healthy = probe === 'healthz' ? snapshot.healthy && snapshot.nodeEligible : snapshot.healthy;
+    const statusCode = healthy ? 200 : 503;
+    options.onProbe?.(probe, statusCode);
+    response.writeHead(statusCode, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });
+    response.end(healthBody(snapshot, probe, healthy));
+  });
+  return listen(server, toBindAddress(bindAddress));
+}

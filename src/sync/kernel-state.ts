@@ -1,0 +1,152 @@
+// Reads what a full sync needs from `iptables-save` output: which of our chains exist (to delete
+// the stale ones), whether the canary is there, and which built-in jumps are present, missing or
+// stale. Pure.
+
+import type { BuiltinJump, TableName } from '../render/types.js';
+import { isOwnedChain } from './cleanup.js';
+
+const CANARY = 'KUBE-PROXY-CANARY';
+const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+
+export interface KernelState {
+  /**
+   * Chains in the saved table(s) that kube-proxy-ts owns. Ownership is cleanup.ts's explicit list of
+   * kube-proxy's fixed chains and per-service prefixes, not "every KUBE- chain": kubelet
+   * (KUBE-FIREWALL, KUBE-MARK-DROP, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT) and other agents
+   * (kube-router's KUBE-ROUTER-*, KUBE-NWPLCY-*, KUBE-POD-FW-*) use the same prefix, and deleting
+   * their chains would break them or fail the restore.
+   */
+  readonly ourChains: ReadonlySet<string>;
+  readonly canaryPresent: boolean;
+  /** Desired jumps found in the kernel. */
+  readonly presentJumps: readonly BuiltinJump[];
+  /** Desired jumps the kernel lacks. */
+  readonly missingJumps: readonly BuiltinJump[];
+  /**
+   * Built-in rules that jump into one of our chains but match no desired jump (an older kube-proxy's,
+   * or ours from before a setting changed). `rule` is as iptables-save prints it, which `-D` accepts.
+   */
+  readonly staleJumps: readonly BuiltinJump[];
+}
+
+/**
+ * Parses `iptables-save [-t table]` output. `jumps` are the desired jumps; only those of the
+ * tables present in the text are reported as present or missing.
+ */
+export function parseKernelState(saveText: string, jumps: readonly BuiltinJump[]): KernelState {
+  const ourChains = new Set<string>();
+  const tables = new Set<TableName>();
+  let canaryPresent = false;
+  let table: TableName | undefined;
+  const desiredKeys = new Set(jumps.map((jump) => jumpKey(jump.table, jump.chain, jump.rule)));
+  const foundKeys = new Set<string>();
+  const staleJumps: BuiltinJump[] = [];
+
+  for (const line of saveText.split('\n')) {
+    if (line.startsWith('*')) {
+      const name = line.slice(1).trim();
+      table = name === 'filter' || name === 'nat' ? name : undefined;
+      if (table !== undefined) tables.add(table);
+    } else if (table === undefined) {
+      continue;
+    } else if (line.startsWith(':')) {
+      const chain = line.slice(1).split(' ', 1)[0] ?? '';
+      if (chain === CANARY) canaryPresent = true;
+      if (isOwnedChain(chain)) ourChains.add(chain);
+    } else if (line.startsWith('-A ')) {
+      const space = line.indexOf(' ', 3);
+      if (space < 0) continue;
+      const chain = line.slice(3, space);
+      if (!BUILTIN_CHAINS.has(chain)) continue;
+      const rule = line.slice(space + 1);
+      const key = jumpKey(table, chain, rule);
+      if (desiredKeys.has(key)) {
+        foundKeys.add(key);
+        continue;
+      }
+      const target = jumpTarget(tokenize(rule));
+      if (target !== undefined && isOwnedChain(target)) {
+        staleJumps.push({ table, chain: chain as BuiltinJump['chain'], rule });
+      }
+    }
+  }
+
+  const presentJumps: BuiltinJump[] = [];
+  const missingJumps: BuiltinJump[] = [];
+  for (const jump of jumps) {
+    if (!tables.has(jump.table)) continue;
+    (foundKeys.has(jumpKey(jump.table, jump.chain, jump.rule)) ? presentJumps : missingJumps).push(jump);
+  }
+  return { ourChains, canaryPresent, presentJumps, missingJumps, staleJumps };
+}
+
+/**
+ * A tolerant identity for a built-in jump, equal for the rule as we write it and as iptables-save
+ * prints it back (which reorders matches, appends /32 to addresses and adds implied modules): the
+ * chain, the target and the comment; without a comment, the other tokens as a sorted set.
+ */
+export function jumpKey(table: TableName, chain: string, rule: string): string {
+  const tokens = tokenize(rule);
+  const target = jumpTarget(tokens) ?? '';
+  const comment = commentOf(tokens);
+  if (comment !== undefined) return `${table} ${chain} ${target} #${comment}`;
+  const rest: string[] = [];
+  for (let index = 0; index < tokens.length; index++) {
+    const token = tokens[index] ?? '';
+    // The target is keyed apart; `-m <module>` is dropped because iptables-save adds implied
+    // modules (`-p tcp --dport` comes back as `-p tcp -m tcp --dport`).
+    if (token === '-j' || token === '-g' || token === '-m') {
+      index++;
+      continue;
+    }
+    rest.push(token.endsWith('/32') ? token.slice(0, -3) : token);
+  }
+  return `${table} ${chain} ${target} ${rest.sort().join(' ')}`;
+}
+
+/** Splits a rule spec the way iptables-restore does: whitespace-separated, double quotes group,
+ * backslash escapes the next character inside quotes. */
+export function tokenize(rule: string): string[] {
+  const tokens: string[] = [];
+  let current = '';
+  let inToken = false;
+  let quoted = false;
+  for (let index = 0; index < rule.length; index++) {
+    const char = rule[index] ?? '';
+    if (quoted) {
+      if (char === '\\' && index + 1 < rule.length) {
+        current += rule[++index] ?? '';
+      } else if (char === '"') {
+        quoted = false;
+      } else {
+        current += char;
+      }
+    } else if (char === '"') {
+      quoted = true;
+      inToken = true;
+    } else if (char === ' ' || char === '\t') {
+      if (inToken) tokens.push(current);
+      current = '';
+      inToken = false;
+    } else {
+      current += char;
+      inToken = true;
+    }
+  }
+  if (inToken) tokens.push(current);
+  return tokens;
+}
+
+function jumpTarget(tokens: readonly string[]): string | undefined {
+  for (let index = 0; index < tokens.length - 1; index++) {
+    if (tokens[index] === '-j' || tokens[index] === '-g') return tokens[index + 1];
+  }
+  return undefined;
+}
+
+function commentOf(tokens: readonly string[]): string | undefined {
+  for (let index = 0; index < tokens.length - 1; index++) {
+    if (tokens[index] === '--comment') return tokens[index + 1];
+  }
+  return undefined;
+}

@@ -1,0 +1,331 @@
+// Writes iptables-restore payloads: a builder that keeps each table's lines in the order
+// iptables-restore needs them, and the complete payload of a RuleSet (first sync, periodic full
+// sync, the `render` command). Pure.
+
+import type { BuiltinJump, RuleSet, TableName } from '../render/types.js';
+
+/** Tables in payload order. */
+export const TABLE_ORDER: readonly TableName[] = ['filter', 'nat'];
+
+/** Enough chain names to read in a log line; `changedChainCount` says how many there were. */
+const CHANGED_CHAIN_NAMES_CAP = 50;
+
+export interface SyncStats {
+  readonly bytes: number;
+  readonly lines: number;
+  /** Chains declared (so flushed) and written whole: owned, static and rewritten shared chains. */
+  readonly chainsWritten: number;
+  /** Chains flushed and deleted with `-X`. */
+  readonly chainsDeleted: number;
+  /** Service rules written into shared chains (`-I` in a partial sync, `-A` in a full one). */
+  readonly sharedRulesAdded: number;
+  /** Service rules removed from shared chains with `-D`. */
+  readonly sharedRulesDeleted: number;
+  /** The first chains the payload touches (written, deleted or edited in place), capped. */
+  readonly changedChainNames: readonly string[];
+  readonly changedChainCount: number;
+}
+
+export interface BuiltPayload {
+  /** '' when there is nothing to do (the caller skips the restore). */
+  readonly payload: string;
+  readonly stats: SyncStats;
+}
+
+/**
+ * One table's lines, grouped by phase because iptables-restore applies them in order: a chain must
+ * be declared before a rule jumps to it, and it can only be deleted (`-X`) once it is empty and no
+ * rule references it any more.
+ */
+class TableSection {
+  /** `:CHAIN - [0:0]`: creates the chain, or flushes it under --noflush. */
+  readonly declarations: string[] = [];
+  /** `-D`: shared rules and built-in jumps that go away. */
+  readonly deletions: string[] = [];
+  /** `-A`: bodies of declared chains. */
+  readonly bodies: string[] = [];
+  /** `-I <shared chain> 1`: new service rules in shared chains. */
+  readonly inserts: string[] = [];
+  /** `-A` / `-I` into built-in chains. */
+  readonly jumps: string[] = [];
+  /** `-X`: stale chains, last, once nothing references them. */
+  readonly removals: string[] = [];
+
+  get lineCount(): number {
+    return (
+      this.declarations.length + this.deletions.length + this.bodies.length +
+      this.inserts.length + this.jumps.length + this.removals.length
+    );
+  }
+}
+
+/** Collects payload lines per table and the stats that describe them. */
+export class PayloadBuilder {
+  private readonly sections = new Map<TableName, TableSection>();
+  private chainsWritten = 0;
+  private chainsDeleted = 0;
+  private sharedRulesAdded = 0;
+  private sharedRulesDeleted = 0;
+  private readonly changedNames: string[] = [];
+  private changedCount = 0;
+  /** Shared chains edited in place are noted once, however many rules change in them. */
+  private readonly editedSharedChains = new Set<string>();
+
+  /** Makes the table appear in the payload even when nothing is written into it. */
+  touch(table: TableName): void {
+    this.section(table);
+  }
+
+  /** Declares (creates or flushes) a chain and writes all its rules. */
+  writeChain(table: TableName, chain: string, rules: readonly string[]): void {
+    const section = this.section(table);
+    section.declarations.push(`:${chain} - [0:0]`);
+    const bodies = section.bodies;
+    for (const rule of rules) bodies.push(`-A ${chain} ${rule}`);
+    this.chainsWritten++;
+    this.noteChanged(chain);
+  }
+
+  /** Flushes a chain and deletes it at the end of the table, after every `-D`. */
+  deleteChain(table: TableName, chain: string): void {
+    const section = this.section(table);
+    section.declarations.push(`:${chain} - [0:0]`);
+    section.removals.push(`-X ${chain}`);
+    this.chainsDeleted++;
+    this.noteChanged(chain);
+  }
+
+  /** Inserts a service rule at the top of a shared chain: order among service rules does not matter
+   * and the trailer stays last. */
+  insertSharedRule(table: TableName, chain: string, rule: string): void {
+    this.section(table).inserts.push(`-I ${chain} 1 ${rule}`);
+    this.sharedRulesAdded++;
+    this.noteSharedEdit(table, chain);
+  }
+
+  deleteSharedRule(table: TableName, chain: string, rule: string): void {
+    this.section(table).deletions.push(`-D ${chain} ${rule}`);
+    this.sharedRulesDeleted++;
+    this.noteSharedEdit(table, chain);
+  }
+
+  /** Counts service rules a rewritten shared chain carries (its body goes through writeChain). */
+  countSharedRulesWritten(count: number): void {
+    this.sharedRulesAdded += count;
+  }
+
+  appendJump(jump: BuiltinJump): void {
+    this.section(jump.table).jumps.push(`-A ${jump.chain} ${jump.rule}`);
+  }
+
+  /** Callers insert in reverse of the wanted order: each `-I 1` lands above the previous one. */
+  insertJump(jump: BuiltinJump): void {
+    this.section(jump.table).jumps.push(`-I ${jump.chain} 1 ${jump.rule}`);
+  }
+
+  deleteJump(jump: BuiltinJump): void {
+    this.section(jump.table).deletions.push(`-D ${jump.chain} ${jump.rule}`);
+  }
+
+  build(): BuiltPayload {
+    // Joined once per phase: tens of thousands of chains make this the only costly step.
+    const chunks: string[] = [];
+    let lines = 0;
+    for (const table of TABLE_ORDER) {
+      const section = this.sections.get(table);
+      if (section === undefined) continue;
+      chunks.push(`*${table}`);
+      for (const phase of [section.declarations, section.deletions, section.bodies, section.inserts, section.jumps, section.removals]) {
+        if (phase.length > 0) chunks.push(phase.join('\n'));
+      }
+      chunks.push('COMMIT');
+      lines += section.lineCount + 2;
+    }
+    const payload = chunks.length === 0 ? '' : `${chunks.join('\n')}\n`;
+    return {
+      payload,
+      stats: {
+        bytes: Buffer.byteLength(payload),
+        lines,
+        chainsWritten: this.chainsWritten,
+        chainsDeleted: this.chainsDeleted,
+        sharedRulesAdded: this.sharedRulesAdded,
+        sharedRulesDeleted: this.sharedRulesDeleted,
+        changedChainNames: this.changedNames,
+        changedChainCount: this.changedCount,
+      },
+    };
+  }
+
+  private section(table: TableName): TableSection {
+    let section = this.sections.get(table);
+    if (section === undefined) {
+      section = new TableSection();
+      this.sections.set(table, section);
+    }
+    return section;
+  }
+
+  private noteChanged(chain: string): void {
+    this.changedCount++;
+    if (this.changedNames.length < CHANGED_CHAIN_NAMES_CAP) this.changedNames.push(chain);
+  }
+
+  private noteSharedEdit(table: TableName, chain: string): void {
+    const key = chainKey(table, chain);
+    if (this.editedSharedChains.has(key)) return;
+    this.editedSharedChains.add(key);
+    this.noteChanged(chain);
+  }
+}
+
+/** A chain's identity across tables (KUBE-SERVICES exists in both filter and nat). */
+export function chainKey(table: TableName, chain: string): string {
+  return `${table} ${chain}`;
+}
+
+/** Service port keys in the canonical order of shared-chain rules. */
+export function sortedServicePortKeys(ruleSet: RuleSet): string[] {
+  return [...ruleSet.servicePorts.keys()].sort();
+}
+
+/**
+ * The service rules of each shared chain (keyed by chainKey), ordered by service port key then by
+ * the order the service port lists them. `only` restricts the result to some chains.
+ */
+export function sharedServiceRules(
+  ruleSet: RuleSet,
+  sortedKeys: readonly string[],
+  only?: ReadonlySet<string>,
+): Map<string, string[]> {
+  const byChain = new Map<string, string[]>();
+  for (const key of sortedKeys) {
+    const servicePort = ruleSet.servicePorts.get(key);
+    if (servicePort === undefined) continue;
+    for (const shared of servicePort.sharedRules) {
+      const id = chainKey(shared.table, shared.chain);
+      if (only !== undefined && !only.has(id)) continue;
+      let rules = byChain.get(id);
+      if (rules === undefined) {
+        rules = [];
+        byChain.set(id, rules);
+      }
+      rules.push(shared.rule);
+    }
+  }
+  return byChain;
+}
+
+export interface FullPayloadOptions {
+  /** 'append' on a fresh node (and for `render`), 'insert' to put jumps above rules others already
+   * have in built-in chains, 'none' to leave built-in chains alone. */
+  readonly jumps: 'append' | 'insert' | 'none';
+  /** Which jumps to write instead of all of `ruleSet.jumps` (a full sync writes only missing ones). */
+  readonly onlyJumps?: readonly BuiltinJump[];
+  /** Our chains the kernel has (kernel-state.ts): those not desired any more are deleted. */
+  readonly existingChains?: ReadonlyMap<TableName, ReadonlySet<string>>;
+  /** Built-in rules into our chains that match no desired jump: deleted before their targets go. */
+  readonly staleJumps?: readonly BuiltinJump[];
+}
+
+/** The complete payload as a string (what `render` prints). */
+export function fullPayload(ruleSet: RuleSet, options: FullPayloadOptions): string {
+  return buildFullPayload(ruleSet, options).payload;
+}
+
+/**
+ * Every chain we own, declared and written whole, in canonical order: static chains, shared chains
+ * (service rules then trailer), then each service port's chains by key. Built-in chains are never
+ * declared, so rules others keep in them survive a --noflush restore.
+ */
+export function buildFullPayload(ruleSet: RuleSet, options: FullPayloadOptions): BuiltPayload {
+  const builder = new PayloadBuilder();
+  for (const table of TABLE_ORDER) builder.touch(table);
+  const sortedKeys = sortedServicePortKeys(ruleSet);
+  const wanted = desiredChainNames(ruleSet, options.existingChains);
+
+  // Stale chains are declared along with ours; their -X lands at the end of the table.
+  if (options.existingChains !== undefined) {
+    for (const [table, existing] of options.existingChains) {
+      const desired = wanted.get(table);
+      for (const chain of existing) {
+        if (desired === undefined || !desired.has(chain)) builder.deleteChain(table, chain);
+      }
+    }
+  }
+  for (const jump of options.staleJumps ?? []) builder.deleteJump(jump);
+
+  for (const chain of ruleSet.staticChains) builder.writeChain(chain.table, chain.name, chain.rules);
+
+  const sharedRules = sharedServiceRules(ruleSet, sortedKeys);
+  for (const shared of ruleSet.sharedChains) {
+    const id = chainKey(shared.table, shared.name);
+    const serviceRules = sharedRules.get(id) ?? [];
+    sharedRules.delete(id);
+    builder.writeChain(shared.table, shared.name, serviceRules.length === 0 ? shared.trailer : [...serviceRules, ...shared.trailer]);
+    builder.countSharedRulesWritten(serviceRules.length);
+  }
+  // Rules aimed at a chain the RuleSet does not declare as shared are a renderer bug; writing them
+  // anyway makes the restore fail on a named line instead of losing them silently.
+  for (const [id, rules] of sharedRules) {
+    const [table, chain] = id.split(' ') as [TableName, string];
+    for (const rule of rules) builder.insertSharedRule(table, chain, rule);
+  }
+
+  for (const key of sortedKeys) {
+    const servicePort = ruleSet.servicePorts.get(key);
+    if (servicePort === undefined) continue;
+    for (const chain of servicePort.chains) builder.writeChain(chain.table, chain.name, chain.rules);
+  }
+
+  const jumps = options.onlyJumps ?? ruleSet.jumps;
+  switch (options.jumps) {
+    case 'append':
+      for (const jump of jumps) builder.appendJump(jump);
+      break;
+    case 'insert':
+      for (let index = jumps.length - 1; index >= 0; index--) {
+        const jump = jumps[index];
+        if (jump !== undefined) builder.insertJump(jump);
+      }
+      break;
+    case 'none':
+      break;
+    default: {
+      const unreachable: never = options.jumps;
+      return unreachable;
+    }
+  }
+  return builder.build();
+}
+
+/** Names of the chains a RuleSet writes, per table; only built when stale chains must be found. */
+function desiredChainNames(
+  ruleSet: RuleSet,
+  existingChains: ReadonlyMap<TableName, ReadonlySet<string>> | undefined,
+): Map<TableName, Set<string>> {
+  const names = new Map<TableName, Set<string>>();
+  if (existingChains === undefined || [...existingChains.values()].every((chains) => chains.size === 0)) return names;
+  const add = (table: TableName, chain: string): void => {
+    let set = names.get(table);
+    if (set === undefined) {
+      set = new Set();
+      names.set(table, set);
+    }
+    set.add(chain);
+  };
+  for (const chain of ruleSet.staticChains) add(chain.table, chain.name);
+  for (const chain of ruleSet.sharedChains) add(chain.table, chain.name);
+  for (const servicePort of ruleSet.servicePorts.values()) {
+    for (const chain of servicePort.chains) add(chain.table, chain.name);
+  }
+  return names;
+}
+
+/** Whether two rule lists are equal, element by element. */
+export function sameRules(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false;
+  return true;
+}
