@@ -2,7 +2,7 @@
 // flows. Every outcome is a value (SyncReport) that the caller logs and counts; nothing throws.
 
 import type { ModelStore } from '../model/store.js';
-import type { DesiredState } from '../model/types.js';
+import type { DesiredState, Skipped } from '../model/types.js';
 import { RenderCache, renderRuleSet } from '../render/index.js';
 import type { RenderContext, RuleSet, TableName } from '../render/types.js';
 import { planSync, type SyncPlan } from '../sync/diff.js';
@@ -34,6 +34,8 @@ export type SyncReport =
       readonly state: DesiredState;
       readonly ruleSet: RuleSet;
       readonly triggerTimes: readonly Date[];
+      /** Objects (or parts) the model could not use; same array identity while unchanged. */
+      readonly skipped: readonly Skipped[];
       readonly conntrackFailures: number;
     }
   | {
@@ -112,7 +114,12 @@ export class Syncer {
     let plan: SyncPlan;
     if (kind === 'full') {
       const kernel = await this.readKernel(ruleSet);
-      plan = planSync(undefined, ruleSet, { forceFull: true, existingChains: kernel.existingChains, missingJumps: kernel.missingJumps });
+      plan = planSync(undefined, ruleSet, {
+        forceFull: true,
+        existingChains: kernel.existingChains,
+        missingJumps: kernel.missingJumps,
+        staleJumps: kernel.staleJumps,
+      });
     } else {
       plan = planSync(this.applied, ruleSet, { forceFull: false, existingChains: new Map(), missingJumps: [] });
     }
@@ -130,7 +137,7 @@ export class Syncer {
       const end = this.monotonic();
       return {
         result: 'unchanged', kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
-        plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, conntrackFailures: 0,
+        plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0,
       };
     }
 
@@ -160,7 +167,7 @@ export class Syncer {
     const end = this.monotonic();
     return {
       result: 'applied', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
-      plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, conntrackFailures,
+      plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
     };
   }
 
@@ -176,9 +183,11 @@ export class Syncer {
   private async readKernel(ruleSet: RuleSet): Promise<{
     existingChains: Map<TableName, ReadonlySet<string>>;
     missingJumps: RuleSet['jumps'];
+    staleJumps: RuleSet['jumps'];
   }> {
     const existingChains = new Map<TableName, ReadonlySet<string>>();
     const missing: RuleSet['jumps'][number][] = [];
+    const stale: RuleSet['jumps'][number][] = [];
     for (const table of TABLES) {
       const saved = await this.options.netfilter.save(table);
       if (!saved.ok) {
@@ -192,8 +201,9 @@ export class Syncer {
       const state = parseKernelState(saved.text, ruleSet.jumps.filter((jump) => jump.table === table));
       existingChains.set(table, state.ourChains);
       missing.push(...state.missingJumps);
+      stale.push(...state.staleJumps);
     }
-    return { existingChains, missingJumps: missing };
+    return { existingChains, missingJumps: missing, staleJumps: stale };
   }
 }
 

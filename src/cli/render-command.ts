@@ -10,7 +10,7 @@ import { nodeInfoFromNode } from '../model/node.js';
 import { renderRuleSet } from '../render/index.js';
 import { defaultRenderContext, type RenderContext } from '../render/types.js';
 import { fullPayload } from '../sync/payload.js';
-import { parseCidr } from './cidr.js';
+import { normaliseIPv4Cidr } from '../config/index.js';
 
 export interface CommandIO {
   readonly stdout: (text: string) => void;
@@ -74,7 +74,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   }
   let clusterCIDR: string | undefined;
   if (values['cluster-cidr'] !== undefined) {
-    const parsed = parseCidr(values['cluster-cidr']);
+    const parsed = normaliseIPv4Cidr(values['cluster-cidr'].includes('/') ? values['cluster-cidr'] : `${values['cluster-cidr']}/32`);
     if (parsed === undefined) {
       io.stderr(`render: --cluster-cidr "${values['cluster-cidr']}" is not an IPv4 CIDR\n`);
       return 2;
@@ -83,7 +83,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   }
   const nodePortAddresses: string[] = [];
   for (const entry of (values['node-port-addresses'] ?? '').split(',').filter((value) => value !== '')) {
-    const parsed = parseCidr(entry);
+    const parsed = normaliseIPv4Cidr(entry.includes('/') ? entry : `${entry}/32`);
     if (parsed === undefined) {
       io.stderr(`render: --node-port-addresses entry "${entry}" is not an IPv4 CIDR\n`);
       return 2;
@@ -130,6 +130,8 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     clusterCIDR,
     nodePortAddresses,
     nodeIPs: node.ips,
+    // As the agent (src/agent/context.ts): no NodePorts on 127.0.0.1, which need route_localnet.
+    localhostNodePorts: false,
   };
   const ruleSet = renderRuleSet(state, context);
   io.stdout(fullPayload(ruleSet, { jumps: 'append' }));

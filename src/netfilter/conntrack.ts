@@ -1,26 +1,7 @@
 // Deletes conntrack entries with the `conntrack` tool. "0 flow entries" is success, not an error.
 
-import { spawn } from 'node:child_process';
 import { conntrackArgs, type ConntrackDeletion } from '../sync/conntrack-plan.js';
-
-export interface CommandOutput {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export type RunCommand = (command: string, args: readonly string[]) => Promise<CommandOutput>;
-
-export const runCommand: RunCommand = (command, args) =>
-  new Promise((resolve) => {
-    const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', (error) => resolve({ code: 127, stdout, stderr: stderr + error.message }));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+import { runProcess, type ProcessRunner } from './exec.js';
 
 export interface ConntrackResult {
   readonly attempted: number;
@@ -29,7 +10,7 @@ export interface ConntrackResult {
 
 export class Conntrack {
   constructor(
-    private readonly run: RunCommand = runCommand,
+    private readonly run: ProcessRunner = runProcess,
     /** e.g. ['ip', 'netns', 'exec', 'node1'] in tests; empty on a real node. */
     private readonly prefix: readonly string[] = [],
     private readonly binary = 'conntrack',

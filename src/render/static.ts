@@ -148,5 +148,7 @@ export function builtinJumps(ctx: ResolvedContext): BuiltinJump[] {
     jumps.push({ table: 'filter', chain: 'INPUT', rule: `-j ${kubeletFirewallChain}` });
     jumps.push({ table: 'filter', chain: 'OUTPUT', rule: `-j ${kubeletFirewallChain}` });
   }
-  return jumps;
+  // kube-proxy inserts each jump at the top in list order, so the kernel ends up holding them in
+  // reverse. RuleSet.jumps is in final kernel order: reverse once here.
+  return jumps.reverse();
 }

@@ -54,9 +54,9 @@ export interface RuleSet {
   readonly sharedChains: readonly SharedChain[];
   /** Keyed by ServicePort.key. Unchanged service ports keep the identity of their ServicePortRules. */
   readonly servicePorts: ReadonlyMap<string, ServicePortRules>;
-  /** In kube-proxy's order (its `iptablesJumpChains`). kube-proxy inserts each missing one at the
-   * top of its built-in chain (`-I CHAIN 1`) in this order, so on a fresh node the last listed
-   * ends up first (filter INPUT: KUBE-FIREWALL, KUBE-PROXY-FIREWALL, KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES). */
+  /** In the order they end up in the kernel on a fresh node under kube-proxy, which inserts each
+   * of its `iptablesJumpChains` at the top in turn (filter INPUT: KUBE-PROXY-FIREWALL,
+   * KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES). `append` payloads write them in this order. */
   readonly jumps: readonly BuiltinJump[];
 }
 

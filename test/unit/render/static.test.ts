@@ -63,8 +63,8 @@ describe('static chains', () => {
 });
 
 describe('built-in jumps', () => {
-  it("are upstream's iptablesJumpChains in order, then kubelet's KUBE-FIREWALL jumps", () => {
-    expect(render([]).jumps.map((jump) => `${jump.table} ${jump.chain} ${jump.rule}`)).toEqual([
+  it("are upstream's iptablesJumpChains then kubelet's KUBE-FIREWALL jumps, reversed into the order kube-proxy's inserts leave in the kernel", () => {
+    expect([...render([]).jumps].reverse().map((jump) => `${jump.table} ${jump.chain} ${jump.rule}`)).toEqual([
       'filter INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
       'filter FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
       'filter INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',

@@ -1,0 +1,314 @@
+// Wires the running agent: sources -> ModelStore -> scheduler/syncer -> netfilter, with metrics,
+// health and healthCheckNodePort servers reading the outcome. IO lives in the parts it wires.
+
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { AgentConfig } from '../config/index.js';
+import { startSources, type Sources } from '../k8s/sources.js';
+import type { WatchEvent } from '../k8s/watcher.js';
+import { ModelStore } from '../model/store.js';
+import { nodeInfoFromNode } from '../model/node.js';
+import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
+import type { Netfilter } from '../netfilter/port.js';
+import type { Conntrack } from '../netfilter/conntrack.js';
+import type { RuleSet, TableName } from '../render/types.js';
+import {
+  createMetrics,
+  ProxierHealth,
+  ServiceHealthServers,
+  startHealthServer,
+  startMetricsServer,
+  type AgentMetrics,
+  type RunningServer,
+  type ServiceHealthEntry,
+} from '../server/index.js';
+import { healthCheckAddresses, renderContextFor } from './context.js';
+import { SyncScheduler, type SyncReason } from './scheduler.js';
+import { Syncer, type SyncReport } from './syncer.js';
+
+export interface AgentOptions {
+  readonly config: AgentConfig;
+  readonly kubeConfig: KubeConfig;
+  readonly netfilter: Netfilter;
+  readonly conntrack: Conntrack | undefined;
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
+  readonly fullSyncPeriodMs?: number;
+  /** Watchdog for silent watches (tests shorten it). */
+  readonly watchdogMs?: number;
+}
+
+export interface AgentStatus {
+  readonly ready: boolean;
+  readonly syncs: number;
+  readonly lastReport: SyncReport | undefined;
+}
+
+export class Agent {
+  readonly registry: Registry;
+  readonly metrics: AgentMetrics;
+  readonly health: ProxierHealth;
+  private readonly store: ModelStore;
+  private readonly syncer: Syncer;
+  private readonly scheduler: SyncScheduler;
+  private readonly serviceHealth: ServiceHealthServers;
+  private readonly logger: Logger;
+  private readonly startedAt = Date.now();
+  private node: NodeInfo;
+  private sources: Sources | undefined;
+  private servers: RunningServer[] = [];
+  private started = false;
+  private syncCount = 0;
+  private lastReport: SyncReport | undefined;
+  private lastSkipped: readonly Skipped[] = [];
+  private readonly loggedSkips = new Set<string>();
+  private readyResolve: () => void = () => undefined;
+  /** Resolves after the first full list of every resource is in and the first sync applied. */
+  readonly ready: Promise<void>;
+  metricsPort: number | undefined;
+  healthPort: number | undefined;
+
+  constructor(private readonly options: AgentOptions) {
+    const { config } = options;
+    this.logger = options.logger;
+    this.registry = options.registry ?? new Registry();
+    this.metrics = createMetrics(this.registry);
+    this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
+    this.node = nodeInfoFromNode(undefined, { name: config.nodeName, ips: config.nodeIP !== undefined ? [config.nodeIP] : [] });
+    this.store = new ModelStore(this.node);
+    this.syncer = new Syncer({
+      store: this.store,
+      netfilter: options.netfilter,
+      conntrack: options.conntrack,
+      renderContext: () => renderContextFor(config, this.node),
+      fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
+    });
+    this.scheduler = new SyncScheduler({
+      minSyncPeriodMs: config.minSyncPeriodMs,
+      syncPeriodMs: config.syncPeriodMs,
+      run: (reason) => this.runSync(reason),
+    });
+    this.serviceHealth = new ServiceHealthServers({
+      isProxyHealthy: () => this.health.snapshot().healthy,
+      addresses: healthCheckAddresses(config, this.node),
+      logger: this.logger.child({ component: 'health-check-node-ports' }),
+      metrics: this.metrics,
+    });
+    this.ready = new Promise((resolve) => {
+      this.readyResolve = resolve;
+    });
+  }
+
+  status(): AgentStatus {
+    return { ready: this.syncCount > 0 && this.lastReport?.result !== 'failed', syncs: this.syncCount, lastReport: this.lastReport };
+  }
+
+  /** Starts servers and watches; the first sync runs once every resource has been listed. */
+  async start(): Promise<void> {
+    const { config } = this.options;
+    if (config.metricsBindAddress !== undefined) {
+      const server = await startMetricsServer(config.metricsBindAddress, this.registry);
+      this.metricsPort = server.port;
+      this.servers.push(server);
+    }
+    if (config.healthzBindAddress !== undefined) {
+      const server = await startHealthServer(config.healthzBindAddress, this.health, {
+        onProbe: (probe, statusCode) => this.metrics.healthProbe(probe, statusCode),
+      });
+      this.healthPort = server.port;
+      this.servers.push(server);
+    }
+    this.sources = startSources({
+      kubeConfig: this.options.kubeConfig,
+      nodeName: config.nodeName,
+      logger: this.logger.child({ component: 'sources' }),
+      ...(this.options.watchdogMs !== undefined ? { watchdogMs: this.options.watchdogMs } : {}),
+      observer: {
+        restarted: (resource, reason) => this.metrics.watchRestarted(resource, reason),
+      },
+      handlers: {
+        service: (event) => this.onEvent(event, (service) => this.store.upsertService(service), (namespace, name) => this.store.deleteService(namespace, name)),
+        endpointSlice: (event) =>
+          this.onEvent(event, (slice) => this.store.upsertEndpointSlice(slice), (namespace, name) => this.store.deleteEndpointSlice(namespace, name)),
+        node: (event) => this.onNodeEvent(event),
+      },
+    });
+    this.logger.info({ nodeName: config.nodeName }, 'waiting for the initial list of Services, EndpointSlices and the Node');
+    await this.sources.synced;
+    this.started = true;
+    this.scheduler.start();
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    await this.scheduler.stop();
+    await this.sources?.stop();
+    await this.serviceHealth.close();
+    await Promise.all(this.servers.map((server) => server.close()));
+    this.servers = [];
+  }
+
+  /** Resolves when no sync is running or queued (tests). */
+  async idle(): Promise<void> {
+    await this.scheduler.idle();
+  }
+
+  private onEvent<T extends { metadata?: { namespace?: string; name?: string } }>(
+    event: WatchEvent<T>,
+    upsert: (object: T) => boolean,
+    remove: (namespace: string, name: string) => boolean,
+  ): void {
+    if (event.type === 'synced') return;
+    const namespace = event.object.metadata?.namespace ?? '';
+    const name = event.object.metadata?.name ?? '';
+    const changed = event.type === 'delete' ? remove(namespace, name) : upsert(event.object);
+    if (changed) this.changed();
+  }
+
+  private onNodeEvent(event: WatchEvent<V1Node>): void {
+    if (event.type === 'synced') return;
+    const node = event.type === 'delete' ? undefined : event.object;
+    this.health.syncNode(node);
+    const { config } = this.options;
+    const next = nodeInfoFromNode(node, { name: config.nodeName, ...(config.nodeIP !== undefined ? { ips: [config.nodeIP] } : {}) });
+    if (JSON.stringify(next) === JSON.stringify(this.node)) return;
+    this.node = next;
+    this.store.setNode(next);
+    this.changed();
+  }
+
+  private changed(): void {
+    this.health.queued();
+    this.metrics.syncQueued(Date.now() / 1000);
+    const pending = this.store.pendingChanges();
+    this.metrics.setPendingChanges({ services: pending.services, endpoints: pending.endpointSlices });
+    if (this.started) this.scheduler.request('change');
+  }
+
+  private async runSync(reason: SyncReason): Promise<void> {
+    const pending = this.store.pendingChanges();
+    this.metrics.countChanges({ services: pending.services, endpoints: pending.endpointSlices });
+    const report = await this.syncer.sync(reason);
+    this.syncCount += 1;
+    this.lastReport = report;
+    this.observe(report);
+    if (report.result === 'failed') {
+      // A full sync follows; minSyncPeriod paces the retries.
+      this.scheduler.request('retry');
+      return;
+    }
+    this.health.updated();
+    this.metrics.setPendingChanges({ services: 0, endpoints: 0 });
+    this.reportSkipped(report.skipped);
+    await this.syncServiceHealth(report.state);
+    this.readyResolve();
+  }
+
+  private observe(report: SyncReport): void {
+    const finishedAtSeconds = Date.now() / 1000;
+    const phases = {
+      model: report.phases.modelSeconds,
+      render: report.phases.renderSeconds,
+      diff: report.phases.diffSeconds,
+      restore: report.phases.restoreSeconds,
+    };
+    const plan = report.plan;
+    const log = this.logger.child({ component: 'sync' });
+    const common = {
+      kind: report.kind,
+      reason: report.reason,
+      fullReason: report.fullReason,
+      durationMs: Math.round(report.totalSeconds * 1000 * 10) / 10,
+      phasesMs: Object.fromEntries(Object.entries(phases).map(([key, value]) => [key, Math.round(value * 10000) / 10])),
+      bytes: plan?.stats.bytes ?? 0,
+      lines: plan?.stats.lines ?? 0,
+      chainsWritten: plan?.stats.chainsWritten ?? 0,
+      chainsDeleted: plan?.stats.chainsDeleted ?? 0,
+      changedChains: plan?.stats.changedChainNames ?? [],
+    };
+    if (report.result === 'failed') {
+      this.metrics.observeSync({
+        kind: report.kind, result: 'failed', durationSeconds: report.totalSeconds, finishedAtSeconds, phases,
+        ...(plan !== undefined ? { payload: { bytes: plan.stats.bytes, lines: plan.stats.lines } } : {}),
+      });
+      log.error({ ...common, error: report.message, failedLine: report.failedLine }, 'iptables-restore failed; the next sync is a full resync');
+      return;
+    }
+    const rulesTotal = countRules(report.ruleSet);
+    this.metrics.observeSync({
+      kind: report.kind,
+      result: report.result,
+      durationSeconds: report.totalSeconds,
+      finishedAtSeconds,
+      phases,
+      ...(plan !== undefined && report.result === 'applied' ? { payload: { bytes: plan.stats.bytes, lines: plan.stats.lines } } : {}),
+      chainsWritten: plan?.stats.chainsWritten ?? 0,
+      chainsDeleted: plan?.stats.chainsDeleted ?? 0,
+      rulesTotal,
+      noLocalEndpoints: countNoLocalEndpoints(report.state),
+    });
+    for (const trigger of report.triggerTimes) {
+      // Changes made before we started say nothing about our programming latency (as upstream).
+      if (trigger.getTime() < this.startedAt) continue;
+      this.metrics.observeNetworkProgramming(Math.max(0, Date.now() - trigger.getTime()) / 1000);
+    }
+    if (report.conntrackFailures > 0) log.warn({ failures: report.conntrackFailures }, 'some stale UDP conntrack entries could not be deleted');
+    if (report.result === 'applied') log.info({ ...common, servicePorts: report.state.servicePorts.size }, 'sync applied');
+    else log.debug(common, 'sync: nothing to change');
+  }
+
+  private reportSkipped(skipped: readonly Skipped[]): void {
+    if (skipped === this.lastSkipped) return;
+    this.lastSkipped = skipped;
+    this.metrics.setSkippedObjects(skipped);
+    const log = this.logger.child({ component: 'model' });
+    const current = new Set<string>();
+    for (const entry of skipped) {
+      const key = `${entry.kind}/${entry.namespace}/${entry.name}/${entry.reason}/${entry.detail}`;
+      current.add(key);
+      if (this.loggedSkips.has(key)) continue;
+      this.loggedSkips.add(key);
+      this.metrics.objectSkipped(entry);
+      log.warn({ kind: entry.kind, namespace: entry.namespace, name: entry.name, reason: entry.reason, detail: entry.detail }, 'object skipped');
+    }
+    for (const key of this.loggedSkips) if (!current.has(key)) this.loggedSkips.delete(key);
+  }
+
+  private async syncServiceHealth(state: DesiredState): Promise<void> {
+    const wanted = new Map<string, ServiceHealthEntry>();
+    for (const servicePort of state.servicePorts.values()) {
+      if (servicePort.healthCheckNodePort === 0) continue;
+      const key = `${servicePort.namespace}/${servicePort.name}`;
+      const previous = wanted.get(key);
+      // One server per Service: its local endpoint count is the largest over its ports.
+      const localEndpoints = Math.max(previous?.localEndpoints ?? 0, servicePort.localEndpoints.length);
+      wanted.set(key, { namespace: servicePort.namespace, name: servicePort.name, healthCheckNodePort: servicePort.healthCheckNodePort, localEndpoints });
+    }
+    await this.serviceHealth.sync(wanted);
+  }
+}
+
+function countRules(ruleSet: RuleSet): Partial<Record<TableName, number>> {
+  const totals: Record<TableName, number> = { filter: 0, nat: 0 };
+  for (const chain of ruleSet.staticChains) totals[chain.table] += chain.rules.length;
+  for (const chain of ruleSet.sharedChains) totals[chain.table] += chain.trailer.length;
+  for (const rules of ruleSet.servicePorts.values()) {
+    for (const chain of rules.chains) totals[chain.table] += chain.rules.length;
+    for (const shared of rules.sharedRules) totals[shared.table] += 1;
+  }
+  return totals;
+}
+
+function countNoLocalEndpoints(state: DesiredState): { internal: number; external: number } {
+  let internal = 0;
+  let external = 0;
+  for (const servicePort of state.servicePorts.values()) {
+    if (servicePort.localEndpoints.length > 0) continue;
+    if (servicePort.internalTrafficPolicy === 'Local') internal += 1;
+    const externallyAccessible = servicePort.nodePort !== 0 || servicePort.externalIPs.length > 0 || servicePort.loadBalancerIPs.length > 0;
+    if (servicePort.externalTrafficPolicy === 'Local' && externallyAccessible) external += 1;
+  }
+  return { internal, external };
+}

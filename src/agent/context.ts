@@ -1,0 +1,51 @@
+// Turns the agent's configuration and the node's current addresses into a RenderContext. Pure.
+
+import type { AgentConfig } from '../config/index.js';
+import type { NodeInfo } from '../model/types.js';
+import { defaultRenderContext, type RenderContext } from '../render/types.js';
+import { cidrContains, parseIpv4, parseIpv4Cidr } from '../render/ipv4.js';
+
+export function renderContextFor(config: AgentConfig, node: NodeInfo): RenderContext {
+  const nodeIPs = config.nodeIP !== undefined ? [config.nodeIP] : node.ips;
+  let nodePortAddresses: readonly string[];
+  switch (config.nodePortAddresses.kind) {
+    case 'all':
+      nodePortAddresses = [];
+      break;
+    case 'primary':
+      nodePortAddresses = nodeIPs.map((ip) => `${ip}/32`);
+      break;
+    case 'cidrs':
+      nodePortAddresses = config.nodePortAddresses.cidrs;
+      break;
+    default: {
+      const unreachable: never = config.nodePortAddresses;
+      return unreachable;
+    }
+  }
+  return {
+    ...defaultRenderContext,
+    clusterCIDR: config.clusterCIDR,
+    nodePortAddresses,
+    nodeIPs,
+    masqueradeBit: config.masqueradeBit,
+    // NodePorts on 127.0.0.1 need net.ipv4.conf.all.route_localnet=1, which an unprivileged
+    // container cannot set; kube-proxy-ts does not offer them (kube-proxy's nftables mode does not either).
+    localhostNodePorts: false,
+  };
+}
+
+/** The addresses healthCheckNodePort servers listen on: kube-proxy binds only to node IPs
+ * matching nodePortAddresses when that is set. */
+export function healthCheckAddresses(config: AgentConfig, node: NodeInfo): readonly string[] {
+  if (config.nodePortAddresses.kind === 'all') return ['0.0.0.0'];
+  const context = renderContextFor(config, node);
+  const matching = context.nodeIPs.filter((ip) => context.nodePortAddresses.some((cidr) => inCidr(ip, cidr)));
+  return matching.length > 0 ? matching : ['0.0.0.0'];
+}
+
+function inCidr(ip: string, cidrText: string): boolean {
+  const address = parseIpv4(ip);
+  const cidr = parseIpv4Cidr(cidrText);
+  return address !== undefined && cidr !== undefined && cidrContains(cidr, address);
+}

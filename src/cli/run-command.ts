@@ -1,0 +1,79 @@
+// `kube-proxy-ts run`: parse config, connect to the apiserver, pick the iptables backend, run the
+// agent until SIGTERM/SIGINT. Rules stay in place on exit, so traffic flows across restarts.
+
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { Agent } from '../agent/agent.js';
+import { parseRunArgs } from '../config/index.js';
+import { loadKubeConfig } from '../k8s/kubeconfig.js';
+import { createLogger } from '../log.js';
+import { Conntrack } from '../netfilter/conntrack.js';
+import { ExecNetfilter } from '../netfilter/exec.js';
+import { version } from '../version.js';
+import { resolveBackend } from './netfilter-setup.js';
+
+export async function runCommand(argv: readonly string[]): Promise<number> {
+  const parsed = parseRunArgs(argv, process.env, (path) => readFileSync(path, 'utf8'), hostname());
+  if (parsed.kind === 'help') {
+    process.stdout.write(parsed.text);
+    return 0;
+  }
+  if (parsed.kind === 'invalid') {
+    for (const error of parsed.errors) process.stderr.write(`kube-proxy-ts run: ${error.message}\n`);
+    return 1;
+  }
+  const { config } = parsed;
+  const logger = createLogger({ level: config.logLevel });
+  for (const warning of parsed.warnings) logger.warn({ component: 'config' }, warning);
+
+  const kube = loadKubeConfig(config.kubeconfig !== undefined ? { kubeconfigPath: config.kubeconfig } : {});
+  if (!kube.ok) {
+    logger.fatal({ reason: kube.reason, detail: kube.detail }, 'no usable kubeconfig');
+    process.stderr.write(`kube-proxy-ts run: no usable kubeconfig: ${kube.detail}\n`);
+    return 1;
+  }
+  const backend = await resolveBackend(config.iptablesBackend);
+  logger.info(
+    { version, nodeName: config.nodeName, server: kube.server, kubeconfigSource: kube.source, backend: backend.backend, backendReason: backend.reason },
+    'starting kube-proxy-ts',
+  );
+  const agent = new Agent({
+    config,
+    kubeConfig: kube.kubeConfig,
+    netfilter: new ExecNetfilter({ binaries: backend.binaries }),
+    conntrack: new Conntrack(),
+    logger,
+  });
+
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping; rules stay in place');
+      agent.stop().then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error({ error: String(error) }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  try {
+    await agent.start();
+  } catch (error: unknown) {
+    if (!stopping) {
+      logger.fatal({ error: error instanceof Error ? error.message : String(error) }, 'agent failed to start');
+      await agent.stop().catch(() => undefined);
+      return 1;
+    }
+  }
+  agent.ready.then(
+    () => logger.info({ metricsPort: agent.metricsPort, healthPort: agent.healthPort }, 'ready: first sync applied'),
+    () => undefined,
+  );
+  return stopped;
+}
