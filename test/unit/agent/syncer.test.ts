@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { Syncer } from '../../../src/agent/syncer.js';
+import { ModelStore } from '../../../src/model/store.js';
+import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { Conntrack } from '../../../src/netfilter/conntrack.js';
+import type { ProcessRunner } from '../../../src/netfilter/exec.js';
+import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';
+import { defaultRenderContext } from '../../../src/render/types.js';
+import { service, slice } from './fixtures.js';
+
+const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
+
+function setup(options: { conntrack?: Conntrack } = {}) {
+  const store = new ModelStore(node);
+  const netfilter = new FakeNetfilter();
+  let now = 1_000_000;
+  const syncer = new Syncer({
+    store,
+    netfilter,
+    conntrack: options.conntrack,
+    renderContext: () => ({ ...defaultRenderContext, clusterCIDR: '10.244.0.0/16', nodeIPs: node.ips, localhostNodePorts: false }),
+    fullSyncPeriodMs: 3_600_000,
+    now: () => now,
+  });
+  return { store, netfilter, syncer, advance: (ms: number) => (now += ms) };
+}
+
+const svcChain = (name: string) => servicePortChainNames(`default/${name}:p`, 'TCP').cluster;
+
+describe('Syncer', () => {
+  it('writes everything on the first sync, then only the changed service on the next', async () => {
+    const { store, netfilter, syncer } = setup();
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
+    store.upsertService(service('b', '10.96.0.2'));
+    store.upsertEndpointSlice(slice('b', ['10.244.1.3']));
+    const first = await syncer.sync('initial');
+    expect(first.result).toBe('applied');
+    expect(first.kind).toBe('full');
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(true);
+    expect(netfilter.hasChain('nat', svcChain('b'))).toBe(true);
+    expect(netfilter.hasChain('nat', 'KUBE-PROXY-CANARY')).toBe(true);
+
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.9']));
+    const second = await syncer.sync('change');
+    expect(second.result).toBe('applied');
+    expect(second.kind).toBe('partial');
+    const payload = second.plan?.payload ?? '';
+    expect(payload).toContain(svcChain('a'));
+    expect(payload).not.toContain(svcChain('b'));
+    expect(payload).toContain(`-X ${servicePortEndpointChainName('default/a:p', 'TCP', '10.244.1.2', 8080)}`);
+    expect(netfilter.hasChain('nat', servicePortEndpointChainName('default/a:p', 'TCP', '10.244.1.9', 8080))).toBe(true);
+    expect(netfilter.hasChain('nat', servicePortEndpointChainName('default/a:p', 'TCP', '10.244.1.2', 8080))).toBe(false);
+  });
+
+  it('skips iptables-restore when nothing changed', async () => {
+    const { store, netfilter, syncer } = setup();
+    store.upsertService(service('a', '10.96.0.1'));
+    await syncer.sync('initial');
+    const calls = netfilter.restoreCalls;
+    const report = await syncer.sync('change');
+    expect(report.result).toBe('unchanged');
+    expect(netfilter.restoreCalls).toBe(calls);
+  });
+
+  it('follows a failed restore with a full sync that repairs the kernel', async () => {
+    const { store, netfilter, syncer } = setup();
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+    await syncer.sync('initial');
+    store.upsertService(service('b', '10.96.0.2'));
+    store.upsertEndpointSlice(slice('b', ['10.244.1.3']));
+    netfilter.failNextRestore('iptables-restore: line 3 failed', 3);
+    const failed = await syncer.sync('change');
+    expect(failed.result).toBe('failed');
+    if (failed.result === 'failed') expect(failed.failedLine).toBe(failed.plan?.payload.split('\n')[2]);
+    expect(netfilter.hasChain('nat', svcChain('b'))).toBe(false);
+    const retry = await syncer.sync('retry');
+    expect(retry.result).toBe('applied');
+    expect(retry.kind).toBe('full');
+    expect(retry.fullReason).toBe('after-failure');
+    expect(netfilter.hasChain('nat', svcChain('b'))).toBe(true);
+  });
+
+  it('notices a flushed table at the periodic check and resyncs fully', async () => {
+    const { store, netfilter, syncer } = setup();
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+    await syncer.sync('initial');
+    expect((await syncer.sync('periodic')).result).toBe('unchanged');
+    netfilter.flushTable('nat');
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(false);
+    const report = await syncer.sync('periodic');
+    expect(report.kind).toBe('full');
+    expect(report.fullReason).toBe('canary-missing');
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(true);
+    expect(netfilter.rules('nat', 'PREROUTING')?.some((rule) => rule.includes('-j KUBE-SERVICES'))).toBe(true);
+  });
+
+  it('does a periodic full sync once fullSyncPeriod has passed', async () => {
+    const { store, syncer, advance } = setup();
+    store.upsertService(service('a', '10.96.0.1'));
+    await syncer.sync('initial');
+    advance(3_600_001);
+    const report = await syncer.sync('periodic');
+    expect(report.kind).toBe('full');
+    expect(report.fullReason).toBe('periodic');
+  });
+
+  it('deletes UDP conntrack entries of a removed endpoint after the rules changed', async () => {
+    const calls: string[][] = [];
+    const run: ProcessRunner = async (command, args) => {
+      calls.push([command, ...args]);
+      return { code: 0, stdout: '', stderr: '' };
+    };
+    const { store, syncer } = setup({ conntrack: new Conntrack(run) });
+    store.upsertService(service('dns', '10.96.0.10', { protocol: 'UDP', port: 53 }));
+    store.upsertEndpointSlice(slice('dns', ['10.244.1.1', '10.244.1.2'], { protocol: 'UDP' }));
+    await syncer.sync('initial');
+    expect(calls).toEqual([]);
+    store.upsertEndpointSlice(slice('dns', ['10.244.1.1'], { protocol: 'UDP' }));
+    await syncer.sync('change');
+    expect(calls).toEqual([['conntrack', '-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--dst-nat', '10.244.1.2']]);
+  });
+});

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { buildDesiredState } from '../../../src/model/build.js';
+import { conntrackArgs, planConntrackCleanup } from '../../../src/sync/conntrack-plan.js';
+import { service, slice } from '../agent/fixtures.js';
+
+const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
+const state = (services: ReturnType<typeof service>[], slices: ReturnType<typeof slice>[]) =>
+  buildDesiredState({ services, endpointSlices: slices, node }).state;
+
+describe('planConntrackCleanup', () => {
+  it('deletes UDP flows DNATed to a removed endpoint, for the cluster IP and the NodePort', () => {
+    const dns = service('dns', '10.96.0.10', { protocol: 'UDP', port: 53, nodePort: 30053 });
+    const before = state([dns], [slice('dns', ['10.244.1.1', '10.244.1.2'], { protocol: 'UDP' })]);
+    const after = state([dns], [slice('dns', ['10.244.1.1'], { protocol: 'UDP' })]);
+    expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([
+      ['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--dst-nat', '10.244.1.2'],
+      ['-D', '-p', 'udp', '--dport', '30053', '--dst-nat', '10.244.1.2'],
+    ]);
+  });
+
+  it('clears flows to a UDP service IP that had no endpoints once it gets one (scale from zero)', () => {
+    const dns = service('dns', '10.96.0.10', { protocol: 'UDP', port: 53 });
+    const before = state([dns], []);
+    const after = state([dns], [slice('dns', ['10.244.1.1'], { protocol: 'UDP' })]);
+    expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53']]);
+  });
+
+  it('ignores TCP services, unchanged services and the first sync', () => {
+    const web = service('web', '10.96.0.20');
+    const before = state([web], [slice('web', ['10.244.1.1', '10.244.1.2'])]);
+    const after = state([web], [slice('web', ['10.244.1.1'])]);
+    expect(planConntrackCleanup(before, after)).toEqual([]);
+    expect(planConntrackCleanup(undefined, after)).toEqual([]);
+    expect(planConntrackCleanup(after, after)).toEqual([]);
+  });
+});
