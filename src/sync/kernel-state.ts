@@ -4,6 +4,7 @@
 
 import type { BuiltinJump, TableName } from '../render/types.js';
 import { isOwnedChain } from './cleanup.js';
+import { tokenize as tokenizeRule } from '../netfilter/restore-parser.js';
 
 const CANARY = 'KUBE-PROXY-CANARY';
 const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
@@ -104,37 +105,11 @@ export function jumpKey(table: TableName, chain: string, rule: string): string {
   return `${table} ${chain} ${target} ${rest.sort().join(' ')}`;
 }
 
-/** Splits a rule spec the way iptables-restore does: whitespace-separated, double quotes group,
- * backslash escapes the next character inside quotes. */
+/** Splits a rule spec the way iptables-restore does (one tokenizer for the whole project:
+ * restore-parser's); an unterminated quote yields what was read so far. */
 export function tokenize(rule: string): string[] {
-  const tokens: string[] = [];
-  let current = '';
-  let inToken = false;
-  let quoted = false;
-  for (let index = 0; index < rule.length; index++) {
-    const char = rule[index] ?? '';
-    if (quoted) {
-      if (char === '\\' && index + 1 < rule.length) {
-        current += rule[++index] ?? '';
-      } else if (char === '"') {
-        quoted = false;
-      } else {
-        current += char;
-      }
-    } else if (char === '"') {
-      quoted = true;
-      inToken = true;
-    } else if (char === ' ' || char === '\t') {
-      if (inToken) tokens.push(current);
-      current = '';
-      inToken = false;
-    } else {
-      current += char;
-      inToken = true;
-    }
-  }
-  if (inToken) tokens.push(current);
-  return tokens;
+  const result = tokenizeRule(rule);
+  return result.ok ? [...result.tokens] : [];
 }
 
 function jumpTarget(tokens: readonly string[]): string | undefined {
