@@ -61,6 +61,7 @@ export class Agent {
   private servers: RunningServer[] = [];
   private started = false;
   private syncCount = 0;
+  private firstSyncApplied = false;
   private lastReport: SyncReport | undefined;
   private lastSkipped: readonly Skipped[] = [];
   private readonly loggedSkips = new Set<string>();
@@ -116,6 +117,7 @@ export class Agent {
     if (config.healthzBindAddress !== undefined) {
       const server = await startHealthServer(config.healthzBindAddress, this.health, {
         onProbe: (probe, statusCode) => this.metrics.healthProbe(probe, statusCode),
+        ready: () => this.firstSyncApplied,
       });
       this.healthPort = server.port;
       this.servers.push(server);
@@ -203,6 +205,7 @@ export class Agent {
     this.metrics.setPendingChanges({ services: 0, endpoints: 0 });
     this.reportSkipped(report.skipped);
     await this.syncServiceHealth(report.state);
+    this.firstSyncApplied = true;
     this.readyResolve();
   }
 

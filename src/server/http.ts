@@ -77,6 +77,10 @@ export function healthBody(snapshot: ProxierHealthSnapshot, probe: HealthProbe, 
 export interface HealthServerOptions {
   /** Told about every answer, for `kubeproxy_proxy_healthz_total` / `kubeproxy_proxy_livez_total`. */
   readonly onProbe?: (probe: HealthProbe, statusCode: number) => void;
+  /** /healthz also answers 503 until this says the agent is ready (first lists in, first sync
+   * applied), so a readiness probe never admits a node without rules. /livez ignores it: a slow
+   * initial list of a big cluster must not get the agent restarted. Default: always ready. */
+  readonly ready?: () => boolean;
 }
 
 /**
@@ -97,7 +101,8 @@ export async function startHealthServer(
     }
     const probe: HealthProbe = path === '/healthz' ? 'healthz' : 'livez';
     const snapshot = health.snapshot();
-    const healthy = probe === 'healthz' ? snapshot.healthy && snapshot.nodeEligible : snapshot.healthy;
+    const ready = options.ready?.() ?? true;
+    const healthy = probe === 'healthz' ? ready && snapshot.healthy && snapshot.nodeEligible : snapshot.healthy;
     const statusCode = healthy ? 200 : 503;
     options.onProbe?.(probe, statusCode);
     response.writeHead(statusCode, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });

@@ -68,6 +68,8 @@ export interface GeneratorOptions {
   readonly sctp?: boolean;
   /** Probability that a new endpoint is not plainly ready (not ready / terminating). Default 0.15. */
   readonly unreadyRate?: number;
+  /** When reached, `mutate` removes a Service where it would add one. */
+  readonly maxServices?: number;
 }
 
 interface PortSpec {
@@ -217,17 +219,22 @@ export class ClusterGenerator {
     return { services, endpointSlices };
   }
 
-  /** `count` random mutations. */
+  /** `count` random mutations (a kind that does not apply to the Service picked is re-drawn). */
   mutate(count = 1): Mutation[] {
     const mutations: Mutation[] = [];
-    for (let index = 0; index < count; index++) mutations.push(this.mutation(this.pickKind()));
+    while (mutations.length < count) {
+      let kind = this.pickKind();
+      const max = this.options.maxServices;
+      if (kind === 'addService' && max !== undefined && this.services.size >= max) kind = 'removeService';
+      const mutation = this.mutation(kind);
+      if (mutation !== undefined) mutations.push(mutation);
+    }
     return mutations;
   }
 
-  /** One mutation of the given kind; falls back to adding a Service when none applies. */
-  mutation(kind: MutationKind, serviceKey?: string): Mutation {
-    const result = this.tryMutation(kind, serviceKey);
-    return result ?? this.addService();
+  /** One mutation of the given kind (to the given or a random Service); undefined when it does not apply. */
+  mutation(kind: MutationKind, serviceKey?: string): Mutation | undefined {
+    return this.tryMutation(kind, serviceKey);
   }
 
   private pickKind(): MutationKind {
@@ -352,8 +359,6 @@ export class ClusterGenerator {
           { kind: 'deleteEndpointSlice', namespace: spec.namespace, name: second.name },
         ]);
       }
-      case 'addService':
-        return this.addService();
       default: {
         const unreachable: never = kind;
         throw new Error(`unknown mutation ${String(unreachable)}`);

@@ -136,3 +136,21 @@ describe('startHealthServer', () => {
     await response.text();
   });
 });
+
+describe('health server readiness gate', () => {
+  it('answers /healthz 503 until ready() is true, while /livez is unaffected', async () => {
+    const health = new ProxierHealth({ syncPeriodMs: 30_000, clock: () => 1_000 });
+    health.syncNode({ metadata: {}, spec: {} });
+    let ready = false;
+    const server = await startHealthServer('127.0.0.1:0', health, { ready: () => ready });
+    try {
+      const status = async (path: string) => (await fetch(`http://127.0.0.1:${server.port}${path}`)).status;
+      expect(await status('/healthz')).toBe(503);
+      expect(await status('/livez')).toBe(200);
+      ready = true;
+      expect(await status('/healthz')).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
