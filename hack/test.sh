@@ -16,4 +16,15 @@ step "type check (tsc --noEmit)"
 npx tsc -p tsconfig.json --noEmit
 
 step "tests (vitest run)"
-npx vitest run "$@"
+results="$(mktemp)"
+trap 'rm -f "${results}"' EXIT
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile="${results}" "$@" || status=$?
+# One plain closing line that any CI log reader understands.
+# shellcheck disable=SC2016 # JavaScript, not shell, expands these
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+' "${results}" || true
+exit "${status}"
