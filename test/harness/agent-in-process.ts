@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { destination } from 'pino';
 import { Registry } from 'prom-client';
 import { Agent, type AgentStatus } from '../../src/agent/agent.js';
 import type { SyncReport } from '../../src/agent/syncer.js';
@@ -234,7 +234,7 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
   const keep = process.env['KUBE_PROXY_TS_KEEP'] === '1';
   const logDir = mkdtempSync(join(tmpdir(), 'kube-proxy-ts-agent-'));
   const logPath = join(logDir, 'agent.log');
-  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ dest: logPath, sync: true }) });
+  const logger = createLogger({ level: config.logLevel, destination: destination({ dest: logPath, sync: true }) });
 
   const netns = await createNetns('agent');
   const binaries = options.binaries ?? nftBinaries;
