@@ -53,6 +53,44 @@ export class PersistentMap<V> implements ReadonlyMap<string, V> {
     return copied.size === 0 ? this : new PersistentMap(shards, size);
   }
 
+  /**
+   * The shards, for consumers that skip unchanged ones by identity (the render cache, the differ):
+   * an update replaces only the shards it touches, and every PersistentMap puts a given key in the
+   * same shard index, so two maps' shards can be compared pairwise.
+   */
+  get shardMaps(): readonly ReadonlyMap<string, V>[] {
+    return this.shards;
+  }
+
+  /**
+   * A map with the same keys and `transform`ed values, built shard by shard. A shard that is the
+   * very object it was in `previous.source` takes `previous.result`'s shard as it is, so mapping a
+   * map that differs from the previous one in one key costs one shard, not every entry.
+   * `onReuse` hears of each shard taken over (e.g. to count its entries).
+   */
+  mapValues<W>(
+    transform: (value: V, key: string) => W,
+    previous?: { readonly source: PersistentMap<V>; readonly result: PersistentMap<W> },
+    onReuse?: (shard: ReadonlyMap<string, W>) => void,
+  ): PersistentMap<W> {
+    const shards = new Array<ReadonlyMap<string, W>>(shardCount);
+    for (let index = 0; index < shardCount; index++) {
+      const shard = this.shards[index] as ReadonlyMap<string, V>;
+      const reused = previous !== undefined && previous.source.shards[index] === shard ? previous.result.shards[index] : undefined;
+      if (reused !== undefined) {
+        shards[index] = reused;
+        onReuse?.(reused);
+      } else if (shard.size === 0) {
+        shards[index] = noEntries;
+      } else {
+        const mapped = new Map<string, W>();
+        shard.forEach((value, key) => mapped.set(key, transform(value, key)));
+        shards[index] = mapped;
+      }
+    }
+    return new PersistentMap(shards, this.size);
+  }
+
   get(key: string): V | undefined {
     return (this.shards[shardOf(key)] as ReadonlyMap<string, V>).get(key);
   }
@@ -62,7 +100,8 @@ export class PersistentMap<V> implements ReadonlyMap<string, V> {
   }
 
   forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
-    for (const [key, value] of this) callback.call(thisArg, value, key, this);
+    // Shard by shard, without a generator per entry: this runs over every service port.
+    for (const shard of this.shards) shard.forEach((value, key) => callback.call(thisArg, value, key, this));
   }
 
   *entries(): MapIterator<[string, V]> {

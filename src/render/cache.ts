@@ -3,6 +3,7 @@
 // WeakMap lookup, and the differ sees the same object and skips it. Node-wide chains are reused
 // while the context is unchanged, for the same reason.
 
+import { PersistentMap } from '../model/persistent-map.js';
 import type { ServicePort } from '../model/types.js';
 import { ownedChains } from './chains.js';
 import {
@@ -45,6 +46,12 @@ export class RenderCache {
   private servicePortContext: ServicePortContext | undefined;
   // Keyed weakly: a ServicePort the model has replaced or dropped is collected with its rules.
   private byServicePort = new WeakMap<ServicePort, ServicePortRules>();
+  // The last render's service port map and its rules: the model's PersistentMap replaces only the
+  // shards a change touches, so the rules of every other shard are taken over whole, and one
+  // changed service costs one shard rather than a lookup per service port.
+  private lastInput: PersistentMap<ServicePort> | undefined;
+  private lastOutput: PersistentMap<ServicePortRules> | undefined;
+  private readonly endpointCounts = new WeakMap<ReadonlyMap<string, ServicePort>, number>();
   private reused = 0;
   private rendered = 0;
   private lastStats: RenderStats = { reused: 0, rendered: 0 };
@@ -67,6 +74,8 @@ export class RenderCache {
     if (this.servicePortContext === undefined || !sameServicePortContext(this.servicePortContext, context)) {
       this.servicePortContext = context;
       this.byServicePort = new WeakMap();
+      this.lastInput = undefined;
+      this.lastOutput = undefined;
     }
     this.reused = 0;
     this.rendered = 0;
@@ -87,7 +96,51 @@ export class RenderCache {
     return rules;
   }
 
+  /** The rules of every service port, under the context given to `beginServicePorts`. */
+  servicePortRulesMap(servicePorts: ReadonlyMap<string, ServicePort>): ReadonlyMap<string, ServicePortRules> {
+    if (!(servicePorts instanceof PersistentMap)) {
+      const result = new Map<string, ServicePortRules>();
+      servicePorts.forEach((servicePort, key) => result.set(key, this.servicePortRules(servicePort)));
+      return result;
+    }
+    const input = servicePorts as PersistentMap<ServicePort>;
+    const previous = this.lastInput !== undefined && this.lastOutput !== undefined ? { source: this.lastInput, result: this.lastOutput } : undefined;
+    const output = input.mapValues(
+      (servicePort) => this.servicePortRules(servicePort),
+      previous,
+      (shard) => {
+        this.reused += shard.size;
+      },
+    );
+    this.lastInput = input;
+    this.lastOutput = output;
+    return output;
+  }
+
+  /** Endpoints of every service port; the model's immutable shards are counted once each. */
+  endpointTotal(servicePorts: ReadonlyMap<string, ServicePort>): number {
+    if (!(servicePorts instanceof PersistentMap)) return countEndpoints(servicePorts);
+    let total = 0;
+    for (const shard of (servicePorts as PersistentMap<ServicePort>).shardMaps) {
+      let count = this.endpointCounts.get(shard);
+      if (count === undefined) {
+        count = countEndpoints(shard);
+        this.endpointCounts.set(shard, count);
+      }
+      total += count;
+    }
+    return total;
+  }
+
   endServicePorts(): void {
     this.lastStats = { reused: this.reused, rendered: this.rendered };
   }
+}
+
+function countEndpoints(servicePorts: ReadonlyMap<string, ServicePort>): number {
+  let total = 0;
+  servicePorts.forEach((servicePort) => {
+    total += servicePort.allEndpoints.length;
+  });
+  return total;
 }

@@ -5,23 +5,18 @@
 import type { DesiredState } from '../model/types.js';
 import { RenderCache } from './cache.js';
 import { resolveContext, servicePortContext } from './context.js';
-import type { RenderContext, RuleSet, ServicePortRules } from './types.js';
+import type { RenderContext, RuleSet } from './types.js';
 
 export function renderRuleSet(state: DesiredState, ctx: RenderContext, cache: RenderCache = new RenderCache()): RuleSet {
   const resolved = resolveContext(ctx, state);
 
   // kube-proxy counts every endpoint of every service port (not only the usable ones) to decide
   // whether per-endpoint comments are worth their 40% of the payload.
-  let totalEndpoints = 0;
-  for (const servicePort of state.servicePorts.values()) totalEndpoints += servicePort.allEndpoints.length;
-  const largeClusterMode = totalEndpoints > resolved.largeClusterEndpointsThreshold;
+  const largeClusterMode = cache.endpointTotal(state.servicePorts) > resolved.largeClusterEndpointsThreshold;
 
   const nodeWide = cache.nodeWideRules(resolved);
   cache.beginServicePorts(servicePortContext(resolved, largeClusterMode));
-  const servicePorts = new Map<string, ServicePortRules>();
-  for (const [key, servicePort] of state.servicePorts) {
-    servicePorts.set(key, cache.servicePortRules(servicePort));
-  }
+  const servicePorts = cache.servicePortRulesMap(state.servicePorts);
   cache.endServicePorts();
 
   return {

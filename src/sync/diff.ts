@@ -1,7 +1,9 @@
 // Plans one sync: the complete payload, or the delta between the RuleSet the kernel holds and the
-// desired one (ADR 001). A partial plan costs a reference scan of the service port map plus work
+// desired one (ADR 001). A partial plan costs a reference scan of the service port map (of its
+// shards, when both RuleSets come from the model's PersistentMap through one RenderCache) plus work
 // proportional to the service ports that changed. Pure.
 
+import { PersistentMap } from '../model/persistent-map.js';
 import type { BuiltinJump, OrderedChain, RuleSet, ServicePortRules, SharedChain, SharedRule, TableName } from '../render/types.js';
 import {
   buildFullPayload,
@@ -128,19 +130,17 @@ function planServicePorts(
   handledShared: ReadonlySet<string>,
 ): void {
   const delta: ServicePortDelta = { written: new Map(), stale: new Map(), addedRules: new Map(), removedRules: new Map() };
-  // The renderer keeps the identity of unchanged ServicePortRules, so this scan is one Map lookup
-  // and one reference comparison per service port (forEach: no entry array per iteration).
-  let kept = 0;
-  desired.forEach((current, key) => {
-    const previous = applied.get(key);
-    if (previous !== undefined) kept++;
-    if (previous !== current) diffServicePort(previous, current, delta);
-  });
-  // Only when some applied key is missing from desired is a second scan needed to find it.
-  if (kept < applied.size) {
-    applied.forEach((previous, key) => {
-      if (!desired.has(key)) diffServicePort(previous, undefined, delta);
+  if (applied instanceof PersistentMap && desired instanceof PersistentMap) {
+    // The renderer's map shares every shard the change did not touch (and a key sits in the same
+    // shard index in both): only the replaced shards need a look.
+    const appliedShards = (applied as PersistentMap<ServicePortRules>).shardMaps;
+    const desiredShards = (desired as PersistentMap<ServicePortRules>).shardMaps;
+    desiredShards.forEach((shard, index) => {
+      const before = appliedShards[index];
+      if (before !== shard) diffServicePortMaps(before ?? new Map(), shard, delta);
     });
+  } else {
+    diffServicePortMaps(applied, desired, delta);
   }
 
   for (const id of delta.written.keys()) delta.stale.delete(id);
@@ -156,6 +156,28 @@ function planServicePorts(
     if (!handledShared.has(chainKey(shared.table, shared.chain))) builder.insertSharedRule(shared.table, shared.chain, shared.rule);
   }
   for (const chain of delta.stale.values()) builder.deleteChain(chain.table, chain.name);
+}
+
+/** Collects the delta of every service port whose rules are not the very same object. */
+function diffServicePortMaps(
+  applied: ReadonlyMap<string, ServicePortRules>,
+  desired: ReadonlyMap<string, ServicePortRules>,
+  delta: ServicePortDelta,
+): void {
+  // The renderer keeps the identity of unchanged ServicePortRules, so this scan is one Map lookup
+  // and one reference comparison per service port (forEach: no entry array per iteration).
+  let kept = 0;
+  desired.forEach((current, key) => {
+    const previous = applied.get(key);
+    if (previous !== undefined) kept++;
+    if (previous !== current) diffServicePort(previous, current, delta);
+  });
+  // Only when some applied key is missing from desired is a second scan needed to find it.
+  if (kept < applied.size) {
+    applied.forEach((previous, key) => {
+      if (!desired.has(key)) diffServicePort(previous, undefined, delta);
+    });
+  }
 }
 
 function diffServicePort(previous: ServicePortRules | undefined, current: ServicePortRules | undefined, delta: ServicePortDelta): void {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# THE benchmark command (`npm run bench`): each step prints its own figures; none fails on timing.
+# Steps run one after another; add a step as two more lines below. Options for one bench go to it
+# directly, e.g. `npx tsx bench/render-bench.ts --services 1000`.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${root}"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "render pipeline at 10,000 Services x 10 endpoints (bench/render-bench.ts)"
+npx tsx bench/render-bench.ts

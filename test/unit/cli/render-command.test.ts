@@ -1,0 +1,196 @@
+// The `render` contract that tools outside the project rely on: exit 0 and only the payload on
+// stdout for valid input; a non-zero exit and a message naming the file and the object for
+// invalid input; usage and exit 2 for bad flags. renderCommand runs with an in-memory io.
+
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { renderCommand, type CommandIO } from '../../../src/cli/render-command.js';
+import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { describeOutcome, trace } from '../../../src/netfilter/tracer.js';
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function render(argv: readonly string[], files: Readonly<Record<string, string>>): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const io: CommandIO = {
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
+    readTextFile: (path) => {
+      const text = files[path];
+      if (text === undefined) return Promise.reject(new Error(`ENOENT: no such file or directory, open '${path}'`));
+      return Promise.resolve(text);
+    },
+  };
+  const code = await renderCommand(argv, io);
+  return { code, stdout, stderr };
+}
+
+const flags = ['--node-name', 'node1', '--node-ip', '192.168.0.2', '--cluster-cidr', '10.244.0.0/16'];
+
+const webService = {
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { namespace: 'default', name: 'web' },
+  spec: { type: 'ClusterIP', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }] },
+};
+const webSlice = {
+  apiVersion: 'discovery.k8s.io/v1',
+  kind: 'EndpointSlice',
+  metadata: { namespace: 'default', name: 'web-abcde', labels: { 'kubernetes.io/service-name': 'web' } },
+  addressType: 'IPv4',
+  endpoints: [
+    { addresses: ['10.244.1.11'], conditions: { ready: true }, nodeName: 'node1' },
+    { addresses: ['10.244.2.12'], conditions: { ready: true }, nodeName: 'node2' },
+  ],
+  ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
+};
+// Not errors: kinds render does not read, Services kube-proxy does not proxy, IPv6 slices.
+const deployment = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { namespace: 'default', name: 'web' }, spec: {} };
+const externalName = {
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { namespace: 'default', name: 'alias' },
+  spec: { type: 'ExternalName', externalName: 'example.com' },
+};
+const ipv6Slice = { ...webSlice, metadata: { ...webSlice.metadata, name: 'web-v6' }, addressType: 'IPv6', endpoints: [{ addresses: ['fd00::1'] }] };
+
+const yamlDocuments = (objects: readonly unknown[]): string => objects.map((object) => stringify(object)).join('---\n');
+const validYaml = yamlDocuments([webService, webSlice, deployment, externalName, ipv6Slice]);
+
+describe('render: valid input', () => {
+  it('exits 0 with a complete iptables-restore payload on stdout and nothing on stderr', async () => {
+    const run = await render(['--objects', 'objects.yaml', ...flags], { 'objects.yaml': validYaml });
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^\*filter\n[\s\S]*\nCOMMIT\n\*nat\n[\s\S]*\nCOMMIT\n$/);
+    expect(run.stdout).toContain('-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-');
+    expect(run.stdout).toContain('! -s 10.244.0.0/16 -j KUBE-MARK-MASQ');
+    expect(run.stdout).not.toContain('alias');
+  });
+
+  it('the payload programs a fresh node: a pod reaching the cluster IP lands on either endpoint', async () => {
+    const run = await render(['--objects', 'objects.yaml', ...flags], { 'objects.yaml': validYaml });
+    const fake = new FakeNetfilter();
+    expect(fake.restoreSync(run.stdout, { noFlush: false })).toEqual({ ok: true });
+    const result = trace(fake, {
+      source: '10.244.1.50',
+      destination: '10.96.0.10',
+      destinationPort: 80,
+      protocol: 'TCP',
+      origin: 'pod',
+      localAddresses: ['192.168.0.2'],
+    });
+    expect(result.outcomes.map(describeOutcome).sort()).toEqual(['ACCEPT 10.244.1.11:8080', 'ACCEPT 10.244.2.12:8080']);
+  });
+
+  it('a JSON List, and the same objects split over several files, give the same payload as YAML', async () => {
+    const yaml = await render(['--objects', 'objects.yaml', ...flags], { 'objects.yaml': validYaml });
+    const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [webService, webSlice, deployment, externalName, ipv6Slice] });
+    const json = await render(['--objects', 'objects.json', ...flags], { 'objects.json': list });
+    const split = await render(['--objects', 'services.yaml', '--objects', 'slices.json', ...flags], {
+      'services.yaml': yamlDocuments([webService]),
+      'slices.json': JSON.stringify(webSlice),
+    });
+    expect(json).toEqual(yaml);
+    expect(split).toEqual(yaml);
+  });
+
+  it('--node-port-addresses limits NodePorts to the node IPs in those CIDRs', async () => {
+    const run = await render(['--objects', 'objects.yaml', ...flags, '--node-port-addresses', '192.168.0.0/24'], { 'objects.yaml': validYaml });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('-d 192.168.0.2 -j KUBE-NODEPORTS');
+    expect(run.stdout).not.toContain('--dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS');
+  });
+
+  it('--help prints the usage on stdout and exits 0', async () => {
+    const run = await render(['--help'], {});
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Usage: kube-proxy-ts render');
+  });
+});
+
+describe('render: invalid input names the file and the object', () => {
+  const badClusterIP = { ...webService, metadata: { namespace: 'default', name: 'bad-ip' }, spec: { ...webService.spec, clusterIP: '10.96.0.999', clusterIPs: ['10.96.0.999'] } };
+  const fqdnSlice = { ...webSlice, metadata: { ...webSlice.metadata, name: 'web-fqdn' }, addressType: 'FQDN', endpoints: [{ addresses: ['db.example.com'] }] };
+  const badEndpoint = { ...webSlice, metadata: { ...webSlice.metadata, name: 'web-broken' }, endpoints: [{ addresses: ['10.244.1.300'] }] };
+  const badPort = { ...webService, metadata: { namespace: 'shop', name: 'bad-port' }, spec: { ...webService.spec, ports: [{ name: 'http', protocol: 'TCP', port: 70000 }] } };
+  const badProtocol = { ...webService, metadata: { namespace: 'shop', name: 'bad-protocol' }, spec: { ...webService.spec, ports: [{ name: 'http', protocol: 'ICMP', port: 80 }] } };
+  const nameless = { apiVersion: 'v1', kind: 'Service', metadata: { namespace: 'default' }, spec: webService.spec };
+
+  it.each([
+    ['a Service with an invalid clusterIP', [webService, badClusterIP], ['bad.yaml', 'Service default/bad-ip', 'spec.clusterIPs[0]', '10.96.0.999']],
+    ['an EndpointSlice with addressType FQDN', [webService, fqdnSlice], ['bad.yaml', 'EndpointSlice default/web-fqdn', 'unsupported-address-type', 'FQDN']],
+    ['an EndpointSlice with an invalid address', [webService, badEndpoint], ['bad.yaml', 'EndpointSlice default/web-broken', '10.244.1.300']],
+    ['a Service port out of range', [badPort], ['bad.yaml', 'Service shop/bad-port', 'spec.ports[0].port', '70000']],
+    ['a Service port with an unknown protocol', [badProtocol], ['bad.yaml', 'Service shop/bad-protocol', 'ICMP']],
+    ['an object without metadata.name', [webService, nameless], ['bad.yaml', 'document 2', 'Service', 'metadata.name']],
+  ] as const)('%s: exit 1, nothing on stdout', async (_case, objects, mentions) => {
+    const run = await render(['--objects', 'good.yaml', '--objects', 'bad.yaml', ...flags], {
+      'good.yaml': yamlDocuments([webSlice]),
+      'bad.yaml': yamlDocuments(objects),
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    for (const mention of mentions) expect(run.stderr).toContain(mention);
+    expect(run.stderr).not.toContain('good.yaml');
+  });
+
+  it('an unreadable file: exit 1 naming it', async () => {
+    const run = await render(['--objects', 'missing.yaml', ...flags], {});
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    expect(run.stderr).toContain('cannot read missing.yaml');
+    expect(run.stderr).toContain('ENOENT');
+  });
+
+  it('a file that is not YAML: exit 1 naming it', async () => {
+    const run = await render(['--objects', 'broken.yaml', ...flags], { 'broken.yaml': 'kind: Service\nmetadata: {name: web\n  spec: [' });
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    expect(run.stderr).toContain('broken.yaml');
+    expect(run.stderr).toContain('cannot parse');
+  });
+
+  it('a document that is not an object: exit 1 naming file and document', async () => {
+    const run = await render(['--objects', 'scalar.yaml', ...flags], { 'scalar.yaml': `${stringify(webService)}---\njust a string\n` });
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    expect(run.stderr).toMatch(/scalar\.yaml.*document 2/);
+  });
+});
+
+describe('render: flags', () => {
+  const file = { 'objects.yaml': validYaml };
+  it.each([
+    ['no flags at all', []],
+    ['no --objects', ['--node-name', 'node1', '--node-ip', '192.168.0.2']],
+    ['no --node-name', ['--objects', 'objects.yaml', '--node-ip', '192.168.0.2']],
+    ['an empty --node-name', ['--objects', 'objects.yaml', '--node-name', '', '--node-ip', '192.168.0.2']],
+    ['no --node-ip', ['--objects', 'objects.yaml', '--node-name', 'node1']],
+    ['an unknown flag', ['--objects', 'objects.yaml', ...flags, '--masquerade-all']],
+    ['a positional argument', ['objects.yaml', ...flags]],
+  ] as const)('%s: usage on stderr, exit 2', async (_case, argv) => {
+    const run = await render(argv, file);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('Usage: kube-proxy-ts render');
+  });
+
+  it.each([
+    ['--node-ip', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', '192.168.0.256'], '"192.168.0.256" is not an IPv4 address'],
+    ['--node-ip (IPv6)', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', 'fd00::2'], '"fd00::2" is not an IPv4 address'],
+    ['--cluster-cidr', ['--objects', 'objects.yaml', ...flags.slice(0, 4), '--cluster-cidr', '10.244.0.0/33'], '--cluster-cidr "10.244.0.0/33"'],
+    ['--node-port-addresses', ['--objects', 'objects.yaml', ...flags, '--node-port-addresses', '192.168.0.0/24,nonsense'], 'entry "nonsense"'],
+    ['--mode', ['--objects', 'objects.yaml', ...flags, '--mode', 'ipvs'], '--mode "ipvs" is not supported'],
+  ] as const)('an invalid %s: exit 2 naming the value', async (_flag, argv, message) => {
+    const run = await render(argv, file);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(message);
+  });
+});
