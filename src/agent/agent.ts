@@ -23,6 +23,7 @@ import {
   type RunningServer,
   type ServiceHealthEntry,
 } from '../server/index.js';
+import { rulesWrittenPerTable } from '../sync/payload-rules.js';
 import { healthCheckAddresses, renderContextFor } from './context.js';
 import { SyncScheduler, type SyncReason } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
@@ -250,6 +251,7 @@ export class Agent {
       chainsWritten: plan?.stats.chainsWritten ?? 0,
       chainsDeleted: plan?.stats.chainsDeleted ?? 0,
       rulesTotal,
+      rulesWritten: plan !== undefined && report.result === 'applied' ? rulesWrittenPerTable(plan.payload) : { filter: 0, nat: 0 },
       noLocalEndpoints: countNoLocalEndpoints(report.state),
     });
     for (const trigger of report.triggerTimes) {
