@@ -2,7 +2,7 @@
 // node2 answer with their name and the address they saw, so each test checks which endpoint
 // answered and whether the source was masqueraded.
 
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { servicePortChainNames } from '../../src/render/names.js';
 import { E2ECluster, tally } from '../harness/e2e-cluster.js';
 import { kernelSkipReason } from '../harness/netns.js';
@@ -32,10 +32,18 @@ describe.skipIf(skipReason !== undefined)('ClusterIP services end to end', () =>
     };
   });
 
+  afterEach((context) => {
+    // The agents' side of a failure: what they synced and skipped, straight from their logs.
+    if (context.task.result?.state === 'fail' && cluster !== undefined) process.stdout.write(`${cluster.logTails()}\n`);
+  });
+
   afterAll(async () => {
     if (cluster === undefined) return;
-    process.stdout.write(`${cluster.timingSummary('cluster-ip.test.ts')}\n`);
-    await cluster.destroy();
+    try {
+      process.stdout.write(`${await cluster.timingSummary('cluster-ip.test.ts')}\n`);
+    } finally {
+      await cluster.destroy();
+    }
   });
 
   it('one endpoint answers every connection, from the node (masqueraded) and from a pod (not)', async () => {
@@ -93,6 +101,10 @@ describe.skipIf(skipReason !== undefined)('ClusterIP services end to end', () =>
     expect(refused.ok).toBe(false);
     const fromNode = await cluster.tcp(node1, service.clusterIP, 80);
     expect(fromNode.ok ? 'answered' : fromNode.error).toBe('refused');
+    // It is our REJECT rule that refused, not some host on the way.
+    const saved = await cluster.iptablesSave('node1');
+    const rejects = saved.split('\n').filter((line) => line.includes(`${cluster.namespace}/empty`) && line.includes('-j REJECT'));
+    expect(rejects.length).toBeGreaterThan(0);
   });
 
   it('terminating endpoints serve only while no endpoint is ready', async () => {

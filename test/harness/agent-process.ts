@@ -24,6 +24,8 @@ export interface AgentProcessOptions {
   readonly extraArgs?: readonly string[];
   /** Where the log goes; a fresh temp dir by default. */
   readonly logDir?: string;
+  /** Extra environment variables for the agent. */
+  readonly env?: Readonly<Record<string, string>>;
   /** How long to wait for the first applied sync. Default 60 s. */
   readonly readyTimeoutMs?: number;
 }
@@ -135,7 +137,7 @@ export class AgentProcess {
     let child: ChildProcess;
     try {
       // `ip netns exec` execs the command, so the child's pid is the agent's.
-      child = spawn('ip', args, { cwd: repoRoot, stdio: ['ignore', logFd, logFd] });
+      child = spawn('ip', args, { cwd: repoRoot, stdio: ['ignore', logFd, logFd], env: { ...process.env, ...options.env } });
     } finally {
       closeSync(logFd);
     }
@@ -157,6 +159,13 @@ export class AgentProcess {
   /** GET `http://127.0.0.1:<port><path>` inside the node namespace. */
   async httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
     return httpGetIn(this.netns, '127.0.0.1', port, path);
+  }
+
+  /** The agent's `/metrics` text (its :10249 inside the namespace). */
+  async metrics(): Promise<string> {
+    const response = await this.httpGet(10249, '/metrics');
+    if (response.status !== 200) throw new Error(`agent on ${this.nodeName}: /metrics answered ${response.status}`);
+    return response.body;
   }
 
   private async waitReady(timeoutMs: number): Promise<void> {
@@ -194,6 +203,19 @@ export class AgentProcess {
     if (this.ownedLogDir !== undefined && !keep) rmSync(this.ownedLogDir, { recursive: true, force: true });
     return this.exited;
   }
+}
+
+/** The sum of every sample of `name` (all label sets) in a Prometheus text exposition. */
+export function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    const value = Number(rest.slice(rest.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sum += value;
+  }
+  return sum;
 }
 
 /** `GET http://host:port/path` from inside `netns` with curl; status 0 when nothing answered. */

@@ -7,7 +7,7 @@
 // awaited, never timed), and every step can be timed for the issue notes.
 
 import type { V1Service } from '@kubernetes/client-node';
-import { AgentProcess, httpGetIn } from './agent-process.js';
+import { AgentProcess, httpGetIn, metricSum } from './agent-process.js';
 import { exec } from './exec.js';
 import {
   createEndpointSlice,
@@ -39,6 +39,8 @@ export interface E2EClusterOptions {
   readonly agentsOn?: readonly string[];
   /** Extra `run` flags for every agent. */
   readonly agentArgs?: readonly string[];
+  /** Extra environment variables for every agent. */
+  readonly agentEnv?: Readonly<Record<string, string>>;
   /** Prefix of the Kubernetes namespace (a random suffix is added). */
   readonly name: string;
 }
@@ -128,6 +130,7 @@ export class E2ECluster {
           kubeconfigPath: this.options.kubeconfigPath,
           clusterCIDR: CLUSTER_CIDR,
           ...(this.options.agentArgs !== undefined ? { extraArgs: this.options.agentArgs } : {}),
+          ...(this.options.agentEnv !== undefined ? { env: this.options.agentEnv } : {}),
         },
         this.options.apiserverURL,
       );
@@ -237,8 +240,25 @@ export class E2ECluster {
     return this.topology.tcp(fromNetns, ip, port, timeoutMs !== undefined ? { timeoutMs } : {});
   }
 
-  udp(fromNetns: string, ip: string, port: number, options: { readonly timeoutMs?: number; readonly sourcePort?: number } = {}): Promise<ProbeResult> {
-    return this.topology.udp(fromNetns, ip, port, options);
+  /**
+   * One datagram from `fromNetns`, the first answer back. Unlike Topology.udp (socat, which
+   * always waits out its timeout) this returns as soon as the answer or an ICMP error arrives.
+   */
+  async udp(fromNetns: string, ip: string, port: number, options: { readonly timeoutMs?: number; readonly sourcePort?: number } = {}): Promise<ProbeResult> {
+    const timeoutMs = options.timeoutMs ?? 1500;
+    const result = await exec('ip', ['netns', 'exec', fromNetns, process.execPath, '-e', udpProbeScript, ip, String(port), String(options.sourcePort ?? 0), String(timeoutMs)], {
+      timeoutMs: timeoutMs + 5000,
+    });
+    const match = /pod=(\S+) local=(\S*) lport=(\S*) peer=(\S+) pport=(\S+)/.exec(result.stdout);
+    if (match !== null) {
+      const [, pod = '', local = '', localPort = '', peerIP = '', peerPort = ''] = match;
+      return { ok: true, reply: { pod, local: `${local}:${localPort}`, peer: `${peerIP}:${peerPort}`, peerIP } };
+    }
+    const detail = `${result.stderr.trim()} (exit ${result.code})`;
+    if (/ECONNREFUSED/.test(result.stderr)) return { ok: false, error: 'refused', detail };
+    if (/EHOSTUNREACH|ENETUNREACH/.test(result.stderr)) return { ok: false, error: 'unreachable', detail };
+    if (/timeout/.test(result.stderr)) return { ok: false, error: 'timeout', detail };
+    return { ok: false, error: 'other', detail };
   }
 
   httpGet(fromNetns: string, ip: string, port: number, path: string): Promise<{ status: number; body: string }> {
@@ -286,6 +306,40 @@ export class E2ECluster {
     return { results, answered };
   }
 
+  /**
+   * Waits until every agent has finished two more syncs (`kube_proxy_ts_syncs_total`; periodic
+   * ones count, they come every sync period). Syncs are serialised and counted after their
+   * restore and conntrack cleanup, so whatever sync was running or queued when this was called
+   * has finished. Use it once a change is visible in the data plane, before relying on conntrack
+   * state that its sync may still clean up.
+   */
+  async settled(label = 'agents settled'): Promise<void> {
+    const syncs = async (agent: AgentProcess): Promise<number> => metricSum(await agent.metrics(), 'kube_proxy_ts_syncs_total');
+    const marks = await Promise.all([...this.agents.values()].map(async (agent) => ({ agent, from: await syncs(agent) })));
+    await this.until(
+      label,
+      async () => (await Promise.all(marks.map(async ({ agent, from }) => (await syncs(agent)) >= from + 2))).every(Boolean),
+      (done) => done,
+      30_000,
+    );
+  }
+
+  /**
+   * Per agent: network programming latency as the agent measured it (EndpointSlice trigger time
+   * to rules applied; `kubeproxy_network_programming_duration_seconds`), and its sync count.
+   */
+  async programmingLatency(): Promise<string[]> {
+    const lines: string[] = [];
+    for (const [label, agent] of this.agents) {
+      const text = await agent.metrics();
+      const count = metricSum(text, 'kubeproxy_network_programming_duration_seconds_count');
+      const sum = metricSum(text, 'kubeproxy_network_programming_duration_seconds_sum');
+      const syncs = metricSum(text, 'kube_proxy_ts_syncs_total');
+      lines.push(`  agent ${label}: ${syncs} syncs; network programming ${count} changes, mean ${count > 0 ? Math.round((sum / count) * 1000) : 0} ms`);
+    }
+    return lines;
+  }
+
   /** Runs `body` and records how long it took. */
   async timed<T>(label: string, body: () => Promise<T>): Promise<T> {
     const startedAt = Date.now();
@@ -306,15 +360,22 @@ export class E2ECluster {
     return '';
   }
 
+  /** `conntrack -L` in the node's namespace with extra filter arguments (e.g. ['-p', 'udp']). */
+  async conntrackList(nodeLabel: string, filter: readonly string[]): Promise<string[]> {
+    const listed = await exec('ip', ['netns', 'exec', this.node(nodeLabel).netns, 'conntrack', '-L', ...filter]);
+    return listed.stdout.split('\n').filter((line) => line.trim() !== '');
+  }
+
   logTails(lines = 30): string {
     return [...this.agents.entries()].map(([label, agent]) => `--- agent ${label} (${agent.nodeName}) ---\n${agent.logTail(lines)}`).join('\n');
   }
 
-  /** A table of the recorded timings, for the test output. */
-  timingSummary(title: string): string {
+  /** A table of the recorded timings plus the agents' own latency figures, for the test output. */
+  async timingSummary(title: string): Promise<string> {
     const width = Math.max(...this.timings.map((timing) => timing.label.length), 10);
     const rows = this.timings.map((timing) => `  ${timing.label.padEnd(width)}  ${String(timing.ms).padStart(6)} ms`);
-    return [`e2e timings: ${title}`, ...rows].join('\n');
+    const latency = await this.programmingLatency().catch((error: unknown) => [`  (agent metrics unavailable: ${String(error)})`]);
+    return [`e2e timings: ${title}`, ...rows, ...latency].join('\n');
   }
 
   /** Stops the agents, deletes the topology, the Nodes and the namespace. Safe to call twice. */
@@ -337,6 +398,18 @@ export class E2ECluster {
   }
 }
 
+// argv: ip port sourcePort timeoutMs. A connected socket, so an ICMP port unreachable (a REJECT
+// rule) surfaces as ECONNREFUSED; reuseAddr lets a probe reuse the source port of the last one.
+const udpProbeScript = [
+  "const [ip, port, sourcePort, timeoutMs] = process.argv.slice(1);",
+  "const socket = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true });",
+  "const fail = (why) => { process.stderr.write(why + '\\n'); process.exit(1); };",
+  "socket.on('error', (error) => fail(error.code ?? error.message));",
+  "socket.on('message', (message) => { process.stdout.write(message.toString()); process.exit(0); });",
+  "socket.bind(Number(sourcePort), () => socket.connect(Number(port), ip, () => socket.send('ping\\n')));",
+  "setTimeout(() => fail('timeout'), Number(timeoutMs));",
+].join('\n');
+
 /** Node i (0-based) is in zone-a, zone-b, ... */
 export function zoneOf(node: NodeHandle): string {
   return `zone-${String.fromCharCode(97 + node.index)}`;
@@ -354,6 +427,13 @@ function describeService(object: V1Service): CreatedService {
   };
 }
 
+/** `count` probes one after the other (each connection after the previous one closed). */
+export async function sequential(count: number, probe: () => Promise<ProbeResult>): Promise<ProbeResult[]> {
+  const results: ProbeResult[] = [];
+  for (let index = 0; index < count; index += 1) results.push(await probe());
+  return results;
+}
+
 /** The pod names in `results` that answered, and the failures. */
 export function tally(results: readonly ProbeResult[]): { pods: string[]; failures: ProbeResult[]; peers: Set<string> } {
   const pods: string[] = [];
@@ -366,4 +446,12 @@ export function tally(results: readonly ProbeResult[]): { pods: string[]; failur
     } else failures.push(result);
   }
   return { pods, failures, peers };
+}
+
+/** Why SCTP cannot be tested here (e.g. no sctp module in this kernel), or undefined when it can. */
+export async function sctpSkipReason(): Promise<string | undefined> {
+  // A listener that stays up until killed means the kernel has SCTP; socat exits at once if not.
+  const probe = await exec('socat', ['SCTP4-LISTEN:0', '/dev/null'], { timeoutMs: 500 });
+  if (probe.code === 137) return undefined;
+  return `this kernel has no SCTP (socat: ${probe.stderr.trim().replace(/^.* E /, '') || `exit ${probe.code}`}); modprobe sctp is not available`;
 }
