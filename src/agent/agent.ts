@@ -39,6 +39,8 @@ export interface AgentOptions {
   readonly fullSyncPeriodMs?: number;
   /** Watchdog for silent watches (tests shorten it). */
   readonly watchdogMs?: number;
+  /** > 0: split large full syncs into restores of about this many chains (nft backend). */
+  readonly fullSyncChainsPerPart?: number;
 }
 
 export interface AgentStatus {
@@ -86,6 +88,7 @@ export class Agent {
       conntrack: options.conntrack,
       renderContext: () => renderContextFor(config, this.node),
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
+      ...(options.fullSyncChainsPerPart !== undefined ? { fullSyncChainsPerPart: options.fullSyncChainsPerPart } : {}),
     });
     this.scheduler = new SyncScheduler({
       minSyncPeriodMs: config.minSyncPeriodMs,

@@ -1,5 +1,8 @@
 // Serialises and coalesces syncs: one queue of concurrency 1 and a dirty flag, never one job per
-// event. Requests are rate-limited by minSyncPeriod; a timer asks for a sync every syncPeriod.
+// event. Requests are rate-limited by minSyncPeriod with a burst of two, as kube-proxy's
+// BoundedFrequencyRunner (burstSyncs = 2): a Service and the EndpointSlice the controller writes
+// right after it are both programmed at once, instead of the second waiting a whole minSyncPeriod.
+// A timer asks for a sync every syncPeriod.
 
 import PQueue from 'p-queue';
 
@@ -25,12 +28,17 @@ export interface SchedulerOptions {
 
 export type SyncReason = 'change' | 'periodic' | 'retry' | 'initial';
 
+/** Syncs that may start back to back before minSyncPeriod applies (kube-proxy: burstSyncs). */
+export const SYNC_BURST = 2;
+
 export class SyncScheduler {
   private readonly queue = new PQueue({ concurrency: 1 });
   private readonly timers: Timers;
   private pending: { handle: unknown; reason: SyncReason } | undefined;
   private queued = false;
-  private lastStart = Number.NEGATIVE_INFINITY;
+  /** Token bucket: one token per minSyncPeriod, at most SYNC_BURST; each sync start takes one. */
+  private tokens = SYNC_BURST;
+  private tokensAt = 0;
   private periodicHandle: unknown;
   private stopped = false;
 
@@ -47,7 +55,7 @@ export class SyncScheduler {
   /** Asks for a sync as soon as minSyncPeriod allows; many calls coalesce into one sync. */
   request(reason: SyncReason = 'change'): void {
     if (this.stopped || this.pending !== undefined || this.queued) return;
-    const wait = Math.max(0, this.lastStart + this.options.minSyncPeriodMs - this.timers.now());
+    const wait = this.waitForToken();
     if (wait === 0) {
       this.enqueue(reason);
       return;
@@ -81,6 +89,24 @@ export class SyncScheduler {
     }, this.options.syncPeriodMs);
   }
 
+  private refill(): void {
+    const now = this.timers.now();
+    const period = this.options.minSyncPeriodMs;
+    this.tokens = period <= 0 ? SYNC_BURST : Math.min(SYNC_BURST, this.tokens + (now - this.tokensAt) / period);
+    this.tokensAt = now;
+  }
+
+  /** Milliseconds until a sync may start. */
+  private waitForToken(): number {
+    this.refill();
+    return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) * this.options.minSyncPeriodMs);
+  }
+
+  private takeToken(): void {
+    this.refill();
+    this.tokens = Math.max(0, this.tokens - 1);
+  }
+
   private enqueue(reason: SyncReason): void {
     if (this.stopped) return;
     if (this.queued) return;
@@ -88,7 +114,7 @@ export class SyncScheduler {
     void this.queue.add(async () => {
       // Changes arriving from here on need another sync: clear the flag before running.
       this.queued = false;
-      this.lastStart = this.timers.now();
+      this.takeToken();
       await this.options.run(reason);
     });
   }

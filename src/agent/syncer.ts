@@ -8,7 +8,7 @@ import type { RenderContext, RuleSet, TableName } from '../render/types.js';
 import { planSync, type SyncPlan } from '../sync/diff.js';
 import { parseKernelState } from '../sync/kernel-state.js';
 import { planConntrackCleanup } from '../sync/conntrack-plan.js';
-import type { Netfilter } from '../netfilter/port.js';
+import type { Netfilter, RestoreResult } from '../netfilter/port.js';
 import type { Conntrack } from '../netfilter/conntrack.js';
 import type { SyncReason } from './scheduler.js';
 
@@ -60,6 +60,8 @@ export interface SyncerOptions {
   readonly renderContext: () => RenderContext;
   /** Full syncs at most this often when nothing else forces one (kube-proxy: 1h since 1.28). */
   readonly fullSyncPeriodMs: number;
+  /** > 0: split large full syncs into restores of about this many chains (nft backend; sync/full-parts.ts). */
+  readonly fullSyncChainsPerPart?: number;
   readonly now?: () => number;
   readonly monotonic?: () => number;
 }
@@ -119,6 +121,7 @@ export class Syncer {
         existingChains: kernel.existingChains,
         missingJumps: kernel.missingJumps,
         staleJumps: kernel.staleJumps,
+        fullSyncChainsPerPart: this.options.fullSyncChainsPerPart ?? 0,
       });
     } else {
       plan = planSync(this.applied, ruleSet, { forceFull: false, existingChains: new Map(), missingJumps: [] });
@@ -141,13 +144,19 @@ export class Syncer {
       };
     }
 
-    const restored = await this.options.netfilter.restore(plan.payload, { noFlush: true });
+    let restored: RestoreResult = { ok: true };
+    let failedPayload = plan.payload;
+    for (const part of plan.parts ?? [plan.payload]) {
+      restored = await this.options.netfilter.restore(part, { noFlush: true });
+      failedPayload = part;
+      if (!restored.ok) break;
+    }
     const restoreEnd = this.monotonic();
     if (!restored.ok) {
       // Forget what was applied: the next sync is full and rebuilt from the kernel's real state.
       this.applied = undefined;
       this.forceFull = 'after-failure';
-      const failedLine = restored.line !== undefined ? plan.payload.split('\n')[restored.line - 1] : undefined;
+      const failedLine = restored.line !== undefined ? failedPayload.split('\n')[restored.line - 1] : undefined;
       return {
         result: 'failed', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
         message: restored.message, failedLine, plan,

@@ -9,6 +9,7 @@ import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { createLogger } from '../log.js';
 import { Conntrack } from '../netfilter/conntrack.js';
 import { ExecNetfilter } from '../netfilter/exec.js';
+import { DEFAULT_CHAINS_PER_PART } from '../sync/full-parts.js';
 import { version } from '../version.js';
 import { resolveBackend } from './netfilter-setup.js';
 
@@ -43,6 +44,9 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     netfilter: new ExecNetfilter({ binaries: backend.binaries }),
     conntrack: new Conntrack(),
     logger,
+    // iptables-nft-restore slows down with the square of one call's size; legacy rewrites the whole
+    // table on every call, so there one call is cheapest.
+    ...(backend.backend === 'nft' ? { fullSyncChainsPerPart: DEFAULT_CHAINS_PER_PART } : {}),
   });
 
   let stopping = false;

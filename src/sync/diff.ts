@@ -12,8 +12,10 @@ import {
   sameRules,
   sharedServiceRules,
   sortedServicePortKeys,
+  type FullPayloadOptions,
   type SyncStats,
 } from './payload.js';
+import { buildFullPayloadParts, combineStats } from './full-parts.js';
 
 export type { SyncStats } from './payload.js';
 
@@ -22,6 +24,8 @@ export interface SyncPlan {
   /** '' when nothing changed: the caller skips the restore. */
   readonly payload: string;
   readonly stats: SyncStats;
+  /** When set, `payload` is applied as these restores, in order (full-parts.ts); their concatenation is `payload`. */
+  readonly parts?: readonly string[];
 }
 
 /** What a full sync needs to know about the kernel (kernel-state.ts), per table. */
@@ -34,13 +38,25 @@ export interface KernelFacts {
   readonly staleJumps?: readonly BuiltinJump[];
 }
 
-export function planFullSync(desired: RuleSet, kernel: KernelFacts): SyncPlan {
-  const built = buildFullPayload(desired, {
+/**
+ * Every chain we own, written whole. With `chainsPerPart` > 0 a large rule set is split into
+ * several restores of about that many chains each (full-parts.ts: iptables-nft-restore's cost
+ * grows with the square of one call's size).
+ */
+export function planFullSync(desired: RuleSet, kernel: KernelFacts, chainsPerPart = 0): SyncPlan {
+  const options: FullPayloadOptions = {
     jumps: 'insert',
     onlyJumps: kernel.missingJumps,
     existingChains: kernel.existingChains,
     staleJumps: kernel.staleJumps ?? [],
-  });
+  };
+  const parts = buildFullPayloadParts(desired, options, chainsPerPart);
+  if (parts !== undefined) {
+    // `+` keeps the concatenation a rope: no copy unless someone reads the whole text.
+    const payload = parts.reduce((text, part) => text + part.payload, '');
+    return { kind: 'full', payload, stats: combineStats(parts), parts: parts.map((part) => part.payload) };
+  }
+  const built = buildFullPayload(desired, options);
   return { kind: 'full', payload: built.payload, stats: built.stats };
 }
 
@@ -48,9 +64,9 @@ export function planFullSync(desired: RuleSet, kernel: KernelFacts): SyncPlan {
 export function planSync(
   applied: RuleSet | undefined,
   desired: RuleSet,
-  options: KernelFacts & { readonly forceFull: boolean },
+  options: KernelFacts & { readonly forceFull: boolean; readonly fullSyncChainsPerPart?: number },
 ): SyncPlan {
-  if (applied === undefined || options.forceFull) return planFullSync(desired, options);
+  if (applied === undefined || options.forceFull) return planFullSync(desired, options, options.fullSyncChainsPerPart ?? 0);
   return planPartialSync(applied, desired);
 }
 

@@ -226,6 +226,8 @@ export interface FullPayloadOptions {
   readonly existingChains?: ReadonlyMap<TableName, ReadonlySet<string>>;
   /** Built-in rules into our chains that match no desired jump: deleted before their targets go. */
   readonly staleJumps?: readonly BuiltinJump[];
+  /** false when earlier restores already wrote every service port's own chains (full-parts.ts). Default true. */
+  readonly servicePortChains?: boolean;
 }
 
 /** The complete payload as a string (what `render` prints). */
@@ -272,10 +274,12 @@ export function buildFullPayload(ruleSet: RuleSet, options: FullPayloadOptions):
     for (const rule of rules) builder.insertSharedRule(table, chain, rule);
   }
 
-  for (const key of sortedKeys) {
-    const servicePort = ruleSet.servicePorts.get(key);
-    if (servicePort === undefined) continue;
-    for (const chain of servicePort.chains) builder.writeChain(chain.table, chain.name, chain.rules);
+  if (options.servicePortChains ?? true) {
+    for (const key of sortedKeys) {
+      const servicePort = ruleSet.servicePorts.get(key);
+      if (servicePort === undefined) continue;
+      for (const chain of servicePort.chains) builder.writeChain(chain.table, chain.name, chain.rules);
+    }
   }
 
   const jumps = options.onlyJumps ?? ruleSet.jumps;

@@ -48,18 +48,40 @@ function scheduler(minSyncPeriodMs: number, syncPeriodMs: number) {
 }
 
 describe('SyncScheduler', () => {
-  it('runs the initial sync at start and coalesces a burst of changes into one sync after minSyncPeriod', async () => {
+  it('runs the initial sync at start, one change at once (burst of two), then coalesces a burst of changes into one sync after minSyncPeriod', async () => {
     const { instance, runs, advance } = scheduler(1000, 30_000);
     instance.start();
     await advance(0);
     expect(runs).toEqual([{ reason: 'initial', at: 0 }]);
     for (let index = 0; index < 50; index += 1) instance.request('change');
+    await advance(0);
+    expect(runs).toEqual([{ reason: 'initial', at: 0 }, { reason: 'change', at: 0 }]);
+    for (let index = 0; index < 50; index += 1) instance.request('change');
     await advance(999);
-    expect(runs).toHaveLength(1);
-    await advance(1);
-    expect(runs).toEqual([{ reason: 'initial', at: 0 }, { reason: 'change', at: 1000 }]);
-    await advance(5000);
     expect(runs).toHaveLength(2);
+    await advance(1);
+    expect(runs.at(-1)).toEqual({ reason: 'change', at: 1000 });
+    await advance(5000);
+    expect(runs).toHaveLength(3);
+    await instance.stop();
+  });
+
+  it('allows two syncs back to back (a Service, then its EndpointSlice), then one per minSyncPeriod', async () => {
+    const { instance, runs, advance } = scheduler(1000, 30_000);
+    instance.start();
+    await advance(10_000);
+    for (let change = 0; change < 4; change += 1) {
+      instance.request('change');
+      await advance(0);
+    }
+    expect(runs.map((run) => run.at)).toEqual([0, 10_000, 10_000]);
+    await advance(1000);
+    expect(runs.map((run) => run.at)).toEqual([0, 10_000, 10_000, 11_000]);
+    instance.request('change');
+    await advance(999);
+    expect(runs).toHaveLength(4);
+    await advance(1);
+    expect(runs.map((run) => run.at)).toEqual([0, 10_000, 10_000, 11_000, 12_000]);
     await instance.stop();
   });
 
