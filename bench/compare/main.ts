@@ -35,15 +35,22 @@ interface Options {
   readonly build: boolean;
   readonly cpuProfile: boolean;
   readonly keep: boolean;
+  readonly firstSyncTimeoutMs: number;
   readonly syncPeriod: string;
   readonly minSyncPeriod: string;
 }
+
+/** Where upstream kube-proxy can finish a first sync at 10k Services (see --help). */
+const DEFAULT_BACKEND: Backend = 'legacy';
 
 const usage = `Usage: npx tsx bench/compare/main.ts [flags]
   --scales LIST        Service counts, comma-separated (default 1000,5000,10000)
   --endpoints M        endpoints per Service (default 10)
   --trials N           trials of each kind per proxy (default 20 / 30 / 50 for <=1k / <=5k / larger)
-  --backend B          iptables backend for both proxies: nft or legacy (default nft, this host's iptables)
+  --backend B          iptables backend for both proxies: legacy (default) or nft. Upstream kube-proxy's
+                       first sync on iptables-nft 1.8.9 grows faster than quadratically (> 16 min at 5k);
+                       results of a non-default backend go to compare-<backend>.json / latency-<backend>.svg
+  --first-sync-timeout-min M  give up on a proxy's first sync after M minutes (default 30; not fatal)
   --proxies LIST       default kube-proxy-ts,kube-proxy
   --gap-ms MS          pause after each trial (default 1500; > min sync period)
   --kernel-poll-ms MS  interval of the independent kernel poll, nft only; 0 = off (default 20)
@@ -72,7 +79,10 @@ function parseOptions(argv: readonly string[]): Options {
     if (value === undefined) throw new Error(`--${name} needs a value`);
     values.set(name, value);
   }
-  const known = new Set(['scales', 'endpoints', 'trials', 'backend', 'proxies', 'gap-ms', 'kernel-poll-ms', 'concurrency', 'out', 'sync-period', 'min-sync-period']);
+  const known = new Set([
+    'scales', 'endpoints', 'trials', 'backend', 'proxies', 'gap-ms', 'kernel-poll-ms', 'concurrency', 'out', 'sync-period', 'min-sync-period',
+    'first-sync-timeout-min',
+  ]);
   for (const name of values.keys()) if (!known.has(name)) throw new Error(`unknown flag --${name}\n${usage}`);
   const integer = (name: string, fallback: number): number => {
     const text = values.get(name);
@@ -83,7 +93,7 @@ function parseOptions(argv: readonly string[]): Options {
   };
   const scales = (values.get('scales') ?? '1000,5000,10000').split(',').map((text) => Number(text.trim()));
   if (scales.some((scale) => !Number.isInteger(scale) || scale < 1)) throw new Error(`--scales: ${values.get('scales')}`);
-  const backend = values.get('backend') ?? 'nft';
+  const backend = values.get('backend') ?? DEFAULT_BACKEND;
   if (backend !== 'nft' && backend !== 'legacy') throw new Error(`--backend: nft or legacy, not ${backend}`);
   const proxies = (values.get('proxies') ?? PROXIES.join(',')).split(',').map((text) => text.trim());
   for (const proxy of proxies) if (!PROXIES.includes(proxy as ProxyId)) throw new Error(`--proxies: unknown ${proxy}`);
@@ -100,6 +110,7 @@ function parseOptions(argv: readonly string[]): Options {
     build: !flags.has('no-build'),
     cpuProfile: flags.has('cpu-prof'),
     keep: flags.has('keep'),
+    firstSyncTimeoutMs: integer('first-sync-timeout-min', 30) * 60_000,
     syncPeriod: values.get('sync-period') ?? '30s',
     minSyncPeriod: values.get('min-sync-period') ?? '1s',
   };
@@ -185,6 +196,9 @@ async function main(): Promise<void> {
   };
   log(`machine: ${machine.cpus} CPUs, load ${machine.loadAverageAtStart.join(' ')}; backend ${options.backend} (${machine.iptables})`);
 
+  const suffix = options.backend === DEFAULT_BACKEND ? '' : `-${options.backend}`;
+  const jsonPath = join(options.outDir, `compare${suffix}.json`);
+  const svgPath = join(options.outDir, `latency${suffix}.svg`);
   const results: ScaleResult[] = [];
   const writeResults = (): void => {
     machine.loadAverageAtEnd = loadAverage();
@@ -216,8 +230,8 @@ async function main(): Promise<void> {
       })),
       targets: largest !== undefined ? evaluateTargets(largest) : [],
     };
-    writeFileSync(join(options.outDir, 'compare.json'), `${JSON.stringify(document, null, 2)}\n`);
-    writeFileSync(join(options.outDir, 'latency.svg'), latencySvg(results));
+    writeFileSync(jsonPath, `${JSON.stringify(document, null, 2)}\n`);
+    writeFileSync(svgPath, latencySvg(results));
   };
 
   try {
@@ -258,8 +272,6 @@ async function main(): Promise<void> {
       };
       results.push(scale);
       const trials = trialsFor(services, options);
-      // Generous: iptables-nft-restore of a first full sync grows faster than linearly.
-      const firstSyncTimeoutMs = Math.max(300_000, services * 200);
       for (const id of options.proxies) {
         log(`${id}: ${services} Services, ${trials} trials of each kind`);
         scale.runs[id] = await runProxy({
@@ -272,7 +284,7 @@ async function main(): Promise<void> {
           workDir,
           trials,
           gapMs: options.gapMs,
-          firstSyncTimeoutMs,
+          firstSyncTimeoutMs: options.firstSyncTimeoutMs,
           trialTimeoutMs: Math.max(60_000, services * 12),
           kernelPollMs: options.kernelPollMs,
           nextSequence: () => sequence++,
@@ -285,7 +297,7 @@ async function main(): Promise<void> {
     const largest = results[results.length - 1];
     if (largest !== undefined) process.stdout.write(`Targets at ${largest.services} Services:\n${targetsTable(evaluateTargets(largest))}\n`);
     writeResults();
-    log(`wrote ${join(options.outDir, 'compare.json')} and ${join(options.outDir, 'latency.svg')}`);
+    log(`wrote ${jsonPath} and ${svgPath}`);
     if (options.keep) log(`work dir kept: ${workDir}`);
   } finally {
     killAllProxiesNow();

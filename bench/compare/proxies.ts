@@ -87,15 +87,18 @@ export function proxyCommand(id: ProxyId, node: BenchNode, options: ProxyOptions
 const live = new Set<ChildProcess>();
 let hookInstalled = false;
 
+/** Each proxy leads its own process group, so its iptables-restore children go with it. */
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
 export function killAllProxiesNow(): void {
   for (const child of live) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
   }
   live.clear();
 }
@@ -121,6 +124,7 @@ export function startProxy(id: ProxyId, node: BenchNode, options: ProxyOptions, 
   const startedAtMs = Date.now();
   const child = spawn('ip', ['netns', 'exec', node.netns.name, 'env', `PATH=${node.wrapperDir}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, command, ...args], {
     stdio: ['ignore', log, log],
+    detached: true,
   });
   closeSync(log);
   live.add(child);
@@ -145,11 +149,14 @@ export function startProxy(id: ProxyId, node: BenchNode, options: ProxyOptions, 
       return child.exitCode !== null || child.signalCode !== null;
     },
     stop: async (graceMs = 10_000) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(timer);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      // Whatever it left running (an iptables-restore mid-way) goes too.
+      killGroup(pid, 'SIGKILL');
     },
   };
 }

@@ -162,6 +162,18 @@ export function scaleTable(scale: ScaleResult): string {
 
   const header = ['metric', 'kube-proxy-ts', 'kube-proxy', 'ratio'];
   const body = rows.map(([label, x, y, digits]) => [label, x !== undefined ? format(x, digits) : '-', y !== undefined ? format(y, digits) : '-', x !== undefined && y !== undefined ? ratio(x, y) : '-']);
+  // A first sync that never finished shows its timeout as a bound.
+  const first = body[0];
+  if (first !== undefined) {
+    if (ours?.firstSync.timedOut === true) {
+      first[1] = `>${first[1]}`;
+      first[3] = first[3] === '-' ? '-' : `>${first[3]}`;
+    }
+    if (theirs?.firstSync.timedOut === true) {
+      first[2] = `>${first[2]}`;
+      first[3] = first[3] === '-' || ours?.firstSync.timedOut === true ? '-' : `<${first[3]}`;
+    }
+  }
   const widths = header.map((title, column) => Math.max(title.length, ...body.map((cells) => (cells[column] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  ');
@@ -206,8 +218,9 @@ export function evaluateTargets(scale: ScaleResult): TargetResult[] {
       services: scale.services, ours: a.payloadBytesP50, theirs: b.payloadBytesP50, limit: '<= 0.1x', met: a.payloadBytesP50 <= b.payloadBytesP50 / 10,
     });
     targets.push({
-      name: 'first full sync no slower than kube-proxy',
-      services: scale.services, ours: a.firstSyncSeconds, theirs: b.firstSyncSeconds, limit: '<= 1x', met: a.firstSyncSeconds <= b.firstSyncSeconds,
+      name: `first full sync no slower than kube-proxy${theirs.firstSync.timedOut ? ' (kube-proxy: not done within the timeout shown)' : ''}`,
+      services: scale.services, ours: a.firstSyncSeconds, theirs: b.firstSyncSeconds, limit: '<= 1x',
+      met: !ours.firstSync.timedOut && a.firstSyncSeconds <= b.firstSyncSeconds,
     });
   }
   targets.push({
