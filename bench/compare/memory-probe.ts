@@ -1,9 +1,13 @@
-// Where kube-proxy-ts's memory goes at scale: lists every Service and EndpointSlice of a running
-// apiserver through the agent's own list code, then feeds the model, renders and plans a full sync,
-// printing the heap retained after each step (after a forced GC) and the process RSS.
+// Where kube-proxy-ts's memory goes at scale. Lists every Service and EndpointSlice through the
+// agent's own list code (from a running apiserver, or one it starts and loads), then fills the
+// model, renders and plans a full sync as the syncer does, and turns the payload into the bytes
+// that go to iptables-restore. For each step: the heap retained afterwards (after a forced GC) and
+// the peak RSS during the step (VmHWM, reset before each step through /proc/self/clear_refs).
 //
-//   node --expose-gc --import tsx bench/compare/memory-probe.ts --kubeconfig PATH [--node NAME]
+//   node --expose-gc --import tsx bench/compare/memory-probe.ts [--kubeconfig PATH | --services 10000]
+//     [--endpoints 10] [--chains-per-part 0]
 
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import { clientNodeSource } from '../../src/k8s/list-watch.js';
@@ -11,62 +15,93 @@ import { ModelStore } from '../../src/model/store.js';
 import { RenderCache, renderRuleSet } from '../../src/render/index.js';
 import { defaultRenderContext } from '../../src/render/types.js';
 import { planFullSync } from '../../src/sync/diff.js';
-import { DEFAULT_CHAINS_PER_PART } from '../../src/sync/full-parts.js';
+import { startControlPlane, type ControlPlane } from '../../test/harness/control-plane.js';
+import { kubeClients } from '../../test/harness/kube.js';
+import { NODE_NAME, createBase, loadServices } from './workload.js';
 
-const { values } = parseArgs({ options: { kubeconfig: { type: 'string' }, node: { type: 'string', default: 'bench-node' } } });
-if (values.kubeconfig === undefined) throw new Error('--kubeconfig is required');
+const { values } = parseArgs({
+  options: {
+    kubeconfig: { type: 'string' },
+    services: { type: 'string', default: '10000' },
+    endpoints: { type: 'string', default: '10' },
+    'chains-per-part': { type: 'string', default: '0' },
+  },
+});
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
 
+function vmHwmMB(): number {
+  const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return Number(match?.[1] ?? 0) / 1024;
+}
+
 let lastHeap = 0;
-function report(step: string): void {
+/** Runs one step and prints the heap it leaves behind and the peak RSS while it ran. */
+async function step<T>(name: string, body: () => T | Promise<T>): Promise<T> {
+  gc?.();
+  writeFileSync('/proc/self/clear_refs', '5');
+  const result = await body();
+  const peak = vmHwmMB();
   gc?.();
   gc?.();
   const usage = process.memoryUsage();
   const heap = usage.heapUsed / 2 ** 20;
   process.stdout.write(
-    `${step.padEnd(44)} heap ${heap.toFixed(0).padStart(5)} MB (${(heap - lastHeap >= 0 ? '+' : '') + (heap - lastHeap).toFixed(0)} MB)  rss ${(usage.rss / 2 ** 20).toFixed(0)} MB  external ${(usage.external / 2 ** 20).toFixed(0)} MB\n`,
+    `${name.padEnd(40)} heap ${heap.toFixed(0).padStart(5)} MB (${heap - lastHeap >= 0 ? '+' : ''}${(heap - lastHeap).toFixed(0)})` +
+      `  rss ${(usage.rss / 2 ** 20).toFixed(0).padStart(4)} MB  peak rss during step ${peak.toFixed(0).padStart(4)} MB\n`,
   );
   lastHeap = heap;
+  return result;
 }
 
-const kubeConfig = new KubeConfig();
-kubeConfig.loadFromFile(values.kubeconfig);
-const core = kubeConfig.makeApiClient(CoreV1Api);
-const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
-report('start');
-const services = await clientNodeSource<V1Service>({
-  kubeConfig,
-  path: '/api/v1/services',
-  typeName: 'V1Service',
-  listPage: (request) => core.listServiceForAllNamespaces(request),
-}).list();
-report(`listed ${services.items.length} Services`);
-const slices = await clientNodeSource<V1EndpointSlice>({
-  kubeConfig,
-  path: '/apis/discovery.k8s.io/v1/endpointslices',
-  typeName: 'V1EndpointSlice',
-  listPage: (request) => discovery.listEndpointSliceForAllNamespaces(request),
-}).list();
-report(`listed ${slices.items.length} EndpointSlices`);
-const managedFieldsBytes =
-  JSON.stringify(services.items.map((item) => item.metadata?.managedFields ?? [])).length +
-  JSON.stringify(slices.items.map((item) => item.metadata?.managedFields ?? [])).length;
-process.stdout.write(`  (managedFields as JSON: ${(managedFieldsBytes / 2 ** 20).toFixed(1)} MB)\n`);
-for (const item of [...services.items, ...slices.items]) {
-  if (item.metadata !== undefined) delete item.metadata.managedFields;
+let controlPlane: ControlPlane | undefined;
+let kubeconfigPath = values.kubeconfig;
+if (kubeconfigPath === undefined) {
+  controlPlane = await startControlPlane();
+  kubeconfigPath = controlPlane.kubeconfigPath;
+  const clients = kubeClients(kubeconfigPath);
+  await createBase(clients, '10.251.0.2');
+  const seconds = await loadServices(clients, 0, Number(values.services), Number(values.endpoints), 32, () => undefined);
+  process.stdout.write(`loaded ${values.services} Services in ${seconds.toFixed(0)} s\n`);
 }
-report('same objects without managedFields');
-
-const store = new ModelStore({ name: values.node, ips: ['10.251.0.2'], zone: undefined, labels: {} });
-for (const service of services.items) store.upsertService(service);
-for (const slice of slices.items) store.upsertEndpointSlice(slice);
-report('ModelStore filled');
-const snapshot = store.snapshot();
-report('snapshot (desired state)');
-const context = { ...defaultRenderContext, clusterCIDR: '172.16.0.0/12', nodeIPs: ['10.251.0.2'], localhostNodePorts: true };
-const ruleSet = renderRuleSet(snapshot.state, context, new RenderCache());
-report('rule set rendered');
-const plan = planFullSync(ruleSet, { existingChains: new Map(), missingJumps: ruleSet.jumps }, DEFAULT_CHAINS_PER_PART);
-report(`full plan: ${plan.parts?.length ?? 1} parts, ${(plan.stats.bytes / 2 ** 20).toFixed(1)} MB`);
-process.stdout.write(`kept: ${[services.items.length, slices.items.length, snapshot.state.servicePorts.size, ruleSet.servicePorts.size, plan.payload.length].join(' ')}\n`);
+try {
+  await step('start', () => undefined);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigPath);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
+  const services = await step('list Services', () =>
+    clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/services', typeName: 'V1Service', listPage: (request) => core.listServiceForAllNamespaces(request) }).list(),
+  );
+  const slices = await step('list EndpointSlices', () =>
+    clientNodeSource<V1EndpointSlice>({
+      kubeConfig,
+      path: '/apis/discovery.k8s.io/v1/endpointslices',
+      typeName: 'V1EndpointSlice',
+      listPage: (request) => discovery.listEndpointSliceForAllNamespaces(request),
+    }).list(),
+  );
+  const store = await step('ModelStore filled', () => {
+    const model = new ModelStore({ name: NODE_NAME, ips: ['10.251.0.2'], zone: undefined, labels: {} });
+    for (const service of services.items) model.upsertService(service);
+    for (const slice of slices.items) model.upsertEndpointSlice(slice);
+    return model;
+  });
+  const snapshot = await step('snapshot (desired state)', () => store.snapshot());
+  const context = { ...defaultRenderContext, clusterCIDR: '172.16.0.0/12', nodeIPs: ['10.251.0.2'], localhostNodePorts: true };
+  const ruleSet = await step('rule set rendered', () => renderRuleSet(snapshot.state, context, new RenderCache()));
+  const plan = await step('full plan (payload text)', () =>
+    planFullSync(ruleSet, { existingChains: new Map(), missingJumps: ruleSet.jumps }, Number(values['chains-per-part'])),
+  );
+  let bytes = 0;
+  await step(`to bytes (${plan.parts?.length ?? 1} restore call(s))`, () => {
+    for (const part of plan.parts ?? [plan.payload]) bytes += Buffer.from(part).length;
+  });
+  process.stdout.write(
+    `${services.items.length} Services, ${slices.items.length} EndpointSlices, ${ruleSet.servicePorts.size} service ports, payload ${(bytes / 2 ** 20).toFixed(1)} MB\n`,
+  );
+  // Keep everything alive to the end, as the agent does.
+  if (plan.payload.length + snapshot.state.servicePorts.size < 0) process.stdout.write('unreachable\n');
+} finally {
+  await controlPlane?.stop();
+}
