@@ -166,13 +166,16 @@ export async function runLocal(options: LocalOptions): Promise<number> {
       async () => {
         interrupt.check();
         if (!agent.running) throw new Error('the agent exited');
-        return (await topology.tcp(client.netns, clusterIP, SERVICE_PORT, { timeoutMs: 500 })).ok;
+        // Both Services must be programmed before requests are counted: their objects arrive in
+        // separate watch events, so the ClusterIP can answer one sync before the NodePort does.
+        if (!(await topology.tcp(client.netns, clusterIP, SERVICE_PORT, { timeoutMs: 500 })).ok) return false;
+        return (await topology.tcp(topology.externalNetns, node.ip, NODE_PORT, { timeoutMs: 500 })).ok;
       },
       60_000,
-      'the first answer through the ClusterIP',
+      'the first answers through the ClusterIP and the NodePort',
       200,
     );
-    say(`rules programmed: the ClusterIP answered ${((Date.now() - createdAt) / 1000).toFixed(1)} s after the objects were created`);
+    say(`rules programmed: the ClusterIP and the NodePort answered ${((Date.now() - createdAt) / 1000).toFixed(1)} s after the objects were created`);
 
     const labels = pods.map((pod) => ({ name: pod.name, ip: pod.ip }));
     const viaClusterIP = await sendRequests(options.requests, 4, async () => requestOutcome(await topology.tcp(client.netns, clusterIP, SERVICE_PORT)));

@@ -90,18 +90,33 @@ try {
   const snapshot = await step('snapshot (desired state)', () => store.snapshot());
   const context = { ...defaultRenderContext, clusterCIDR: '172.16.0.0/12', nodeIPs: ['10.251.0.2'], localhostNodePorts: true };
   const ruleSet = await step('rule set rendered', () => renderRuleSet(snapshot.state, context, new RenderCache()));
-  const plan = await step('full plan (payload text)', () =>
-    planFullSync(ruleSet, { existingChains: new Map(), missingJumps: ruleSet.jumps }, Number(values['chains-per-part'])),
-  );
   let bytes = 0;
-  await step(`to bytes (${plan.parts?.length ?? 1} restore call(s))`, () => {
-    for (const part of plan.parts ?? [plan.payload]) bytes += Buffer.from(part).length;
-  });
+  for (const chainsPerPart of (values['chains-per-part'] ?? '0').split(',').map(Number)) {
+    let plan: ReturnType<typeof planFullSync> | undefined = await step(`full plan, ${chainsPerPart} chains per part`, () =>
+      planFullSync(ruleSet, { existingChains: new Map(), missingJumps: ruleSet.jumps }, chainsPerPart),
+    );
+    let parts: readonly string[] = plan.parts ?? [plan.payload];
+    bytes = 0;
+    await step(`  to bytes (${parts.length} restore call(s))`, () => {
+      for (const part of parts) bytes += Buffer.from(part).length;
+    });
+    plan = undefined;
+    parts = [];
+    await step('  plan dropped', () => undefined);
+  }
   process.stdout.write(
     `${services.items.length} Services, ${slices.items.length} EndpointSlices, ${ruleSet.servicePorts.size} service ports, payload ${(bytes / 2 ** 20).toFixed(1)} MB\n`,
   );
+  await step('listed objects reduced to name + resourceVersion', () => {
+    for (const list of [services.items, slices.items] as { metadata?: { namespace?: string; name?: string; resourceVersion?: string } }[][]) {
+      for (let index = 0; index < list.length; index++) {
+        const metadata = list[index]?.metadata;
+        list[index] = { metadata: { namespace: metadata?.namespace ?? '', name: metadata?.name ?? '', resourceVersion: metadata?.resourceVersion ?? '' } };
+      }
+    }
+  });
   // Keep everything alive to the end, as the agent does.
-  if (plan.payload.length + snapshot.state.servicePorts.size < 0) process.stdout.write('unreachable\n');
+  if (snapshot.state.servicePorts.size + services.items.length + slices.items.length < 0) process.stdout.write('unreachable\n');
 } finally {
   await controlPlane?.stop();
 }

@@ -24,6 +24,28 @@ export function objectKey(object: KubernetesObject): string | undefined {
   return namespace === undefined || namespace === '' ? name : `${namespace}/${name}`;
 }
 
+/**
+ * What the store keeps of an object: identity, version and labels, not its content. The handler
+ * keeps its own parsed copy; holding every listed object whole as well cost the agent ~70 MB at
+ * 10,000 Services x 10 endpoints (bench/compare/memory-probe.ts). So a delete that a relist
+ * discovers carries this metadata-only object.
+ */
+function tombstoneOf<T extends KubernetesObject>(object: T): T {
+  const metadata = object.metadata;
+  const kept: KubernetesObject = {
+    ...(object.apiVersion !== undefined ? { apiVersion: object.apiVersion } : {}),
+    ...(object.kind !== undefined ? { kind: object.kind } : {}),
+    metadata: {
+      ...(metadata?.name !== undefined ? { name: metadata.name } : {}),
+      ...(metadata?.namespace !== undefined ? { namespace: metadata.namespace } : {}),
+      ...(metadata?.uid !== undefined ? { uid: metadata.uid } : {}),
+      ...(metadata?.resourceVersion !== undefined ? { resourceVersion: metadata.resourceVersion } : {}),
+      ...(metadata?.labels !== undefined ? { labels: metadata.labels } : {}),
+    },
+  };
+  return kept as T;
+}
+
 export class ObjectStore<T extends KubernetesObject> {
   private entries = new Map<string, Entry<T>>();
 
@@ -31,6 +53,7 @@ export class ObjectStore<T extends KubernetesObject> {
     return this.entries.size;
   }
 
+  /** Metadata-only copies (see tombstoneOf). */
   objects(): T[] {
     return [...this.entries.values()].map((entry) => entry.object);
   }
@@ -43,7 +66,7 @@ export class ObjectStore<T extends KubernetesObject> {
     const resourceVersion = object.metadata?.resourceVersion;
     const previous = this.entries.get(key);
     if (previous !== undefined && sameVersion(previous.resourceVersion, resourceVersion)) return undefined;
-    this.entries.set(key, { resourceVersion, object });
+    this.entries.set(key, { resourceVersion, object: tombstoneOf(object) });
     return { type: previous === undefined ? 'add' : 'update', object };
   }
 
@@ -55,13 +78,15 @@ export class ObjectStore<T extends KubernetesObject> {
 
   /**
    * Replace the contents with a full list and return the events that take a consumer from the
-   * old view to the new one. Deletes come first so that a consumer never holds an old and a new
+   * old view to the new one (adds and updates carry the listed objects, deletes the tombstones). Deletes come first so that a consumer never holds an old and a new
    * object side by side (two Services briefly claiming one nodePort, say).
    */
   replace(items: readonly { key: string; object: T }[]): ObjectEvent<T>[] {
     const next = new Map<string, Entry<T>>();
+    const listed = new Map<string, T>();
     for (const { key, object } of items) {
-      next.set(key, { resourceVersion: object.metadata?.resourceVersion, object });
+      next.set(key, { resourceVersion: object.metadata?.resourceVersion, object: tombstoneOf(object) });
+      listed.set(key, object);
     }
     const events: ObjectEvent<T>[] = [];
     for (const [key, entry] of this.entries) {
@@ -69,9 +94,10 @@ export class ObjectStore<T extends KubernetesObject> {
     }
     for (const [key, entry] of next) {
       const previous = this.entries.get(key);
-      if (previous === undefined) events.push({ type: 'add', object: entry.object });
+      const object = listed.get(key) ?? entry.object;
+      if (previous === undefined) events.push({ type: 'add', object });
       else if (!sameVersion(previous.resourceVersion, entry.resourceVersion)) {
-        events.push({ type: 'update', object: entry.object });
+        events.push({ type: 'update', object });
       }
     }
     this.entries = next;

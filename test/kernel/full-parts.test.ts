@@ -1,8 +1,8 @@
-// A full sync split into parts (sync/full-parts.ts, used with iptables-nft) leaves the real kernel
+// A full sync split into parts (sync/full-parts.ts; both backends) leaves the real kernel
 // in the same state as one payload: on a fresh node, and over a node that already has rules.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { ExecNetfilter, nftBinaries } from '../../src/netfilter/exec.js';
+import { ExecNetfilter, legacyBinaries, nftBinaries } from '../../src/netfilter/exec.js';
 import type { RuleSet, TableName } from '../../src/render/types.js';
 import { planFullSync } from '../../src/sync/diff.js';
 import { parseKernelState } from '../../src/sync/kernel-state.js';
@@ -51,14 +51,17 @@ async function tables(netfilter: ExecNetfilter): Promise<string> {
 
 afterAll(deleteAllNetns);
 
-describe.skipIf(skipReason !== undefined)('full sync in parts on iptables-nft', () => {
-  it('matches one payload on a fresh node and over existing rules', async () => {
+describe.skipIf(skipReason !== undefined)('full sync in parts', () => {
+  it.each([
+    ['nft', nftBinaries],
+    ['legacy', legacyBinaries],
+  ] as const)('matches one payload on a fresh node and over existing rules (%s)', async (_name, binaries) => {
     const before = new SyntheticRenderer().render(world(40, 3));
     const after = new SyntheticRenderer().render(world(30, 2));
     const [inParts, whole] = await withNetns((a) =>
       withNetns(async (b) => {
-        const split = new ExecNetfilter({ binaries: nftBinaries, prefix: a.prefix });
-        const single = new ExecNetfilter({ binaries: nftBinaries, prefix: b.prefix });
+        const split = new ExecNetfilter({ binaries, prefix: a.prefix });
+        const single = new ExecNetfilter({ binaries, prefix: b.prefix });
         expect(await fullSync(split, before, 25)).toBeGreaterThan(3);
         expect(await fullSync(single, before, 0)).toBe(1);
         expect(await tables(split)).toBe(await tables(single));
