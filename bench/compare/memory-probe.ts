@@ -9,7 +9,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
+import { KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import { clientNodeSource } from '../../src/k8s/list-watch.js';
 import { ModelStore } from '../../src/model/store.js';
 import { RenderCache, renderRuleSet } from '../../src/render/index.js';
@@ -68,17 +68,13 @@ try {
   await step('start', () => undefined);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kubeconfigPath);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
   const services = await step('list Services', () =>
-    clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/services', typeName: 'V1Service', listPage: (request) => core.listServiceForAllNamespaces(request) }).list(),
+    clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/services' }).list(),
   );
   const slices = await step('list EndpointSlices', () =>
     clientNodeSource<V1EndpointSlice>({
       kubeConfig,
       path: '/apis/discovery.k8s.io/v1/endpointslices',
-      typeName: 'V1EndpointSlice',
-      listPage: (request) => discovery.listEndpointSliceForAllNamespaces(request),
     }).list(),
   );
   const store = await step('ModelStore filled', () => {

@@ -4,7 +4,7 @@
 // every iptables-restore call: start and end time (bash $EPOCHREALTIME), exit code, and its input
 // (tee'd to a file), then run the real binary.
 
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNetns, type Netns } from '../../test/harness/netns.js';
 import { run } from '../../test/harness/exec.js';
@@ -56,6 +56,9 @@ export async function createBenchNode(label: string, backend: Backend, workDir: 
   const wrapperDir = join(workDir, `${label}-bin`);
   const captureDir = join(workDir, `${label}-capture`);
   try {
+    // Fresh for every run: a later scale reuses the label.
+    rmSync(wrapperDir, { recursive: true, force: true });
+    rmSync(captureDir, { recursive: true, force: true });
     mkdirSync(wrapperDir, { recursive: true });
     mkdirSync(captureDir, { recursive: true });
     writeFileSync(join(captureDir, 'calls.log'), '');

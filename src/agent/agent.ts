@@ -254,7 +254,7 @@ export class Agent {
       chainsWritten: plan?.stats.chainsWritten ?? 0,
       chainsDeleted: plan?.stats.chainsDeleted ?? 0,
       rulesTotal,
-      rulesWritten: plan !== undefined && report.result === 'applied' ? rulesWrittenPerTable(plan.payload) : { filter: 0, nat: 0 },
+      rulesWritten: plan !== undefined && report.result === 'applied' ? rulesWrittenPerTable(plan.chunks) : { filter: 0, nat: 0 },
       noLocalEndpoints: countNoLocalEndpoints(report.state),
     });
     for (const trigger of report.triggerTimes) {

@@ -134,7 +134,7 @@ export class Syncer {
       restoreSeconds: (end - restoreStart) / 1000,
     });
 
-    if (plan.payload === '') {
+    if (plan.chunks.length === 0) {
       this.applied = ruleSet;
       this.appliedState = snapshot.state;
       const end = this.monotonic();
@@ -145,18 +145,22 @@ export class Syncer {
     }
 
     let restored: RestoreResult = { ok: true };
-    let failedPayload = plan.payload;
-    for (const part of plan.parts ?? [plan.payload]) {
-      restored = await this.options.netfilter.restore(part, { noFlush: true });
-      failedPayload = part;
-      if (!restored.ok) break;
+    let failedPart: string | undefined;
+    if (plan.parts !== undefined) {
+      for (const part of plan.parts) {
+        restored = await this.options.netfilter.restore(part, { noFlush: true });
+        failedPart = part;
+        if (!restored.ok) break;
+      }
+    } else {
+      restored = await this.options.netfilter.restore(plan.chunks, { noFlush: true });
     }
     const restoreEnd = this.monotonic();
     if (!restored.ok) {
       // Forget what was applied: the next sync is full and rebuilt from the kernel's real state.
       this.applied = undefined;
       this.forceFull = 'after-failure';
-      const failedLine = restored.line !== undefined ? failedPayload.split('\n')[restored.line - 1] : undefined;
+      const failedLine = restored.line !== undefined ? (failedPart ?? plan.payload).split('\n')[restored.line - 1] : undefined;
       return {
         result: 'failed', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
         message: restored.message, failedLine, plan,

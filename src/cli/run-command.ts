@@ -9,7 +9,7 @@ import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { createLogger } from '../log.js';
 import { Conntrack } from '../netfilter/conntrack.js';
 import { ExecNetfilter } from '../netfilter/exec.js';
-import { DEFAULT_CHAINS_PER_PART, LEGACY_CHAINS_PER_PART } from '../sync/full-parts.js';
+import { DEFAULT_CHAINS_PER_PART } from '../sync/full-parts.js';
 import { version } from '../version.js';
 import { resolveBackend } from './netfilter-setup.js';
 
@@ -44,9 +44,10 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     netfilter: new ExecNetfilter({ binaries: backend.binaries }),
     conntrack: new Conntrack(),
     logger,
-    // iptables-nft-restore slows down with the square of one call's size; legacy rewrites the whole
-    // table on every call, so there parts are few and large (they bound the payload's memory).
-    fullSyncChainsPerPart: backend.backend === 'nft' ? DEFAULT_CHAINS_PER_PART : LEGACY_CHAINS_PER_PART,
+    // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
+    // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
+    // x 10 endpoints 7 calls took 15.4 s, kube-proxy's one call 12.9 s).
+    ...(backend.backend === 'nft' ? { fullSyncChainsPerPart: DEFAULT_CHAINS_PER_PART } : {}),
   });
 
   let stopping = false;

@@ -1,12 +1,11 @@
 // The seam between a watcher and the apiserver: one resource's list and watch. The real source
 // below builds both requests from the same selectors, so they cannot disagree (client-node 1.4's
-// makeInformer sends its label selector to the watch only). Unit tests substitute a fake.
+// makeInformer sends its label selector to the watch only). Objects are handed on as the
+// apiserver's JSON, parsed and nothing more, from lists and watches alike; the model reads them
+// as plain data (src/model/parse.ts). Unit tests substitute a fake source.
 
-import { Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
-// Not re-exported from the package index in 1.4; the list calls use this same serializer, so
-// decoding watch objects with it hands the handler identical shapes (Dates, class instances)
-// whether an object came from a list or a watch. The dependency is pinned to ~1.4.0.
-import { ObjectSerializer } from '@kubernetes/client-node/dist/gen/models/ObjectSerializer.js';
+import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { getJson } from './http-get.js';
 
 export interface ListResult<T> {
   readonly items: readonly T[];
@@ -43,58 +42,86 @@ export interface ListWatchSource<T> {
   ): Promise<WatchHandle>;
 }
 
-/** The query of one page of a list call; the field names are client-node's request fields. */
+/** The query of one list request. */
 export interface ListPageRequest {
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
-  readonly limit: number;
-  readonly _continue?: string;
+  readonly limit?: number;
+  readonly continue?: string;
+  /** "0": any version the apiserver has at hand (its watch cache), as client-go's first list. */
+  readonly resourceVersion?: string;
 }
 
-export interface ClientNodeSourceOptions<T extends KubernetesObject> {
+export interface ClientNodeSourceOptions {
   readonly kubeConfig: KubeConfig;
-  /** Collection path of the watch, e.g. `/api/v1/services`. */
+  /** Collection path of the list and the watch, e.g. `/api/v1/services`. */
   readonly path: string;
-  /** client-node model name of one object, e.g. `V1Service`; decodes watch objects. */
-  readonly typeName: string;
-  /** One page of the list, e.g. `(request) => coreV1.listServiceForAllNamespaces(request)`. */
-  readonly listPage: (request: ListPageRequest) => Promise<KubernetesListObject<T>>;
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
-  /** Page size: bounds the apiserver's memory per request on big clusters. */
+  /** Page size of a consistent relist: bounds the apiserver's memory per request on big clusters. */
   readonly pageSize?: number;
+  /** Abort a list request after this long (default 120 s). */
+  readonly listTimeoutMs?: number;
+  /** One list request, answered with the response body; the default asks the apiserver (tests substitute one). */
+  readonly listPage?: (request: ListPageRequest) => Promise<unknown>;
+}
+
+export function listQuery(path: string, request: ListPageRequest): string {
+  const query = new URLSearchParams();
+  if (request.labelSelector !== undefined) query.set('labelSelector', request.labelSelector);
+  if (request.fieldSelector !== undefined) query.set('fieldSelector', request.fieldSelector);
+  if (request.limit !== undefined) query.set('limit', String(request.limit));
+  if (request.continue !== undefined) query.set('continue', request.continue);
+  if (request.resourceVersion !== undefined) query.set('resourceVersion', request.resourceVersion);
+  const text = query.toString();
+  return text === '' ? path : `${path}?${text}`;
 }
 
 export class ListError extends Error {
   override readonly name = 'ListError';
 }
 
-export function clientNodeSource<T extends KubernetesObject>(options: ClientNodeSourceOptions<T>): ListWatchSource<T> {
+export function clientNodeSource<T extends KubernetesObject>(options: ClientNodeSourceOptions): ListWatchSource<T> {
   const watch = new Watch(options.kubeConfig);
   const selectors = {
     ...(options.labelSelector !== undefined ? { labelSelector: options.labelSelector } : {}),
     ...(options.fieldSelector !== undefined ? { fieldSelector: options.fieldSelector } : {}),
   };
   const limit = options.pageSize ?? 500;
+  const listTimeoutMs = options.listTimeoutMs ?? 120_000;
+  const listPage =
+    options.listPage ??
+    ((request: ListPageRequest): Promise<unknown> => getJson({ kubeConfig: options.kubeConfig, path: listQuery(options.path, request), timeoutMs: listTimeoutMs }));
+  let listed = false;
 
   return {
     async list() {
+      // The first list is served from the apiserver's watch cache in one response (as client-go's
+      // reflector does: resourceVersion=0): no etcd read, no pages, the fastest start. Relists
+      // (after a watch ends with 410 Gone, say) are consistent reads, in pages.
+      const first = !listed;
       const items: T[] = [];
       let continueToken: string | undefined;
       let resourceVersion = '';
       do {
-        const page = await options.listPage({
+        const page = await listPage({
           ...selectors,
-          limit,
-          ...(continueToken !== undefined ? { _continue: continueToken } : {}),
+          ...(first ? { resourceVersion: '0' } : { limit }),
+          ...(continueToken !== undefined ? { continue: continueToken } : {}),
         });
-        items.push(...page.items);
-        resourceVersion = page.metadata?.resourceVersion ?? '';
-        const next = page.metadata?._continue;
-        continueToken = next === undefined || next === '' ? undefined : next;
+        const pageItems = isRecord(page) ? page['items'] : undefined;
+        // An empty list may come as "items": null.
+        if (pageItems !== null && !Array.isArray(pageItems)) throw new ListError(`list of ${options.path} returned no items`);
+        for (const item of pageItems ?? []) if (isRecord(item)) items.push(item as T);
+        const metadata = isRecord(page) ? page['metadata'] : undefined;
+        const version = isRecord(metadata) ? metadata['resourceVersion'] : undefined;
+        const next = isRecord(metadata) ? metadata['continue'] : undefined;
+        resourceVersion = typeof version === 'string' ? version : '';
+        continueToken = typeof next === 'string' && next !== '' ? next : undefined;
       } while (continueToken !== undefined);
       // Watching from "" would mean "from now, replaying everything as ADDED": never what we want.
       if (resourceVersion === '') throw new ListError(`list of ${options.path} returned no resourceVersion`);
+      listed = true;
       return { items, resourceVersion };
     },
 
@@ -109,7 +136,7 @@ export function clientNodeSource<T extends KubernetesObject>(options: ClientNode
         options.path,
         query,
         (phase: string, object: unknown) => {
-          const event = decodeWatchEvent<T>(phase, object, options.typeName);
+          const event = decodeWatchEvent<T>(phase, object);
           if (event !== undefined) onEvent(event);
         },
         (error: unknown) => onEnd(error ?? undefined),
@@ -124,12 +151,13 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Undefined for phases this client does not know (future API additions are ignored). */
-export function decodeWatchEvent<T>(phase: string, object: unknown, typeName: string): RawWatchEvent<T> | undefined {
+export function decodeWatchEvent<T>(phase: string, object: unknown): RawWatchEvent<T> | undefined {
   switch (phase) {
     case 'ADDED':
     case 'MODIFIED':
     case 'DELETED':
-      return { type: phase, object: ObjectSerializer.deserialize(object, typeName, '') as T };
+      if (!isRecord(object)) return { type: 'ERROR', code: undefined, message: `watch ${phase} event without an object` };
+      return { type: phase, object: object as T };
     case 'BOOKMARK': {
       const metadata = isRecord(object) ? object['metadata'] : undefined;
       const resourceVersion = isRecord(metadata) ? metadata['resourceVersion'] : undefined;

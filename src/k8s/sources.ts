@@ -1,14 +1,7 @@
 // The three inputs of a node's proxy rules — Services, EndpointSlices and this Node — as resilient
 // watchers with kube-proxy's selectors, started together and synced together.
 
-import {
-  CoreV1Api,
-  DiscoveryV1Api,
-  type KubeConfig,
-  type V1EndpointSlice,
-  type V1Node,
-  type V1Service,
-} from '@kubernetes/client-node';
+import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 import type { BackoffOptions } from './backoff.js';
@@ -64,8 +57,6 @@ export interface Sources {
 export function startSources(options: StartSourcesOptions): Sources {
   if (options.nodeName === '') throw new Error('startSources: nodeName must not be empty');
   const { kubeConfig } = options;
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
   const logger = options.logger.child({ component: 'k8s' });
 
   const services =
@@ -73,8 +64,6 @@ export function startSources(options: StartSourcesOptions): Sources {
     clientNodeSource<V1Service>({
       kubeConfig,
       path: '/api/v1/services',
-      typeName: 'V1Service',
-      listPage: (request) => core.listServiceForAllNamespaces(request),
       labelSelector: serviceLabelSelector,
       fieldSelector: serviceFieldSelector,
     });
@@ -83,8 +72,6 @@ export function startSources(options: StartSourcesOptions): Sources {
     clientNodeSource<V1EndpointSlice>({
       kubeConfig,
       path: '/apis/discovery.k8s.io/v1/endpointslices',
-      typeName: 'V1EndpointSlice',
-      listPage: (request) => discovery.listEndpointSliceForAllNamespaces(request),
       labelSelector: endpointSliceLabelSelector,
     });
   const node =
@@ -92,8 +79,6 @@ export function startSources(options: StartSourcesOptions): Sources {
     clientNodeSource<V1Node>({
       kubeConfig,
       path: '/api/v1/nodes',
-      typeName: 'V1Node',
-      listPage: (request) => core.listNode(request),
       fieldSelector: nodeFieldSelector(options.nodeName),
     });
 

@@ -2,6 +2,7 @@
 // inside a network namespace (tests). Expected failures come back as values, never as throws.
 
 import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import type { TableName } from '../render/types.js';
 import type { Netfilter, RestoreResult, SaveResult } from './port.js';
 
@@ -11,8 +12,8 @@ export interface ProcessOutput {
   readonly stderr: string;
 }
 
-/** Runs a command to completion, `input` on stdin. Resolves (code 127) when it cannot start. */
-export type ProcessRunner = (command: string, args: readonly string[], input?: string) => Promise<ProcessOutput>;
+/** Runs a command to completion, `input` (or its pieces, in order) on stdin. Resolves (code 127) when it cannot start. */
+export type ProcessRunner = (command: string, args: readonly string[], input?: string | readonly string[]) => Promise<ProcessOutput>;
 
 export const runProcess: ProcessRunner = (command, args, input) =>
   new Promise((resolve) => {
@@ -33,9 +34,45 @@ export const runProcess: ProcessRunner = (command, args, input) =>
     if (child.stdin !== null && input !== undefined) {
       // iptables-restore exits early on a bad line; the EPIPE that follows is not our failure.
       child.stdin.on('error', () => undefined);
-      child.stdin.end(input);
+      writeInSlices(child.stdin, typeof input === 'string' ? [input] : input);
     }
   });
+
+/** Bytes of input encoded at a time: a full payload (~40 MB at 10k Services) is never copied whole. */
+const STDIN_SLICE = 1 << 20;
+
+/**
+ * Writes the pieces in order, each cut into slices of about STDIN_SLICE (after a newline), waiting
+ * for the pipe to drain: handing a whole payload to write() would encode all of it into one more
+ * Buffer the size of the payload.
+ */
+function writeInSlices(stdin: Writable, pieces: readonly string[]): void {
+  let piece = 0;
+  let offset = 0;
+  const next = (): void => {
+    while (piece < pieces.length) {
+      const text = pieces[piece] ?? '';
+      let end = Math.min(offset + STDIN_SLICE, text.length);
+      if (end < text.length) {
+        const newline = text.lastIndexOf('\n', end - 1);
+        if (newline >= offset) end = newline + 1;
+      }
+      const slice = offset === 0 && end === text.length ? text : text.slice(offset, end);
+      offset = end;
+      if (offset >= text.length) {
+        piece++;
+        offset = 0;
+      }
+      if (slice === '') continue;
+      if (!stdin.write(slice)) {
+        stdin.once('drain', next);
+        return;
+      }
+    }
+    stdin.end();
+  };
+  next();
+}
 
 /** The three binaries of one iptables backend. */
 export interface IptablesBinaries {
@@ -81,11 +118,11 @@ export class ExecNetfilter implements Netfilter {
     return { ok: true, text: output.stdout };
   }
 
-  async restore(payload: string, options: { readonly noFlush: boolean }): Promise<RestoreResult> {
+  async restore(payload: string | readonly string[], options: { readonly noFlush: boolean }): Promise<RestoreResult> {
     const args = options.noFlush ? ['--noflush', this.wait] : [this.wait];
     const output = await this.exec(this.binaries.restore, args, payload);
     if (output.code === 0) return { ok: true };
-    const failure = parseRestoreFailure(output.stderr, payload);
+    const failure = parseRestoreFailure(output.stderr, typeof payload === 'string' ? payload : payload.join(''));
     return { ok: false, message: failure.message === '' ? describeFailure(this.binaries.restore, output) : failure.message, line: failure.line };
   }
 
@@ -97,7 +134,7 @@ export class ExecNetfilter implements Netfilter {
     return undefined;
   }
 
-  private exec(binary: string, args: readonly string[], input?: string): Promise<ProcessOutput> {
+  private exec(binary: string, args: readonly string[], input?: string | readonly string[]): Promise<ProcessOutput> {
     const [command, ...rest] = [...this.prefix, binary, ...args];
     return this.run(command ?? binary, rest, input);
   }

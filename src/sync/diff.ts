@@ -12,6 +12,7 @@ import {
   sameRules,
   sharedServiceRules,
   sortedServicePortKeys,
+  type BuiltPayload,
   type FullPayloadOptions,
   type SyncStats,
 } from './payload.js';
@@ -21,8 +22,10 @@ export type { SyncStats } from './payload.js';
 
 export interface SyncPlan {
   readonly kind: 'full' | 'partial';
-  /** '' when nothing changed: the caller skips the restore. */
+  /** '' when nothing changed: the caller skips the restore. Joined from `chunks` when read. */
   readonly payload: string;
+  /** The payload as newline-terminated pieces, what the restore writes; [] when nothing changed. */
+  readonly chunks: readonly string[];
   readonly stats: SyncStats;
   /** When set, `payload` is applied as these restores, in order (full-parts.ts); their concatenation is `payload`. */
   readonly parts?: readonly string[];
@@ -54,10 +57,9 @@ export function planFullSync(desired: RuleSet, kernel: KernelFacts, chainsPerPar
   if (parts !== undefined) {
     // `+` keeps the concatenation a rope: no copy unless someone reads the whole text.
     const payload = parts.reduce((text, part) => text + part.payload, '');
-    return { kind: 'full', payload, stats: combineStats(parts), parts: parts.map((part) => part.payload) };
+    return { kind: 'full', payload, chunks: [payload], stats: combineStats(parts), parts: parts.map((part) => part.payload) };
   }
-  const built = buildFullPayload(desired, options);
-  return { kind: 'full', payload: built.payload, stats: built.stats };
+  return planOf('full', buildFullPayload(desired, options));
 }
 
 /** Full when nothing is known to be applied or the caller forces it, partial otherwise. */
@@ -80,8 +82,19 @@ export function planPartialSync(applied: RuleSet, desired: RuleSet): SyncPlan {
   const rewrittenShared = planSharedChains(builder, applied.sharedChains, desired);
   planServicePorts(builder, applied.servicePorts, desired.servicePorts, rewrittenShared);
   planJumps(builder, applied.jumps, desired.jumps);
-  const built = builder.build();
-  return { kind: 'partial', payload: built.payload, stats: built.stats };
+  return planOf('partial', builder.build());
+}
+
+/** The plan of a built payload, without reading (so joining) its text. */
+function planOf(kind: SyncPlan['kind'], built: BuiltPayload): SyncPlan {
+  return {
+    kind,
+    get payload() {
+      return built.payload;
+    },
+    chunks: built.chunks,
+    stats: built.stats,
+  };
 }
 
 /** Static chains are few and small: compared by content every time. */

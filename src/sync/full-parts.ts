@@ -1,4 +1,4 @@
-// A full sync split into several iptables-restore calls. iptables-nft-restore
+// A full sync split into several iptables-restore calls, for the nft backend. iptables-nft-restore
 // 1.8.9 under --noflush spends time per rule in proportion to the chains the same call declares,
 // so one payload with 110k chains (10k Services x 10 endpoints) takes ~13 minutes, while the same
 // rules in parts of ~1,000 chains take ~15 s in all (bench/compare). Order keeps every step
@@ -12,12 +12,6 @@ import { buildFullPayload, PayloadBuilder, sortedServicePortKeys, type BuiltPayl
 
 /** Chains per part that keeps iptables-nft-restore near its per-call floor (measured at 10k Services). */
 export const DEFAULT_CHAINS_PER_PART = 1000;
-/**
- * iptables-legacy-restore reads and replaces the whole table on every call (~2 s at 10k Services),
- * so parts must be few: at 10k Services x 10 endpoints (125k chains) this makes 5, about as fast
- * as one call, and halves the memory the agent needs to build the payload.
- */
-export const LEGACY_CHAINS_PER_PART = 30_000;
 
 const jumpTarget = /(?:^| )-[jg] (KUBE-\S+)/;
 

@@ -2,22 +2,25 @@
 
 import type { TableName } from '../render/types.js';
 
-export function rulesWrittenPerTable(payload: string): Partial<Record<TableName, number>> {
+/** The payload as one string or as consecutive pieces that each end with a newline (SyncPlan.chunks). */
+export function rulesWrittenPerTable(payload: string | readonly string[]): Partial<Record<TableName, number>> {
   const counts: Partial<Record<TableName, number>> = {};
   let table: TableName | undefined;
-  let start = 0;
-  while (start < payload.length) {
-    let end = payload.indexOf('\n', start);
-    if (end < 0) end = payload.length;
-    const first = payload.charCodeAt(start);
-    if (first === 42 /* '*' */) {
-      const name = payload.slice(start + 1, end);
-      table = name === 'filter' || name === 'nat' ? name : undefined;
-    } else if (first === 45 /* '-' */ && table !== undefined) {
-      const flag = payload.charCodeAt(start + 1);
-      if (flag === 65 /* A */ || flag === 73 /* I */) counts[table] = (counts[table] ?? 0) + 1;
+  for (const text of typeof payload === 'string' ? [payload] : payload) {
+    let start = 0;
+    while (start < text.length) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = text.length;
+      const first = text.charCodeAt(start);
+      if (first === 42 /* '*' */) {
+        const name = text.slice(start + 1, end);
+        table = name === 'filter' || name === 'nat' ? name : undefined;
+      } else if (first === 45 /* '-' */ && table !== undefined) {
+        const flag = text.charCodeAt(start + 1);
+        if (flag === 65 /* A */ || flag === 73 /* I */) counts[table] = (counts[table] ?? 0) + 1;
+      }
+      start = end + 1;
     }
-    start = end + 1;
   }
   return counts;
 }

@@ -27,9 +27,62 @@ export interface SyncStats {
 }
 
 export interface BuiltPayload {
-  /** '' when there is nothing to do (the caller skips the restore). */
+  /** '' when there is nothing to do (the caller skips the restore). Joined from `chunks` on first read. */
   readonly payload: string;
+  /** The payload as consecutive pieces, each ending with a newline; [] when there is nothing to do. */
+  readonly chunks: readonly string[];
   readonly stats: SyncStats;
+}
+
+/** Lines per chunk: large enough to keep chunks few, small enough that line strings never pile up. */
+const LINES_PER_CHUNK = 4096;
+
+/**
+ * Lines kept as joined chunks of LINES_PER_CHUNK: a full sync at 10k Services x 10 endpoints has
+ * 500k lines, and holding each as its own string until one final join cost ~130 MB of peak memory
+ * (bench/compare/memory-probe.ts); as chunks the payload is held about once.
+ */
+class LineChunks {
+  readonly chunks: string[] = [];
+  private pending: string[] = [];
+  private count = 0;
+
+  get length(): number {
+    return this.count;
+  }
+
+  push(line: string): void {
+    this.pending.push(line);
+    this.count++;
+    if (this.pending.length >= LINES_PER_CHUNK) this.flush();
+  }
+
+  /** All lines as newline-terminated chunks. */
+  done(): string[] {
+    this.flush();
+    return this.chunks;
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    this.chunks.push(`${this.pending.join('\n')}\n`);
+    this.pending = [];
+  }
+}
+
+/** A payload whose text is only joined when someone reads it (the restore itself writes the chunks). */
+class ChunkedPayload implements BuiltPayload {
+  private text: string | undefined;
+
+  constructor(
+    readonly chunks: readonly string[],
+    readonly stats: SyncStats,
+  ) {}
+
+  get payload(): string {
+    this.text ??= this.chunks.join('');
+    return this.text;
+  }
 }
 
 /**
@@ -39,17 +92,17 @@ export interface BuiltPayload {
  */
 class TableSection {
   /** `:CHAIN - [0:0]`: creates the chain, or flushes it under --noflush. */
-  readonly declarations: string[] = [];
+  readonly declarations = new LineChunks();
   /** `-D`: shared rules and built-in jumps that go away. */
-  readonly deletions: string[] = [];
+  readonly deletions = new LineChunks();
   /** `-A`: bodies of declared chains. */
-  readonly bodies: string[] = [];
+  readonly bodies = new LineChunks();
   /** `-I <shared chain> 1`: new service rules in shared chains. */
-  readonly inserts: string[] = [];
+  readonly inserts = new LineChunks();
   /** `-A` / `-I` into built-in chains. */
-  readonly jumps: string[] = [];
+  readonly jumps = new LineChunks();
   /** `-X`: stale chains, last, once nothing references them. */
-  readonly removals: string[] = [];
+  readonly removals = new LineChunks();
 
   get lineCount(): number {
     return (
@@ -128,33 +181,30 @@ export class PayloadBuilder {
   }
 
   build(): BuiltPayload {
-    // Joined once per phase: tens of thousands of chains make this the only costly step.
     const chunks: string[] = [];
     let lines = 0;
     for (const table of TABLE_ORDER) {
       const section = this.sections.get(table);
       if (section === undefined) continue;
-      chunks.push(`*${table}`);
+      chunks.push(`*${table}\n`);
       for (const phase of [section.declarations, section.deletions, section.bodies, section.inserts, section.jumps, section.removals]) {
-        if (phase.length > 0) chunks.push(phase.join('\n'));
+        for (const chunk of phase.done()) chunks.push(chunk);
       }
-      chunks.push('COMMIT');
+      chunks.push('COMMIT\n');
       lines += section.lineCount + 2;
     }
-    const payload = chunks.length === 0 ? '' : `${chunks.join('\n')}\n`;
-    return {
-      payload,
-      stats: {
-        bytes: Buffer.byteLength(payload),
-        lines,
-        chainsWritten: this.chainsWritten,
-        chainsDeleted: this.chainsDeleted,
-        sharedRulesAdded: this.sharedRulesAdded,
-        sharedRulesDeleted: this.sharedRulesDeleted,
-        changedChainNames: this.changedNames,
-        changedChainCount: this.changedCount,
-      },
-    };
+    let bytes = 0;
+    for (const chunk of chunks) bytes += Buffer.byteLength(chunk);
+    return new ChunkedPayload(chunks, {
+      bytes,
+      lines,
+      chainsWritten: this.chainsWritten,
+      chainsDeleted: this.chainsDeleted,
+      sharedRulesAdded: this.sharedRulesAdded,
+      sharedRulesDeleted: this.sharedRulesDeleted,
+      changedChainNames: this.changedNames,
+      changedChainCount: this.changedCount,
+    });
   }
 
   private section(table: TableName): TableSection {

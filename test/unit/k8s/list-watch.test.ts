@@ -1,7 +1,7 @@
-import { KubeConfig, V1Service, type KubernetesListObject } from '@kubernetes/client-node';
+import { KubeConfig, type V1Service } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { clientNodeSource, decodeWatchEvent, type ListPageRequest, type RawWatchEvent } from '../../../src/k8s/list-watch.js';
+import { clientNodeSource, decodeWatchEvent, listQuery, type ListPageRequest, type RawWatchEvent } from '../../../src/k8s/list-watch.js';
 import { HttpApiserver, waitFor } from './http-apiserver.js';
 
 const service = (name: string, resourceVersion: string) => ({
@@ -12,43 +12,42 @@ const service = (name: string, resourceVersion: string) => ({
 });
 
 describe('decodeWatchEvent', () => {
-  it('decodes objects into client-node models, as list calls return them', () => {
-    const event = decodeWatchEvent<V1Service>('ADDED', service('a', '5'), 'V1Service');
-    expect(event?.type).toBe('ADDED');
-    const object = event?.type === 'ADDED' ? event.object : undefined;
-    expect(object).toBeInstanceOf(V1Service);
-    expect(object?.metadata?.creationTimestamp).toBeInstanceOf(Date);
-    expect(object?.spec?.ports?.[0]?.targetPort).toBe('http');
+  it('hands on objects as the apiserver sent them, as lists do', () => {
+    const sent = service('a', '5');
+    const event = decodeWatchEvent<V1Service>('ADDED', sent);
+    expect(event).toEqual({ type: 'ADDED', object: sent });
+    expect(decodeWatchEvent('MODIFIED', 'not an object')).toMatchObject({ type: 'ERROR', code: undefined });
   });
 
   it('reads bookmarks and in-stream errors; ignores unknown phases', () => {
-    expect(decodeWatchEvent('BOOKMARK', { kind: 'Service', metadata: { resourceVersion: '77' } }, 'V1Service')).toEqual({
+    expect(decodeWatchEvent('BOOKMARK', { kind: 'Service', metadata: { resourceVersion: '77' } })).toEqual({
       type: 'BOOKMARK',
       resourceVersion: '77',
     });
-    expect(decodeWatchEvent('ERROR', { kind: 'Status', code: 410, message: 'too old' }, 'V1Service')).toEqual({
+    expect(decodeWatchEvent('ERROR', { kind: 'Status', code: 410, message: 'too old' })).toEqual({
       type: 'ERROR',
       code: 410,
       message: 'too old',
     });
-    expect(decodeWatchEvent('ERROR', 'garbage', 'V1Service')).toMatchObject({ type: 'ERROR', code: undefined });
-    expect(decodeWatchEvent('SOMETHING', {}, 'V1Service')).toBeUndefined();
+    expect(decodeWatchEvent('ERROR', 'garbage')).toMatchObject({ type: 'ERROR', code: undefined });
+    expect(decodeWatchEvent('SOMETHING', {})).toBeUndefined();
   });
 });
 
+const selectors = { labelSelector: '!service.kubernetes.io/service-proxy-name', fieldSelector: 'spec.clusterIP!=None' };
+
 describe('clientNodeSource list', () => {
-  it('sends the selectors with every page and follows continue tokens', async () => {
+  it('lists first from the watch cache (resourceVersion=0), then relists consistently in pages', async () => {
     const requests: ListPageRequest[] = [];
-    const pages: KubernetesListObject<V1Service>[] = [
-      { items: [{ metadata: { name: 'a' } }], metadata: { _continue: 'page-2', resourceVersion: '10' } },
-      { items: [{ metadata: { name: 'b' } }], metadata: { resourceVersion: '10' } },
+    const pages: unknown[] = [
+      { items: [{ metadata: { name: 'a' } }, { metadata: { name: 'b' } }], metadata: { resourceVersion: '9' } },
+      { items: [{ metadata: { name: 'a' } }], metadata: { continue: 'page-2', resourceVersion: '10' } },
+      { items: [{ metadata: { name: 'c' } }], metadata: { resourceVersion: '10' } },
     ];
     const source = clientNodeSource<V1Service>({
       kubeConfig: new KubeConfig(),
       path: '/api/v1/services',
-      typeName: 'V1Service',
-      labelSelector: '!service.kubernetes.io/service-proxy-name',
-      fieldSelector: 'spec.clusterIP!=None',
+      ...selectors,
       pageSize: 1,
       listPage: async (request) => {
         requests.push(request);
@@ -57,21 +56,54 @@ describe('clientNodeSource list', () => {
         return page;
       },
     });
-    const result = await source.list();
-    expect(result.items.map((item) => item.metadata?.name)).toEqual(['a', 'b']);
-    expect(result.resourceVersion).toBe('10');
-    const selectors = { labelSelector: '!service.kubernetes.io/service-proxy-name', fieldSelector: 'spec.clusterIP!=None', limit: 1 };
-    expect(requests).toEqual([selectors, { ...selectors, _continue: 'page-2' }]);
+    const first = await source.list();
+    expect(first.items.map((item) => item.metadata?.name)).toEqual(['a', 'b']);
+    expect(first.resourceVersion).toBe('9');
+    const relist = await source.list();
+    expect(relist.items.map((item) => item.metadata?.name)).toEqual(['a', 'c']);
+    expect(relist.resourceVersion).toBe('10');
+    expect(requests).toEqual([
+      { ...selectors, resourceVersion: '0' },
+      { ...selectors, limit: 1 },
+      { ...selectors, limit: 1, continue: 'page-2' },
+    ]);
   });
 
-  it('refuses a list without a resourceVersion', async () => {
-    const source = clientNodeSource<V1Service>({
-      kubeConfig: new KubeConfig(),
-      path: '/api/v1/services',
-      typeName: 'V1Service',
-      listPage: async () => ({ items: [] }),
-    });
-    await expect(source.list()).rejects.toThrow(/no resourceVersion/);
+  it('refuses a list without a resourceVersion or without items; accepts "items": null', async () => {
+    const answer = (body: unknown) =>
+      clientNodeSource<V1Service>({ kubeConfig: new KubeConfig(), path: '/api/v1/services', listPage: async () => body }).list();
+    await expect(answer({ items: [] })).rejects.toThrow(/no resourceVersion/);
+    await expect(answer({ kind: 'Status', metadata: { resourceVersion: '3' } })).rejects.toThrow(/no items/);
+    await expect(answer({ items: null, metadata: { resourceVersion: '3' } })).resolves.toEqual({ items: [], resourceVersion: '3' });
+  });
+
+  it('builds the query from the request', () => {
+    expect(listQuery('/api/v1/services', {})).toBe('/api/v1/services');
+    expect(listQuery('/api/v1/services', { labelSelector: 'a!=b', limit: 500, continue: 'x=' })).toBe('/api/v1/services?labelSelector=a%21%3Db&limit=500&continue=x%3D');
+  });
+});
+
+describe('clientNodeSource list over HTTP', () => {
+  let apiserver: HttpApiserver;
+  beforeEach(() => {
+    apiserver = new HttpApiserver();
+  });
+  afterEach(async () => {
+    await apiserver.stop();
+  });
+
+  it('GETs the collection with the selectors and parses the JSON body', async () => {
+    const kubeConfig = await apiserver.start();
+    apiserver.lists.set('/api/v1/services', { items: [service('a', '5')], resourceVersion: '5' });
+    const source = clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/services', ...selectors });
+    expect(await source.list()).toEqual({ items: [service('a', '5')], resourceVersion: '5' });
+    expect(apiserver.requests).toEqual([{ path: '/api/v1/services', query: { ...selectors, resourceVersion: '0' } }]);
+  });
+
+  it('fails with the status code and the apiserver message', async () => {
+    const kubeConfig = await apiserver.start();
+    const source = clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/nothing' });
+    await expect(source.list()).rejects.toMatchObject({ statusCode: 404, message: expect.stringMatching(/GET \/api\/v1\/nothing: HTTP 404/) });
   });
 });
 
@@ -90,7 +122,6 @@ describe('clientNodeSource watch over HTTP', () => {
     const source = clientNodeSource<V1Service>({
       kubeConfig,
       path: '/api/v1/services',
-      typeName: 'V1Service',
       labelSelector: '!service.kubernetes.io/service-proxy-name',
       fieldSelector: 'spec.clusterIP!=None',
       listPage: async () => ({ items: [], metadata: { resourceVersion: '1' } }),
@@ -124,7 +155,7 @@ describe('clientNodeSource watch over HTTP', () => {
     stream?.send('BOOKMARK', { kind: 'Service', apiVersion: 'v1', metadata: { resourceVersion: '44' } });
     stream?.send('ERROR', { kind: 'Status', code: 410, message: 'too old resource version' });
     await waitFor(() => events.length === 3);
-    expect(events[0]?.type === 'ADDED' && events[0].object).toBeInstanceOf(V1Service);
+    expect(events[0]).toEqual({ type: 'ADDED', object: service('a', '43') });
     expect(events.slice(1)).toEqual([
       { type: 'BOOKMARK', resourceVersion: '44' },
       { type: 'ERROR', code: 410, message: 'too old resource version' },

@@ -7,5 +7,9 @@ describe('rulesWrittenPerTable', () => {
       '*nat', ':KUBE-SVC-X - [0:0]', '-A KUBE-SVC-X -j KUBE-SEP-Y', '-I KUBE-SERVICES 1 -j KUBE-SVC-X', '-X KUBE-SEP-Z', 'COMMIT', ''].join('\n');
     expect(rulesWrittenPerTable(payload)).toEqual({ filter: 1, nat: 2 });
     expect(rulesWrittenPerTable('')).toEqual({});
+    // The same payload as pieces cut at line ends (SyncPlan.chunks): the table carries over.
+    const lines = payload.split(/(?<=\n)/);
+    expect(rulesWrittenPerTable(lines)).toEqual({ filter: 1, nat: 2 });
+    expect(rulesWrittenPerTable([])).toEqual({});
   });
 });
