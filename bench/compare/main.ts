@@ -133,6 +133,27 @@ function commandOutput(command: string, args: readonly string[]): string {
   }
 }
 
+function cpuTimes(): { idle: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, value) => sum + value, 0);
+  return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total };
+}
+
+/**
+ * Waits until the machine is quiet (CPU >= 85% idle over 3 s, at most 90 s): after a bulk load,
+ * etcd and the apiserver keep working for a while, and whichever proxy ran first would pay for it.
+ */
+async function settle(): Promise<string> {
+  const started = Date.now();
+  for (;;) {
+    const before = cpuTimes();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const after = cpuTimes();
+    const idle = (after.idle - before.idle) / Math.max(1, after.total - before.total);
+    if (idle >= 0.85 || Date.now() - started > 90_000) return `${Math.round(idle * 100)}% idle after ${((Date.now() - started) / 1000).toFixed(0)} s`;
+  }
+}
+
 function loadAverage(): number[] {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
 }
@@ -273,7 +294,7 @@ async function main(): Promise<void> {
       results.push(scale);
       const trials = trialsFor(services, options);
       for (const id of options.proxies) {
-        log(`${id}: ${services} Services, ${trials} trials of each kind`);
+        log(`${id}: ${services} Services, ${trials} trials of each kind (machine ${await settle()})`);
         scale.runs[id] = await runProxy({
           id,
           services,

@@ -134,7 +134,7 @@ export class Syncer {
       restoreSeconds: (end - restoreStart) / 1000,
     });
 
-    if (plan.chunks.length === 0) {
+    if (plan.stats.bytes === 0) {
       this.applied = ruleSet;
       this.appliedState = snapshot.state;
       const end = this.monotonic();

@@ -96,9 +96,11 @@ export function clientNodeSource<T extends KubernetesObject>(options: ClientNode
 
   return {
     async list() {
-      // The first list is served from the apiserver's watch cache in one response (as client-go's
-      // reflector does: resourceVersion=0): no etcd read, no pages, the fastest start. Relists
-      // (after a watch ends with 410 Gone, say) are consistent reads, in pages.
+      // The first list is served from the apiserver's watch cache (as client-go's reflector does:
+      // resourceVersion=0): no etcd read, the fastest start. Relists (after a watch ends with 410
+      // Gone, say) are consistent reads. Both in pages where the apiserver pages them (a page's
+      // body and its parse are the agent's largest transient allocation); a continued page names
+      // no resourceVersion, as the API requires.
       const first = !listed;
       const items: T[] = [];
       let continueToken: string | undefined;
@@ -106,8 +108,8 @@ export function clientNodeSource<T extends KubernetesObject>(options: ClientNode
       do {
         const page = await listPage({
           ...selectors,
-          ...(first ? { resourceVersion: '0' } : { limit }),
-          ...(continueToken !== undefined ? { continue: continueToken } : {}),
+          limit,
+          ...(continueToken !== undefined ? { continue: continueToken } : first ? { resourceVersion: '0' } : {}),
         });
         const pageItems = isRecord(page) ? page['items'] : undefined;
         // An empty list may come as "items": null.

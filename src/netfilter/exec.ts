@@ -13,7 +13,7 @@ export interface ProcessOutput {
 }
 
 /** Runs a command to completion, `input` (or its pieces, in order) on stdin. Resolves (code 127) when it cannot start. */
-export type ProcessRunner = (command: string, args: readonly string[], input?: string | readonly string[]) => Promise<ProcessOutput>;
+export type ProcessRunner = (command: string, args: readonly string[], input?: string | Iterable<string>) => Promise<ProcessOutput>;
 
 export const runProcess: ProcessRunner = (command, args, input) =>
   new Promise((resolve) => {
@@ -42,16 +42,24 @@ export const runProcess: ProcessRunner = (command, args, input) =>
 const STDIN_SLICE = 1 << 20;
 
 /**
- * Writes the pieces in order, each cut into slices of about STDIN_SLICE (after a newline), waiting
- * for the pipe to drain: handing a whole payload to write() would encode all of it into one more
- * Buffer the size of the payload.
+ * Writes the pieces in order, pulling each from the iterable only when the pipe has room (a full
+ * payload is generated while iptables-restore reads it), and cutting long pieces into slices of
+ * about STDIN_SLICE after a newline: handing a whole payload to write() would encode all of it into
+ * one more Buffer the size of the payload.
  */
-function writeInSlices(stdin: Writable, pieces: readonly string[]): void {
-  let piece = 0;
+function writeInSlices(stdin: Writable, pieces: Iterable<string>): void {
+  const iterator = pieces[Symbol.iterator]();
+  let text = '';
   let offset = 0;
   const next = (): void => {
-    while (piece < pieces.length) {
-      const text = pieces[piece] ?? '';
+    for (;;) {
+      if (offset >= text.length) {
+        const piece = iterator.next();
+        if (piece.done === true) break;
+        text = piece.value;
+        offset = 0;
+        continue;
+      }
       let end = Math.min(offset + STDIN_SLICE, text.length);
       if (end < text.length) {
         const newline = text.lastIndexOf('\n', end - 1);
@@ -59,11 +67,6 @@ function writeInSlices(stdin: Writable, pieces: readonly string[]): void {
       }
       const slice = offset === 0 && end === text.length ? text : text.slice(offset, end);
       offset = end;
-      if (offset >= text.length) {
-        piece++;
-        offset = 0;
-      }
-      if (slice === '') continue;
       if (!stdin.write(slice)) {
         stdin.once('drain', next);
         return;
@@ -118,11 +121,11 @@ export class ExecNetfilter implements Netfilter {
     return { ok: true, text: output.stdout };
   }
 
-  async restore(payload: string | readonly string[], options: { readonly noFlush: boolean }): Promise<RestoreResult> {
+  async restore(payload: string | Iterable<string>, options: { readonly noFlush: boolean }): Promise<RestoreResult> {
     const args = options.noFlush ? ['--noflush', this.wait] : [this.wait];
     const output = await this.exec(this.binaries.restore, args, payload);
     if (output.code === 0) return { ok: true };
-    const failure = parseRestoreFailure(output.stderr, typeof payload === 'string' ? payload : payload.join(''));
+    const failure = parseRestoreFailure(output.stderr, typeof payload === 'string' ? payload : [...payload].join(''));
     return { ok: false, message: failure.message === '' ? describeFailure(this.binaries.restore, output) : failure.message, line: failure.line };
   }
 
@@ -134,7 +137,7 @@ export class ExecNetfilter implements Netfilter {
     return undefined;
   }
 
-  private exec(binary: string, args: readonly string[], input?: string | readonly string[]): Promise<ProcessOutput> {
+  private exec(binary: string, args: readonly string[], input?: string | Iterable<string>): Promise<ProcessOutput> {
     const [command, ...rest] = [...this.prefix, binary, ...args];
     return this.run(command ?? binary, rest, input);
   }

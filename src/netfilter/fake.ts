@@ -134,8 +134,8 @@ export class FakeNetfilter implements Netfilter {
   /** When set, `chainExists` answers undefined (the check itself failed). */
   chainCheckFails = false;
 
-  restore(pieces: string | readonly string[], options: { readonly noFlush: boolean }): Promise<RestoreResult> {
-    const payload = typeof pieces === 'string' ? pieces : pieces.join('');
+  restore(pieces: string | Iterable<string>, options: { readonly noFlush: boolean }): Promise<RestoreResult> {
+    const payload = typeof pieces === 'string' ? pieces : [...pieces].join('');
     return Promise.resolve(this.restoreSync(payload, options));
   }
 

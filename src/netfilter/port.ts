@@ -21,7 +21,7 @@ export interface Netfilter {
   /** `iptables-save -t <table>` output. */
   save(table: TableName): Promise<SaveResult>;
   /** `iptables-restore [--noflush] --wait`, payload on stdin (one string, or consecutive pieces of it). */
-  restore(payload: string | readonly string[], options: { readonly noFlush: boolean }): Promise<RestoreResult>;
+  restore(payload: string | Iterable<string>, options: { readonly noFlush: boolean }): Promise<RestoreResult>;
   /** Whether a chain exists (`iptables -t <table> -S <chain>`): the cheap canary check.
    * undefined when the check itself failed (treated as "not known to exist"). */
   chainExists(table: TableName, chain: string): Promise<boolean | undefined>;

@@ -24,8 +24,8 @@ export interface SyncPlan {
   readonly kind: 'full' | 'partial';
   /** '' when nothing changed: the caller skips the restore. Joined from `chunks` when read. */
   readonly payload: string;
-  /** The payload as newline-terminated pieces, what the restore writes; [] when nothing changed. */
-  readonly chunks: readonly string[];
+  /** The payload as newline-terminated pieces, what the restore writes (generated while written, see BuiltPayload). */
+  readonly chunks: Iterable<string>;
   readonly stats: SyncStats;
   /** When set, `payload` is applied as these restores, in order (full-parts.ts); their concatenation is `payload`. */
   readonly parts?: readonly string[];

@@ -3,7 +3,7 @@
 import type { TableName } from '../render/types.js';
 
 /** The payload as one string or as consecutive pieces that each end with a newline (SyncPlan.chunks). */
-export function rulesWrittenPerTable(payload: string | readonly string[]): Partial<Record<TableName, number>> {
+export function rulesWrittenPerTable(payload: string | Iterable<string>): Partial<Record<TableName, number>> {
   const counts: Partial<Record<TableName, number>> = {};
   let table: TableName | undefined;
   for (const text of typeof payload === 'string' ? [payload] : payload) {

@@ -2,7 +2,7 @@
 // iptables-restore needs them, and the complete payload of a RuleSet (first sync, periodic full
 // sync, the `render` command). Pure.
 
-import type { BuiltinJump, RuleSet, TableName } from '../render/types.js';
+import type { BuiltinJump, OrderedChain, RuleSet, TableName } from '../render/types.js';
 
 /** Tables in payload order. */
 export const TABLE_ORDER: readonly TableName[] = ['filter', 'nat'];
@@ -29,8 +29,12 @@ export interface SyncStats {
 export interface BuiltPayload {
   /** '' when there is nothing to do (the caller skips the restore). Joined from `chunks` on first read. */
   readonly payload: string;
-  /** The payload as consecutive pieces, each ending with a newline; [] when there is nothing to do. */
-  readonly chunks: readonly string[];
+  /**
+   * The payload as consecutive pieces, each ending with a newline; empty when there is nothing to
+   * do. Iterating it again yields the same pieces; the bodies of service port chains in a full
+   * payload are generated during the iteration (never held whole: ~37 MB at 10k Services).
+   */
+  readonly chunks: Iterable<string>;
   readonly stats: SyncStats;
 }
 
@@ -75,15 +79,22 @@ class ChunkedPayload implements BuiltPayload {
   private text: string | undefined;
 
   constructor(
-    readonly chunks: readonly string[],
+    readonly chunks: Iterable<string>,
     readonly stats: SyncStats,
   ) {}
 
   get payload(): string {
-    this.text ??= this.chunks.join('');
+    if (this.text === undefined) {
+      const pieces: string[] = [];
+      for (const chunk of this.chunks) pieces.push(chunk);
+      this.text = pieces.join('');
+    }
     return this.text;
   }
 }
+
+/** Chains whose `-A` lines are generated when the payload is written (see writeDeferredChains). */
+type DeferredBodies = () => Iterable<OrderedChain>;
 
 /**
  * One table's lines, grouped by phase because iptables-restore applies them in order: a chain must
@@ -103,10 +114,14 @@ class TableSection {
   readonly jumps = new LineChunks();
   /** `-X`: stale chains, last, once nothing references them. */
   readonly removals = new LineChunks();
+  /** Bodies generated on iteration, after `bodies`. */
+  readonly deferred: DeferredBodies[] = [];
+  deferredLines = 0;
+  deferredBytes = 0;
 
   get lineCount(): number {
     return (
-      this.declarations.length + this.deletions.length + this.bodies.length +
+      this.declarations.length + this.deletions.length + this.bodies.length + this.deferredLines +
       this.inserts.length + this.jumps.length + this.removals.length
     );
   }
@@ -137,6 +152,23 @@ export class PayloadBuilder {
     for (const rule of rules) bodies.push(`-A ${chain} ${rule}`);
     this.chainsWritten++;
     this.noteChanged(chain);
+  }
+
+  /**
+   * Declares chains now and writes their rules only when the payload is iterated, from `bodies()`,
+   * which must yield the same chains (in the order their rules should appear) every time it is called.
+   */
+  writeDeferredChains(table: TableName, chains: readonly OrderedChain[], bodies: DeferredBodies): void {
+    const section = this.section(table);
+    for (const chain of chains) {
+      section.declarations.push(`:${chain.name} - [0:0]`);
+      section.deferredLines += chain.rules.length;
+      // "-A <chain> <rule>\n"; names and rules are ASCII, but count bytes to be exact.
+      for (const rule of chain.rules) section.deferredBytes += 5 + chain.name.length + Buffer.byteLength(rule);
+      this.chainsWritten++;
+      this.noteChanged(chain.name);
+    }
+    section.deferred.push(bodies);
   }
 
   /** Flushes a chain and deletes it at the end of the table, after every `-D`. */
@@ -181,20 +213,23 @@ export class PayloadBuilder {
   }
 
   build(): BuiltPayload {
-    const chunks: string[] = [];
+    // Per table: the eager pieces before the deferred bodies, the deferred bodies, the eager rest.
+    const layout: { before: string[]; deferred: DeferredBodies[]; table: TableName; after: string[] }[] = [];
     let lines = 0;
+    let bytes = 0;
     for (const table of TABLE_ORDER) {
       const section = this.sections.get(table);
       if (section === undefined) continue;
-      chunks.push(`*${table}\n`);
-      for (const phase of [section.declarations, section.deletions, section.bodies, section.inserts, section.jumps, section.removals]) {
-        for (const chunk of phase.done()) chunks.push(chunk);
-      }
-      chunks.push('COMMIT\n');
+      const before = [`*${table}\n`, ...section.declarations.done(), ...section.deletions.done(), ...section.bodies.done()];
+      const after = [...section.inserts.done(), ...section.jumps.done(), ...section.removals.done(), 'COMMIT\n'];
+      for (const chunk of [...before, ...after]) bytes += Buffer.byteLength(chunk);
+      bytes += section.deferredBytes;
       lines += section.lineCount + 2;
+      layout.push({ before, deferred: section.deferred, table, after });
     }
-    let bytes = 0;
-    for (const chunk of chunks) bytes += Buffer.byteLength(chunk);
+    const chunks: Iterable<string> = layout.some((table) => table.deferred.length > 0)
+      ? { [Symbol.iterator]: () => generateChunks(layout) }
+      : layout.flatMap((table) => [...table.before, ...table.after]);
     return new ChunkedPayload(chunks, {
       bytes,
       lines,
@@ -226,6 +261,26 @@ export class PayloadBuilder {
     if (this.editedSharedChains.has(key)) return;
     this.editedSharedChains.add(key);
     this.noteChanged(chain);
+  }
+}
+
+function* generateChunks(
+  layout: readonly { before: readonly string[]; deferred: readonly DeferredBodies[]; table: TableName; after: readonly string[] }[],
+): Generator<string> {
+  for (const table of layout) {
+    yield* table.before;
+    for (const bodies of table.deferred) {
+      let pending: string[] = [];
+      for (const chain of bodies()) {
+        for (const rule of chain.rules) pending.push(`-A ${chain.name} ${rule}`);
+        if (pending.length >= LINES_PER_CHUNK) {
+          yield `${pending.join('\n')}\n`;
+          pending = [];
+        }
+      }
+      if (pending.length > 0) yield `${pending.join('\n')}\n`;
+    }
+    yield* table.after;
   }
 }
 
@@ -325,10 +380,17 @@ export function buildFullPayload(ruleSet: RuleSet, options: FullPayloadOptions):
   }
 
   if (options.servicePortChains ?? true) {
-    for (const key of sortedKeys) {
-      const servicePort = ruleSet.servicePorts.get(key);
-      if (servicePort === undefined) continue;
-      for (const chain of servicePort.chains) builder.writeChain(chain.table, chain.name, chain.rules);
+    // The bulk of the payload: declared now, rules generated while the restore reads them.
+    for (const table of TABLE_ORDER) {
+      const chainsOf = function* (): Generator<OrderedChain> {
+        for (const key of sortedKeys) {
+          const servicePort = ruleSet.servicePorts.get(key);
+          if (servicePort === undefined) continue;
+          for (const chain of servicePort.chains) if (chain.table === table) yield chain;
+        }
+      };
+      const chains = [...chainsOf()];
+      if (chains.length > 0) builder.writeDeferredChains(table, chains, chainsOf);
     }
   }
 

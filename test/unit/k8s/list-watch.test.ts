@@ -37,10 +37,11 @@ describe('decodeWatchEvent', () => {
 const selectors = { labelSelector: '!service.kubernetes.io/service-proxy-name', fieldSelector: 'spec.clusterIP!=None' };
 
 describe('clientNodeSource list', () => {
-  it('lists first from the watch cache (resourceVersion=0), then relists consistently in pages', async () => {
+  it('lists first from the watch cache (resourceVersion=0), then relists consistently, in pages', async () => {
     const requests: ListPageRequest[] = [];
     const pages: unknown[] = [
-      { items: [{ metadata: { name: 'a' } }, { metadata: { name: 'b' } }], metadata: { resourceVersion: '9' } },
+      { items: [{ metadata: { name: 'a' } }], metadata: { continue: 'first-2', resourceVersion: '9' } },
+      { items: [{ metadata: { name: 'b' } }], metadata: { resourceVersion: '9' } },
       { items: [{ metadata: { name: 'a' } }], metadata: { continue: 'page-2', resourceVersion: '10' } },
       { items: [{ metadata: { name: 'c' } }], metadata: { resourceVersion: '10' } },
     ];
@@ -63,7 +64,8 @@ describe('clientNodeSource list', () => {
     expect(relist.items.map((item) => item.metadata?.name)).toEqual(['a', 'c']);
     expect(relist.resourceVersion).toBe('10');
     expect(requests).toEqual([
-      { ...selectors, resourceVersion: '0' },
+      { ...selectors, limit: 1, resourceVersion: '0' },
+      { ...selectors, limit: 1, continue: 'first-2' },
       { ...selectors, limit: 1 },
       { ...selectors, limit: 1, continue: 'page-2' },
     ]);
@@ -97,7 +99,7 @@ describe('clientNodeSource list over HTTP', () => {
     apiserver.lists.set('/api/v1/services', { items: [service('a', '5')], resourceVersion: '5' });
     const source = clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/services', ...selectors });
     expect(await source.list()).toEqual({ items: [service('a', '5')], resourceVersion: '5' });
-    expect(apiserver.requests).toEqual([{ path: '/api/v1/services', query: { ...selectors, resourceVersion: '0' } }]);
+    expect(apiserver.requests).toEqual([{ path: '/api/v1/services', query: { ...selectors, limit: '500', resourceVersion: '0' } }]);
   });
 
   it('fails with the status code and the apiserver message', async () => {

@@ -78,9 +78,8 @@ describe('startSources', () => {
       expect(queries(nodesPath, watch)[0]?.query).toMatchObject({ fieldSelector: 'metadata.name=node-1' });
       expect(queries(nodesPath, watch)[0]?.query['labelSelector']).toBeUndefined();
     }
-    // The first list comes from the apiserver's watch cache in one response, as client-go's.
-    expect(queries(servicesPath, false)[0]?.query).toMatchObject({ resourceVersion: '0' });
-    expect(queries(servicesPath, false)[0]?.query['limit']).toBeUndefined();
+    // The first list comes from the apiserver's watch cache, as client-go's.
+    expect(queries(servicesPath, false)[0]?.query).toMatchObject({ resourceVersion: '0', limit: '500' });
     expect(queries(servicesPath, true)[0]?.query).toMatchObject({ resourceVersion: '10', allowWatchBookmarks: 'true' });
   });
 
@@ -130,7 +129,7 @@ describe('startSources', () => {
     expect(apiserver.openWatches(servicesPath)[0]?.request.query['resourceVersion']).toBe('20');
     // The relist is a consistent read, in pages.
     const lists = apiserver.requests.filter((request) => request.path === servicesPath && request.query['watch'] !== 'true');
-    expect(lists.map((request) => request.query['resourceVersion'] ?? `limit=${request.query['limit']}`)).toEqual(['0', 'limit=500']);
+    expect(lists.map((request) => request.query['resourceVersion'] ?? 'consistent')).toEqual(['0', 'consistent']);
   });
 
   it('stop closes every watch', async () => {

@@ -10,7 +10,7 @@ interface Call {
 function fakeRunner(reply: (call: Call) => ProcessOutput): { run: ProcessRunner; calls: Call[] } {
   const calls: Call[] = [];
   const run: ProcessRunner = (command, args, input) => {
-    const call = { command, args, input: typeof input === 'string' || input === undefined ? input : input.join('') };
+    const call = { command, args, input: typeof input === 'string' || input === undefined ? input : [...input].join('') };
     calls.push(call);
     return Promise.resolve(reply(call));
   };

@@ -19,6 +19,22 @@ describe('runProcess stdin', () => {
     expect(output.stdout === pieces.join('')).toBe(true);
   });
 
+  it('pulls pieces from an iterable only as the pipe takes them', async () => {
+    let pulled = 0;
+    function* pieces(): Generator<string> {
+      for (let index = 0; index < 64; index++) {
+        pulled++;
+        yield `${'-A KUBE-SVC-X -j KUBE-SEP-Y\n'.repeat(10_000)}`;
+      }
+    }
+    // `head` takes 1 kB and exits: the writer stops pulling once the pipe is gone.
+    const output = await runProcess('head', ['-c', '1000'], pieces());
+    expect(output.stdout.length).toBe(1000);
+    expect(pulled).toBeLessThan(64);
+    const whole = await runProcess('wc', ['-c'], pieces());
+    expect(Number(whole.stdout.trim())).toBe(64 * 10_000 * 28);
+  });
+
   it('delivers small and empty inputs', async () => {
     expect((await runProcess('cat', [], 'one line\n')).stdout).toBe('one line\n');
     expect(await runProcess('cat', [], '')).toEqual({ code: 0, stdout: '', stderr: '' });

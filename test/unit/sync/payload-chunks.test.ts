@@ -13,9 +13,12 @@ describe('payload chunks', () => {
   it('are newline-terminated pieces whose concatenation is the payload, with its byte count', () => {
     const ruleSet = new SyntheticRenderer().render(world(400, 10));
     const built = buildFullPayload(ruleSet, { jumps: 'append' });
-    expect(built.chunks.length).toBeGreaterThan(3);
-    for (const chunk of built.chunks) expect(chunk.endsWith('\n')).toBe(true);
-    const text = built.chunks.join('');
+    const chunks = [...built.chunks];
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const chunk of chunks) expect(chunk.endsWith('\n')).toBe(true);
+    const text = chunks.join('');
+    // Generated again, the same pieces.
+    expect([...built.chunks]).toEqual(chunks);
     expect(built.payload).toBe(text);
     expect(built.stats.bytes).toBe(Buffer.byteLength(text));
     expect(built.stats.lines).toBe(text.split('\n').length - 1);
@@ -27,12 +30,13 @@ describe('payload chunks', () => {
     const renderer = new SyntheticRenderer();
     const first = renderer.render(world(50, 3));
     const full = planFullSync(first, { existingChains: new Map(), missingJumps: first.jumps });
-    expect(full.chunks.join('')).toBe(full.payload);
+    expect([...full.chunks].join('')).toBe(full.payload);
     const same = planPartialSync(first, renderer.render(world(50, 3)));
-    expect(same.chunks).toEqual([]);
+    expect([...same.chunks]).toEqual([]);
+    expect(same.stats.bytes).toBe(0);
     expect(same.payload).toBe('');
     const changed = planPartialSync(first, renderer.render(world(51, 3)));
-    expect(changed.chunks.join('')).toBe(changed.payload);
+    expect([...changed.chunks].join('')).toBe(changed.payload);
     expect(changed.payload).toMatch(/^\*nat\n/m);
   });
 });
