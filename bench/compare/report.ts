@@ -43,7 +43,12 @@ export function latencySummary(trials: readonly TrialResult[], pickValue: (trial
 }
 
 export interface ProxySummary {
+  /** Median over the measured run and the extra starts. */
   readonly firstSyncSeconds: number;
+  readonly firstSyncStarts: number;
+  readonly firstSyncMin: number;
+  readonly firstSyncMax: number;
+  readonly firstSyncRestoreMedian: number;
   readonly endpoint: LatencySummary;
   readonly service: LatencySummary;
   readonly all: LatencySummary;
@@ -62,8 +67,14 @@ export function summarizeRun(run: ProxyRunResult): ProxySummary {
   const endpoint = run.trials.filter((trial) => trial.kind === 'endpoint');
   const service = run.trials.filter((trial) => trial.kind === 'service');
   const bytes = defined(run.trials.map((trial) => trial.payloadBytes));
+  const starts = [run.firstSync.seconds, ...(run.extraFirstSyncs ?? []).map((start) => start.seconds)];
+  const restores = [run.firstSync.restoreSeconds, ...(run.extraFirstSyncs ?? []).map((start) => start.restoreSeconds)];
   return {
-    firstSyncSeconds: run.firstSync.seconds,
+    firstSyncSeconds: percentile(starts, 50),
+    firstSyncStarts: starts.length,
+    firstSyncMin: Math.min(...starts),
+    firstSyncMax: Math.max(...starts),
+    firstSyncRestoreMedian: percentile(restores, 50),
     endpoint: latencySummary(endpoint),
     service: latencySummary(service),
     all: latencySummary(run.trials),
@@ -132,8 +143,11 @@ export function scaleTable(scale: ScaleResult): string {
   const row = (label: string, pickValue: (summary: ProxySummary, run: ProxyRunResult) => number, digits = 0): void => {
     rows.push([label, a && ours ? pickValue(a, ours) : undefined, b && theirs ? pickValue(b, theirs) : undefined, digits]);
   };
-  row('first full sync (s)', (summary) => summary.firstSyncSeconds, 2);
-  row('  in iptables-restore (s)', (_, run) => run.firstSync.restoreSeconds, 2);
+  row('first full sync (s, median of starts)', (summary) => summary.firstSyncSeconds, 2);
+  row('  starts', (summary) => summary.firstSyncStarts);
+  row('  fastest start (s)', (summary) => summary.firstSyncMin, 2);
+  row('  slowest start (s)', (summary) => summary.firstSyncMax, 2);
+  row('  in iptables-restore (s, median)', (summary) => summary.firstSyncRestoreMedian, 2);
   row('  iptables-restore calls', (_, run) => run.firstSync.restoreCalls);
   row('  restore input (MB)', (_, run) => run.firstSync.payloadBytes / 1e6, 1);
   row('  restore input (lines)', (_, run) => run.firstSync.payloadLines);

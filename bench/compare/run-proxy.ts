@@ -95,6 +95,8 @@ export interface ProxyRunResult {
     readonly peakRssBytes: number;
   };
   readonly chains: ChainCounts | undefined;
+  /** First syncs of extra starts (cold-start.ts), for the median. */
+  readonly extraFirstSyncs?: readonly { readonly seconds: number; readonly restoreSeconds: number }[];
   readonly trials: readonly TrialResult[];
   readonly process: ProcessSample & { readonly wallSeconds: number };
   readonly restoreCalls: { readonly ipv4: number; readonly ipv6: number; readonly failed: number };
