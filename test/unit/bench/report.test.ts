@@ -1,0 +1,69 @@
+// The comparison's arithmetic (bench/compare/report.ts): medians, pooled percentiles, targets.
+
+import { describe, expect, it } from 'vitest';
+
+import { evaluateTargets, scaleTable, summarizeRun, type ScaleResult } from '../../../bench/compare/report.js';
+import type { ProxyRunResult, TrialResult } from '../../../bench/compare/run-proxy.js';
+
+function trial(kind: TrialResult['kind'], latencyMs: number, payloadBytes: number): TrialResult {
+  return { kind, serviceIndex: 1, latencyMs, kernelLatencyMs: undefined, restoreMs: latencyMs - 10, payloadBytes, payloadLines: 10, restoresUntilApplied: 1 };
+}
+
+function run(id: ProxyRunResult['id'], options: { first: number; extra: number[]; latency: number; bytes: number; rssMB: number }): ProxyRunResult {
+  const trials = [1, 2, 3, 4].flatMap((step) => [trial('endpoint', options.latency * step, options.bytes), trial('service', options.latency * step * 2, options.bytes)]);
+  return {
+    id,
+    firstSync: { seconds: options.first, timedOut: false, restoreSeconds: options.first - 1, restoreCalls: 1, payloadBytes: 1e6, payloadLines: 1e4, cpuSeconds: 1, childrenCpuSeconds: 1, peakRssBytes: options.rssMB * 2 ** 20 },
+    chains: { svc: 10, sep: 100, total: 120, seconds: 0.1 },
+    extraFirstSyncs: options.extra.map((seconds) => ({ seconds, restoreSeconds: seconds - 1 })),
+    trials,
+    process: { cpuSeconds: 2, childrenCpuSeconds: 3, rssBytes: options.rssMB * 2 ** 20, peakRssBytes: options.rssMB * 2 ** 20, wallSeconds: 60 },
+    restoreCalls: { ipv4: 9, ipv6: 0, failed: 0 },
+    metrics: {},
+    syncLog: [],
+    machine: { busyPercent: 20, loadAverage: [1, 1, 1] },
+  };
+}
+
+function scale(ours: ProxyRunResult, theirs: ProxyRunResult): ScaleResult {
+  return {
+    services: 100,
+    endpointsPerService: 10,
+    workload: { services: 100, servicePorts: 110, endpoints: 1000, byType: {}, sessionAffinity: 2, externalTrafficPolicyLocal: 3 },
+    loadSeconds: 1,
+    runs: { 'kube-proxy-ts': ours, 'kube-proxy': theirs },
+  } as ScaleResult;
+}
+
+describe('bench report', () => {
+  it('compares first syncs by the median of all starts', () => {
+    const summary = summarizeRun(run('kube-proxy-ts', { first: 20, extra: [10, 12], latency: 100, bytes: 2000, rssMB: 300 }));
+    expect(summary.firstSyncSeconds).toBe(12);
+    expect(summary.firstSyncStarts).toBe(3);
+    expect([summary.firstSyncMin, summary.firstSyncMax]).toEqual([10, 20]);
+    expect(summary.firstSyncRestoreMedian).toBe(11);
+  });
+
+  it('pools both trial kinds for p99 and judges each target against kube-proxy', () => {
+    const ours = run('kube-proxy-ts', { first: 14, extra: [], latency: 100, bytes: 2000, rssMB: 390 });
+    const theirs = run('kube-proxy', { first: 15, extra: [], latency: 300, bytes: 200_000, rssMB: 600 });
+    const summary = summarizeRun(ours);
+    expect(summary.all.count).toBe(8);
+    expect(summary.all.max).toBe(800);
+    const targets = evaluateTargets(scale(ours, theirs));
+    expect(targets.map((target) => [target.name.split(' ')[0], target.met])).toEqual([
+      ['network', true],
+      ['per-change', true],
+      ['first', true],
+      ['agent', true],
+    ]);
+    const slower = evaluateTargets(scale(run('kube-proxy-ts', { first: 16, extra: [], latency: 200, bytes: 30_000, rssMB: 401 }), theirs));
+    expect(slower.map((target) => target.met)).toEqual([false, false, false, false]);
+  });
+
+  it('prints one row per metric with both proxies and their ratio', () => {
+    const table = scaleTable(scale(run('kube-proxy-ts', { first: 12, extra: [], latency: 100, bytes: 2000, rssMB: 300 }), run('kube-proxy', { first: 15, extra: [], latency: 300, bytes: 200_000, rssMB: 600 })));
+    expect(table).toMatch(/^first full sync \(s, median of starts\)\s+12\.00\s+15\.00\s+0\.80x$/m);
+    expect(table).toMatch(/^peak RSS \(MB\)\s+300\s+600\s+0\.50x$/m);
+  });
+});
