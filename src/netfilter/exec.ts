@@ -51,10 +51,16 @@ function writeInSlices(stdin: Writable, pieces: Iterable<string>): void {
   const iterator = pieces[Symbol.iterator]();
   let text = '';
   let offset = 0;
+  let ahead: IteratorResult<string> | undefined;
+  const pull = (): IteratorResult<string> => {
+    const result = ahead ?? iterator.next();
+    ahead = undefined;
+    return result;
+  };
   const next = (): void => {
     for (;;) {
       if (offset >= text.length) {
-        const piece = iterator.next();
+        const piece = pull();
         if (piece.done === true) break;
         text = piece.value;
         offset = 0;
@@ -68,6 +74,8 @@ function writeInSlices(stdin: Writable, pieces: Iterable<string>): void {
       const slice = offset === 0 && end === text.length ? text : text.slice(offset, end);
       offset = end;
       if (!stdin.write(slice)) {
+        // Generate the next piece while the reader works through what is buffered.
+        if (offset >= text.length && ahead === undefined) ahead = iterator.next();
         stdin.once('drain', next);
         return;
       }
