@@ -23,7 +23,6 @@ import {
   type RunningServer,
   type ServiceHealthEntry,
 } from '../server/index.js';
-import { rulesWrittenPerTable } from '../sync/payload-rules.js';
 import { healthCheckAddresses, renderContextFor } from './context.js';
 import { SyncScheduler, type SyncReason } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
@@ -254,7 +253,7 @@ export class Agent {
       chainsWritten: plan?.stats.chainsWritten ?? 0,
       chainsDeleted: plan?.stats.chainsDeleted ?? 0,
       rulesTotal,
-      rulesWritten: plan !== undefined && report.result === 'applied' ? rulesWrittenPerTable(plan.chunks) : { filter: 0, nat: 0 },
+      rulesWritten: plan !== undefined && report.result === 'applied' ? plan.stats.rulesWritten : { filter: 0, nat: 0 },
       noLocalEndpoints: countNoLocalEndpoints(report.state),
     });
     for (const trigger of report.triggerTimes) {

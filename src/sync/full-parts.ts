@@ -7,8 +7,8 @@
 // (shared dispatch chains, jumps, stale chains deleted last). Until the last part, traffic follows
 // the dispatch chains the kernel already had. Pure.
 
-import type { OrderedChain, RuleSet } from '../render/types.js';
-import { buildFullPayload, PayloadBuilder, sortedServicePortKeys, type BuiltPayload, type FullPayloadOptions, type SyncStats } from './payload.js';
+import type { OrderedChain, RuleSet, TableName } from '../render/types.js';
+import { buildFullPayload, PayloadBuilder, sortedServicePortKeys, TABLE_ORDER, type BuiltPayload, type FullPayloadOptions, type SyncStats } from './payload.js';
 
 /** Chains per part that keeps iptables-nft-restore near its per-call floor (measured at 10k Services). */
 export const DEFAULT_CHAINS_PER_PART = 1000;
@@ -75,7 +75,9 @@ export function combineStats(parts: readonly BuiltPayload[]): SyncStats {
   let sharedRulesDeleted = 0;
   let changedChainCount = 0;
   const changedChainNames: string[] = [];
+  const rulesWritten: Record<TableName, number> = { filter: 0, nat: 0 };
   for (const { stats } of parts) {
+    for (const table of TABLE_ORDER) rulesWritten[table] += stats.rulesWritten[table];
     bytes += stats.bytes;
     lines += stats.lines;
     chainsWritten += stats.chainsWritten;
@@ -85,5 +87,5 @@ export function combineStats(parts: readonly BuiltPayload[]): SyncStats {
     changedChainCount += stats.changedChainCount;
     for (const name of stats.changedChainNames) if (changedChainNames.length < 50) changedChainNames.push(name);
   }
-  return { bytes, lines, chainsWritten, chainsDeleted, sharedRulesAdded, sharedRulesDeleted, changedChainNames, changedChainCount };
+  return { bytes, lines, chainsWritten, chainsDeleted, sharedRulesAdded, sharedRulesDeleted, changedChainNames, changedChainCount, rulesWritten };
 }

@@ -24,6 +24,9 @@ export interface SyncStats {
   /** The first chains the payload touches (written, deleted or edited in place), capped. */
   readonly changedChainNames: readonly string[];
   readonly changedChainCount: number;
+  /** `-A` and `-I` lines per table, 0 for a table the payload does not write into
+   * (`kubeproxy_sync_proxy_rules_iptables_last`). */
+  readonly rulesWritten: Readonly<Record<TableName, number>>;
 }
 
 export interface BuiltPayload {
@@ -217,9 +220,11 @@ export class PayloadBuilder {
     const layout: { before: string[]; deferred: DeferredBodies[]; table: TableName; after: string[] }[] = [];
     let lines = 0;
     let bytes = 0;
+    const rulesWritten: Record<TableName, number> = { filter: 0, nat: 0 };
     for (const table of TABLE_ORDER) {
       const section = this.sections.get(table);
       if (section === undefined) continue;
+      rulesWritten[table] = section.bodies.length + section.deferredLines + section.inserts.length + section.jumps.length;
       const before = [`*${table}\n`, ...section.declarations.done(), ...section.deletions.done(), ...section.bodies.done()];
       const after = [...section.inserts.done(), ...section.jumps.done(), ...section.removals.done(), 'COMMIT\n'];
       for (const chunk of [...before, ...after]) bytes += Buffer.byteLength(chunk);
@@ -239,6 +244,7 @@ export class PayloadBuilder {
       sharedRulesDeleted: this.sharedRulesDeleted,
       changedChainNames: this.changedNames,
       changedChainCount: this.changedCount,
+      rulesWritten,
     });
   }
 

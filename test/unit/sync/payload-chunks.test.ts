@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { planFullSync, planPartialSync } from '../../../src/sync/diff.js';
 import { buildFullPayload } from '../../../src/sync/payload.js';
+import { rulesWrittenPerTable } from './count-rules.js';
 import { makeService, SyntheticRenderer, type SyntheticWorld } from './synthetic.js';
 
 function world(count: number, endpoints: number): SyntheticWorld {
@@ -22,6 +23,9 @@ describe('payload chunks', () => {
     expect(built.payload).toBe(text);
     expect(built.stats.bytes).toBe(Buffer.byteLength(text));
     expect(built.stats.lines).toBe(text.split('\n').length - 1);
+    // Rules written per table, counted by the builder, are what the text holds.
+    expect(built.stats.rulesWritten).toEqual({ filter: 0, nat: 0, ...rulesWrittenPerTable(text) });
+    expect(built.stats.rulesWritten.nat).toBeGreaterThan(8000);
     expect(text.startsWith('*filter\n')).toBe(true);
     expect(text.endsWith('COMMIT\n')).toBe(true);
   });
@@ -38,5 +42,7 @@ describe('payload chunks', () => {
     const changed = planPartialSync(first, renderer.render(world(51, 3)));
     expect([...changed.chunks].join('')).toBe(changed.payload);
     expect(changed.payload).toMatch(/^\*nat\n/m);
+    expect(changed.stats.rulesWritten).toEqual({ filter: 0, nat: 0, ...rulesWrittenPerTable(changed.payload) });
+    expect(same.stats.rulesWritten).toEqual({ filter: 0, nat: 0 });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rulesWrittenPerTable } from '../../../src/sync/payload-rules.js';
+import { rulesWrittenPerTable } from './count-rules.js';
 
 describe('rulesWrittenPerTable', () => {
   it('counts -A and -I lines per table, not declarations, deletions or -X', () => {
