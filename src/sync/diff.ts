@@ -55,9 +55,9 @@ export function planFullSync(desired: RuleSet, kernel: KernelFacts, chainsPerPar
   };
   const parts = buildFullPayloadParts(desired, options, chainsPerPart);
   if (parts !== undefined) {
+    const texts = parts.map((part) => part.payload);
     // `+` keeps the concatenation a rope: no copy unless someone reads the whole text.
-    const payload = parts.reduce((text, part) => text + part.payload, '');
-    return { kind: 'full', payload, chunks: [payload], stats: combineStats(parts), parts: parts.map((part) => part.payload) };
+    return { kind: 'full', payload: texts.reduce((text, part) => text + part, ''), chunks: texts, stats: combineStats(parts), parts: texts };
   }
   return planOf('full', buildFullPayload(desired, options));
 }
