@@ -6,10 +6,10 @@ import type { DesiredState, Skipped } from '../model/types.js';
 import { RenderCache, renderRuleSet } from '../render/index.js';
 import type { RenderContext, RuleSet, TableName } from '../render/types.js';
 import { planSync, type SyncPlan } from '../sync/diff.js';
-import { parseKernelState } from '../sync/kernel-state.js';
 import { planConntrackCleanup } from '../sync/conntrack-plan.js';
 import type { Netfilter, RestoreResult } from '../netfilter/port.js';
 import type { Conntrack } from '../netfilter/conntrack.js';
+import { readKernelFacts } from './kernel-facts.js';
 import type { SyncReason } from './scheduler.js';
 
 const TABLES: readonly TableName[] = ['filter', 'nat'];
@@ -115,7 +115,7 @@ export class Syncer {
     const kind: 'full' | 'partial' = fullReason !== undefined ? 'full' : 'partial';
     let plan: SyncPlan;
     if (kind === 'full') {
-      const kernel = await this.readKernel(ruleSet);
+      const kernel = await readKernelFacts(this.options.netfilter, ruleSet);
       plan = planSync(undefined, ruleSet, {
         forceFull: true,
         existingChains: kernel.existingChains,
@@ -191,32 +191,6 @@ export class Syncer {
       if (exists !== true) return false;
     }
     return true;
-  }
-
-  private async readKernel(ruleSet: RuleSet): Promise<{
-    existingChains: Map<TableName, ReadonlySet<string>>;
-    missingJumps: RuleSet['jumps'];
-    staleJumps: RuleSet['jumps'];
-  }> {
-    const existingChains = new Map<TableName, ReadonlySet<string>>();
-    const missing: RuleSet['jumps'][number][] = [];
-    const stale: RuleSet['jumps'][number][] = [];
-    for (const table of TABLES) {
-      const saved = await this.options.netfilter.save(table);
-      if (!saved.ok) {
-        // Without the kernel's view we cannot delete stale chains, but we still write ours fully
-        // and insert every jump we could not confirm (restore tolerates duplicates; the next
-        // full sync cleans up).
-        existingChains.set(table, new Set());
-        missing.push(...ruleSet.jumps.filter((jump) => jump.table === table));
-        continue;
-      }
-      const state = parseKernelState(saved.text, ruleSet.jumps.filter((jump) => jump.table === table));
-      existingChains.set(table, state.ourChains);
-      missing.push(...state.missingJumps);
-      stale.push(...state.staleJumps);
-    }
-    return { existingChains, missingJumps: missing, staleJumps: stale };
   }
 }
 

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ExecNetfilter, legacyBinaries, nftBinaries } from '../../src/netfilter/exec.js';
 import type { RuleSet, TableName } from '../../src/render/types.js';
 import { planFullSync } from '../../src/sync/diff.js';
-import { parseKernelState } from '../../src/sync/kernel-state.js';
+import { readKernelFacts } from '../../src/agent/kernel-facts.js';
 import { deleteAllNetns, kernelSkipReason, withNetns } from '../harness/netns.js';
 import { makeService, SyntheticRenderer, type SyntheticWorld } from '../unit/sync/synthetic.js';
 
@@ -21,18 +21,7 @@ function world(count: number, endpoints: number): SyntheticWorld {
 
 /** A full sync as the syncer runs it: kernel facts from iptables-save, then each part in order. */
 async function fullSync(netfilter: ExecNetfilter, ruleSet: RuleSet, chainsPerPart: number): Promise<number> {
-  const existingChains = new Map<TableName, ReadonlySet<string>>();
-  const missingJumps: RuleSet['jumps'][number][] = [];
-  const staleJumps: RuleSet['jumps'][number][] = [];
-  for (const table of TABLES) {
-    const saved = await netfilter.save(table);
-    if (!saved.ok) throw new Error(saved.message);
-    const state = parseKernelState(saved.text, ruleSet.jumps.filter((jump) => jump.table === table));
-    existingChains.set(table, state.ourChains);
-    missingJumps.push(...state.missingJumps);
-    staleJumps.push(...state.staleJumps);
-  }
-  const plan = planFullSync(ruleSet, { existingChains, missingJumps, staleJumps }, chainsPerPart);
+  const plan = planFullSync(ruleSet, await readKernelFacts(netfilter, ruleSet), chainsPerPart);
   const parts = plan.parts ?? [plan.payload];
   for (const part of parts) expect(await netfilter.restore(part, { noFlush: true })).toEqual({ ok: true });
   return parts.length;

@@ -6,7 +6,7 @@ import { renderRuleSet } from '../../../src/render/index.js';
 import { defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../../src/render/types.js';
 import { planFullSync, type KernelFacts } from '../../../src/sync/diff.js';
 import { buildFullPayloadParts } from '../../../src/sync/full-parts.js';
-import { parseKernelState } from '../../../src/sync/kernel-state.js';
+import { readKernelFacts } from '../../../src/agent/kernel-facts.js';
 import { service, slice } from '../agent/fixtures.js';
 
 const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
@@ -28,19 +28,8 @@ function ruleSetOf(count: number, endpoints: number, shift = 0): RuleSet {
   return renderRuleSet(store.snapshot().state, context);
 }
 
-async function kernelFacts(netfilter: FakeNetfilter, ruleSet: RuleSet): Promise<KernelFacts> {
-  const existingChains = new Map<TableName, ReadonlySet<string>>();
-  const missingJumps: RuleSet['jumps'][number][] = [];
-  const staleJumps: RuleSet['jumps'][number][] = [];
-  for (const table of TABLES) {
-    const saved = await netfilter.save(table);
-    if (!saved.ok) throw new Error(saved.message);
-    const state = parseKernelState(saved.text, ruleSet.jumps.filter((jump) => jump.table === table));
-    existingChains.set(table, state.ourChains);
-    missingJumps.push(...state.missingJumps);
-    staleJumps.push(...state.staleJumps);
-  }
-  return { existingChains, missingJumps, staleJumps };
+function kernelFacts(netfilter: FakeNetfilter, ruleSet: RuleSet): Promise<KernelFacts> {
+  return readKernelFacts(netfilter, ruleSet);
 }
 
 async function tables(netfilter: FakeNetfilter): Promise<string[]> {

@@ -1,0 +1,32 @@
+// What a full sync needs to know about the kernel (sync/diff.ts KernelFacts), read with
+// iptables-save: our chains that exist (stale ones get deleted), desired jumps that are missing,
+// and built-in rules into our chains that no desired jump matches.
+
+import type { Netfilter } from '../netfilter/port.js';
+import type { RuleSet, TableName } from '../render/types.js';
+import type { KernelFacts } from '../sync/diff.js';
+import { parseKernelState } from '../sync/kernel-state.js';
+import { TABLE_ORDER } from '../sync/payload.js';
+
+export async function readKernelFacts(netfilter: Netfilter, ruleSet: RuleSet): Promise<Required<KernelFacts>> {
+  const existingChains = new Map<TableName, ReadonlySet<string>>();
+  const missingJumps: RuleSet['jumps'][number][] = [];
+  const staleJumps: RuleSet['jumps'][number][] = [];
+  for (const table of TABLE_ORDER) {
+    const jumps = ruleSet.jumps.filter((jump) => jump.table === table);
+    const saved = await netfilter.save(table);
+    if (!saved.ok) {
+      // Without the kernel's view we cannot delete stale chains, but we still write ours fully
+      // and insert every jump we could not confirm (restore tolerates duplicates; the next
+      // full sync cleans up).
+      existingChains.set(table, new Set());
+      missingJumps.push(...jumps);
+      continue;
+    }
+    const state = parseKernelState(saved.text, jumps);
+    existingChains.set(table, state.ourChains);
+    missingJumps.push(...state.missingJumps);
+    staleJumps.push(...state.staleJumps);
+  }
+  return { existingChains, missingJumps, staleJumps };
+}
