@@ -7,7 +7,8 @@
 import { join } from 'node:path';
 import { createBenchNode, type Backend } from './node-netns.js';
 import { sampleProcess, startProxy, type ProxyId, type ProxyOptions } from './proxies.js';
-import { RestoreLog, isIPv4Call } from './restore-log.js';
+import { RestoreLog } from './restore-log.js';
+import { awaitFirstSync } from './run-proxy.js';
 import { fullSyncMarker } from './workload.js';
 
 export interface ColdStartSettings {
@@ -28,29 +29,19 @@ export interface ColdStart {
   readonly peakRssBytes: number | undefined;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 export async function coldStart(settings: ColdStartSettings): Promise<ColdStart> {
   const node = await createBenchNode(settings.id === 'kube-proxy' ? 'kp' : 'kpts', settings.backend, settings.workDir);
   const logPath = join(settings.workDir, `${settings.id}-${settings.services}-cold-${settings.sample}.log`);
   const proxy = startProxy(settings.id, node, settings.proxy, logPath);
   try {
-    const restoreLog = new RestoreLog(node.captureDir);
     const marker = fullSyncMarker(settings.services, settings.endpointsPerService);
-    const deadline = Date.now() + settings.timeoutMs;
-    while (Date.now() < deadline && !proxy.exited) {
-      const call = restoreLog.poll(marker.payloadText).find((entry) => isIPv4Call(entry) && entry.exitCode === 0 && entry.matched);
-      if (call !== undefined) {
-        const calls = restoreLog.calls.filter((entry) => isIPv4Call(entry) && entry.endMs <= call.endMs);
-        return {
-          seconds: (call.endMs - proxy.startedAtMs) / 1000,
-          restoreSeconds: calls.reduce((sum, entry) => sum + entry.endMs - entry.startMs, 0) / 1000,
-          peakRssBytes: sampleProcess(proxy.pid)?.peakRssBytes,
-        };
-      }
-      await sleep(100);
-    }
-    return { seconds: undefined, restoreSeconds: undefined, peakRssBytes: undefined };
+    const first = await awaitFirstSync(proxy, new RestoreLog(node.captureDir), marker.payloadText, settings.timeoutMs);
+    if (typeof first === 'string') return { seconds: undefined, restoreSeconds: undefined, peakRssBytes: undefined };
+    return {
+      seconds: (first.last.endMs - proxy.startedAtMs) / 1000,
+      restoreSeconds: first.calls.reduce((sum, call) => sum + call.endMs - call.startMs, 0) / 1000,
+      peakRssBytes: sampleProcess(proxy.pid)?.peakRssBytes,
+    };
   } finally {
     await proxy.stop();
     await node.delete();

@@ -120,6 +120,39 @@ async function logTail(path: string, lines = 30): Promise<string> {
   }
 }
 
+/** The restore calls of a first full sync: the one that programmed the last Service and all IPv4 calls up to it. */
+export interface FirstSyncCalls {
+  readonly last: RestoreCall;
+  readonly calls: readonly RestoreCall[];
+}
+
+/**
+ * Polls the proxy's restore log until a successful IPv4 restore carries `marker` (the first full
+ * sync); 'exited' or 'timeout' otherwise. `onWaiting` is called about once a minute.
+ */
+export async function awaitFirstSync(
+  proxy: RunningProxy,
+  restoreLog: RestoreLog,
+  marker: string,
+  timeoutMs: number,
+  onWaiting: (seconds: number) => void = () => undefined,
+): Promise<FirstSyncCalls | 'exited' | 'timeout'> {
+  const deadline = Date.now() + timeoutMs;
+  let nextProgress = Date.now() + 60_000;
+  for (;;) {
+    if (proxy.exited) return 'exited';
+    const last = restoreLog.poll(marker).find((call) => isIPv4Call(call) && call.exitCode === 0 && call.matched);
+    // A full sync may be several restores (kube-proxy-ts on nft): every IPv4 one up to here.
+    if (last !== undefined) return { last, calls: restoreLog.calls.filter((call) => isIPv4Call(call) && call.endMs <= last.endMs) };
+    if (Date.now() > deadline) return 'timeout';
+    if (Date.now() > nextProgress) {
+      nextProgress += 60_000;
+      onWaiting(Math.round((Date.now() - proxy.startedAtMs) / 1000));
+    }
+    await sleep(100);
+  }
+}
+
 export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResult> {
   const { id, log } = settings;
   const node = await createBenchNode(id === 'kube-proxy' ? 'kp' : 'kpts', settings.backend, settings.workDir);
@@ -137,28 +170,19 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
 
     // 1. First full sync.
     const marker = fullSyncMarker(settings.services, settings.endpointsPerService);
-    let firstCall: RestoreCall | undefined;
-    const firstDeadline = Date.now() + settings.firstSyncTimeoutMs;
-    let nextProgress = Date.now() + 60_000;
-    while (firstCall === undefined) {
-      await failIfExited('before its first sync');
-      firstCall = restoreLog.poll(marker.payloadText).find((call) => isIPv4Call(call) && call.exitCode === 0 && call.matched);
-      if (firstCall !== undefined) break;
-      if (Date.now() > firstDeadline) {
-        // Not fatal: the table then shows "more than" this, and the other proxy still runs.
-        log(`  ${id}: no full sync within ${Math.round(settings.firstSyncTimeoutMs / 1000)} s; giving up on this run`);
-        const sample = sampleProcess(running.pid);
-        return timedOutResult(id, running, sample, settings.firstSyncTimeoutMs / 1000, restoreLog, cpuAtStart);
-      }
-      if (Date.now() > nextProgress) {
-        nextProgress += 60_000;
-        log(`  ${id}: waiting for its first full sync (${Math.round((Date.now() - running.startedAtMs) / 1000)} s so far)`);
-      }
-      await sleep(100);
+    const first = await awaitFirstSync(running, restoreLog, marker.payloadText, settings.firstSyncTimeoutMs, (seconds) =>
+      log(`  ${id}: waiting for its first full sync (${seconds} s so far)`),
+    );
+    if (first === 'exited') await failIfExited('before its first sync');
+    if (first === 'timeout' || first === 'exited') {
+      // Not fatal: the table then shows "more than" this, and the other proxy still runs.
+      log(`  ${id}: no full sync within ${Math.round(settings.firstSyncTimeoutMs / 1000)} s; giving up on this run`);
+      const sample = sampleProcess(running.pid);
+      return timedOutResult(id, running, sample, settings.firstSyncTimeoutMs / 1000, restoreLog, cpuAtStart);
     }
     const atFirstSync = sampleProcess(running.pid);
-    // A full sync may be several restores (kube-proxy-ts on nft): count every IPv4 one up to here.
-    const firstCalls = restoreLog.calls.filter((call) => isIPv4Call(call) && call.endMs <= (firstCall as RestoreCall).endMs);
+    const firstCall = first.last;
+    const firstCalls = first.calls;
     const firstSync = {
       seconds: (firstCall.endMs - running.startedAtMs) / 1000,
       timedOut: false,
