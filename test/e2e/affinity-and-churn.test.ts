@@ -1,8 +1,8 @@
 // Session affinity (xt_recent) and endpoint churn under live traffic, with real packets through
 // the agent on node1.
 
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { E2ECluster, sequential, tally } from '../harness/e2e-cluster.js';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { E2ECluster, reportAndDestroy, sequential, tally } from '../harness/e2e-cluster.js';
 import { kernelSkipReason } from '../harness/netns.js';
 import type { PodHandle, ProbeResult } from '../harness/topology.js';
 
@@ -29,19 +29,7 @@ describe.skipIf(skipReason !== undefined)('session affinity and endpoint churn e
     };
   });
 
-  afterEach((context) => {
-    // The agents' side of a failure: what they synced and skipped, straight from their logs.
-    if (context.task.result?.state === 'fail' && cluster !== undefined) process.stdout.write(`${cluster.logTails()}\n`);
-  });
-
-  afterAll(async () => {
-    if (cluster === undefined) return;
-    try {
-      process.stdout.write(`${await cluster.timingSummary('affinity-and-churn.test.ts')}\n`);
-    } finally {
-      await cluster.destroy();
-    }
-  });
+  reportAndDestroy(() => cluster, 'affinity-and-churn.test.ts');
 
   it('sessionAffinity ClientIP: each client keeps its endpoint over many connections', async () => {
     const service = await cluster.createService({ name: 'sticky', ports: [{ port: 80, targetPort: 8080 }], spec: { sessionAffinity: 'ClientIP' } });

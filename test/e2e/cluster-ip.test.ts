@@ -2,9 +2,9 @@
 // node2 answer with their name and the address they saw, so each test checks which endpoint
 // answered and whether the source was masqueraded.
 
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { servicePortChainNames } from '../../src/render/names.js';
-import { E2ECluster, tally } from '../harness/e2e-cluster.js';
+import { E2ECluster, reportAndDestroy, tally } from '../harness/e2e-cluster.js';
 import { kernelSkipReason } from '../harness/netns.js';
 import type { PodHandle } from '../harness/topology.js';
 
@@ -32,19 +32,7 @@ describe.skipIf(skipReason !== undefined)('ClusterIP services end to end', () =>
     };
   });
 
-  afterEach((context) => {
-    // The agents' side of a failure: what they synced and skipped, straight from their logs.
-    if (context.task.result?.state === 'fail' && cluster !== undefined) process.stdout.write(`${cluster.logTails()}\n`);
-  });
-
-  afterAll(async () => {
-    if (cluster === undefined) return;
-    try {
-      process.stdout.write(`${await cluster.timingSummary('cluster-ip.test.ts')}\n`);
-    } finally {
-      await cluster.destroy();
-    }
-  });
+  reportAndDestroy(() => cluster, 'cluster-ip.test.ts');
 
   it('one endpoint answers every connection, from the node (masqueraded) and from a pod (not)', async () => {
     const service = await cluster.createService({ name: 'one', ports: [{ port: 80, targetPort: 8080 }] });

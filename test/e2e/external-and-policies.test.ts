@@ -2,9 +2,9 @@
 // loadBalancerSourceRanges) and the traffic policies, with two agents: one per node namespace,
 // both watching the same apiserver, each programming its own node's view.
 
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { servicePortChainNames } from '../../src/render/names.js';
-import { E2ECluster, tally } from '../harness/e2e-cluster.js';
+import { E2ECluster, reportAndDestroy, tally } from '../harness/e2e-cluster.js';
 import { kernelSkipReason } from '../harness/netns.js';
 import { EXTERNAL_IP, type PodHandle, type ProbeResult } from '../harness/topology.js';
 
@@ -36,19 +36,7 @@ describe.skipIf(skipReason !== undefined)('external traffic and traffic policies
     };
   });
 
-  afterEach((context) => {
-    // The agents' side of a failure: what they synced and skipped, straight from their logs.
-    if (context.task.result?.state === 'fail' && cluster !== undefined) process.stdout.write(`${cluster.logTails()}\n`);
-  });
-
-  afterAll(async () => {
-    if (cluster === undefined) return;
-    try {
-      process.stdout.write(`${await cluster.timingSummary('external-and-policies.test.ts')}\n`);
-    } finally {
-      await cluster.destroy();
-    }
-  });
+  reportAndDestroy(() => cluster, 'external-and-policies.test.ts');
 
   it('NodePort from the external client via either node IP reaches every endpoint, masqueraded to that node IP', async () => {
     const service = await cluster.createService({ name: 'np', type: 'NodePort', ports: [{ port: 80, targetPort: 8080 }] });

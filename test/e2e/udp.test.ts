@@ -2,8 +2,8 @@
 // a UDP client that keeps its source port keeps its conntrack entry, so without the agent's
 // conntrack deletions it would go on talking to an endpoint that left the Service.
 
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { E2ECluster, sequential, sctpSkipReason, tally } from '../harness/e2e-cluster.js';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { E2ECluster, sequential, sctpSkipReason, tally, reportAndDestroy } from '../harness/e2e-cluster.js';
 import { kernelSkipReason } from '../harness/netns.js';
 import type { PodHandle, ProbeResult } from '../harness/topology.js';
 
@@ -31,19 +31,7 @@ describe.skipIf(skipReason !== undefined)('UDP and SCTP services end to end', ()
     };
   });
 
-  afterEach((context) => {
-    // The agents' side of a failure: what they synced and skipped, straight from their logs.
-    if (context.task.result?.state === 'fail' && cluster !== undefined) process.stdout.write(`${cluster.logTails()}\n`);
-  });
-
-  afterAll(async () => {
-    if (cluster === undefined) return;
-    try {
-      process.stdout.write(`${await cluster.timingSummary('udp.test.ts')}\n`);
-    } finally {
-      await cluster.destroy();
-    }
-  });
+  reportAndDestroy(() => cluster, 'udp.test.ts');
 
   it('a UDP ClusterIP Service: every endpoint answers, from the node and from a pod', async () => {
     const service = await cluster.createService({ name: 'dns', ports: [{ port: 53, targetPort: 9090, protocol: 'UDP' }] });

@@ -6,6 +6,7 @@
 // Outcomes are observed with real packets; `until` polls a probe to a deadline (convergence is
 // awaited, never timed), and every step can be timed for the issue notes.
 
+import { afterAll, afterEach } from 'vitest';
 import type { V1Service } from '@kubernetes/client-node';
 import { AgentProcess, httpGetIn, metricSum } from './agent-process.js';
 import { exec } from './exec.js';
@@ -411,6 +412,26 @@ const udpProbeScript = [
 ].join('\n');
 
 /** Node i (0-based) is in zone-a, zone-b, ... */
+/**
+ * The hooks every e2e file needs: on a failed test the agents' log tails (what they synced and
+ * skipped), after the file the timing summary, then the cluster torn down.
+ */
+export function reportAndDestroy(cluster: () => E2ECluster | undefined, file: string): void {
+  afterEach((context) => {
+    const current = cluster();
+    if (context.task.result?.state === 'fail' && current !== undefined) process.stdout.write(`${current.logTails()}\n`);
+  });
+  afterAll(async () => {
+    const current = cluster();
+    if (current === undefined) return;
+    try {
+      process.stdout.write(`${await current.timingSummary(file)}\n`);
+    } finally {
+      await current.destroy();
+    }
+  });
+}
+
 export function zoneOf(node: NodeHandle): string {
   return `zone-${String.fromCharCode(97 + node.index)}`;
 }
