@@ -33,8 +33,16 @@ export const METRICS_PORT = 10249;
 export const HEALTHZ_PORT = 10256;
 
 export function proxyCommand(id: ProxyId, node: BenchNode, options: ProxyOptions): ProxyCommand {
-  const metrics = `${node.nodeIP}:${METRICS_PORT}`;
-  const healthz = `${node.nodeIP}:${HEALTHZ_PORT}`;
+  // The same flags for both: kube-proxy-ts takes kube-proxy's names, so the settings cannot drift apart.
+  const shared = [
+    `--kubeconfig=${options.kubeconfigPath}`,
+    `--hostname-override=${options.nodeName}`,
+    `--cluster-cidr=${options.clusterCIDR}`,
+    `--iptables-sync-period=${options.syncPeriod}`,
+    `--iptables-min-sync-period=${options.minSyncPeriod}`,
+    `--metrics-bind-address=${node.nodeIP}:${METRICS_PORT}`,
+    `--healthz-bind-address=${node.nodeIP}:${HEALTHZ_PORT}`,
+  ];
   switch (id) {
     case 'kube-proxy-ts':
       return {
@@ -43,13 +51,7 @@ export function proxyCommand(id: ProxyId, node: BenchNode, options: ProxyOptions
           ...options.nodeFlags,
           options.agentEntry,
           'run',
-          `--kubeconfig=${options.kubeconfigPath}`,
-          `--hostname-override=${options.nodeName}`,
-          `--cluster-cidr=${options.clusterCIDR}`,
-          `--iptables-sync-period=${options.syncPeriod}`,
-          `--iptables-min-sync-period=${options.minSyncPeriod}`,
-          `--metrics-bind-address=${metrics}`,
-          `--healthz-bind-address=${healthz}`,
+          ...shared,
           `--iptables-backend=${options.backend}`,
           '--log-level=info',
         ],
@@ -59,13 +61,7 @@ export function proxyCommand(id: ProxyId, node: BenchNode, options: ProxyOptions
         command: options.kubeProxyBinary,
         args: [
           '--proxy-mode=iptables',
-          `--kubeconfig=${options.kubeconfigPath}`,
-          `--hostname-override=${options.nodeName}`,
-          `--cluster-cidr=${options.clusterCIDR}`,
-          `--iptables-sync-period=${options.syncPeriod}`,
-          `--iptables-min-sync-period=${options.minSyncPeriod}`,
-          `--metrics-bind-address=${metrics}`,
-          `--healthz-bind-address=${healthz}`,
+          ...shared,
           // Leave the host's conntrack sysctls alone (0 = as is) and our own OOM score too.
           '--conntrack-max-per-core=0',
           '--conntrack-tcp-timeout-established=0',
