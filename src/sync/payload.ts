@@ -105,8 +105,11 @@ type DeferredBodies = () => Iterable<OrderedChain>;
  * rule references it any more.
  */
 class TableSection {
-  /** `:CHAIN - [0:0]`: creates the chain, or flushes it under --noflush. */
-  readonly declarations = new LineChunks();
+  /**
+   * Names of the chains to declare (`:CHAIN - [0:0]`: creates the chain, or flushes it under
+   * --noflush), written sorted: see sortedDeclarations.
+   */
+  readonly declarations: string[] = [];
   /** `-D`: shared rules and built-in jumps that go away. */
   readonly deletions = new LineChunks();
   /** `-A`: bodies of declared chains. */
@@ -150,7 +153,7 @@ export class PayloadBuilder {
   /** Declares (creates or flushes) a chain and writes all its rules. */
   writeChain(table: TableName, chain: string, rules: readonly string[]): void {
     const section = this.section(table);
-    section.declarations.push(`:${chain} - [0:0]`);
+    section.declarations.push(chain);
     const bodies = section.bodies;
     for (const rule of rules) bodies.push(`-A ${chain} ${rule}`);
     this.chainsWritten++;
@@ -164,7 +167,7 @@ export class PayloadBuilder {
   writeDeferredChains(table: TableName, chains: readonly OrderedChain[], bodies: DeferredBodies): void {
     const section = this.section(table);
     for (const chain of chains) {
-      section.declarations.push(`:${chain.name} - [0:0]`);
+      section.declarations.push(chain.name);
       section.deferredLines += chain.rules.length;
       // "-A <chain> <rule>\n"; names and rules are ASCII, but count bytes to be exact.
       for (const rule of chain.rules) section.deferredBytes += 5 + chain.name.length + Buffer.byteLength(rule);
@@ -177,7 +180,7 @@ export class PayloadBuilder {
   /** Flushes a chain and deletes it at the end of the table, after every `-D`. */
   deleteChain(table: TableName, chain: string): void {
     const section = this.section(table);
-    section.declarations.push(`:${chain} - [0:0]`);
+    section.declarations.push(chain);
     section.removals.push(`-X ${chain}`);
     this.chainsDeleted++;
     this.noteChanged(chain);
@@ -225,7 +228,7 @@ export class PayloadBuilder {
       const section = this.sections.get(table);
       if (section === undefined) continue;
       rulesWritten[table] = section.bodies.length + section.deferredLines + section.inserts.length + section.jumps.length;
-      const before = [`*${table}\n`, ...section.declarations.done(), ...section.deletions.done(), ...section.bodies.done()];
+      const before = [`*${table}\n`, ...sortedDeclarations(section.declarations), ...section.deletions.done(), ...section.bodies.done()];
       const after = [...section.inserts.done(), ...section.jumps.done(), ...section.removals.done(), 'COMMIT\n'];
       for (const chunk of [...before, ...after]) bytes += Buffer.byteLength(chunk);
       bytes += section.deferredBytes;
@@ -268,6 +271,21 @@ export class PayloadBuilder {
     this.editedSharedChains.add(key);
     this.noteChanged(chain);
   }
+}
+
+/**
+ * Chain declarations in byte order of their names, as chunks. iptables-legacy-restore keeps a
+ * table's chains in one name-sorted linked list and walks all of it every 355 new chains to rebuild
+ * its index; when the chains arrive sorted, each lands at the tail, right after the one allocated
+ * before it, and those walks run through memory in order instead of jumping about. At 10k Services
+ * (127k chains) that took a first sync's restore from ~14 s to ~10 s; upstream kube-proxy declares
+ * them in Go map order (docs/benchmarks.md).
+ */
+function sortedDeclarations(chains: readonly string[]): string[] {
+  const lines = new LineChunks();
+  // Names are ASCII, so comparing UTF-16 code units is strcmp's byte order.
+  for (const chain of [...chains].sort()) lines.push(`:${chain} - [0:0]`);
+  return lines.done();
 }
 
 function* generateChunks(

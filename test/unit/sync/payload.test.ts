@@ -105,6 +105,28 @@ describe('fullPayload', () => {
     expect(sectionOf(payload, 'filter').at(-1)).toBe('-X KUBE-SVC-GONE');
   });
 
+
+  it("declares each table's chains, stale ones included, in byte order of their names before any rule", () => {
+    const many = new SyntheticRenderer().render(makeWorld(300, 4));
+    const payload = fullPayload(many, {
+      jumps: 'append',
+      existingChains: new Map([['nat', new Set(['KUBE-SEP-0STALE', 'KUBE-SVC-ZSTALE'])]]),
+    });
+    for (const table of ['filter', 'nat']) {
+      const section = sectionOf(payload, table);
+      const declared = section.filter((line) => line.startsWith(':')).map((line) => line.slice(1, line.indexOf(' ')));
+      const byteOrder = [...declared].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+      expect(declared).toEqual(byteOrder);
+      // Declarations first: nothing in between them.
+      expect(section.slice(0, declared.length).every((line) => line.startsWith(':'))).toBe(true);
+    }
+    const nat = sectionOf(payload, 'nat');
+    // The stale chains sort in among ours (and are still deleted last).
+    expect(nat.indexOf(':KUBE-SEP-0STALE - [0:0]')).toBeGreaterThan(0);
+    expect(nat.indexOf(':KUBE-SVC-ZSTALE - [0:0]')).toBeGreaterThan(nat.indexOf(':KUBE-SEP-0STALE - [0:0]'));
+    expect(nat.filter((line) => line.startsWith(':KUBE-SEP-')).length).toBeGreaterThan(1000);
+    expect(nat.slice(-2)).toEqual(['-X KUBE-SEP-0STALE', '-X KUBE-SVC-ZSTALE']);
+  });
   it('restores into an empty kernel and reports its own size', () => {
     const kernel = new MiniKernel();
     const built = buildFullPayload(ruleSet, { jumps: 'append' });
