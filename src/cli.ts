@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 // Entry point: dispatches to the `render`, `run` and `cleanup` commands.
 
-import { renderCommand } from './cli/render-command.js';
-
 const usage = `kube-proxy-ts: a Kubernetes node agent that replaces kube-proxy (iptables mode)
 
 Usage:
@@ -20,8 +18,11 @@ Run a command with --help for its flags.
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'render':
+    case 'render': {
+      // Each command loads only what it needs: `run` starts faster without render's YAML input path.
+      const { renderCommand } = await import('./cli/render-command.js');
       return renderCommand(rest);
+    }
     case 'run': {
       const { runCommand } = await import('./cli/run-command.js');
       return runCommand(rest);

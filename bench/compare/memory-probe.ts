@@ -9,8 +9,9 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
-import { clientNodeSource } from '../../src/k8s/list-watch.js';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../src/k8s/kubeconfig.js';
+import { apiserverSource } from '../../src/k8s/list-watch.js';
 import { ModelStore } from '../../src/model/store.js';
 import { RenderCache, renderRuleSet } from '../../src/render/index.js';
 import { defaultRenderContext } from '../../src/render/types.js';
@@ -66,14 +67,15 @@ if (kubeconfigPath === undefined) {
 }
 try {
   await step('start', () => undefined);
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfigPath);
+  const loaded = loadKubeConfig({ kubeconfigPath, env: {} });
+  if (!loaded.ok) throw new Error(loaded.detail);
+  const { connection } = loaded;
   const services = await step('list Services', () =>
-    clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/services' }).list(),
+    apiserverSource<V1Service>({ connection, path: '/api/v1/services' }).list(),
   );
   const slices = await step('list EndpointSlices', () =>
-    clientNodeSource<V1EndpointSlice>({
-      kubeConfig,
+    apiserverSource<V1EndpointSlice>({
+      connection,
       path: '/apis/discovery.k8s.io/v1/endpointslices',
     }).list(),
   );

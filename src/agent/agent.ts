@@ -1,10 +1,11 @@
 // Wires the running agent: sources -> ModelStore -> scheduler/syncer -> netfilter, with metrics,
 // health and healthCheckNodePort servers reading the outcome. IO lives in the parts it wires.
 
-import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/index.js';
+import type { ApiConnection } from '../k8s/connection.js';
 import { startSources, type Sources } from '../k8s/sources.js';
 import type { WatchEvent } from '../k8s/watcher.js';
 import { ModelStore } from '../model/store.js';
@@ -29,7 +30,7 @@ import { Syncer, type SyncReport } from './syncer.js';
 
 export interface AgentOptions {
   readonly config: AgentConfig;
-  readonly kubeConfig: KubeConfig;
+  readonly connection: ApiConnection;
   readonly netfilter: Netfilter;
   readonly conntrack: Conntrack | undefined;
   readonly logger: Logger;
@@ -126,7 +127,7 @@ export class Agent {
       this.servers.push(server);
     }
     this.sources = startSources({
-      kubeConfig: this.options.kubeConfig,
+      connection: this.options.connection,
       nodeName: config.nodeName,
       logger: this.logger.child({ component: 'sources' }),
       ...(this.options.watchdogMs !== undefined ? { watchdogMs: this.options.watchdogMs } : {}),

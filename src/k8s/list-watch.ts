@@ -1,11 +1,12 @@
 // The seam between a watcher and the apiserver: one resource's list and watch. The real source
-// below builds both requests from the same selectors, so they cannot disagree (client-node 1.4's
-// makeInformer sends its label selector to the watch only). Objects are handed on as the
-// apiserver's JSON, parsed and nothing more, from lists and watches alike; the model reads them
-// as plain data (src/model/parse.ts). Unit tests substitute a fake source.
+// below builds both requests from the same selectors, so they cannot disagree. Objects are handed
+// on as the apiserver's JSON, parsed and nothing more, from lists and watches alike; the model
+// reads them as plain data (src/model/parse.ts). Unit tests substitute a fake source.
 
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { ApiConnection } from './connection.js';
 import { getJson } from './http-get.js';
+import { openWatchStream } from './watch-stream.js';
+import type { KubernetesObject } from '@kubernetes/client-node';
 
 export interface ListResult<T> {
   readonly items: readonly T[];
@@ -52,8 +53,8 @@ export interface ListPageRequest {
   readonly resourceVersion?: string;
 }
 
-export interface ClientNodeSourceOptions {
-  readonly kubeConfig: KubeConfig;
+export interface ApiserverSourceOptions {
+  readonly connection: ApiConnection;
   /** Collection path of the list and the watch, e.g. `/api/v1/services`. */
   readonly path: string;
   readonly labelSelector?: string;
@@ -81,8 +82,7 @@ export class ListError extends Error {
   override readonly name = 'ListError';
 }
 
-export function clientNodeSource<T extends KubernetesObject>(options: ClientNodeSourceOptions): ListWatchSource<T> {
-  const watch = new Watch(options.kubeConfig);
+export function apiserverSource<T extends KubernetesObject>(options: ApiserverSourceOptions): ListWatchSource<T> {
   const selectors = {
     ...(options.labelSelector !== undefined ? { labelSelector: options.labelSelector } : {}),
     ...(options.fieldSelector !== undefined ? { fieldSelector: options.fieldSelector } : {}),
@@ -91,7 +91,7 @@ export function clientNodeSource<T extends KubernetesObject>(options: ClientNode
   const listTimeoutMs = options.listTimeoutMs ?? 120_000;
   const listPage =
     options.listPage ??
-    ((request: ListPageRequest): Promise<unknown> => getJson({ kubeConfig: options.kubeConfig, path: listQuery(options.path, request), timeoutMs: listTimeoutMs }));
+    ((request: ListPageRequest): Promise<unknown> => getJson({ connection: options.connection, path: listQuery(options.path, request), timeoutMs: listTimeoutMs }));
   let listed = false;
 
   return {
@@ -128,22 +128,19 @@ export function clientNodeSource<T extends KubernetesObject>(options: ClientNode
     },
 
     async watch(request, onEvent, onEnd) {
-      const query = {
-        ...selectors,
-        resourceVersion: request.resourceVersion,
-        allowWatchBookmarks: true,
-        timeoutSeconds: request.timeoutSeconds,
-      };
-      const controller = await watch.watch(
-        options.path,
-        query,
-        (phase: string, object: unknown) => {
-          const event = decodeWatchEvent<T>(phase, object);
+      const query = new URLSearchParams({ watch: 'true', ...selectors });
+      query.set('resourceVersion', request.resourceVersion);
+      query.set('allowWatchBookmarks', 'true');
+      query.set('timeoutSeconds', String(request.timeoutSeconds));
+      return openWatchStream(
+        options.connection,
+        `${options.path}?${query.toString()}`,
+        (type, object) => {
+          const event = decodeWatchEvent<T>(type, object);
           if (event !== undefined) onEvent(event);
         },
-        (error: unknown) => onEnd(error ?? undefined),
+        onEnd,
       );
-      return { abort: () => controller.abort() };
     },
   };
 }

@@ -1,12 +1,13 @@
 // The three inputs of a node's proxy rules — Services, EndpointSlices and this Node — as resilient
 // watchers with kube-proxy's selectors, started together and synced together.
 
-import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 import type { BackoffOptions } from './backoff.js';
 import type { Clock } from './clock.js';
-import { clientNodeSource, type ListWatchSource } from './list-watch.js';
+import type { ApiConnection } from './connection.js';
+import { apiserverSource, type ListWatchSource } from './list-watch.js';
 import { createWatcher, type WatchEvent, type Watcher, type WatcherObserver, type WatcherStatus } from './watcher.js';
 
 // As upstream kube-proxy (cmd/kube-proxy/app/server.go): Services that name another proxy
@@ -29,7 +30,7 @@ export interface SourceHandlers {
 }
 
 export interface StartSourcesOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly connection: ApiConnection;
   readonly nodeName: string;
   readonly handlers: SourceHandlers;
   readonly logger: Logger;
@@ -56,28 +57,28 @@ export interface Sources {
 
 export function startSources(options: StartSourcesOptions): Sources {
   if (options.nodeName === '') throw new Error('startSources: nodeName must not be empty');
-  const { kubeConfig } = options;
+  const { connection } = options;
   const logger = options.logger.child({ component: 'k8s' });
 
   const services =
     options.overrides?.services ??
-    clientNodeSource<V1Service>({
-      kubeConfig,
+    apiserverSource<V1Service>({
+      connection,
       path: '/api/v1/services',
       labelSelector: serviceLabelSelector,
       fieldSelector: serviceFieldSelector,
     });
   const endpointSlices =
     options.overrides?.endpointSlices ??
-    clientNodeSource<V1EndpointSlice>({
-      kubeConfig,
+    apiserverSource<V1EndpointSlice>({
+      connection,
       path: '/apis/discovery.k8s.io/v1/endpointslices',
       labelSelector: endpointSliceLabelSelector,
     });
   const node =
     options.overrides?.node ??
-    clientNodeSource<V1Node>({
-      kubeConfig,
+    apiserverSource<V1Node>({
+      connection,
       path: '/api/v1/nodes',
       fieldSelector: nodeFieldSelector(options.nodeName),
     });

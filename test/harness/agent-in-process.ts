@@ -243,7 +243,7 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
   const netfilter = new RecordingNetfilter(real, historyLimit);
   const agent = new Agent({
     config,
-    kubeConfig: kube.kubeConfig,
+    connection: kube.connection,
     netfilter,
     conntrack: new Conntrack(undefined, netns.prefix),
     logger,

@@ -4,11 +4,12 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
-import { KubeConfig, type KubernetesObject, type V1EndpointSlice, type V1Node, type V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { loadKubeConfig } from '../../src/k8s/kubeconfig.js';
+import type { ApiConnection } from '../../src/k8s/connection.js';
 import {
   endpointSliceLabelSelector,
   nodeFieldSelector,
@@ -199,15 +200,9 @@ class TcpProxy {
   }
 }
 
-function throughProxy(kubeConfig: KubeConfig, port: number): KubeConfig {
-  const proxied = new KubeConfig();
-  proxied.loadFromOptions({
-    clusters: kubeConfig.clusters.map((cluster) => ({ ...cluster, server: `https://127.0.0.1:${port}` })),
-    users: kubeConfig.users,
-    contexts: kubeConfig.contexts,
-    currentContext: kubeConfig.currentContext,
-  });
-  return proxied;
+/** The same credentials, sent to the proxy in front of the apiserver. */
+function throughProxy(connection: ApiConnection, port: number): ApiConnection {
+  return { server: `https://127.0.0.1:${port}`, requestOptions: () => connection.requestOptions() };
 }
 
 function watchdogRestarts(sources: Sources): number {
@@ -226,14 +221,14 @@ describe('sources on the shared control plane', () => {
   beforeAll(async () => {
     const loaded = loadKubeConfig({ kubeconfigPath: inject('kubeconfigPath'), env: {} });
     if (!loaded.ok) throw new Error(loaded.detail);
-    clients = kubeClients(loaded.kubeConfig);
+    clients = kubeClients(inject('kubeconfigPath'));
     namespace = await createNamespace(clients.core, uniqueName('informers'));
     nodeName = uniqueName('node');
     otherNode = uniqueName('node');
     await createNode(clients.core, { name: nodeName, internalIP: '192.0.2.10' });
     await createNode(clients.core, { name: otherNode, internalIP: '192.0.2.11' });
     sources = startSources({
-      kubeConfig: loaded.kubeConfig,
+      connection: loaded.connection,
       nodeName,
       logger,
       handlers: { service: view.handler<V1Service>('services'), endpointSlice: view.handler<V1EndpointSlice>('endpointSlices'), node: view.handler<V1Node>('node') },
@@ -294,7 +289,7 @@ describe('sources across restarts and partitions (private control plane)', () =>
     const loaded = loadKubeConfig({ kubeconfigPath: controlPlane.kubeconfigPath, env: {} });
     if (!loaded.ok) throw new Error(loaded.detail);
     // The test's own writes and lists go straight to the apiserver; only the sources use the proxy.
-    clients = kubeClients(loaded.kubeConfig);
+    clients = kubeClients(controlPlane.kubeconfigPath);
     const target = new URL(controlPlane.server);
     proxy = new TcpProxy({ host: target.hostname, port: Number(target.port) });
     const proxyPort = await proxy.listen();
@@ -305,7 +300,7 @@ describe('sources across restarts and partitions (private control plane)', () =>
       await createEndpointSlice(clients.discovery, slice(namespace, `svc-${i}`, `svc-${i}-a`, `10.2.0.${i + 1}`));
     }
     sources = startSources({
-      kubeConfig: throughProxy(loaded.kubeConfig, proxyPort),
+      connection: throughProxy(loaded.connection, proxyPort),
       nodeName,
       logger,
       // Fast enough for a test: retries every <= 2 s; watches renew every 3-4 s (exercising the

@@ -1,11 +1,11 @@
 // A tiny HTTP stand-in for kube-apiserver on 127.0.0.1: lists from fixed items, holds watch
-// streams open for the test to write events into. Proves the real client-node request path
-// (query parameters, decoding, stream end) without a control plane.
+// streams open for the test to write events into. Proves the agent's real request path (query
+// parameters, decoding, stream end) without a control plane.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { KubeConfig } from '@kubernetes/client-node';
+import type { ApiConnection } from '../../../src/k8s/connection.js';
 
 export interface RecordedRequest {
   readonly path: string;
@@ -24,6 +24,11 @@ export class OpenWatch {
 
   send(type: string, object: unknown): void {
     this.response.write(`${JSON.stringify({ type, object })}\n`);
+  }
+
+  /** Raw bytes into the stream: partial lines, garbage. */
+  write(text: string): void {
+    this.response.write(text);
   }
 
   end(): void {
@@ -45,18 +50,11 @@ export class HttpApiserver {
   failNextWatch: number | undefined;
   private server: Server | undefined;
 
-  async start(): Promise<KubeConfig> {
+  async start(): Promise<ApiConnection> {
     this.server = createServer((request, response) => this.serve(request, response));
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
     const { port } = this.server.address() as AddressInfo;
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromOptions({
-      clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'fake' }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
-      currentContext: 'fake',
-    });
-    return kubeConfig;
+    return { server: `http://127.0.0.1:${port}`, requestOptions: async () => ({}) };
   }
 
   async stop(): Promise<void> {

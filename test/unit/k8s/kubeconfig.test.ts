@@ -35,10 +35,12 @@ describe('loadKubeConfig', () => {
     expect(result).toMatchObject({ ok: true, source: 'flag', server: 'https://10.0.0.1:6443' });
   });
 
-  it('merges a KUBECONFIG list with the first current-context winning', () => {
+  it('merges a KUBECONFIG list with the first current-context and the first definition of a name winning', () => {
     const result = loadKubeConfig({ env: { KUBECONFIG: [noContext, second, first].join(delimiter) } });
-    expect(result).toMatchObject({ ok: true, source: 'env', server: 'https://10.0.0.2:6443' });
-    if (result.ok) expect(result.kubeConfig.getClusters().map((cluster) => cluster.name)).toEqual(['three', 'two', 'one']);
+    expect(result).toMatchObject({ ok: true, source: 'env', server: 'https://10.0.0.2:6443', context: 'two-ctx' });
+    // A file earlier in the list that also defines cluster "two" wins for that cluster.
+    const shadow = kubeconfig('shadow.yaml', 'two', 'https://10.0.0.99:6443', undefined);
+    expect(loadKubeConfig({ env: { KUBECONFIG: [shadow, second].join(delimiter) } })).toMatchObject({ ok: true, server: 'https://10.0.0.99:6443' });
   });
 
   it('uses the service account when running in a pod', () => {
@@ -78,5 +80,108 @@ describe('loadKubeConfig', () => {
   it('rejects a kubeconfig without a current cluster', () => {
     const result = loadKubeConfig({ kubeconfigPath: noContext, env: {} });
     expect(result).toMatchObject({ ok: false, reason: 'no-current-cluster' });
+  });
+});
+
+function writeIn(subdir: string, files: Record<string, string>): string {
+  const path = join(dir, subdir);
+  mkdirSync(path, { recursive: true });
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(path, name), text);
+  return path;
+}
+
+describe('the connection a kubeconfig describes', () => {
+  it('reads CA, client certificate and key from files relative to the kubeconfig, or from -data', async () => {
+    const certs = writeIn('certs', {
+      'ca.crt': 'CA PEM',
+      'client.crt': 'CLIENT CERT PEM',
+      'client.key': 'CLIENT KEY PEM',
+      'config.yaml': [
+        'clusters: [{name: c, cluster: {server: "https://10.0.0.1:6443", certificate-authority: ca.crt, tls-server-name: apiserver.local}}]',
+        'users: [{name: u, user: {client-certificate: client.crt, client-key-data: ' + Buffer.from('INLINE KEY').toString('base64') + '}}]',
+        'contexts: [{name: x, context: {cluster: c, user: u}}]',
+        'current-context: x',
+      ].join('\n'),
+    });
+    const result = loadKubeConfig({ kubeconfigPath: join(certs, 'config.yaml'), env: {} });
+    expect(result).toMatchObject({ ok: true, auth: 'client-certificate' });
+    if (!result.ok) return;
+    const options = await result.connection.requestOptions();
+    expect(String(options.ca)).toBe('CA PEM');
+    expect(String(options.cert)).toBe('CLIENT CERT PEM');
+    expect(String(options.key)).toBe('INLINE KEY');
+    expect(options.servername).toBe('apiserver.local');
+    expect(options.rejectUnauthorized).toBeUndefined();
+    expect(options.headers).toEqual({});
+  });
+
+  it('sends a bearer token, basic credentials, and skips TLS verification only when told to', async () => {
+    const config = (user: string, cluster = '{server: "https://10.0.0.1:6443"}'): string =>
+      join(
+        writeIn(`auth-${Math.random().toString(36).slice(2)}`, {
+          'config.yaml': `clusters: [{name: c, cluster: ${cluster}}]\nusers: [{name: u, user: ${user}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
+        }),
+        'config.yaml',
+      );
+    const token = loadKubeConfig({ kubeconfigPath: config('{token: abc}', '{server: "https://10.0.0.1:6443", insecure-skip-tls-verify: true}'), env: {} });
+    expect(token).toMatchObject({ ok: true, auth: 'token' });
+    if (token.ok) expect(await token.connection.requestOptions()).toMatchObject({ headers: { Authorization: 'Bearer abc' }, rejectUnauthorized: false });
+    const basic = loadKubeConfig({ kubeconfigPath: config('{username: admin, password: secret}'), env: {} });
+    expect(basic).toMatchObject({ ok: true, auth: 'basic' });
+    if (basic.ok) {
+      expect((await basic.connection.requestOptions()).headers).toEqual({ Authorization: `Basic ${Buffer.from('admin:secret').toString('base64')}` });
+    }
+  });
+
+  it('reads a token file again once the cache time passed (the kubelet rotates service account tokens)', async () => {
+    const root = join(dir, 'rotating');
+    const accountDir = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+    mkdirSync(accountDir, { recursive: true });
+    writeFileSync(join(accountDir, 'token'), 'first\n');
+    writeFileSync(join(accountDir, 'ca.crt'), 'CLUSTER CA');
+    let now = 1_000;
+    const result = loadKubeConfig({
+      env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' },
+      serviceAccountRoot: root,
+      tokenFileCacheMs: 60_000,
+      now: () => now,
+    });
+    expect(result).toMatchObject({ ok: true, source: 'in-cluster', server: 'https://[fd00::1]:443', auth: 'token-file' });
+    if (!result.ok) return;
+    expect(await result.connection.requestOptions()).toMatchObject({ headers: { Authorization: 'Bearer first' } });
+    expect(String((await result.connection.requestOptions()).ca)).toBe('CLUSTER CA');
+    writeFileSync(join(accountDir, 'token'), 'second\n');
+    now += 59_000;
+    expect((await result.connection.requestOptions()).headers).toEqual({ Authorization: 'Bearer first' });
+    now += 1_000;
+    expect((await result.connection.requestOptions()).headers).toEqual({ Authorization: 'Bearer second' });
+  });
+
+  it('hands credential plugins (exec) to client-node, which runs them', async () => {
+    const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'from-plugin' } });
+    const plugin = writeIn('plugin', { 'credential.json': credential });
+    const path = join(plugin, 'config.yaml');
+    writeFileSync(
+      path,
+      [
+        'clusters: [{name: c, cluster: {server: "https://10.0.0.1:6443"}}]',
+        `users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: cat, args: ["${join(plugin, 'credential.json')}"], interactiveMode: Never}}}]`,
+        'contexts: [{name: x, context: {cluster: c, user: u}}]',
+        'current-context: x',
+      ].join('\n'),
+    );
+    const result = loadKubeConfig({ kubeconfigPath: path, env: {} });
+    expect(result).toMatchObject({ ok: true, auth: 'plugin', server: 'https://10.0.0.1:6443' });
+    if (result.ok) expect((await result.connection.requestOptions()).headers).toMatchObject({ Authorization: 'Bearer from-plugin' });
+  });
+
+  it('rejects a client certificate without its key, naming the user', () => {
+    const half = writeIn('half', {
+      'client.crt': 'CERT',
+      'config.yaml': 'clusters: [{name: c, cluster: {server: "https://10.0.0.1:6443"}}]\nusers: [{name: lonely, user: {client-certificate: client.crt}}]\ncontexts: [{name: x, context: {cluster: c, user: lonely}}]\ncurrent-context: x\n',
+    });
+    const result = loadKubeConfig({ kubeconfigPath: join(half, 'config.yaml'), env: {} });
+    expect(result).toMatchObject({ ok: false, reason: 'unreadable' });
+    if (!result.ok) expect(result.detail).toContain('lonely');
   });
 });

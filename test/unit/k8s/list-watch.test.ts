@@ -1,7 +1,8 @@
-import { KubeConfig, type V1Service } from '@kubernetes/client-node';
+import type { V1Service } from '@kubernetes/client-node';
+import type { ApiConnection } from '../../../src/k8s/connection.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { clientNodeSource, decodeWatchEvent, listQuery, type ListPageRequest, type RawWatchEvent } from '../../../src/k8s/list-watch.js';
+import { apiserverSource, decodeWatchEvent, listQuery, type ListPageRequest, type RawWatchEvent } from '../../../src/k8s/list-watch.js';
 import { HttpApiserver, waitFor } from './http-apiserver.js';
 
 const service = (name: string, resourceVersion: string) => ({
@@ -35,8 +36,10 @@ describe('decodeWatchEvent', () => {
 });
 
 const selectors = { labelSelector: '!service.kubernetes.io/service-proxy-name', fieldSelector: 'spec.clusterIP!=None' };
+/** Never asked: these tests answer list pages themselves. */
+const unused: ApiConnection = { server: 'http://127.0.0.1:9', requestOptions: async () => ({}) };
 
-describe('clientNodeSource list', () => {
+describe('apiserverSource list', () => {
   it('lists first from the watch cache (resourceVersion=0), then relists consistently, in pages', async () => {
     const requests: ListPageRequest[] = [];
     const pages: unknown[] = [
@@ -45,8 +48,8 @@ describe('clientNodeSource list', () => {
       { items: [{ metadata: { name: 'a' } }], metadata: { continue: 'page-2', resourceVersion: '10' } },
       { items: [{ metadata: { name: 'c' } }], metadata: { resourceVersion: '10' } },
     ];
-    const source = clientNodeSource<V1Service>({
-      kubeConfig: new KubeConfig(),
+    const source = apiserverSource<V1Service>({
+      connection: unused,
       path: '/api/v1/services',
       ...selectors,
       pageSize: 1,
@@ -73,7 +76,7 @@ describe('clientNodeSource list', () => {
 
   it('refuses a list without a resourceVersion or without items; accepts "items": null', async () => {
     const answer = (body: unknown) =>
-      clientNodeSource<V1Service>({ kubeConfig: new KubeConfig(), path: '/api/v1/services', listPage: async () => body }).list();
+      apiserverSource<V1Service>({ connection: unused, path: '/api/v1/services', listPage: async () => body }).list();
     await expect(answer({ items: [] })).rejects.toThrow(/no resourceVersion/);
     await expect(answer({ kind: 'Status', metadata: { resourceVersion: '3' } })).rejects.toThrow(/no items/);
     await expect(answer({ items: null, metadata: { resourceVersion: '3' } })).resolves.toEqual({ items: [], resourceVersion: '3' });
@@ -85,7 +88,7 @@ describe('clientNodeSource list', () => {
   });
 });
 
-describe('clientNodeSource list over HTTP', () => {
+describe('apiserverSource list over HTTP', () => {
   let apiserver: HttpApiserver;
   beforeEach(() => {
     apiserver = new HttpApiserver();
@@ -95,21 +98,21 @@ describe('clientNodeSource list over HTTP', () => {
   });
 
   it('GETs the collection with the selectors and parses the JSON body', async () => {
-    const kubeConfig = await apiserver.start();
+    const connection = await apiserver.start();
     apiserver.lists.set('/api/v1/services', { items: [service('a', '5')], resourceVersion: '5' });
-    const source = clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/services', ...selectors });
+    const source = apiserverSource<V1Service>({ connection, path: '/api/v1/services', ...selectors });
     expect(await source.list()).toEqual({ items: [service('a', '5')], resourceVersion: '5' });
     expect(apiserver.requests).toEqual([{ path: '/api/v1/services', query: { ...selectors, limit: '500', resourceVersion: '0' } }]);
   });
 
   it('fails with the status code and the apiserver message', async () => {
-    const kubeConfig = await apiserver.start();
-    const source = clientNodeSource<V1Service>({ kubeConfig, path: '/api/v1/nothing' });
+    const connection = await apiserver.start();
+    const source = apiserverSource<V1Service>({ connection, path: '/api/v1/nothing' });
     await expect(source.list()).rejects.toMatchObject({ statusCode: 404, message: expect.stringMatching(/GET \/api\/v1\/nothing: HTTP 404/) });
   });
 });
 
-describe('clientNodeSource watch over HTTP', () => {
+describe('apiserverSource watch over HTTP', () => {
   let apiserver: HttpApiserver;
   beforeEach(() => {
     apiserver = new HttpApiserver();
@@ -119,10 +122,10 @@ describe('clientNodeSource watch over HTTP', () => {
   });
 
   async function open(onEnd: (error: unknown) => void = () => undefined) {
-    const kubeConfig = await apiserver.start();
+    const connection = await apiserver.start();
     const events: RawWatchEvent<V1Service>[] = [];
-    const source = clientNodeSource<V1Service>({
-      kubeConfig,
+    const source = apiserverSource<V1Service>({
+      connection,
       path: '/api/v1/services',
       labelSelector: '!service.kubernetes.io/service-proxy-name',
       fieldSelector: 'spec.clusterIP!=None',
@@ -165,6 +168,37 @@ describe('clientNodeSource watch over HTTP', () => {
     stream?.end();
     await waitFor(() => ends.length === 1);
     expect(ends).toEqual([undefined]);
+  });
+
+  it('joins an event split across writes, and ends on a line that is not JSON, once', async () => {
+    const ends: unknown[] = [];
+    const { events } = await open((error) => ends.push(error));
+    await waitFor(() => apiserver.watches.length === 1);
+    const stream = apiserver.watches[0];
+    const line = JSON.stringify({ type: 'MODIFIED', object: service('b', '50') });
+    stream?.write(line.slice(0, 17));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(events).toEqual([]);
+    stream?.write(`${line.slice(17)}\n{"type": "ADDED", "obj`);
+    await waitFor(() => events.length === 1);
+    expect(events[0]).toEqual({ type: 'MODIFIED', object: service('b', '50') });
+    stream?.write('ect": nonsense}\n');
+    await waitFor(() => ends.length === 1);
+    expect(String(ends[0])).toContain('not a JSON event');
+    // The agent closed the stream; nothing more is reported.
+    await waitFor(() => stream?.closed === true);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(ends).toHaveLength(1);
+    expect(events).toHaveLength(1);
+  });
+
+  it('reports a dropped connection as an error', async () => {
+    const ends: unknown[] = [];
+    await open((error) => ends.push(error));
+    await waitFor(() => apiserver.watches.length === 1);
+    apiserver.watches[0]?.destroy();
+    await waitFor(() => ends.length === 1);
+    expect(ends[0]).toBeInstanceOf(Error);
   });
 
   it('reports an HTTP error status with its code', async () => {

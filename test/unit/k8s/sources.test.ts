@@ -31,13 +31,13 @@ function describeEvent(event: WatchEvent<{ metadata?: { name?: string } }>): str
 
 async function start() {
   apiserver = new HttpApiserver();
-  const kubeConfig = await apiserver.start();
+  const connection = await apiserver.start();
   apiserver.lists.set(servicesPath, { resourceVersion: '10', items: [{ metadata: meta('web', '5', 'default'), spec: { clusterIP: '10.0.0.1' } }] });
   apiserver.lists.set(nodesPath, { resourceVersion: '10', items: [{ metadata: meta('node-1', '3') }] });
   const seen = { services: [] as string[], endpointSlices: [] as string[], node: [] as string[] };
   const objects: unknown[] = [];
   sources = startSources({
-    kubeConfig,
+    connection,
     nodeName: 'node-1',
     logger: pino({ level: 'silent' }),
     backoff: { initialMs: 10, maxMs: 50 },
@@ -145,7 +145,7 @@ describe('startSources', () => {
   it('refuses an empty node name', () => {
     expect(() =>
       startSources({
-        kubeConfig: undefined as never,
+        connection: undefined as never,
         nodeName: '',
         logger: pino({ level: 'silent' }),
         handlers: { service: () => undefined, endpointSlice: () => undefined, node: () => undefined },
