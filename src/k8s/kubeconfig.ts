@@ -176,6 +176,9 @@ function connect(
   options: LoadKubeConfigOptions,
 ): { connection: ApiConnection; auth: AuthKind } {
   const userFields = user?.fields ?? {};
+  if (user !== undefined && (userFields['as'] !== undefined || userFields['as-groups'] !== undefined || userFields['as-uid'] !== undefined)) {
+    throw new ConfigError(`user ${user.name} asks for impersonation (as, as-groups, as-uid), which kube-proxy-ts does not support`);
+  }
   if (userFields['exec'] !== undefined || userFields['auth-provider'] !== undefined || cluster.fields['proxy-url'] !== undefined) {
     return { connection: clientNodeConnection(server, cluster, user), auth: 'plugin' };
   }

@@ -184,4 +184,13 @@ describe('the connection a kubeconfig describes', () => {
     expect(result).toMatchObject({ ok: false, reason: 'unreadable' });
     if (!result.ok) expect(result.detail).toContain('lonely');
   });
+
+  it('rejects impersonation instead of ignoring it', () => {
+    const other = writeIn('impersonate', {
+      'config.yaml': 'clusters: [{name: c, cluster: {server: "https://10.0.0.1:6443"}}]\nusers: [{name: u, user: {token: t, as: admin}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    });
+    const result = loadKubeConfig({ kubeconfigPath: join(other, 'config.yaml'), env: {} });
+    expect(result).toMatchObject({ ok: false, reason: 'unreadable' });
+    if (!result.ok) expect(result.detail).toContain('impersonation');
+  });
 });
