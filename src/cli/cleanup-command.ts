@@ -5,6 +5,7 @@ import { ExecNetfilter } from '../netfilter/exec.js';
 import type { TableName } from '../render/types.js';
 import { cleanupPayload } from '../sync/cleanup.js';
 import { parseBackendFlag, resolveBackend } from './netfilter-setup.js';
+import { messageOf } from '../values.js';
 
 const usage = `Usage: kube-proxy-ts cleanup [--iptables-backend auto|nft|legacy]
 
@@ -21,7 +22,7 @@ export async function cleanupCommand(argv: readonly string[]): Promise<number> {
       strict: true,
     }));
   } catch (error: unknown) {
-    process.stderr.write(`cleanup: ${error instanceof Error ? error.message : String(error)}\n${usage}`);
+    process.stderr.write(`cleanup: ${messageOf(error)}\n${usage}`);
     return 2;
   }
   if (values.help === true) {

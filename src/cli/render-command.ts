@@ -11,6 +11,7 @@ import { renderRuleSet } from '../render/index.js';
 import { defaultRenderContext, type RenderContext } from '../render/types.js';
 import { fullPayload } from '../sync/payload.js';
 import { normaliseIPv4Cidr } from '../config/index.js';
+import { messageOf } from '../values.js';
 
 export interface CommandIO {
   readonly stdout: (text: string) => void;
@@ -50,7 +51,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
       allowPositionals: false,
     }));
   } catch (error: unknown) {
-    io.stderr(`render: ${error instanceof Error ? error.message : String(error)}\n${renderUsage}`);
+    io.stderr(`render: ${messageOf(error)}\n${renderUsage}`);
     return 2;
   }
   if (values.help === true) {
@@ -98,7 +99,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     try {
       text = await io.readTextFile(file);
     } catch (error: unknown) {
-      io.stderr(`render: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}\n`);
+      io.stderr(`render: cannot read ${file}: ${messageOf(error)}\n`);
       return 1;
     }
     const loaded = parseObjects(file, text);

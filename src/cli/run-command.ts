@@ -12,6 +12,7 @@ import { ExecNetfilter } from '../netfilter/exec.js';
 import { DEFAULT_CHAINS_PER_PART } from '../sync/full-parts.js';
 import { version } from '../version.js';
 import { resolveBackend } from './netfilter-setup.js';
+import { messageOf } from '../values.js';
 
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const parsed = parseRunArgs(argv, process.env, (path) => readFileSync(path, 'utf8'), hostname());
@@ -71,7 +72,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     await agent.start();
   } catch (error: unknown) {
     if (!stopping) {
-      logger.fatal({ error: error instanceof Error ? error.message : String(error) }, 'agent failed to start');
+      logger.fatal({ error: messageOf(error) }, 'agent failed to start');
       await agent.stop().catch(() => undefined);
       return 1;
     }

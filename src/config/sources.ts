@@ -4,6 +4,7 @@
 import { parse as parseYaml } from 'yaml';
 import { FIELDS, type FieldName } from './fields.js';
 import type { ConfigError } from './types.js';
+import { isRecord, messageOf } from '../values.js';
 
 export interface RawValue {
   readonly value: unknown;
@@ -52,10 +53,6 @@ const KNOWN_NESTED: Readonly<Record<string, ReadonlySet<string>>> = {
   clientConnection: new Set(['kubeconfig', 'acceptContentTypes', 'contentType', 'qps', 'burst']),
 };
 
-function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function lookup(document: Readonly<Record<string, unknown>>, path: readonly string[]): unknown {
   let current: unknown = document;
   for (const key of path) {
@@ -63,10 +60,6 @@ function lookup(document: Readonly<Record<string, unknown>>, path: readonly stri
     current = current[key];
   }
   return current;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function fileError(path: string, source: string, message: string): LayerResult {
@@ -82,13 +75,13 @@ export function fileLayer(path: string, source: string, readFile: (path: string)
   try {
     text = readFile(path);
   } catch (error) {
-    return fileError(path, source, `cannot be read: ${errorMessage(error)}`);
+    return fileError(path, source, `cannot be read: ${messageOf(error)}`);
   }
   let document: unknown;
   try {
     document = parseYaml(text);
   } catch (error) {
-    return fileError(path, source, `is not valid YAML: ${errorMessage(error)}`);
+    return fileError(path, source, `is not valid YAML: ${messageOf(error)}`);
   }
   document ??= {};
   if (!isRecord(document)) return fileError(path, source, 'must hold a mapping of KubeProxyConfiguration fields');

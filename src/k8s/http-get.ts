@@ -3,6 +3,7 @@
 // copy into generated API classes cost ~1 s of CPU and tens of MB at 10,000 Services x 10 endpoints.
 
 import { HttpStatusError, startGet, statusMessage, type ApiConnection } from './connection.js';
+import { messageOf } from '../values.js';
 
 export { HttpStatusError } from './connection.js';
 
@@ -32,7 +33,7 @@ export async function getJson(options: GetJsonOptions): Promise<unknown> {
         try {
           resolve(JSON.parse(body));
         } catch (error: unknown) {
-          reject(new Error(`GET ${path}: response is not JSON: ${error instanceof Error ? error.message : String(error)}`));
+          reject(new Error(`GET ${path}: response is not JSON: ${messageOf(error)}`));
         }
       });
     }).then(

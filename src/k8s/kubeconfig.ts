@@ -16,6 +16,7 @@ import { delimiter, dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
 import type { ApiConnection } from './connection.js';
+import { isRecord, messageOf } from '../values.js';
 
 export type KubeConfigSource = 'flag' | 'env' | 'in-cluster';
 
@@ -305,15 +306,8 @@ function clientNodeConnection(server: string, cluster: Entry, user: Entry | unde
 
 // ---------------------------------------------------------------------------------------------
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function stringField(fields: Fields, name: string): string | undefined {
   const value = fields[name];
   return typeof value === 'string' ? value : undefined;
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

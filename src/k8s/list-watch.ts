@@ -7,6 +7,7 @@ import type { ApiConnection } from './connection.js';
 import { getJson } from './http-get.js';
 import { openWatchStream } from './watch-stream.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { isRecord } from '../values.js';
 
 export interface ListResult<T> {
   readonly items: readonly T[];
@@ -143,10 +144,6 @@ export function apiserverSource<T extends KubernetesObject>(options: ApiserverSo
       );
     },
   };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
 }
 
 /** Undefined for phases this client does not know (future API additions are ignored). */

@@ -4,6 +4,7 @@
 
 import type http from 'node:http';
 import { HttpStatusError, startGet, statusMessage, type ApiConnection } from './connection.js';
+import { messageOf } from '../values.js';
 
 export interface WatchStreamHandle {
   /** Closes the stream; `onEnd` is not called for a stream the caller closed. */
@@ -86,7 +87,7 @@ export function openWatchStream(
       try {
         event = JSON.parse(line);
       } catch (error: unknown) {
-        end(new Error(`watch ${path}: not a JSON event: ${error instanceof Error ? error.message : String(error)}`));
+        end(new Error(`watch ${path}: not a JSON event: ${messageOf(error)}`));
         request?.destroy();
         return false;
       }

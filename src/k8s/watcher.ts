@@ -25,6 +25,7 @@ import {
   type WatcherState,
   type WatcherStatus,
 } from './watcher-types.js';
+import { messageOf } from '../values.js';
 
 export * from './watcher-types.js';
 
@@ -43,10 +44,6 @@ function isGone(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const record = error as Record<string, unknown>;
   return record['statusCode'] === 410 || record['code'] === 410;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 class ResourceWatcher<T extends KubernetesObject> implements Watcher {
@@ -283,7 +280,7 @@ class ResourceWatcher<T extends KubernetesObject> implements Watcher {
     this.restarts[reason] += 1;
     if (error !== undefined) this.errors += 1;
     this.logger.warn(
-      { resource: this.resource, reason, delayMs, ...(error !== undefined ? { err: errorMessage(error) } : {}) },
+      { resource: this.resource, reason, delayMs, ...(error !== undefined ? { err: messageOf(error) } : {}) },
       'restarting watch',
     );
     this.observer?.restarted?.(this.resource, reason, delayMs, error);
@@ -304,7 +301,7 @@ class ResourceWatcher<T extends KubernetesObject> implements Watcher {
       try {
         handle.abort();
       } catch (error) {
-        this.logger.debug({ resource: this.resource, err: errorMessage(error) }, 'aborting watch failed');
+        this.logger.debug({ resource: this.resource, err: messageOf(error) }, 'aborting watch failed');
       }
     }
   }
@@ -337,7 +334,7 @@ class ResourceWatcher<T extends KubernetesObject> implements Watcher {
       this.handler(event);
     } catch (error) {
       this.handlerErrors += 1;
-      this.logger.error({ resource: this.resource, type: event.type, err: errorMessage(error) }, 'watch handler threw');
+      this.logger.error({ resource: this.resource, type: event.type, err: messageOf(error) }, 'watch handler threw');
     }
   }
 }

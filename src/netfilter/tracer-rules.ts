@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 
 import type { FakeRule } from './fake.js';
+import { messageOf } from '../values.js';
 
 export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT';
 
@@ -99,7 +100,7 @@ export function compileRule(rule: FakeRule): CompiledRule {
     try {
       result = compileArgs(rule.args);
     } catch (error: unknown) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = messageOf(error);
       throw new Error(`trace: cannot model rule '${rule.text}': ${reason}`);
     }
     compiled.set(rule, result);

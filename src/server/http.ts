@@ -7,6 +7,7 @@ import type { BindAddress } from '../config/types.js';
 import type { ProxierHealth, ProxierHealthSnapshot } from './health.js';
 import { listen, toBindAddress, type RunningServer } from './listen.js';
 import type { HealthProbe } from './metrics.js';
+import { messageOf } from '../values.js';
 
 export type { RunningServer } from './listen.js';
 
@@ -40,7 +41,7 @@ export async function startMetricsServer(bindAddress: string | BindAddress, regi
       },
       (error: unknown) => {
         response.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
-        response.end(`collecting metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        response.end(`collecting metrics failed: ${messageOf(error)}\n`);
       },
     );
   });
