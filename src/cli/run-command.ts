@@ -36,7 +36,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   }
   const backend = await resolveBackend(config.iptablesBackend);
   logger.info(
-    { version, nodeName: config.nodeName, server: kube.server, kubeconfigSource: kube.source, context: kube.context, auth: kube.auth, backend: backend.backend, backendReason: backend.reason },
+    { version, nodeName: config.nodeName, server: kube.connection.server, kubeconfigSource: kube.source, context: kube.context, auth: kube.auth, backend: backend.backend, backendReason: backend.reason },
     'starting kube-proxy-ts',
   );
   const agent = new Agent({

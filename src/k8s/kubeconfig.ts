@@ -16,7 +16,7 @@ import { delimiter, dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
 import type { ApiConnection } from './connection.js';
-import { isRecord, messageOf } from '../values.js';
+import { asRecord, asString, isRecord, messageOf } from '../values.js';
 
 export type KubeConfigSource = 'flag' | 'env' | 'in-cluster';
 
@@ -28,7 +28,6 @@ export type KubeConfigResult =
       readonly ok: true;
       readonly connection: ApiConnection;
       readonly source: KubeConfigSource;
-      readonly server: string;
       readonly auth: AuthKind;
       /** The current context's name; `in-cluster` for the service account. */
       readonly context: string;
@@ -83,7 +82,6 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfigR
       ok: true,
       connection: directConnection(server, { ...(ca !== undefined ? { ca } : {}) }, tokenFileHeader(tokenPath, options)),
       source: 'in-cluster',
-      server,
       auth: 'token-file',
       context: 'in-cluster',
     };
@@ -128,9 +126,9 @@ function fromFiles(files: readonly string[], source: KubeConfigSource, options: 
     for (const file of files) mergeFile(merged, file);
     const contextName = merged.currentContext;
     const context = contextName !== undefined ? merged.contexts.get(contextName) : undefined;
-    const clusterName = context !== undefined ? stringField(context.fields, 'cluster') : undefined;
+    const clusterName = context !== undefined ? asString(context.fields['cluster']) : undefined;
     const cluster = clusterName !== undefined ? merged.clusters.get(clusterName) : undefined;
-    const server = cluster !== undefined ? stringField(cluster.fields, 'server') : undefined;
+    const server = cluster !== undefined ? asString(cluster.fields['server']) : undefined;
     if (contextName === undefined || context === undefined || cluster === undefined || server === undefined || server === '') {
       return {
         ok: false,
@@ -138,10 +136,10 @@ function fromFiles(files: readonly string[], source: KubeConfigSource, options: 
         detail: `kubeconfig ${origin} (from ${source}) has no current context with a cluster server`,
       };
     }
-    const userName = stringField(context.fields, 'user');
+    const userName = asString(context.fields['user']);
     const user = userName !== undefined ? merged.users.get(userName) : undefined;
     const { connection, auth } = connect(server, cluster, user, options);
-    return { ok: true, connection, source, server, auth, context: contextName };
+    return { ok: true, connection, source, auth, context: contextName };
   } catch (error: unknown) {
     return { ok: false, reason: 'unreadable', detail: `cannot load kubeconfig ${origin} (from ${source}): ${messageOf(error)}` };
   }
@@ -166,7 +164,7 @@ function mergeEntries(into: Map<string, Entry>, list: unknown, key: string, dir:
     if (!isRecord(item) || typeof item['name'] !== 'string') throw new ConfigError(`${file}: a ${key} entry without a name`);
     const fields = item[key];
     if (into.has(item['name'])) continue;
-    into.set(item['name'], { name: item['name'], fields: isRecord(fields) ? fields : {}, dir });
+    into.set(item['name'], { name: item['name'], fields: asRecord(fields), dir });
   }
 }
 
@@ -188,7 +186,7 @@ function connect(
   const ca = material(cluster, 'certificate-authority');
   if (ca !== undefined) tls.ca = ca;
   if (cluster.fields['insecure-skip-tls-verify'] === true) tls.rejectUnauthorized = false;
-  const serverName = stringField(cluster.fields, 'tls-server-name');
+  const serverName = asString(cluster.fields['tls-server-name']);
   if (serverName !== undefined && serverName !== '') tls.servername = serverName;
 
   if (user === undefined) return { connection: directConnection(server, tls, noHeader), auth: 'none' };
@@ -201,10 +199,10 @@ function connect(
     tls.cert = cert;
     tls.key = key;
   }
-  const token = stringField(userFields, 'token');
-  const tokenFile = stringField(userFields, 'tokenFile');
-  const username = stringField(userFields, 'username');
-  const password = stringField(userFields, 'password');
+  const token = asString(userFields['token']);
+  const tokenFile = asString(userFields['tokenFile']);
+  const username = asString(userFields['username']);
+  const password = asString(userFields['password']);
   if (token !== undefined && token !== '') {
     const header = { Authorization: `Bearer ${token}` };
     return { connection: directConnection(server, tls, async () => header), auth: 'token' };
@@ -221,9 +219,9 @@ function connect(
 
 /** `<name>-data` (base64) or the file `<name>` (relative to the kubeconfig's directory). */
 function material(entry: Entry, name: string): Buffer | undefined {
-  const data = stringField(entry.fields, `${name}-data`);
+  const data = asString(entry.fields[`${name}-data`]);
   if (data !== undefined && data !== '') return Buffer.from(data, 'base64');
-  const file = stringField(entry.fields, name);
+  const file = asString(entry.fields[name]);
   if (file === undefined || file === '') return undefined;
   return readFileSync(pathIn(entry, file));
 }
@@ -306,8 +304,4 @@ function clientNodeConnection(server: string, cluster: Entry, user: Entry | unde
 
 // ---------------------------------------------------------------------------------------------
 
-function stringField(fields: Fields, name: string): string | undefined {
-  const value = fields[name];
-  return typeof value === 'string' ? value : undefined;
-}
 

@@ -1,20 +1,9 @@
 // Defensive readers for untrusted API objects: the client's types describe what the apiserver
 // should send, not what a test, a proxy or a bug may hand us, so every field is checked at runtime.
 import type { Protocol, SkipReason, Skipped } from './types.js';
+import { asRecord } from '../values.js';
 
-export function asString(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
-export function asArray(value: unknown): readonly unknown[] {
-  return Array.isArray(value) ? value : [];
-}
-
-export function asRecord(value: unknown): Readonly<Record<string, unknown>> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
-}
+export { asArray, asRecord, asString } from '../values.js';
 
 /** A string-valued map such as metadata.labels; non-string values are dropped. */
 export function asStringMap(value: unknown): Readonly<Record<string, string>> {

@@ -32,15 +32,15 @@ const noContext = kubeconfig('no-context.yaml', 'three', 'https://10.0.0.3:6443'
 describe('loadKubeConfig', () => {
   it('prefers --kubeconfig over KUBECONFIG', () => {
     const result = loadKubeConfig({ kubeconfigPath: first, env: { KUBECONFIG: second } });
-    expect(result).toMatchObject({ ok: true, source: 'flag', server: 'https://10.0.0.1:6443' });
+    expect(result).toMatchObject({ ok: true, source: 'flag', connection: { server: 'https://10.0.0.1:6443' } });
   });
 
   it('merges a KUBECONFIG list with the first current-context and the first definition of a name winning', () => {
     const result = loadKubeConfig({ env: { KUBECONFIG: [noContext, second, first].join(delimiter) } });
-    expect(result).toMatchObject({ ok: true, source: 'env', server: 'https://10.0.0.2:6443', context: 'two-ctx' });
+    expect(result).toMatchObject({ ok: true, source: 'env', connection: { server: 'https://10.0.0.2:6443' }, context: 'two-ctx' });
     // A file earlier in the list that also defines cluster "two" wins for that cluster.
     const shadow = kubeconfig('shadow.yaml', 'two', 'https://10.0.0.99:6443', undefined);
-    expect(loadKubeConfig({ env: { KUBECONFIG: [shadow, second].join(delimiter) } })).toMatchObject({ ok: true, server: 'https://10.0.0.99:6443' });
+    expect(loadKubeConfig({ env: { KUBECONFIG: [shadow, second].join(delimiter) } })).toMatchObject({ ok: true, connection: { server: 'https://10.0.0.99:6443' } });
   });
 
   it('uses the service account when running in a pod', () => {
@@ -53,7 +53,7 @@ describe('loadKubeConfig', () => {
       env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' },
       serviceAccountRoot: root,
     });
-    expect(result).toMatchObject({ ok: true, source: 'in-cluster', server: 'https://10.96.0.1:443' });
+    expect(result).toMatchObject({ ok: true, source: 'in-cluster', connection: { server: 'https://10.96.0.1:443' } });
   });
 
   it('names what is missing when nothing is configured', () => {
@@ -146,7 +146,7 @@ describe('the connection a kubeconfig describes', () => {
       tokenFileCacheMs: 60_000,
       now: () => now,
     });
-    expect(result).toMatchObject({ ok: true, source: 'in-cluster', server: 'https://[fd00::1]:443', auth: 'token-file' });
+    expect(result).toMatchObject({ ok: true, source: 'in-cluster', connection: { server: 'https://[fd00::1]:443' }, auth: 'token-file' });
     if (!result.ok) return;
     expect(await result.connection.requestOptions()).toMatchObject({ headers: { Authorization: 'Bearer first' } });
     expect(String((await result.connection.requestOptions()).ca)).toBe('CLUSTER CA');
@@ -171,7 +171,7 @@ describe('the connection a kubeconfig describes', () => {
       ].join('\n'),
     );
     const result = loadKubeConfig({ kubeconfigPath: path, env: {} });
-    expect(result).toMatchObject({ ok: true, auth: 'plugin', server: 'https://10.0.0.1:6443' });
+    expect(result).toMatchObject({ ok: true, auth: 'plugin', connection: { server: 'https://10.0.0.1:6443' } });
     if (result.ok) expect((await result.connection.requestOptions()).headers).toMatchObject({ Authorization: 'Bearer from-plugin' });
   });
 
