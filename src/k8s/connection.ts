@@ -21,18 +21,16 @@ export function apiUrl(connection: ApiConnection, pathAndQuery: string): URL {
   return new URL(`${base.pathname.replace(/\/$/, '')}${pathAndQuery}`, base.origin);
 }
 
-/** Starts one GET; the caller handles the response. */
+/** Starts one GET (not yet ended): the caller listens for its `response` and `error`, then ends it. */
 export async function startGet(
   connection: ApiConnection,
   pathAndQuery: string,
   accept: string,
-  onResponse: (response: http.IncomingMessage) => void,
 ): Promise<{ url: URL; request: http.ClientRequest }> {
   const url = apiUrl(connection, pathAndQuery);
   const options = await connection.requestOptions();
   const requestOptions: https.RequestOptions = { ...options, method: 'GET', headers: { ...options.headers, Accept: accept } };
-  const transport = url.protocol === 'http:' ? http : https;
-  const request = transport.request(url, requestOptions, onResponse);
+  const request = (url.protocol === 'http:' ? http : https).request(url, requestOptions);
   return { url, request };
 }
 

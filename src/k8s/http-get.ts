@@ -5,8 +5,6 @@
 import { HttpStatusError, startGet, statusMessage, type ApiConnection } from './connection.js';
 import { messageOf } from '../values.js';
 
-export { HttpStatusError } from './connection.js';
-
 export interface GetJsonOptions {
   readonly connection: ApiConnection;
   /** Path with query, e.g. `/api/v1/services?limit=500`. */
@@ -16,8 +14,9 @@ export interface GetJsonOptions {
 }
 
 export async function getJson(options: GetJsonOptions): Promise<unknown> {
+  const { url, request } = await startGet(options.connection, options.path, 'application/json');
   return new Promise<unknown>((resolve, reject) => {
-    startGet(options.connection, options.path, 'application/json', (response) => {
+    request.on('response', (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('error', reject);
@@ -25,24 +24,19 @@ export async function getJson(options: GetJsonOptions): Promise<unknown> {
         const body = Buffer.concat(chunks).toString('utf8');
         chunks.length = 0;
         const statusCode = response.statusCode ?? 0;
-        const path = options.path.split('?')[0] ?? options.path;
         if (statusCode < 200 || statusCode > 299) {
-          reject(new HttpStatusError(statusCode, `GET ${path}: ${statusMessage(statusCode, body)}`));
+          reject(new HttpStatusError(statusCode, `GET ${url.pathname}: ${statusMessage(statusCode, body)}`));
           return;
         }
         try {
           resolve(JSON.parse(body));
         } catch (error: unknown) {
-          reject(new Error(`GET ${path}: response is not JSON: ${messageOf(error)}`));
+          reject(new Error(`GET ${url.pathname}: response is not JSON: ${messageOf(error)}`));
         }
       });
-    }).then(
-      ({ url, request }) => {
-        request.setTimeout(options.timeoutMs, () => request.destroy(new Error(`GET ${url.pathname}: no answer within ${options.timeoutMs} ms`)));
-        request.on('error', reject);
-        request.end();
-      },
-      reject,
-    );
+    });
+    request.setTimeout(options.timeoutMs, () => request.destroy(new Error(`GET ${url.pathname}: no answer within ${options.timeoutMs} ms`)));
+    request.on('error', reject);
+    request.end();
   });
 }

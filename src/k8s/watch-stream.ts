@@ -2,9 +2,8 @@
 // `{"type": ..., "object": ...}`. Each line is handed on as it arrives; the end of the stream, clean
 // or not, is reported once.
 
-import type http from 'node:http';
 import { HttpStatusError, startGet, statusMessage, type ApiConnection } from './connection.js';
-import { messageOf } from '../values.js';
+import { asRecord, asString, messageOf } from '../values.js';
 
 export interface WatchStreamHandle {
   /** Closes the stream; `onEnd` is not called for a stream the caller closed. */
@@ -17,92 +16,80 @@ export interface WatchStreamHandle {
  * timeoutSeconds ran out), the error otherwise: HttpStatusError for an answer other than 200 (410
  * for a resourceVersion too old), the connection lost, a line that is not JSON.
  */
-export function openWatchStream(
+export async function openWatchStream(
   connection: ApiConnection,
   pathAndQuery: string,
   onEvent: (type: string, object: unknown) => void,
   onEnd: (error: unknown) => void,
 ): Promise<WatchStreamHandle> {
+  const { url, request } = await startGet(connection, pathAndQuery, 'application/json');
+  const name = `watch ${url.pathname}`;
+  let answered = false;
+  let done = false;
+  /** Reports the end once; nothing after the caller aborted. */
+  const end = (error: unknown): void => {
+    if (done) return;
+    done = true;
+    onEnd(error);
+  };
+  const handle: WatchStreamHandle = {
+    abort: () => {
+      done = true;
+      request.destroy();
+    },
+  };
+
+  /** False when the line was not an event: the stream is closed and reported as failed. */
+  const deliver = (line: string): boolean => {
+    let event: unknown;
+    try {
+      event = JSON.parse(line);
+    } catch (error: unknown) {
+      end(new Error(`${name}: not a JSON event: ${messageOf(error)}`));
+      request.destroy();
+      return false;
+    }
+    const record = asRecord(event);
+    onEvent(asString(record['type']) ?? '', record['object']);
+    return true;
+  };
+
   return new Promise<WatchStreamHandle>((resolve, reject) => {
-    let settled = false;
-    let ended = false;
-    let aborted = false;
-    let request: http.ClientRequest | undefined;
-    const path = pathAndQuery.split('?')[0] ?? pathAndQuery;
-
-    const end = (error: unknown): void => {
-      if (ended || aborted) return;
-      ended = true;
-      onEnd(error);
-    };
-    const fail = (error: unknown): void => {
-      if (!settled) {
-        settled = true;
-        reject(error);
-        return;
-      }
-      end(error);
-    };
-
-    const onResponse = (response: http.IncomingMessage): void => {
-      const statusCode = response.statusCode ?? 0;
+    request.on('response', (response) => {
+      answered = true;
+      resolve(handle);
       response.setEncoding('utf8');
-      settled = true;
-      resolve({
-        abort: () => {
-          aborted = true;
-          request?.destroy();
-        },
-      });
+      response.on('error', end);
+      const statusCode = response.statusCode ?? 0;
       if (statusCode !== 200) {
         let body = '';
         response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => end(new HttpStatusError(statusCode, `watch ${path}: ${statusMessage(statusCode, body)}`)));
-        response.on('error', (error) => end(error));
+        response.on('end', () => end(new HttpStatusError(statusCode, `${name}: ${statusMessage(statusCode, body)}`)));
         return;
       }
+      // The tail of the last chunk that is not a whole line yet.
       let pending = '';
       response.on('data', (chunk: string) => {
-        pending += chunk;
-        let newline = pending.indexOf('\n');
-        while (newline !== -1) {
-          const line = pending.slice(0, newline);
-          pending = pending.slice(newline + 1);
+        const text = pending + chunk;
+        let start = 0;
+        for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
+          const line = text.slice(start, newline);
+          start = newline + 1;
+          if (done) return;
           if (line.trim() !== '' && !deliver(line)) return;
-          newline = pending.indexOf('\n');
         }
+        pending = text.slice(start);
       });
       response.on('end', () => {
-        if (pending.trim() !== '' && !deliver(pending)) return;
+        if (done || (pending.trim() !== '' && !deliver(pending))) return;
         end(undefined);
       });
-      response.on('error', (error) => end(error));
-      response.on('aborted', () => end(new Error(`watch ${path}: connection closed by the server`)));
-    };
-
-    /** False when the line was not an event: the stream is closed and reported as failed. */
-    const deliver = (line: string): boolean => {
-      if (ended || aborted) return false;
-      let event: unknown;
-      try {
-        event = JSON.parse(line);
-      } catch (error: unknown) {
-        end(new Error(`watch ${path}: not a JSON event: ${messageOf(error)}`));
-        request?.destroy();
-        return false;
-      }
-      const record = typeof event === 'object' && event !== null ? (event as Record<string, unknown>) : {};
-      onEvent(typeof record['type'] === 'string' ? record['type'] : '', record['object']);
-      return true;
-    };
-
-    startGet(connection, pathAndQuery, 'application/json', onResponse).then(({ request: started }) => {
-      request = started;
-      started.on('error', fail);
-      started.on('close', () => {
-        if (settled) end(new Error(`watch ${path}: connection closed`));
-      });
-      started.end();
-    }, fail);
+    });
+    request.on('error', (error) => (answered ? end(error) : reject(error)));
+    // A connection dropped without a clean end of the body (a crashed apiserver, a proxy).
+    request.on('close', () => {
+      if (answered) end(new Error(`${name}: connection closed`));
+    });
+    request.end();
   });
 }
