@@ -88,7 +88,7 @@ describe('apiserverSource list', () => {
   });
 });
 
-describe('apiserverSource list over HTTP', () => {
+describe('apiserverSource over HTTP', () => {
   let apiserver: HttpApiserver;
   beforeEach(() => {
     apiserver = new HttpApiserver();
@@ -97,122 +97,116 @@ describe('apiserverSource list over HTTP', () => {
     await apiserver.stop();
   });
 
-  it('GETs the collection with the selectors and parses the JSON body', async () => {
-    const connection = await apiserver.start();
-    apiserver.lists.set('/api/v1/services', { items: [service('a', '5')], resourceVersion: '5' });
-    const source = apiserverSource<V1Service>({ connection, path: '/api/v1/services', ...selectors });
-    expect(await source.list()).toEqual({ items: [service('a', '5')], resourceVersion: '5' });
-    expect(apiserver.requests).toEqual([{ path: '/api/v1/services', query: { ...selectors, limit: '500', resourceVersion: '0' } }]);
-  });
-
-  it('fails with the status code and the apiserver message', async () => {
-    const connection = await apiserver.start();
-    const source = apiserverSource<V1Service>({ connection, path: '/api/v1/nothing' });
-    await expect(source.list()).rejects.toMatchObject({ statusCode: 404, message: expect.stringMatching(/GET \/api\/v1\/nothing: HTTP 404/) });
-  });
-});
-
-describe('apiserverSource watch over HTTP', () => {
-  let apiserver: HttpApiserver;
-  beforeEach(() => {
-    apiserver = new HttpApiserver();
-  });
-  afterEach(async () => {
-    await apiserver.stop();
-  });
-
-  async function open(onEnd: (error: unknown) => void = () => undefined) {
-    const connection = await apiserver.start();
-    const events: RawWatchEvent<V1Service>[] = [];
-    const source = apiserverSource<V1Service>({
-      connection,
-      path: '/api/v1/services',
-      labelSelector: '!service.kubernetes.io/service-proxy-name',
-      fieldSelector: 'spec.clusterIP!=None',
-      listPage: async () => ({ items: [], metadata: { resourceVersion: '1' } }),
+  describe('list', () => {
+    it('GETs the collection with the selectors and parses the JSON body', async () => {
+      const connection = await apiserver.start();
+      apiserver.lists.set('/api/v1/services', { items: [service('a', '5')], resourceVersion: '5' });
+      const source = apiserverSource<V1Service>({ connection, path: '/api/v1/services', ...selectors });
+      expect(await source.list()).toEqual({ items: [service('a', '5')], resourceVersion: '5' });
+      expect(apiserver.requests).toEqual([{ path: '/api/v1/services', query: { ...selectors, limit: '500', resourceVersion: '0' } }]);
     });
-    const handle = await source.watch({ resourceVersion: '42', timeoutSeconds: 200 }, (event) => events.push(event), onEnd);
-    return { events, handle };
-  }
 
-  it('asks for bookmarks, the server timeout and the same selectors as the list', async () => {
-    await open();
-    await waitFor(() => apiserver.watches.length === 1);
-    expect(apiserver.watches[0]?.request).toEqual({
-      path: '/api/v1/services',
-      query: {
-        watch: 'true',
-        resourceVersion: '42',
-        allowWatchBookmarks: 'true',
-        timeoutSeconds: '200',
+    it('fails with the status code and the apiserver message', async () => {
+      const connection = await apiserver.start();
+      const source = apiserverSource<V1Service>({ connection, path: '/api/v1/nothing' });
+      await expect(source.list()).rejects.toMatchObject({ statusCode: 404, message: expect.stringMatching(/GET \/api\/v1\/nothing: HTTP 404/) });
+    });
+  });
+
+  describe('watch', () => {
+    async function open(onEnd: (error: unknown) => void = () => undefined) {
+      const connection = await apiserver.start();
+      const events: RawWatchEvent<V1Service>[] = [];
+      const source = apiserverSource<V1Service>({
+        connection,
+        path: '/api/v1/services',
         labelSelector: '!service.kubernetes.io/service-proxy-name',
         fieldSelector: 'spec.clusterIP!=None',
-      },
+        listPage: async () => ({ items: [], metadata: { resourceVersion: '1' } }),
+      });
+      const handle = await source.watch({ resourceVersion: '42', timeoutSeconds: 200 }, (event) => events.push(event), onEnd);
+      return { events, handle };
+    }
+
+    it('asks for bookmarks, the server timeout and the same selectors as the list', async () => {
+      await open();
+      await waitFor(() => apiserver.watches.length === 1);
+      expect(apiserver.watches[0]?.request).toEqual({
+        path: '/api/v1/services',
+        query: {
+          watch: 'true',
+          resourceVersion: '42',
+          allowWatchBookmarks: 'true',
+          timeoutSeconds: '200',
+          labelSelector: '!service.kubernetes.io/service-proxy-name',
+          fieldSelector: 'spec.clusterIP!=None',
+        },
+      });
     });
-  });
 
-  it('streams decoded events and reports a clean end as undefined', async () => {
-    const ends: unknown[] = [];
-    const { events } = await open((error) => ends.push(error));
-    await waitFor(() => apiserver.watches.length === 1);
-    const stream = apiserver.watches[0];
-    stream?.send('ADDED', service('a', '43'));
-    stream?.send('BOOKMARK', { kind: 'Service', apiVersion: 'v1', metadata: { resourceVersion: '44' } });
-    stream?.send('ERROR', { kind: 'Status', code: 410, message: 'too old resource version' });
-    await waitFor(() => events.length === 3);
-    expect(events[0]).toEqual({ type: 'ADDED', object: service('a', '43') });
-    expect(events.slice(1)).toEqual([
-      { type: 'BOOKMARK', resourceVersion: '44' },
-      { type: 'ERROR', code: 410, message: 'too old resource version' },
-    ]);
-    stream?.end();
-    await waitFor(() => ends.length === 1);
-    expect(ends).toEqual([undefined]);
-  });
+    it('streams decoded events and reports a clean end as undefined', async () => {
+      const ends: unknown[] = [];
+      const { events } = await open((error) => ends.push(error));
+      await waitFor(() => apiserver.watches.length === 1);
+      const stream = apiserver.watches[0];
+      stream?.send('ADDED', service('a', '43'));
+      stream?.send('BOOKMARK', { kind: 'Service', apiVersion: 'v1', metadata: { resourceVersion: '44' } });
+      stream?.send('ERROR', { kind: 'Status', code: 410, message: 'too old resource version' });
+      await waitFor(() => events.length === 3);
+      expect(events[0]).toEqual({ type: 'ADDED', object: service('a', '43') });
+      expect(events.slice(1)).toEqual([
+        { type: 'BOOKMARK', resourceVersion: '44' },
+        { type: 'ERROR', code: 410, message: 'too old resource version' },
+      ]);
+      stream?.end();
+      await waitFor(() => ends.length === 1);
+      expect(ends).toEqual([undefined]);
+    });
 
-  it('joins an event split across writes, and ends on a line that is not JSON, once', async () => {
-    const ends: unknown[] = [];
-    const { events } = await open((error) => ends.push(error));
-    await waitFor(() => apiserver.watches.length === 1);
-    const stream = apiserver.watches[0];
-    const line = JSON.stringify({ type: 'MODIFIED', object: service('b', '50') });
-    stream?.write(line.slice(0, 17));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(events).toEqual([]);
-    stream?.write(`${line.slice(17)}\n{"type": "ADDED", "obj`);
-    await waitFor(() => events.length === 1);
-    expect(events[0]).toEqual({ type: 'MODIFIED', object: service('b', '50') });
-    stream?.write('ect": nonsense}\n');
-    await waitFor(() => ends.length === 1);
-    expect(String(ends[0])).toContain('not a JSON event');
-    // The agent closed the stream; nothing more is reported.
-    await waitFor(() => stream?.closed === true);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(ends).toHaveLength(1);
-    expect(events).toHaveLength(1);
-  });
+    it('joins an event split across writes, and ends on a line that is not JSON, once', async () => {
+      const ends: unknown[] = [];
+      const { events } = await open((error) => ends.push(error));
+      await waitFor(() => apiserver.watches.length === 1);
+      const stream = apiserver.watches[0];
+      const line = JSON.stringify({ type: 'MODIFIED', object: service('b', '50') });
+      stream?.write(line.slice(0, 17));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(events).toEqual([]);
+      stream?.write(`${line.slice(17)}\n{"type": "ADDED", "obj`);
+      await waitFor(() => events.length === 1);
+      expect(events[0]).toEqual({ type: 'MODIFIED', object: service('b', '50') });
+      stream?.write('ect": nonsense}\n');
+      await waitFor(() => ends.length === 1);
+      expect(String(ends[0])).toContain('not a JSON event');
+      // The agent closed the stream; nothing more is reported.
+      await waitFor(() => stream?.closed === true);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(ends).toHaveLength(1);
+      expect(events).toHaveLength(1);
+    });
 
-  it('reports a dropped connection as an error', async () => {
-    const ends: unknown[] = [];
-    await open((error) => ends.push(error));
-    await waitFor(() => apiserver.watches.length === 1);
-    apiserver.watches[0]?.destroy();
-    await waitFor(() => ends.length === 1);
-    expect(ends[0]).toBeInstanceOf(Error);
-  });
+    it('reports a dropped connection as an error', async () => {
+      const ends: unknown[] = [];
+      await open((error) => ends.push(error));
+      await waitFor(() => apiserver.watches.length === 1);
+      apiserver.watches[0]?.destroy();
+      await waitFor(() => ends.length === 1);
+      expect(ends[0]).toBeInstanceOf(Error);
+    });
 
-  it('reports an HTTP error status with its code', async () => {
-    apiserver.failNextWatch = 410;
-    const ends: unknown[] = [];
-    await open((error) => ends.push(error));
-    await waitFor(() => ends.length === 1);
-    expect(ends[0]).toMatchObject({ statusCode: 410 });
-  });
+    it('reports an HTTP error status with its code', async () => {
+      apiserver.failNextWatch = 410;
+      const ends: unknown[] = [];
+      await open((error) => ends.push(error));
+      await waitFor(() => ends.length === 1);
+      expect(ends[0]).toMatchObject({ statusCode: 410 });
+    });
 
-  it('abort closes the stream on the server side', async () => {
-    const { handle } = await open();
-    await waitFor(() => apiserver.watches.length === 1);
-    handle.abort();
-    await waitFor(() => apiserver.watches[0]?.closed === true);
+    it('abort closes the stream on the server side', async () => {
+      const { handle } = await open();
+      await waitFor(() => apiserver.watches.length === 1);
+      handle.abort();
+      await waitFor(() => apiserver.watches[0]?.closed === true);
+    });
   });
 });
