@@ -7,12 +7,12 @@
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { ModelStore } from '../src/model/store.js';
-import type { NodeInfo } from '../src/model/types.js';
 import { RenderCache, renderRuleSet } from '../src/render/index.js';
-import { defaultRenderContext, type RenderContext, type RuleSet } from '../src/render/types.js';
+import type { RuleSet } from '../src/render/types.js';
 import { planPartialSync, type SyncPlan } from '../src/sync/diff.js';
 import { buildFullPayload } from '../src/sync/payload.js';
-import { applyChange, ClusterGenerator, type MutationKind } from '../test/support/generate.js';
+import { applyChange, type MutationKind } from '../test/support/generate.js';
+import { benchContext, benchGenerator, benchNode } from './generated-cluster.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,13 +27,8 @@ const endpointCount = Number(values.endpoints);
 const repetitions = Number(values.repetitions);
 const seed = Number(values.seed);
 
-const node: NodeInfo = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
-const context: RenderContext = {
-  ...defaultRenderContext,
-  clusterCIDR: '10.244.0.0/14',
-  nodeIPs: node.ips,
-  localhostNodePorts: false,
-};
+const node = benchNode;
+const context = benchContext;
 
 interface Row {
   readonly step: string;
@@ -65,16 +60,7 @@ function summary(samples: readonly number[]): { median: number; p90: number } {
 
 // ---- the cluster ------------------------------------------------------------------------------
 
-const generator = new ClusterGenerator({
-  seed,
-  nodeName: node.name,
-  otherNodes: Array.from({ length: 49 }, (_, index) => `node${index + 2}`),
-  endpoints: endpointCount,
-  // Mostly ClusterIP, as in real clusters; NodePorts are a pool of 2768 anyway.
-  mix: { ClusterIP: 85, NodePort: 8, LoadBalancer: 7 },
-  featureRate: 0.1,
-  unreadyRate: 0.03,
-});
+const generator = benchGenerator({ seed, endpoints: endpointCount, unreadyRate: 0.03 });
 const changes = generator.populate(serviceCount);
 const objectCount = changes.length;
 

@@ -15,13 +15,12 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { ModelStore } from '../src/model/store.js';
-import type { NodeInfo } from '../src/model/types.js';
 import { ExecNetfilter, legacyBinaries } from '../src/netfilter/exec.js';
 import { renderRuleSet } from '../src/render/index.js';
-import { defaultRenderContext, type RenderContext } from '../src/render/types.js';
 import { buildFullPayload } from '../src/sync/payload.js';
 import { createNetns } from '../test/harness/netns.js';
-import { applyChange, ClusterGenerator } from '../test/support/generate.js';
+import { applyChange } from '../test/support/generate.js';
+import { benchContext, benchGenerator, benchNode } from './generated-cluster.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,20 +34,10 @@ const rounds = Number(values.rounds);
 const seed = Number(values.seed);
 if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, iptables)');
 
-const node: NodeInfo = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
-const context: RenderContext = { ...defaultRenderContext, clusterCIDR: '10.244.0.0/14', nodeIPs: node.ips, localhostNodePorts: false };
-const generator = new ClusterGenerator({
-  seed,
-  nodeName: node.name,
-  otherNodes: Array.from({ length: 49 }, (_, index) => `node${index + 2}`),
-  endpoints: Number(values.endpoints),
-  mix: { ClusterIP: 85, NodePort: 8, LoadBalancer: 7 },
-  featureRate: 0.1,
-  unreadyRate: 0,
-});
-const store = new ModelStore(node);
+const generator = benchGenerator({ seed, endpoints: Number(values.endpoints), unreadyRate: 0 });
+const store = new ModelStore(benchNode);
 for (const change of generator.populate(Number(values.services))) applyChange(store, change);
-const sorted = buildFullPayload(renderRuleSet(store.snapshot().state, context), { jumps: 'append' }).payload;
+const sorted = buildFullPayload(renderRuleSet(store.snapshot().state, benchContext), { jumps: 'append' }).payload;
 
 /** The same lines, each table's declarations shuffled (a seeded Fisher-Yates). */
 function shuffledDeclarations(payload: string): string {
