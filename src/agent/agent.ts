@@ -41,6 +41,8 @@ export interface AgentOptions {
   readonly watchdogMs?: number;
   /** > 0: split large full syncs into restores of about this many chains (nft backend). */
   readonly fullSyncChainsPerPart?: number;
+  /** Called with every sync's report, in order (tests keep a history; polling status() can miss one). */
+  readonly onSyncReport?: (report: SyncReport) => void;
 }
 
 export interface AgentStatus {
@@ -199,6 +201,7 @@ export class Agent {
     const report = await this.syncer.sync(reason);
     this.syncCount += 1;
     this.lastReport = report;
+    this.options.onSyncReport?.(report);
     this.observe(report);
     if (report.result === 'failed') {
       // A full sync follows; minSyncPeriod paces the retries.

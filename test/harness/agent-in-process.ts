@@ -241,7 +241,16 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
   const real = new ExecNetfilter({ binaries, prefix: netns.prefix });
   const historyLimit = options.historyLimit ?? 50;
   const netfilter = new RecordingNetfilter(real, historyLimit);
+  // Sync reports, every one in order, so a test can find the one that applied its change even if
+  // later syncs follow.
+  const reports: SyncReport[] = [];
+  const recordReport = (report: SyncReport): void => {
+    if (historyLimit === 0) return;
+    reports.push(report);
+    if (reports.length > historyLimit) reports.shift();
+  };
   const agent = new Agent({
+    onSyncReport: recordReport,
     config,
     connection: kube.connection,
     netfilter,
@@ -251,20 +260,6 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
     ...(options.fullSyncPeriodMs !== undefined ? { fullSyncPeriodMs: options.fullSyncPeriodMs } : {}),
   });
-
-  // Sync reports, so a test can find the one that applied its change even if later syncs follow.
-  const reports: SyncReport[] = [];
-  let lastSeen: SyncReport | undefined;
-  const recordReport = (): void => {
-    const report = agent.status().lastReport;
-    if (report === undefined || report === lastSeen) return;
-    lastSeen = report;
-    if (historyLimit === 0) return;
-    reports.push(report);
-    if (reports.length > historyLimit) reports.shift();
-  };
-  const poller = setInterval(recordReport, 10);
-  poller.unref();
 
   const logTail = (lines = 30): string => {
     try {
@@ -278,7 +273,6 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    clearInterval(poller);
     try {
       await agent.stop();
     } finally {
