@@ -102,12 +102,12 @@ describe.skipIf(skipReason !== undefined)('session affinity and endpoint churn e
           await cluster.setEndpoints('churn', [{ pod: stable }, ...added.map((pod) => ({ pod }))]);
           await cluster.until('churn: new endpoints answer', async () => added.every((pod) => seenSince(mark, pod.name)), (done) => done, 30_000);
           // Scale down one at a time: each leaves the Service, and its pod is deleted once no
-          // sync that could still send it traffic is pending.
+          // node's rules lead to it and no connection to it is still open.
           for (let remaining = added.length - 1; remaining >= 0; remaining -= 1) {
             const leaving = added[remaining];
             if (leaving === undefined) continue;
             await cluster.setEndpoints('churn', [{ pod: stable }, ...added.slice(0, remaining).map((pod) => ({ pod }))]);
-            await cluster.settled('churn: agent settled after scale down');
+            await cluster.drained('churn: endpoint drained after scale down', leaving);
             await cluster.removePod(leaving);
             churned.splice(churned.indexOf(leaving), 1);
           }

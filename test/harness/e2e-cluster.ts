@@ -326,6 +326,29 @@ export class E2ECluster {
   }
 
   /**
+   * Waits until `pod` can be deleted without failing a client, as a pod's graceful termination
+   * would: no node's nat rules lead to it any more (every agent has applied its removal) and no
+   * node tracks a TCP connection to it that is still opening or open.
+   */
+  async drained(label: string, pod: PodHandle): Promise<void> {
+    const inProgress = /\b(SYN_SENT|SYN_RECV|ESTABLISHED)\b/;
+    await this.until(
+      label,
+      async () => {
+        const left: string[] = [];
+        for (const node of this.nodesByLabel.keys()) {
+          if ((await this.iptablesSave(node)).includes(`--to-destination ${pod.ip}:`)) left.push(`${node}: rules`);
+          const open = (await this.conntrackList(node, ['-p', 'tcp', '--reply-src', pod.ip])).filter((line) => inProgress.test(line));
+          if (open.length > 0) left.push(`${node}: ${open.length} open connections`);
+        }
+        return left;
+      },
+      (left) => left.length === 0,
+      30_000,
+    );
+  }
+
+  /**
    * Per agent: network programming latency as the agent measured it (EndpointSlice trigger time
    * to rules applied; `kubeproxy_network_programming_duration_seconds`), and its sync count.
    */

@@ -180,8 +180,10 @@ describe.skipIf(skipReason !== undefined)('agent against a real apiserver and re
     expect(rulesOf(restored, 'KUBE-SERVICES').at(-1)).toContain('-j KUBE-NODEPORTS');
     expect(await node.metric('kube_proxy_ts_syncs_total', { kind: 'full', result: 'applied' })).toBeGreaterThan(fullBefore);
     // The first full sync after the flush is the repair, and the periodic canary check asked for it.
-    const repair = node.reports.find((report) => !reportsBefore.has(report) && report.kind === 'full');
-    expect(repair?.fullReason).toBe('canary-missing');
+    const after = node.reports.filter((report) => !reportsBefore.has(report));
+    const repair = after.find((report) => report.kind === 'full');
+    const seen = after.map((report) => `${report.reason}/${report.kind}/${report.fullReason ?? '-'}/${report.result}`).join(', ');
+    expect(repair?.fullReason, `syncs after the flush: ${seen}`).toBe('canary-missing');
     expect(repair?.reason).toBe('periodic');
     expect(repair?.result).toBe('applied');
   });
