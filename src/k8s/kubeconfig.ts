@@ -8,10 +8,16 @@
 // @kubernetes/client-node (~2 s of module loading on a busy node and ~65 MB of memory) off the
 // agent's start: the first lists go out sooner. Users that need a credential plugin (`exec`,
 // `auth-provider`) or a `proxy-url` are handed to client-node, loaded on first use.
+//
+// Credentials in files are read again once a minute, as client-go does: a token file (the kubelet
+// rotates service account tokens) and a client certificate with its key when both are files (cert
+// rotation). A new certificate also closes the connections made with the old one, so watches
+// reconnect with it.
 
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { delimiter, dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
@@ -43,14 +49,17 @@ export interface LoadKubeConfigOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Prefix for the service-account directory (tests point it at a temporary directory). */
   readonly serviceAccountRoot?: string;
-  /** How long a token read from a file is used before the file is read again (default 60 s). */
-  readonly tokenFileCacheMs?: number;
-  /** Clock for the token file cache (tests). */
+  /**
+   * How long a token file, or a client certificate and key given as files, is used before the files
+   * are read again (default 60 s).
+   */
+  readonly credentialFileCacheMs?: number;
+  /** Clock for the credential file cache (tests). */
   readonly now?: () => number;
 }
 
 const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount';
-const DEFAULT_TOKEN_FILE_CACHE_MS = 60_000;
+const DEFAULT_CREDENTIAL_FILE_CACHE_MS = 60_000;
 
 export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfigResult {
   const env = options.env ?? process.env;
@@ -80,7 +89,7 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfigR
     }
     return {
       ok: true,
-      connection: directConnection(server, { ...(ca !== undefined ? { ca } : {}) }, tokenFileHeader(tokenPath, options)),
+      connection: directConnection(server, fixedTls({ ...(ca !== undefined ? { ca } : {}) }), tokenFileHeader(tokenPath, options)),
       source: 'in-cluster',
       auth: 'token-file',
       context: 'in-cluster',
@@ -189,7 +198,7 @@ function connect(
   const serverName = asString(cluster.fields['tls-server-name']);
   if (serverName !== undefined && serverName !== '') tls.servername = serverName;
 
-  if (user === undefined) return { connection: directConnection(server, tls, noHeader), auth: 'none' };
+  if (user === undefined) return { connection: directConnection(server, fixedTls(tls), noHeader), auth: 'none' };
   const cert = material(user, 'client-certificate');
   const key = material(user, 'client-key');
   if ((cert === undefined) !== (key === undefined)) {
@@ -199,22 +208,26 @@ function connect(
     tls.cert = cert;
     tls.key = key;
   }
+  const certFile = fileOnly(user, 'client-certificate');
+  const keyFile = fileOnly(user, 'client-key');
+  const tlsSource = certFile !== undefined && keyFile !== undefined ? rotatingClientCertificate(tls, certFile, keyFile, options) : fixedTls(tls);
+
   const token = asString(userFields['token']);
   const tokenFile = asString(userFields['tokenFile']);
   const username = asString(userFields['username']);
   const password = asString(userFields['password']);
   if (token !== undefined && token !== '') {
     const header = { Authorization: `Bearer ${token}` };
-    return { connection: directConnection(server, tls, async () => header), auth: 'token' };
+    return { connection: directConnection(server, tlsSource, async () => header), auth: 'token' };
   }
   if (tokenFile !== undefined && tokenFile !== '') {
-    return { connection: directConnection(server, tls, tokenFileHeader(pathIn(user, tokenFile), options)), auth: 'token-file' };
+    return { connection: directConnection(server, tlsSource, tokenFileHeader(pathIn(user, tokenFile), options)), auth: 'token-file' };
   }
   if (username !== undefined && password !== undefined) {
     const header = { Authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` };
-    return { connection: directConnection(server, tls, async () => header), auth: 'basic' };
+    return { connection: directConnection(server, tlsSource, async () => header), auth: 'basic' };
   }
-  return { connection: directConnection(server, tls, noHeader), auth: cert !== undefined ? 'client-certificate' : 'none' };
+  return { connection: directConnection(server, tlsSource, noHeader), auth: cert !== undefined ? 'client-certificate' : 'none' };
 }
 
 /** `<name>-data` (base64) or the file `<name>` (relative to the kubeconfig's directory). */
@@ -224,6 +237,13 @@ function material(entry: Entry, name: string): Buffer | undefined {
   const file = asString(entry.fields[name]);
   if (file === undefined || file === '') return undefined;
   return readFileSync(pathIn(entry, file));
+}
+
+/** The path of `<name>` when it is given as a file only (no `<name>-data`). */
+function fileOnly(entry: Entry, name: string): string | undefined {
+  const data = asString(entry.fields[`${name}-data`]);
+  const file = asString(entry.fields[name]);
+  return (data === undefined || data === '') && file !== undefined && file !== '' ? pathIn(entry, file) : undefined;
 }
 
 function pathIn(entry: Entry, file: string): string {
@@ -237,20 +257,61 @@ type AuthHeader = () => Promise<Readonly<Record<string, string>>>;
 
 const noHeader: AuthHeader = async () => ({});
 
-function directConnection(server: string, tls: https.RequestOptions, authHeader: AuthHeader): ApiConnection {
-  // One keep-alive agent per connection: list pages reuse the TLS session; watches hold their own sockets.
-  const agent = new URL(server).protocol === 'http:' ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true });
+/** The TLS options for the next request: the same object until the material changes. */
+type TlsSource = () => https.RequestOptions;
+
+function fixedTls(tls: https.RequestOptions): TlsSource {
+  return () => tls;
+}
+
+function directConnection(server: string, tlsSource: TlsSource, authHeader: AuthHeader): ApiConnection {
+  // One keep-alive agent per TLS material: list pages reuse the TLS session; watches hold their own
+  // sockets. New material (a rotated client certificate) gets a new agent and the old one's sockets
+  // are closed, so nothing keeps talking with the certificate that was replaced.
+  const newAgent = (): http.Agent => (new URL(server).protocol === 'http:' ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true }));
+  let current: { tls: https.RequestOptions; agent: http.Agent } | undefined;
   return {
     server,
     async requestOptions() {
-      return { ...tls, agent, headers: { ...(await authHeader()) } };
+      const tls = tlsSource();
+      if (current?.tls !== tls) {
+        current?.agent.destroy();
+        current = { tls, agent: newAgent() };
+      }
+      return { ...tls, agent: current.agent, headers: { ...(await authHeader()) } };
     },
   };
 }
 
-/** A bearer token read from a file, read again once `tokenFileCacheMs` passed (the kubelet rotates it). */
+/**
+ * A client certificate and key read again from their files once `credentialFileCacheMs` passed.
+ * A new pair is used only when both files read and belong together: a rotation caught half-way
+ * (new certificate, old key) keeps the old pair until the next read.
+ */
+function rotatingClientCertificate(initial: https.RequestOptions, certFile: string, keyFile: string, options: LoadKubeConfigOptions): TlsSource {
+  const cacheMs = options.credentialFileCacheMs ?? DEFAULT_CREDENTIAL_FILE_CACHE_MS;
+  const now = options.now ?? Date.now;
+  let tls = initial;
+  let readAt = now();
+  return () => {
+    if (now() - readAt < cacheMs) return tls;
+    readAt = now();
+    try {
+      const cert = readFileSync(certFile);
+      const key = readFileSync(keyFile);
+      if (tls.cert instanceof Buffer && tls.key instanceof Buffer && cert.equals(tls.cert) && key.equals(tls.key)) return tls;
+      createSecureContext({ cert, key });
+      tls = { ...tls, cert, key };
+    } catch {
+      // unreadable or not a pair (yet): keep the current one
+    }
+    return tls;
+  };
+}
+
+/** A bearer token read from a file, read again once `credentialFileCacheMs` passed (the kubelet rotates it). */
 function tokenFileHeader(path: string, options: LoadKubeConfigOptions): AuthHeader {
-  const cacheMs = options.tokenFileCacheMs ?? DEFAULT_TOKEN_FILE_CACHE_MS;
+  const cacheMs = options.credentialFileCacheMs ?? DEFAULT_CREDENTIAL_FILE_CACHE_MS;
   const now = options.now ?? Date.now;
   let cached: { header: Record<string, string>; readAt: number } | undefined;
   return async () => {

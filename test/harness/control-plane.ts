@@ -3,7 +3,7 @@
 // kubelet, no controller-manager: tests create Nodes and EndpointSlices themselves.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -225,6 +225,8 @@ async function openssl(cwd: string, args: readonly string[]): Promise<void> {
   }
 }
 
+const clientAuthExtensions = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth'];
+
 const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 async function issueLeaf(dir: string, name: string, subject: string, extensions: readonly string[]): Promise<void> {
@@ -235,6 +237,21 @@ async function issueLeaf(dir: string, name: string, subject: string, extensions:
     '-set_serial', `0x1${randomBytes(8).toString('hex')}`, '-days', '3650', '-sha256',
     '-extfile', `${name}.ext`, '-out', `${name}.crt`,
   ]);
+}
+
+/**
+ * Issues another client certificate from the control plane's CA (`<dataDir>/pki`) into `outDir`,
+ * e.g. to rotate a client's certificate. Returns the paths of the certificate and its key.
+ */
+export async function issueClientCertificate(dataDir: string, outDir: string, name: string, subject: string): Promise<{ cert: string; key: string }> {
+  const pkiDir = join(dataDir, 'pki');
+  await issueLeaf(pkiDir, name, subject, clientAuthExtensions);
+  mkdirSync(outDir, { recursive: true });
+  const cert = join(outDir, `${name}.crt`);
+  const key = join(outDir, `${name}.key`);
+  copyFileSync(join(pkiDir, `${name}.crt`), cert);
+  copyFileSync(join(pkiDir, `${name}.key`), key);
+  return { cert, key };
 }
 
 async function makePki(dir: string, sans: readonly string[]): Promise<Pki> {
@@ -251,11 +268,7 @@ async function makePki(dir: string, sans: readonly string[]): Promise<Pki> {
       'extendedKeyUsage=serverAuth',
       `subjectAltName=${sans.join(',')}`,
     ]),
-    issueLeaf(dir, 'admin', '/O=system:masters/CN=kube-proxy-ts-admin', [
-      'basicConstraints=CA:FALSE',
-      'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=clientAuth',
-    ]),
+    issueLeaf(dir, 'admin', '/O=system:masters/CN=kube-proxy-ts-admin', clientAuthExtensions),
     (async () => {
       await openssl(dir, ['genrsa', '-out', 'service-account.key', '2048']);
       await openssl(dir, ['rsa', '-in', 'service-account.key', '-pubout', '-out', 'service-account.pub']);

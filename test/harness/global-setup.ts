@@ -15,6 +15,8 @@ declare module 'vitest' {
     apiserverURL: string;
     /** Its `--service-cluster-ip-range`. */
     serviceClusterIPRange: string;
+    /** Its data directory (pki/ holds the CA, for tests that issue client certificates). */
+    controlPlaneDir: string;
   }
 }
 
@@ -30,6 +32,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('kubeconfigPath', controlPlane.kubeconfigPath);
   project.provide('apiserverURL', controlPlane.server);
   project.provide('serviceClusterIPRange', controlPlane.serviceClusterIPRange);
+  project.provide('controlPlaneDir', controlPlane.dataDir);
   process.env[kubeconfigEnvVar] = controlPlane.kubeconfigPath;
   return async () => {
     delete process.env[kubeconfigEnvVar];

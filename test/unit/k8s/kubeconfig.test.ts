@@ -143,7 +143,7 @@ describe('the connection a kubeconfig describes', () => {
     const result = loadKubeConfig({
       env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' },
       serviceAccountRoot: root,
-      tokenFileCacheMs: 60_000,
+      credentialFileCacheMs: 60_000,
       now: () => now,
     });
     expect(result).toMatchObject({ ok: true, source: 'in-cluster', connection: { server: 'https://[fd00::1]:443' }, auth: 'token-file' });
