@@ -2,14 +2,14 @@
 // Services and EndpointSlices with a realistic mix (mostly ClusterIP; the NodePort pool is 2,768).
 
 import type { NodeInfo } from '../src/model/types.js';
-import { defaultRenderContext, type RenderContext } from '../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext } from '../src/render/types.js';
 import { ClusterGenerator } from '../test/support/generate.js';
 
-export const benchNode: NodeInfo = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
+export const benchNode: NodeInfo = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 
 export const benchContext: RenderContext = {
   ...defaultRenderContext,
-  clusterCIDR: '10.244.0.0/14',
+  localTraffic: localTrafficFromCIDR('10.244.0.0/14'),
   nodeIPs: benchNode.ips,
   localhostNodePorts: false,
 };

@@ -14,7 +14,7 @@ import { loadKubeConfig } from '../../src/k8s/kubeconfig.js';
 import { apiserverSource } from '../../src/k8s/list-watch.js';
 import { ModelStore } from '../../src/model/store.js';
 import { RenderCache, renderRuleSet } from '../../src/render/index.js';
-import { defaultRenderContext } from '../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext } from '../../src/render/types.js';
 import { planFullSync } from '../../src/sync/diff.js';
 import { startControlPlane, type ControlPlane } from '../../test/harness/control-plane.js';
 import { kubeClients } from '../../test/harness/kube.js';
@@ -80,13 +80,13 @@ try {
     }).list(),
   );
   const store = await step('ModelStore filled', () => {
-    const model = new ModelStore({ name: NODE_NAME, ips: ['10.251.0.2'], zone: undefined, labels: {} });
+    const model = new ModelStore({ name: NODE_NAME, ips: ['10.251.0.2'], zone: undefined, labels: {}, podCIDRs: [] });
     for (const service of services.items) model.upsertService(service);
     for (const slice of slices.items) model.upsertEndpointSlice(slice);
     return model;
   });
   const snapshot = await step('snapshot (desired state)', () => store.snapshot());
-  const context = { ...defaultRenderContext, clusterCIDR: '172.16.0.0/12', nodeIPs: ['10.251.0.2'], localhostNodePorts: true };
+  const context = { ...defaultRenderContext, localTraffic: localTrafficFromCIDR('172.16.0.0/12'), nodeIPs: ['10.251.0.2'], localhostNodePorts: true };
   const ruleSet = await step('rule set rendered', () => renderRuleSet(snapshot.state, context, new RenderCache()));
   let bytes = 0;
   for (const chainsPerPart of (values['chains-per-part'] ?? '0').split(',').map(Number)) {

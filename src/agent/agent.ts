@@ -68,6 +68,7 @@ export class Agent {
   private syncCount = 0;
   private firstSyncApplied = false;
   private lastReport: SyncReport | undefined;
+  private localTrafficShown: string | undefined;
   private lastSkipped: readonly Skipped[] = [];
   private readonly loggedSkips = new Set<string>();
   private readyResolve: () => void = () => undefined;
@@ -196,6 +197,7 @@ export class Agent {
   }
 
   private async runSync(reason: SyncReason): Promise<void> {
+    this.logLocalTraffic();
     const pending = this.store.pendingChanges();
     this.metrics.countChanges({ services: pending.services, endpoints: pending.endpointSlices });
     const report = await this.syncer.sync(reason);
@@ -214,6 +216,25 @@ export class Agent {
     await this.syncServiceHealth(report.state);
     this.firstSyncApplied = true;
     this.readyResolve();
+  }
+
+  /** Says how pod traffic is detected whenever that changes (a NodeCIDR node gets its podCIDR), warning when it cannot be. */
+  private logLocalTraffic(): void {
+    const { config } = this.options;
+    const local = renderContextFor(config, this.node).localTraffic;
+    const shown = local?.ifLocal ?? 'none';
+    if (shown === this.localTrafficShown) return;
+    this.localTrafficShown = shown;
+    const mode = config.detectLocal.mode;
+    if (local !== undefined) {
+      this.logger.info({ detectLocalMode: mode, podTraffic: local.ifLocal }, 'local traffic detection');
+      return;
+    }
+    const why = mode === 'NodeCIDR' ? 'the Node has no IPv4 podCIDR (yet)' : 'no clusterCIDR is set';
+    this.logger.warn(
+      { detectLocalMode: mode },
+      `pod traffic cannot be told from other traffic: ${why}; traffic to cluster IPs is not masqueraded unless masqueradeAll`,
+    );
   }
 
   private observe(report: SyncReport): void {

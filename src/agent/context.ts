@@ -1,8 +1,15 @@
 // Turns the agent's configuration and the node's current addresses into a RenderContext. Pure.
 
-import type { AgentConfig } from '../config/index.js';
+import type { AgentConfig, DetectLocal } from '../config/index.js';
 import type { NodeInfo } from '../model/types.js';
-import { defaultRenderContext, type RenderContext } from '../render/types.js';
+import {
+  defaultRenderContext,
+  localTrafficFromBridge,
+  localTrafficFromCIDR,
+  localTrafficFromInterfacePrefix,
+  type LocalTraffic,
+  type RenderContext,
+} from '../render/types.js';
 import { cidrContains, parseIpv4, parseIpv4Cidr } from '../render/ipv4.js';
 
 export function renderContextFor(config: AgentConfig, node: NodeInfo): RenderContext {
@@ -25,7 +32,8 @@ export function renderContextFor(config: AgentConfig, node: NodeInfo): RenderCon
   }
   return {
     ...defaultRenderContext,
-    clusterCIDR: config.clusterCIDR,
+    localTraffic: localTrafficFor(config.detectLocal, config.clusterCIDR, node),
+    masqueradeAll: config.masqueradeAll,
     nodePortAddresses,
     nodeIPs,
     masqueradeBit: config.masqueradeBit,
@@ -33,6 +41,30 @@ export function renderContextFor(config: AgentConfig, node: NodeInfo): RenderCon
     // container cannot set; kube-proxy-ts does not offer them (kube-proxy's nftables mode does not either).
     localhostNodePorts: false,
   };
+}
+
+/**
+ * kube-proxy's local traffic detector. Without what its mode needs (no clusterCIDR, or a Node
+ * without a podCIDR yet) there is none, and the rules that need one are left out, as upstream.
+ * A podCIDR that arrives or changes later is picked up by the next sync (kube-proxy exits instead).
+ */
+export function localTrafficFor(detectLocal: DetectLocal, clusterCIDR: string | undefined, node: NodeInfo): LocalTraffic | undefined {
+  switch (detectLocal.mode) {
+    case 'ClusterCIDR':
+      return clusterCIDR === undefined ? undefined : localTrafficFromCIDR(clusterCIDR);
+    case 'NodeCIDR': {
+      const podCIDR = node.podCIDRs[0];
+      return podCIDR === undefined ? undefined : localTrafficFromCIDR(podCIDR);
+    }
+    case 'BridgeInterface':
+      return localTrafficFromBridge(detectLocal.bridgeInterface);
+    case 'InterfaceNamePrefix':
+      return localTrafficFromInterfacePrefix(detectLocal.interfaceNamePrefix);
+    default: {
+      const unreachable: never = detectLocal;
+      return unreachable;
+    }
+  }
 }
 
 /** The addresses healthCheckNodePort servers listen on: kube-proxy binds only to node IPs

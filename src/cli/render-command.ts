@@ -10,7 +10,8 @@ import { nodeInfoFromNode } from '../model/node.js';
 import { renderRuleSet } from '../render/index.js';
 import { defaultRenderContext, type RenderContext } from '../render/types.js';
 import { fullPayload } from '../sync/payload.js';
-import { normaliseIPv4Cidr } from '../config/index.js';
+import { detectLocalFrom, normaliseIPv4Cidr, PARSERS } from '../config/index.js';
+import { localTrafficFor } from '../agent/context.js';
 import { messageOf } from '../values.js';
 
 export interface CommandIO {
@@ -27,6 +28,8 @@ export const defaultIO: CommandIO = {
 
 export const renderUsage = `Usage: kube-proxy-ts render --objects FILE [--objects FILE...] --node-name NAME --node-ip IP
                            [--cluster-cidr CIDR] [--node-port-addresses CIDR[,CIDR...]] [--mode iptables]
+                           [--detect-local-mode MODE] [--pod-bridge-interface NAME]
+                           [--pod-interface-name-prefix PREFIX] [--masquerade-all]
 
 Reads Services, EndpointSlices and Nodes (multi-document YAML or JSON) and prints one complete
 iptables-restore payload that programs NAME from scratch: iptables-restore < payload.
@@ -44,6 +47,10 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
         'node-ip': { type: 'string' },
         'cluster-cidr': { type: 'string' },
         'node-port-addresses': { type: 'string' },
+        'detect-local-mode': { type: 'string' },
+        'pod-bridge-interface': { type: 'string' },
+        'pod-interface-name-prefix': { type: 'string' },
+        'masquerade-all': { type: 'boolean' },
         mode: { type: 'string', default: 'iptables' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -81,6 +88,22 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
       return 2;
     }
     clusterCIDR = parsed;
+  }
+  const mode = PARSERS.detectLocalMode(values['detect-local-mode'] ?? '');
+  const bridge = PARSERS.podBridgeInterface(values['pod-bridge-interface'] ?? '');
+  const prefix = PARSERS.podInterfaceNamePrefix(values['pod-interface-name-prefix'] ?? '');
+  for (const [flag, parsed] of [['detect-local-mode', mode], ['pod-bridge-interface', bridge], ['pod-interface-name-prefix', prefix]] as const) {
+    if (!parsed.ok) {
+      io.stderr(`render: --${flag} "${values[flag] ?? ''}" ${parsed.reason}\n`);
+      return 2;
+    }
+  }
+  if (!mode.ok || !bridge.ok || !prefix.ok) return 2;
+  const local = detectLocalFrom(mode.value, bridge.value, prefix.value);
+  if (!local.ok) {
+    const flag = local.missing === 'podBridgeInterface' ? 'pod-bridge-interface' : 'pod-interface-name-prefix';
+    io.stderr(`render: --detect-local-mode ${mode.value} needs --${flag}\n`);
+    return 2;
   }
   const nodePortAddresses: string[] = [];
   for (const entry of (values['node-port-addresses'] ?? '').split(',').filter((value) => value !== '')) {
@@ -128,7 +151,8 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   }
   const context: RenderContext = {
     ...defaultRenderContext,
-    clusterCIDR,
+    localTraffic: localTrafficFor(local.detectLocal, clusterCIDR, node),
+    masqueradeAll: values['masquerade-all'] === true,
     nodePortAddresses,
     nodeIPs: node.ips,
     // As the agent (src/agent/context.ts): no NodePorts on 127.0.0.1, which need route_localnet.

@@ -6,9 +6,11 @@ import { isIP, isIPv4 } from 'node:net';
 import { isIPv6Cidr, normaliseIPv4Cidr, parseBindAddress } from './address.js';
 import { parseGoDuration } from './duration.js';
 import {
+  DETECT_LOCAL_MODES,
   IPTABLES_BACKENDS,
   LOG_LEVELS,
   type BindAddress,
+  type DetectLocalMode,
   type IptablesBackend,
   type LogLevel,
   type NodePortAddresses,
@@ -21,6 +23,8 @@ export interface FieldSources {
   readonly env: readonly string[];
   /** Flag names without `--`; the first is the one --help shows. */
   readonly flags: readonly string[];
+  /** A switch: `--name` alone means true (`--name=false` turns it off), as Go's pflag bool flags. */
+  readonly switch?: true;
   readonly help: string;
 }
 
@@ -42,6 +46,31 @@ export const FIELDS = {
     env: ['KUBE_PROXY_TS_CLUSTER_CIDR'],
     flags: ['cluster-cidr'],
     help: 'pod CIDR; traffic to a cluster IP from outside it is masqueraded',
+  },
+  detectLocalMode: {
+    file: [['detectLocalMode']],
+    env: ['KUBE_PROXY_TS_DETECT_LOCAL_MODE'],
+    flags: ['detect-local-mode'],
+    help: `how traffic from pods is told from other traffic: ${DETECT_LOCAL_MODES.join(', ')} (default ClusterCIDR)`,
+  },
+  podBridgeInterface: {
+    file: [['detectLocal', 'bridgeInterface']],
+    env: ['KUBE_PROXY_TS_POD_BRIDGE_INTERFACE'],
+    flags: ['pod-bridge-interface'],
+    help: 'the bridge pods are attached to (detectLocalMode BridgeInterface)',
+  },
+  podInterfaceNamePrefix: {
+    file: [['detectLocal', 'interfaceNamePrefix']],
+    env: ['KUBE_PROXY_TS_POD_INTERFACE_NAME_PREFIX'],
+    flags: ['pod-interface-name-prefix'],
+    help: "the name prefix of pods' host-side interfaces, e.g. veth or cali (detectLocalMode InterfaceNamePrefix)",
+  },
+  masqueradeAll: {
+    file: [['iptables', 'masqueradeAll']],
+    env: ['KUBE_PROXY_TS_MASQUERADE_ALL'],
+    flags: ['masquerade-all'],
+    switch: true,
+    help: 'masquerade all traffic to cluster IPs, from pods too (default false)',
   },
   nodePortAddresses: {
     file: [['nodePortAddresses']],
@@ -163,6 +192,36 @@ function parseClusterCIDR(value: unknown): Parsed<string | undefined> {
   return ok(ipv4);
 }
 
+function parseDetectLocalMode(value: unknown): Parsed<DetectLocalMode> {
+  const given = text(value, 'a string');
+  if (!given.ok) return given;
+  if (given.value === '') return ok('ClusterCIDR');
+  const mode = DETECT_LOCAL_MODES.find((candidate) => candidate === given.value);
+  return mode === undefined ? fail(`must be one of ${DETECT_LOCAL_MODES.join(', ')}`) : ok(mode);
+}
+
+// What the kernel accepts as an interface name (IFNAMSIZ - 1 bytes, no '/', ':' or whitespace);
+// iptables' `-i` takes the same, a trailing '+' making it a prefix.
+const INTERFACE_NAME = /^[^\s/:+]{1,15}$/;
+
+function parseInterfaceName(value: unknown): Parsed<string | undefined> {
+  const given = text(value, 'an interface name');
+  if (!given.ok) return given;
+  if (given.value === '') return ok(undefined);
+  return INTERFACE_NAME.test(given.value) ? ok(given.value) : fail("is not an interface name (1-15 characters, no '/', ':', '+' or spaces)");
+}
+
+/** YAML booleans, or `true`/`false` (any case) from the environment or a flag. */
+function parseBoolean(value: unknown): Parsed<boolean> {
+  if (typeof value === 'boolean') return ok(value);
+  if (typeof value === 'string') {
+    const lower = value.trim().toLowerCase();
+    if (lower === 'true') return ok(true);
+    if (lower === 'false') return ok(false);
+  }
+  return fail('must be true or false');
+}
+
 /** A YAML list, or a comma-separated string from the environment or a flag. */
 function parseNodePortAddresses(value: unknown): Parsed<NodePortAddresses> {
   let entries: string[];
@@ -275,6 +334,10 @@ export interface FieldValues {
   readonly hostnameOverride: string | undefined;
   readonly kubeconfig: string | undefined;
   readonly clusterCIDR: string | undefined;
+  readonly detectLocalMode: DetectLocalMode;
+  readonly podBridgeInterface: string | undefined;
+  readonly podInterfaceNamePrefix: string | undefined;
+  readonly masqueradeAll: boolean;
   readonly nodePortAddresses: NodePortAddresses;
   readonly syncPeriod: number;
   readonly minSyncPeriod: number;
@@ -291,6 +354,10 @@ export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<Fi
   hostnameOverride: parseNodeName,
   kubeconfig: parseOptionalPath,
   clusterCIDR: parseClusterCIDR,
+  detectLocalMode: parseDetectLocalMode,
+  podBridgeInterface: parseInterfaceName,
+  podInterfaceNamePrefix: parseInterfaceName,
+  masqueradeAll: parseBoolean,
   nodePortAddresses: parseNodePortAddresses,
   syncPeriod: parsePositiveDuration,
   minSyncPeriod: parseNonNegativeDuration,
@@ -308,6 +375,10 @@ export const DEFAULTS: FieldValues = {
   hostnameOverride: undefined,
   kubeconfig: undefined,
   clusterCIDR: undefined,
+  detectLocalMode: 'ClusterCIDR',
+  podBridgeInterface: undefined,
+  podInterfaceNamePrefix: undefined,
+  masqueradeAll: false,
   nodePortAddresses: { kind: 'all' },
   syncPeriod: 30_000,
   minSyncPeriod: 1_000,

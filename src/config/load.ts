@@ -13,6 +13,7 @@ import {
   type Parsed,
 } from './fields.js';
 import { envLayer, fileLayer, flagLayer, type Layer, type RawValue } from './sources.js';
+import { detectLocalFrom } from './detect-local.js';
 import type { AgentConfig, ConfigError, ConfigResult } from './types.js';
 
 export const CONFIG_ENV = 'KUBE_PROXY_TS_CONFIG';
@@ -78,6 +79,18 @@ export function parseRunArgs(
     }
   }
 
+  // Each interface-based mode needs its interface, as kube-proxy's validation says.
+  const mode = values.detectLocalMode ?? DEFAULTS.detectLocalMode;
+  const local = detectLocalFrom(mode, values.podBridgeInterface, values.podInterfaceNamePrefix);
+  if (!local.ok && errors.every((error) => error.field !== fieldLabel(local.missing))) {
+    errors.push({
+      field: fieldLabel(local.missing),
+      value: '',
+      source: merged.detectLocalMode?.source ?? 'defaults',
+      message: `detectLocalMode ${mode} needs ${fieldLabel(local.missing)} (--${FIELDS[local.missing].flags[0]})`,
+    });
+  }
+
   // Unset or explicitly empty: the hostname, lowercased, as kube-proxy does.
   let nodeName = values.hostnameOverride;
   if (nodeName === undefined && errors.every((error) => error.field !== 'hostnameOverride')) {
@@ -99,6 +112,8 @@ export function parseRunArgs(
     nodeName: nodeName ?? '',
     kubeconfig: values.kubeconfig,
     clusterCIDR: values.clusterCIDR,
+    detectLocal: local.ok ? local.detectLocal : { mode: 'ClusterCIDR' },
+    masqueradeAll: values.masqueradeAll ?? DEFAULTS.masqueradeAll,
     nodePortAddresses: values.nodePortAddresses ?? DEFAULTS.nodePortAddresses,
     syncPeriodMs: syncPeriod ?? DEFAULTS.syncPeriod,
     minSyncPeriodMs: minSyncPeriod ?? DEFAULTS.minSyncPeriod,

@@ -2,7 +2,7 @@
 // remember their source: a KubeProxyConfiguration YAML file, the environment, and flags.
 
 import { parse as parseYaml } from 'yaml';
-import { FIELDS, type FieldName } from './fields.js';
+import { FIELDS, type FieldName, type FieldSources } from './fields.js';
 import type { ConfigError } from './types.js';
 import { isRecord, messageOf } from '../values.js';
 
@@ -39,8 +39,6 @@ const IGNORED_TOP_LEVEL = new Set([
   'ipvs',
   'nftables',
   'winkernel',
-  'detectLocalMode',
-  'detectLocal',
   'oomScoreAdj',
   'conntrack',
   'configSyncPeriod',
@@ -50,6 +48,7 @@ const IGNORED_TOP_LEVEL = new Set([
 ]);
 const KNOWN_NESTED: Readonly<Record<string, ReadonlySet<string>>> = {
   iptables: new Set(['masqueradeBit', 'masqueradeAll', 'localhostNodePorts', 'syncPeriod', 'minSyncPeriod']),
+  detectLocal: new Set(['bridgeInterface', 'interfaceNamePrefix']),
   clientConnection: new Set(['kubeconfig', 'acceptContentTypes', 'contentType', 'qps', 'burst']),
 };
 
@@ -117,16 +116,9 @@ export function fileLayer(path: string, source: string, readFile: (path: string)
 
   // Settings that change kube-proxy's behaviour but that we do not implement: say so rather
   // than pretend.
-  if (lookup(document, ['iptables', 'masqueradeAll']) === true) {
-    warnings.push(`${where}: iptables.masqueradeAll is not implemented and is ignored`);
-  }
   const localhostNodePorts = lookup(document, ['iptables', 'localhostNodePorts']);
   if (localhostNodePorts !== undefined && localhostNodePorts !== null) {
     warnings.push(`${where}: iptables.localhostNodePorts is not configurable in kube-proxy-ts and is ignored`);
-  }
-  const detectLocalMode = document.detectLocalMode;
-  if (detectLocalMode !== undefined && detectLocalMode !== null && detectLocalMode !== '' && detectLocalMode !== 'ClusterCIDR') {
-    warnings.push(`${where}: detectLocalMode ${JSON.stringify(detectLocalMode)} is not implemented; local traffic is detected by clusterCIDR`);
   }
   const featureGates = document.featureGates;
   if (isRecord(featureGates) && Object.keys(featureGates).length > 0) {
@@ -173,9 +165,15 @@ const FLAG_TO_FIELD: ReadonlyMap<string, FieldName> = new Map(
   (Object.keys(FIELDS) as FieldName[]).flatMap((name) => FIELDS[name].flags.map((flag) => [flag, name] as const)),
 );
 
+function isSwitch(name: FieldName): boolean {
+  const field: FieldSources = FIELDS[name];
+  return field.switch === true;
+}
+
 /**
- * `--name value` and `--name=value`, every flag taking a value; a repeated flag keeps its last
- * value, as Go's pflag does. An empty value is kept: `--healthz-bind-address=` disables a server.
+ * `--name value` and `--name=value`; a switch (`--masquerade-all`) alone means true and takes a
+ * value only after `=`. A repeated flag keeps its last value, as Go's pflag does. An empty value
+ * is kept: `--healthz-bind-address=` disables a server.
  */
 export function flagLayer(argv: readonly string[]): ParsedFlags {
   const layer: Layer = {};
@@ -194,9 +192,12 @@ export function flagLayer(argv: readonly string[]): ParsedFlags {
     }
     const equals = token.indexOf('=');
     const name = token.slice(2, equals < 0 ? undefined : equals);
+    const switchField = FLAG_TO_FIELD.get(name);
     let value: string;
     if (equals >= 0) {
       value = token.slice(equals + 1);
+    } else if (switchField !== undefined && isSwitch(switchField)) {
+      value = 'true';
     } else {
       const next = argv[index + 1];
       if (next === undefined) {

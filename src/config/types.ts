@@ -10,6 +10,17 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const IPTABLES_BACKENDS = ['auto', 'nft', 'legacy'] as const;
 export type IptablesBackend = (typeof IPTABLES_BACKENDS)[number];
 
+/** kube-proxy's `detectLocalMode`: how traffic from pods is told from other traffic. */
+export const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
+export type DetectLocalMode = (typeof DETECT_LOCAL_MODES)[number];
+
+/** `detectLocalMode` with what it needs; ClusterCIDR uses `clusterCIDR`, NodeCIDR the Node's podCIDRs. */
+export type DetectLocal =
+  | { readonly mode: 'ClusterCIDR' }
+  | { readonly mode: 'NodeCIDR' }
+  | { readonly mode: 'BridgeInterface'; readonly bridgeInterface: string }
+  | { readonly mode: 'InterfaceNamePrefix'; readonly interfaceNamePrefix: string };
+
 /**
  * kube-proxy's `nodePortAddresses`: unset means NodePorts answer on every local address;
  * `primary` means only on the node's primary IP(s) from the Node object; otherwise a CIDR list.
@@ -32,8 +43,12 @@ export interface AgentConfig {
   readonly nodeName: string;
   /** Path to a kubeconfig; undefined = in-cluster config or $KUBECONFIG. */
   readonly kubeconfig: string | undefined;
-  /** Normalised IPv4 pod CIDR (`clusterCIDR`); undefined = no "masquerade off-cluster traffic" rule. */
+  /** Normalised IPv4 pod CIDR (`clusterCIDR`); with detectLocalMode ClusterCIDR, undefined = no "masquerade off-cluster traffic" rule. */
   readonly clusterCIDR: string | undefined;
+  /** How traffic from pods is told from other traffic (`detectLocalMode`, `detectLocal`). */
+  readonly detectLocal: DetectLocal;
+  /** `iptables.masqueradeAll`: masquerade all traffic to cluster IPs, not only what is not from a pod. */
+  readonly masqueradeAll: boolean;
   readonly nodePortAddresses: NodePortAddresses;
   /** How often a sync runs even without changes (kube-proxy `syncPeriod`). */
   readonly syncPeriodMs: number;

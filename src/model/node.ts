@@ -1,7 +1,9 @@
 // This node as the model needs it: name (from config: kube-proxy's --hostname-override or the
-// hostname), primary IPv4 addresses and the zone label that topology hints are matched against.
+// hostname), primary IPv4 addresses, the zone label that topology hints are matched against, and
+// the pod CIDRs (detectLocalMode NodeCIDR).
 import type { V1Node } from '@kubernetes/client-node';
 import { asArray, asRecord, asString, asStringMap } from './fields.js';
+import { normaliseIPv4Cidr } from '../config/address.js';
 import { parseIPv4 } from './ip.js';
 import type { NodeInfo } from './types.js';
 import { labelTopologyZone } from './well-known.js';
@@ -18,7 +20,20 @@ export function nodeInfoFromNode(node: V1Node | undefined, overrides: NodeOverri
   const labels = asStringMap(metadata['labels']);
   const zone = labels[labelTopologyZone];
   const ips = overrides.ips !== undefined && overrides.ips.length > 0 ? [...overrides.ips] : addressesOf(node);
-  return { name: overrides.name, ips, zone: zone === undefined || zone === '' ? undefined : zone, labels };
+  return { name: overrides.name, ips, zone: zone === undefined || zone === '' ? undefined : zone, labels, podCIDRs: podCIDRsOf(node) };
+}
+
+/** `spec.podCIDRs` (or the older single `spec.podCIDR`), IPv4 ones only, normalised. */
+function podCIDRsOf(node: V1Node | undefined): string[] {
+  const spec = asRecord(node?.spec);
+  const listed = asArray(spec['podCIDRs']).map((entry) => asString(entry));
+  const single = asString(spec['podCIDR']);
+  const result: string[] = [];
+  for (const text of listed.length > 0 ? listed : [single]) {
+    const cidr = text === undefined ? undefined : normaliseIPv4Cidr(text);
+    if (cidr !== undefined && !result.includes(cidr)) result.push(cidr);
+  }
+  return result;
 }
 
 /** IPv4 InternalIPs first, then ExternalIPs, each in listed order, without duplicates. */

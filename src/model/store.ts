@@ -34,7 +34,7 @@ export interface PendingChanges {
   readonly endpointSlices: number;
 }
 
-const emptyNode: NodeInfo = { name: '', ips: [], zone: undefined, labels: {} };
+const emptyNode: NodeInfo = { name: '', ips: [], zone: undefined, labels: {}, podCIDRs: [] };
 
 function byName(a: ParsedEndpointSlice, b: ParsedEndpointSlice): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;

@@ -72,6 +72,8 @@ export interface NodeInfo {
   readonly ips: readonly string[];
   readonly zone: string | undefined;
   readonly labels: Readonly<Record<string, string>>;
+  /** The IPv4 pod CIDRs the Node was given (`spec.podCIDRs`, else `spec.podCIDR`); for detectLocalMode NodeCIDR. */
+  readonly podCIDRs: readonly string[];
 }
 
 /** Why an input object (or part of one) was not used. Stable values: they label a metric. */

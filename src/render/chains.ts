@@ -76,8 +76,8 @@ function externalChainRules(servicePort: ServicePort, names: ServicePortChainNam
   } else {
     // Local policy keeps the client's source IP. Pods reaching an external IP of the service are
     // sent to any endpoint, as if they had gone out to the load balancer and come back in.
-    if (context.clusterCIDR !== undefined) {
-      rules.push(`-m comment --comment "pod traffic for ${spn} external destinations" -s ${context.clusterCIDR} -j ${names.cluster}`);
+    if (context.localTraffic !== undefined) {
+      rules.push(`-m comment --comment "pod traffic for ${spn} external destinations" ${context.localTraffic.ifLocal} -j ${names.cluster}`);
     }
     // The host itself: its source would be the (local) external IP, so masquerade and use any endpoint.
     rules.push(`-m comment --comment "masquerade LOCAL traffic for ${spn} external destinations" -m addrtype --src-type LOCAL -j ${kubeMarkMasqChain}`);
@@ -134,9 +134,9 @@ export function ownedChains(
 
   // Cluster-IP traffic from outside the cluster may bounce to another node: masquerade it.
   const masquerade: string[] = [];
-  if (plan.hasInternalEndpoints && (context.masqueradeAll || context.clusterCIDR !== undefined)) {
+  if (plan.hasInternalEndpoints && (context.masqueradeAll || context.localTraffic !== undefined)) {
     const protocol = servicePort.protocol.toLowerCase();
-    const source = context.masqueradeAll ? '' : `! -s ${context.clusterCIDR} `;
+    const source = context.masqueradeAll || context.localTraffic === undefined ? '' : `${context.localTraffic.ifNotLocal} `;
     for (const clusterIP of servicePort.clusterIPs) {
       masquerade.push(
         `-m comment --comment "${servicePort.servicePortName} cluster IP" -m ${protocol} -p ${protocol} -d ${clusterIP} --dport ${servicePort.port} ${source}-j ${kubeMarkMasqChain}`,

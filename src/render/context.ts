@@ -3,10 +3,10 @@
 
 import type { DesiredState } from '../model/types.js';
 import { parseIpv4 } from './ipv4.js';
-import type { RenderContext } from './types.js';
+import type { LocalTraffic, RenderContext } from './types.js';
 
 export interface ResolvedContext {
-  readonly clusterCIDR: string | undefined;
+  readonly localTraffic: LocalTraffic | undefined;
   readonly nodePortAddresses: readonly string[];
   readonly nodeIPs: readonly string[];
   /** kube-proxy formats it with Go's `%#08x`: bit 14 -> `0x00004000`. */
@@ -20,7 +20,7 @@ export interface ResolvedContext {
 
 /** Everything a service port's rules depend on besides the ServicePort itself. */
 export interface ServicePortContext {
-  readonly clusterCIDR: string | undefined;
+  readonly localTraffic: LocalTraffic | undefined;
   readonly masqueradeAll: boolean;
   /** kube-proxy's `nodeIP` (the primary one): a source range containing it lets the node reach its LB IPs. */
   readonly primaryNodeIP: number | undefined;
@@ -33,7 +33,7 @@ export function resolveContext(ctx: RenderContext, state: DesiredState): Resolve
     throw new RangeError(`masqueradeBit must be an integer in [0, 31], got ${ctx.masqueradeBit}`);
   }
   return {
-    clusterCIDR: ctx.clusterCIDR,
+    localTraffic: ctx.localTraffic,
     nodePortAddresses: ctx.nodePortAddresses,
     // The model knows the node's addresses too; the context wins when it names any.
     nodeIPs: ctx.nodeIPs.length > 0 ? ctx.nodeIPs : state.node.ips,
@@ -49,7 +49,7 @@ export function resolveContext(ctx: RenderContext, state: DesiredState): Resolve
 export function servicePortContext(resolved: ResolvedContext, largeClusterMode: boolean): ServicePortContext {
   const primary = resolved.nodeIPs[0];
   return {
-    clusterCIDR: resolved.clusterCIDR,
+    localTraffic: resolved.localTraffic,
     masqueradeAll: resolved.masqueradeAll,
     primaryNodeIP: primary === undefined ? undefined : parseIpv4(primary),
     endpointComments: !largeClusterMode,
@@ -58,7 +58,7 @@ export function servicePortContext(resolved: ResolvedContext, largeClusterMode: 
 
 export function sameServicePortContext(a: ServicePortContext, b: ServicePortContext): boolean {
   return (
-    a.clusterCIDR === b.clusterCIDR &&
+    sameLocalTraffic(a.localTraffic, b.localTraffic) &&
     a.masqueradeAll === b.masqueradeAll &&
     a.primaryNodeIP === b.primaryNodeIP &&
     a.endpointComments === b.endpointComments
@@ -67,7 +67,7 @@ export function sameServicePortContext(a: ServicePortContext, b: ServicePortCont
 
 export function sameResolvedContext(a: ResolvedContext, b: ResolvedContext): boolean {
   return (
-    a.clusterCIDR === b.clusterCIDR &&
+    sameLocalTraffic(a.localTraffic, b.localTraffic) &&
     sameStrings(a.nodePortAddresses, b.nodePortAddresses) &&
     sameStrings(a.nodeIPs, b.nodeIPs) &&
     a.masqueradeMark === b.masqueradeMark &&
@@ -77,6 +77,10 @@ export function sameResolvedContext(a: ResolvedContext, b: ResolvedContext): boo
     a.conntrackTCPBeLiberal === b.conntrackTCPBeLiberal &&
     a.largeClusterEndpointsThreshold === b.largeClusterEndpointsThreshold
   );
+}
+
+function sameLocalTraffic(a: LocalTraffic | undefined, b: LocalTraffic | undefined): boolean {
+  return a?.ifLocal === b?.ifLocal && a?.ifNotLocal === b?.ifNotLocal;
 }
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {

@@ -60,10 +60,35 @@ export interface RuleSet {
   readonly jumps: readonly BuiltinJump[];
 }
 
+/**
+ * How pod traffic is told from other traffic (kube-proxy's local traffic detector): the matches
+ * for "from a pod" and "not from a pod". Traffic to a cluster IP that is not from a pod is
+ * masqueraded; pods reaching an external IP of a Local-policy Service go to any endpoint.
+ */
+export interface LocalTraffic {
+  readonly ifLocal: string;
+  readonly ifNotLocal: string;
+}
+
+/** `detectLocalMode: ClusterCIDR` (with `clusterCIDR`) or `NodeCIDR` (with the node's podCIDR). */
+export function localTrafficFromCIDR(cidr: string): LocalTraffic {
+  return { ifLocal: `-s ${cidr}`, ifNotLocal: `! -s ${cidr}` };
+}
+
+/** `detectLocalMode: BridgeInterface`: traffic coming in on this bridge is from a pod. */
+export function localTrafficFromBridge(name: string): LocalTraffic {
+  return { ifLocal: `-i ${name}`, ifNotLocal: `! -i ${name}` };
+}
+
+/** `detectLocalMode: InterfaceNamePrefix`: traffic coming in on any interface named `<prefix>...` is from a pod. */
+export function localTrafficFromInterfacePrefix(prefix: string): LocalTraffic {
+  return { ifLocal: `-i ${prefix}+`, ifNotLocal: `! -i ${prefix}+` };
+}
+
 /** Node-wide settings that shape rendering (kube-proxy flags / KubeProxyConfiguration). */
 export interface RenderContext {
-  /** `clusterCIDR`: traffic to a cluster IP from outside it is masqueraded. undefined = no such rule. */
-  readonly clusterCIDR: string | undefined;
+  /** Which traffic is from pods. undefined (no clusterCIDR, say) = no rule that needs to know. */
+  readonly localTraffic: LocalTraffic | undefined;
   /** `nodePortAddresses` CIDRs; empty = NodePorts on every local address (`-m addrtype --dst-type LOCAL`). */
   readonly nodePortAddresses: readonly string[];
   /** This node's IPs (used where kube-proxy needs them, e.g. `nodePortAddresses` matching). */
@@ -72,7 +97,7 @@ export interface RenderContext {
   readonly masqueradeBit: number;
   /** Add `--random-fully` to MASQUERADE (kube-proxy does when the kernel supports it). */
   readonly randomFully: boolean;
-  /** `masqueradeAll`: masquerade all traffic to a cluster IP, not only from outside clusterCIDR. Default false. */
+  /** `masqueradeAll`: masquerade all traffic to a cluster IP, not only what is not from a pod. Default false. */
   readonly masqueradeAll?: boolean;
   /** `iptables.localhostNodePorts`: NodePorts also answer on 127.0.0.0/8 (needs route_localnet=1), guarded
    * by kubelet's KUBE-FIREWALL localnet rule, which kube-proxy duplicates. Default true, as kube-proxy. */
@@ -86,7 +111,7 @@ export interface RenderContext {
 }
 
 export const defaultRenderContext: RenderContext = {
-  clusterCIDR: undefined,
+  localTraffic: undefined,
   nodePortAddresses: [],
   nodeIPs: [],
   masqueradeBit: 14,

@@ -184,6 +184,8 @@ describe('the DaemonSet', () => {
       nodeName: 'kind-worker',
       kubeconfig: undefined,
       clusterCIDR: '10.244.0.0/16',
+      detectLocal: { mode: 'ClusterCIDR' },
+      masqueradeAll: false,
       nodePortAddresses: { kind: 'all' },
       syncPeriodMs: 30_000,
       minSyncPeriodMs: 1_000,

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildDesiredState } from '../../src/model/build.js';
 import { legacyBinaries, nftBinaries, ExecNetfilter } from '../../src/netfilter/exec.js';
 import { renderRuleSet } from '../../src/render/index.js';
-import { defaultRenderContext, type TableName } from '../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type TableName } from '../../src/render/types.js';
 import { cleanupPayload } from '../../src/sync/cleanup.js';
 import { fullPayload } from '../../src/sync/payload.js';
 import { createNetns, deleteAllNetns, kernelSkipReason } from '../harness/netns.js';
@@ -24,13 +24,13 @@ describe.skipIf(skip !== undefined).each([
     const netns = await createNetns('cleanup');
     try {
       const netfilter = new ExecNetfilter({ binaries, prefix: netns.prefix });
-      const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
+      const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
       const { state } = buildDesiredState({
         services: [service('a', '10.96.0.1', { nodePort: 30001 }), service('b', '10.96.0.2')],
         endpointSlices: [slice('a', ['10.244.1.1', '10.244.1.2'])],
         node,
       });
-      const ruleSet = renderRuleSet(state, { ...defaultRenderContext, clusterCIDR: '10.244.0.0/16', nodeIPs: node.ips, localhostNodePorts: false });
+      const ruleSet = renderRuleSet(state, { ...defaultRenderContext, localTraffic: localTrafficFromCIDR('10.244.0.0/16'), nodeIPs: node.ips, localhostNodePorts: false });
       const foreign = ['*filter', ':KUBE-FIREWALL - [0:0]', ':KUBE-ROUTER-INPUT - [0:0]', '-A INPUT -j KUBE-FIREWALL', '-A INPUT -j KUBE-ROUTER-INPUT', 'COMMIT', ''].join('\n');
       expect(await netfilter.restore(foreign, { noFlush: true })).toEqual({ ok: true });
       expect(await netfilter.restore(fullPayload(ruleSet, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });

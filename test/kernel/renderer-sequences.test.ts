@@ -8,7 +8,7 @@ import { ModelStore } from '../../src/model/store.js';
 import type { NodeInfo } from '../../src/model/types.js';
 import { ExecNetfilter, legacyBinaries, nftBinaries, type IptablesBinaries } from '../../src/netfilter/exec.js';
 import { RenderCache, renderRuleSet } from '../../src/render/index.js';
-import { defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../src/render/types.js';
 import { planFullSync, planPartialSync } from '../../src/sync/diff.js';
 import { parseKernelState } from '../../src/sync/kernel-state.js';
 import { fullPayload } from '../../src/sync/payload.js';
@@ -26,10 +26,10 @@ const TABLES: readonly TableName[] = ['filter', 'nat'];
 const SHARED_CHAINS: ReadonlySet<string> = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'KUBE-PROXY-FIREWALL']);
 const STEPS = 14;
 
-const node: NodeInfo = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
+const node: NodeInfo = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 const baseContext: RenderContext = {
   ...defaultRenderContext,
-  clusterCIDR: '10.244.0.0/16',
+  localTraffic: localTrafficFromCIDR('10.244.0.0/16'),
   nodeIPs: node.ips,
   localhostNodePorts: false,
 };
@@ -56,7 +56,7 @@ const scenarios: readonly Scenario[] = [
   { seed: 2, services: 12, changesPerStep: 3 },
   { seed: 3, services: 10, changesPerStep: 2, flip: { nodePortAddresses: ['172.30.0.0/24'] } },
   { seed: 4, services: 10, changesPerStep: 2, context: { largeClusterEndpointsThreshold: 16 } },
-  { seed: 5, services: 6, changesPerStep: 4, context: { masqueradeAll: true, clusterCIDR: undefined }, flip: { localhostNodePorts: true } },
+  { seed: 5, services: 6, changesPerStep: 4, context: { masqueradeAll: true, localTraffic: undefined }, flip: { localhostNodePorts: true } },
   { seed: 6, services: 8, changesPerStep: 2, endpoints: [3, 9], sctp: true },
   { seed: 7, services: 14, changesPerStep: 1, endpoints: [0, 2], flip: { randomFully: false, masqueradeBit: 12 } },
   { seed: 8, services: 10, changesPerStep: 5 },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { healthCheckAddresses, renderContextFor } from '../../../src/agent/context.js';
 import { parseRunArgs, type AgentConfig } from '../../../src/config/index.js';
+import type { NodeInfo } from '../../../src/model/types.js';
 
 function config(argv: string[]): AgentConfig {
   const result = parseRunArgs(['--hostname-override', 'node1', ...argv], {}, () => '', 'host');
@@ -8,7 +9,7 @@ function config(argv: string[]): AgentConfig {
   return result.config;
 }
 
-const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
+const node: NodeInfo = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 
 describe('renderContextFor', () => {
   it('uses the node IPs from the Node object unless nodeIP overrides them, and never localhost NodePorts', () => {
@@ -21,6 +22,20 @@ describe('renderContextFor', () => {
     expect(renderContextFor(config([]), node).nodePortAddresses).toEqual([]);
     expect(renderContextFor(config(['--nodeport-addresses', 'primary']), node).nodePortAddresses).toEqual(['172.30.0.10/32']);
     expect(renderContextFor(config(['--nodeport-addresses', '172.30.0.0/24']), node).nodePortAddresses).toEqual(['172.30.0.0/24']);
+  });
+
+  it('detects pod traffic as detectLocalMode says, and masquerades all with masqueradeAll', () => {
+    const local = (argv: string[], on: NodeInfo = node): unknown => renderContextFor(config(argv), on).localTraffic;
+    expect(local(['--cluster-cidr', '10.244.0.0/16'])).toEqual({ ifLocal: '-s 10.244.0.0/16', ifNotLocal: '! -s 10.244.0.0/16' });
+    expect(local([])).toBeUndefined();
+    // NodeCIDR: the Node's podCIDR, not clusterCIDR; none until the Node has one.
+    const withPodCIDR = { ...node, podCIDRs: ['10.244.3.0/24'] };
+    expect(local(['--detect-local-mode', 'NodeCIDR', '--cluster-cidr', '10.244.0.0/16'], withPodCIDR)).toEqual({ ifLocal: '-s 10.244.3.0/24', ifNotLocal: '! -s 10.244.3.0/24' });
+    expect(local(['--detect-local-mode', 'NodeCIDR', '--cluster-cidr', '10.244.0.0/16'])).toBeUndefined();
+    expect(local(['--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cbr0'])).toEqual({ ifLocal: '-i cbr0', ifNotLocal: '! -i cbr0' });
+    expect(local(['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cali'])).toEqual({ ifLocal: '-i cali+', ifNotLocal: '! -i cali+' });
+    expect(renderContextFor(config(['--masquerade-all']), node).masqueradeAll).toBe(true);
+    expect(renderContextFor(config([]), node).masqueradeAll).toBe(false);
   });
 
   it('binds healthCheckNodePort servers to matching node IPs only when nodePortAddresses is set', () => {

@@ -8,7 +8,7 @@ import { servicePortChainNames, servicePortEndpointChainName } from '../../../sr
 import { defaultRenderContext } from '../../../src/render/types.js';
 import { service, slice } from './fixtures.js';
 
-const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
+const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 
 function setup(options: { conntrack?: Conntrack } = {}) {
   const store = new ModelStore(node);

@@ -76,6 +76,19 @@ describe('render: valid input', () => {
     expect(run.stdout).not.toContain('alias');
   });
 
+  it.each([
+    ['ClusterCIDR (default)', [], '! -s 10.244.0.0/16 -j KUBE-MARK-MASQ'],
+    ['BridgeInterface', ['--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cni0'], '! -i cni0 -j KUBE-MARK-MASQ'],
+    ['InterfaceNamePrefix', ['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'veth'], '! -i veth+ -j KUBE-MARK-MASQ'],
+    ['--masquerade-all', ['--masquerade-all'], '--dport 80 -j KUBE-MARK-MASQ'],
+  ] as const)('masquerades traffic to the cluster IP that is not from a pod as --detect-local-mode says: %s', async (_mode, extra, rule) => {
+    const run = await render(['--objects', 'objects.yaml', ...flags, ...extra], { 'objects.yaml': validYaml });
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    const masquerade = run.stdout.split('\n').filter((line) => line.includes('cluster IP" -m tcp') && line.includes('KUBE-MARK-MASQ'));
+    expect(masquerade).toHaveLength(1);
+    expect(masquerade[0]).toContain(rule);
+  });
+
   it('the payload programs a fresh node: a pod reaching the cluster IP lands on either endpoint', async () => {
     const run = await render(['--objects', 'objects.yaml', ...flags], { 'objects.yaml': validYaml });
     const fake = new FakeNetfilter();
@@ -172,7 +185,7 @@ describe('render: flags', () => {
     ['no --node-name', ['--objects', 'objects.yaml', '--node-ip', '192.168.0.2']],
     ['an empty --node-name', ['--objects', 'objects.yaml', '--node-name', '', '--node-ip', '192.168.0.2']],
     ['no --node-ip', ['--objects', 'objects.yaml', '--node-name', 'node1']],
-    ['an unknown flag', ['--objects', 'objects.yaml', ...flags, '--masquerade-all']],
+    ['an unknown flag', ['--objects', 'objects.yaml', ...flags, '--proxy-everything']],
     ['a positional argument', ['objects.yaml', ...flags]],
   ] as const)('%s: usage on stderr, exit 2', async (_case, argv) => {
     const run = await render(argv, file);
@@ -187,6 +200,9 @@ describe('render: flags', () => {
     ['--cluster-cidr', ['--objects', 'objects.yaml', ...flags.slice(0, 4), '--cluster-cidr', '10.244.0.0/33'], '--cluster-cidr "10.244.0.0/33"'],
     ['--node-port-addresses', ['--objects', 'objects.yaml', ...flags, '--node-port-addresses', '192.168.0.0/24,nonsense'], 'entry "nonsense"'],
     ['--mode', ['--objects', 'objects.yaml', ...flags, '--mode', 'ipvs'], '--mode "ipvs" is not supported'],
+    ['--detect-local-mode', ['--objects', 'objects.yaml', ...flags, '--detect-local-mode', 'PodIP'], '--detect-local-mode "PodIP" must be one of'],
+    ['--pod-bridge-interface', ['--objects', 'objects.yaml', ...flags, '--pod-bridge-interface', 'a/b'], '--pod-bridge-interface "a/b" is not an interface name'],
+    ['--detect-local-mode without its interface', ['--objects', 'objects.yaml', ...flags, '--detect-local-mode', 'BridgeInterface'], 'needs --pod-bridge-interface'],
   ] as const)('an invalid %s: exit 2 naming the value', async (_flag, argv, message) => {
     const run = await render(argv, file);
     expect(run.code).toBe(2);

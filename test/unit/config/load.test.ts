@@ -29,6 +29,8 @@ describe('parseRunArgs defaults', () => {
       nodeName: 'worker-1',
       kubeconfig: undefined,
       clusterCIDR: undefined,
+      detectLocal: { mode: 'ClusterCIDR' },
+      masqueradeAll: false,
       nodePortAddresses: { kind: 'all' },
       syncPeriodMs: 30_000,
       minSyncPeriodMs: 1_000,
@@ -215,13 +217,44 @@ describe('parseRunArgs config file forms', () => {
   });
 
   it('warns about kube-proxy settings it does not implement', () => {
-    const file = files({ '/c.yaml': 'iptables:\n  masqueradeAll: true\n  localhostNodePorts: false\ndetectLocalMode: InterfaceNamePrefix\n' });
+    const file = files({ '/c.yaml': 'iptables:\n  masqueradeAll: true\n  localhostNodePorts: false\n' });
     const result = parseRunArgs(['--config', '/c.yaml'], {}, file, 'h');
     expect(result.kind).toBe('ok');
     const warnings = result.kind === 'ok' ? result.warnings.join('\n') : '';
-    expect(warnings).toContain('masqueradeAll');
     expect(warnings).toContain('localhostNodePorts');
-    expect(warnings).toContain('detectLocalMode');
+    expect(warnings).not.toContain('masqueradeAll');
+  });
+
+  it('reads detectLocalMode with its interface, and masqueradeAll, from a KubeProxyConfiguration', () => {
+    const file = files({
+      '/bridge.yaml': 'detectLocalMode: BridgeInterface\ndetectLocal:\n  bridgeInterface: cni0\niptables:\n  masqueradeAll: true\n',
+      '/prefix.yaml': 'detectLocalMode: InterfaceNamePrefix\ndetectLocal:\n  interfaceNamePrefix: cali\n',
+      '/node.yaml': 'detectLocalMode: NodeCIDR\n',
+    });
+    const bridge = expectConfig(parseRunArgs(['--config', '/bridge.yaml'], {}, file, 'h'));
+    expect(bridge.detectLocal).toEqual({ mode: 'BridgeInterface', bridgeInterface: 'cni0' });
+    expect(bridge.masqueradeAll).toBe(true);
+    expect(expectConfig(parseRunArgs(['--config', '/prefix.yaml'], {}, file, 'h')).detectLocal).toEqual({ mode: 'InterfaceNamePrefix', interfaceNamePrefix: 'cali' });
+    expect(expectConfig(parseRunArgs(['--config', '/node.yaml'], {}, file, 'h')).detectLocal).toEqual({ mode: 'NodeCIDR' });
+  });
+
+  it('takes --masquerade-all as a switch, and --masquerade-all=false, as kube-proxy does', () => {
+    expect(expectConfig(parseRunArgs(['--masquerade-all', '--sync-period', '10s'], {}, noFiles, 'h'))).toMatchObject({ masqueradeAll: true, syncPeriodMs: 10_000 });
+    expect(expectConfig(parseRunArgs(['--masquerade-all=false'], {}, noFiles, 'h')).masqueradeAll).toBe(false);
+    expect(expectConfig(parseRunArgs([], { KUBE_PROXY_TS_MASQUERADE_ALL: 'true' }, noFiles, 'h')).masqueradeAll).toBe(true);
+    expect(expectConfig(parseRunArgs(['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'veth'], {}, noFiles, 'h')).detectLocal).toEqual({
+      mode: 'InterfaceNamePrefix',
+      interfaceNamePrefix: 'veth',
+    });
+  });
+
+  it('refuses an interface-based detectLocalMode without its interface, naming the field and the flag', () => {
+    const [error] = expectErrors(parseRunArgs(['--detect-local-mode', 'BridgeInterface'], {}, noFiles, 'h'));
+    expect(error?.field).toBe('detectLocal.bridgeInterface');
+    expect(error?.message).toContain('--pod-bridge-interface');
+    const [prefix] = expectErrors(parseRunArgs([], { KUBE_PROXY_TS_DETECT_LOCAL_MODE: 'InterfaceNamePrefix' }, noFiles, 'h'));
+    expect(prefix?.field).toBe('detectLocal.interfaceNamePrefix');
+    expect(prefix?.source).toBe('KUBE_PROXY_TS_DETECT_LOCAL_MODE');
   });
 
   it('treats an empty file as no settings', () => {
@@ -232,6 +265,9 @@ describe('parseRunArgs config file forms', () => {
 describe('parseRunArgs invalid input names the field, the value and the source', () => {
   const cases: readonly { readonly name: string; readonly argv: readonly string[]; readonly env?: Record<string, string>; readonly field: string; readonly value: string; readonly source: string }[] = [
     { name: 'syncPeriod', argv: ['--sync-period', 'soon'], field: 'syncPeriod', value: 'soon', source: '--sync-period' },
+    { name: 'detectLocalMode', argv: ['--detect-local-mode', 'PodCIDR'], field: 'detectLocalMode', value: 'PodCIDR', source: '--detect-local-mode' },
+    { name: 'detectLocal.interfaceNamePrefix', argv: ['--pod-interface-name-prefix', 'has space'], field: 'detectLocal.interfaceNamePrefix', value: 'has space', source: '--pod-interface-name-prefix' },
+    { name: 'masqueradeAll', argv: ['--masquerade-all=yes'], field: 'iptables.masqueradeAll', value: 'yes', source: '--masquerade-all' },
     { name: 'syncPeriod zero', argv: ['--sync-period', '0s'], field: 'syncPeriod', value: '0s', source: '--sync-period' },
     { name: 'minSyncPeriod', argv: ['--min-sync-period', '-1s'], field: 'minSyncPeriod', value: '-1s', source: '--min-sync-period' },
     { name: 'clusterCIDR', argv: [], env: { KUBE_PROXY_TS_CLUSTER_CIDR: '10.0.0.0/40' }, field: 'clusterCIDR', value: '10.0.0.0/40', source: 'KUBE_PROXY_TS_CLUSTER_CIDR' },

@@ -9,7 +9,7 @@ import type { NodeInfo } from '../../../src/model/types.js';
 import { FakeNetfilter, type FakeTableName } from '../../../src/netfilter/fake.js';
 import { describeOutcome, trace, type TraceOptions, type TracePacket } from '../../../src/netfilter/tracer.js';
 import { RenderCache, renderRuleSet } from '../../../src/render/index.js';
-import { defaultRenderContext, type RenderContext, type RuleSet } from '../../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet } from '../../../src/render/types.js';
 import { planPartialSync, type SyncPlan } from '../../../src/sync/diff.js';
 import { fullPayload } from '../../../src/sync/payload.js';
 import { applyChange, type ClusterChange } from '../../support/generate.js';
@@ -18,10 +18,10 @@ export const NODE_IP = '192.168.0.2';
 export const CLUSTER_CIDR = '10.244.0.0/16';
 /** A pod on this node that is no endpoint of anything. */
 export const POD_IP = '10.244.1.50';
-export const node: NodeInfo = { name: 'node1', ips: [NODE_IP], zone: undefined, labels: {} };
+export const node: NodeInfo = { name: 'node1', ips: [NODE_IP], zone: undefined, labels: {}, podCIDRs: [] };
 export const context: RenderContext = {
   ...defaultRenderContext,
-  clusterCIDR: CLUSTER_CIDR,
+  localTraffic: localTrafficFromCIDR(CLUSTER_CIDR),
   nodeIPs: [NODE_IP],
   localhostNodePorts: false,
 };

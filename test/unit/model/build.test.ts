@@ -232,11 +232,18 @@ describe('nodeInfoFromNode', () => {
       },
       { name: 'node-a' },
     );
-    expect(info).toEqual({ name: 'node-a', ips: ['10.0.0.5', '203.0.113.5'], zone: 'zone-a', labels: { 'topology.kubernetes.io/zone': 'zone-a', role: 'worker' } });
+    expect(info).toEqual({ name: 'node-a', ips: ['10.0.0.5', '203.0.113.5'], zone: 'zone-a', labels: { 'topology.kubernetes.io/zone': 'zone-a', role: 'worker' }, podCIDRs: [] });
+  });
+
+  it('reads the IPv4 pod CIDRs from spec.podCIDRs, else spec.podCIDR, normalised', () => {
+    const withSpec = (spec: Record<string, unknown>): readonly string[] => nodeInfoFromNode({ metadata: { name: 'n' }, spec }, { name: 'n' }).podCIDRs;
+    expect(withSpec({ podCIDR: '10.244.1.0/24', podCIDRs: ['fd00:10:244:1::/64', '10.244.1.7/24'] })).toEqual(['10.244.1.0/24']);
+    expect(withSpec({ podCIDR: '10.244.2.0/24' })).toEqual(['10.244.2.0/24']);
+    expect(withSpec({})).toEqual([]);
   });
 
   it('prefers configured IPs, and copes with no Node object', () => {
-    expect(nodeInfoFromNode(undefined, { name: 'n', ips: ['10.1.1.1'] })).toEqual({ name: 'n', ips: ['10.1.1.1'], zone: undefined, labels: {} });
+    expect(nodeInfoFromNode(undefined, { name: 'n', ips: ['10.1.1.1'] })).toEqual({ name: 'n', ips: ['10.1.1.1'], zone: undefined, labels: {}, podCIDRs: [] });
     expect(nodeInfoFromNode(undefined, { name: 'n' }).ips).toEqual([]);
   });
 });

@@ -70,7 +70,7 @@ export function makeSlice(
 }
 
 export function makeNode(name = 'node-a', zone?: string): NodeInfo {
-  return { name, ips: ['192.168.0.10'], zone, labels: zone === undefined ? {} : { 'topology.kubernetes.io/zone': zone } };
+  return { name, ips: ['192.168.0.10'], zone, labels: zone === undefined ? {} : { 'topology.kubernetes.io/zone': zone }, podCIDRs: [] };
 }
 
 /** "ip:port" of each endpoint, for compact assertions. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RenderCache, renderRuleSet } from '../../../src/render/index.js';
+import { localTrafficFromCIDR } from '../../../src/render/types.js';
 import { desiredState, endpoint, servicePort, testContext } from './fixtures.js';
 
 const a = servicePort({ name: 'a', clusterIP: '172.30.0.1', endpoints: [endpoint('10.0.1.1')] });
@@ -33,7 +34,7 @@ describe('RenderCache', () => {
   it('re-renders every service port when a context field they depend on changes', () => {
     const cache = new RenderCache();
     const first = renderRuleSet(desiredState([a]), testContext, cache);
-    const second = renderRuleSet(desiredState([a]), { ...testContext, clusterCIDR: '10.0.0.0/16' }, cache);
+    const second = renderRuleSet(desiredState([a]), { ...testContext, localTraffic: localTrafficFromCIDR('10.0.0.0/16') }, cache);
     expect(second.servicePorts.get(a.key)).not.toBe(first.servicePorts.get(a.key));
     expect(second.servicePorts.get(a.key)?.chains[0]?.rules[0]).toContain('! -s 10.0.0.0/16');
   });

@@ -49,7 +49,7 @@ describe('ClusterIP service', () => {
   });
 
   it('without clusterCIDR: no masquerade rule (upstream with a no-op local detector)', () => {
-    const rules = renderOne(servicePort({ endpoints: [endpoint('10.180.0.1')] }), { ...testContext, clusterCIDR: undefined });
+    const rules = renderOne(servicePort({ endpoints: [endpoint('10.180.0.1')] }), { ...testContext, localTraffic: undefined });
     expect(rules.chains[0]?.rules).toEqual([`-m comment --comment "ns1/svc1:p80 -> 10.180.0.1:80" -j ${sep1}`]);
   });
 

@@ -3,6 +3,7 @@
 // TestLoadBalancer, TestHealthCheckNodePort, TestNonLocalExternalIPs,
 // TestExternalTrafficPolicyLocal, Test{En,Dis}ableLocalhostNodePortsIPv4*).
 import { describe, expect, it } from 'vitest';
+import { localTrafficFromBridge, localTrafficFromInterfacePrefix } from '../../../src/render/types.js';
 import { chainNames, endpoint, expectUpstream, lines, render, renderOne, servicePort, testContext } from './fixtures.js';
 
 const filterHead = (kubeletFirewall: boolean): string => `
@@ -63,7 +64,7 @@ COMMIT`,
       endpoints: [endpoint('10.244.0.1'), endpoint('10.244.2.1', { isLocal: true })],
     });
     expectUpstream(
-      render([sp], { ...testContext, clusterCIDR: undefined, localhostNodePorts: false }),
+      render([sp], { ...testContext, localTraffic: undefined, localhostNodePorts: false }),
       `${filterHead(false)}
 COMMIT
 ${natHead}
@@ -313,6 +314,20 @@ COMMIT`,
       '-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns1/svc1:p80 has no local endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j DROP',
       '-A KUBE-NODEPORTS -m comment --comment "ns1/svc1:p80 health check node port" -m tcp -p tcp --dport 30000 -j ACCEPT',
     ]);
+  });
+
+  it('detects pod traffic by interface when told to: the short-circuit and the cluster IP masquerade use -i', () => {
+    const sp = servicePort({ nodePort: 3001, externalTrafficPolicy: 'Local', endpoints: [endpoint('10.180.0.1'), endpoint('10.180.2.1', { isLocal: true })] });
+    const rules = renderOne(sp, { ...testContext, localTraffic: localTrafficFromInterfacePrefix('veth') });
+    expect(rules.chains[0]?.rules[0]).toBe('-m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -i veth+ -j KUBE-MARK-MASQ');
+    expect(rules.chains.find((chain) => chain.name.startsWith('KUBE-EXT-'))?.rules[0]).toBe(
+      '-m comment --comment "pod traffic for ns1/svc1:p80 external destinations" -i veth+ -j KUBE-SVC-XPGD46QRK7WJZT7O',
+    );
+    const bridged = renderOne(sp, { ...testContext, localTraffic: localTrafficFromBridge('cni0') });
+    expect(bridged.chains[0]?.rules[0]).toContain('--dport 80 ! -i cni0 -j KUBE-MARK-MASQ');
+    // masqueradeAll: every packet to the cluster IP, whatever its source.
+    const all = renderOne(sp, { ...testContext, masqueradeAll: true });
+    expect(all.chains[0]?.rules[0]).toBe('-m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-MARK-MASQ');
   });
 
   it('with internalTrafficPolicy Local too: cluster IP and external traffic both use KUBE-SVL-', () => {

@@ -4,7 +4,7 @@
 import { expect } from 'vitest';
 import type { DesiredState, Endpoint, ServicePort, SessionAffinity, TrafficPolicy } from '../../../src/model/types.js';
 import { renderRuleSet } from '../../../src/render/index.js';
-import { defaultRenderContext, type RenderContext, type RuleSet, type ServicePortRules, type TableName } from '../../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type ServicePortRules, type TableName } from '../../../src/render/types.js';
 
 export function endpoint(ip: string, options: Partial<Endpoint> = {}): Endpoint {
   const isLocal = options.isLocal ?? false;
@@ -93,7 +93,7 @@ export function servicePort(options: ServicePortOptions = {}): ServicePort {
 
 export function desiredState(servicePorts: readonly ServicePort[]): DesiredState {
   return {
-    node: { name: 'test-node', ips: ['192.168.0.2'], zone: undefined, labels: {} },
+    node: { name: 'test-node', ips: ['192.168.0.2'], zone: undefined, labels: {}, podCIDRs: [] },
     servicePorts: new Map(servicePorts.map((sp) => [sp.key, sp])),
   };
 }
@@ -101,7 +101,7 @@ export function desiredState(servicePorts: readonly ServicePort[]): DesiredState
 /** The conventions of upstream's proxier_test.go: pod CIDR 10.0.0.0/8, node IP 192.168.0.2. */
 export const testContext: RenderContext = {
   ...defaultRenderContext,
-  clusterCIDR: '10.0.0.0/8',
+  localTraffic: localTrafficFromCIDR('10.0.0.0/8'),
   nodeIPs: ['192.168.0.2'],
   randomFully: false,
 };

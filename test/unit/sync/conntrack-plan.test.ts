@@ -3,7 +3,7 @@ import { buildDesiredState } from '../../../src/model/build.js';
 import { conntrackArgs, planConntrackCleanup } from '../../../src/sync/conntrack-plan.js';
 import { service, slice } from '../agent/fixtures.js';
 
-const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
+const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 const state = (services: ReturnType<typeof service>[], slices: ReturnType<typeof slice>[]) =>
   buildDesiredState({ services, endpointSlices: slices, node }).state;
 

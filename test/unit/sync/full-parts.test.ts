@@ -3,14 +3,14 @@ import { Syncer } from '../../../src/agent/syncer.js';
 import { ModelStore } from '../../../src/model/store.js';
 import { FakeNetfilter } from '../../../src/netfilter/fake.js';
 import { renderRuleSet } from '../../../src/render/index.js';
-import { defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../../src/render/types.js';
 import { planFullSync, type KernelFacts } from '../../../src/sync/diff.js';
 import { buildFullPayloadParts } from '../../../src/sync/full-parts.js';
 import { readKernelFacts } from '../../../src/agent/kernel-facts.js';
 import { service, slice } from '../agent/fixtures.js';
 
-const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {} };
-const context: RenderContext = { ...defaultRenderContext, clusterCIDR: '10.244.0.0/16', nodeIPs: node.ips, localhostNodePorts: false };
+const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
+const context: RenderContext = { ...defaultRenderContext, localTraffic: localTrafficFromCIDR('10.244.0.0/16'), nodeIPs: node.ips, localhostNodePorts: false };
 const TABLES: readonly TableName[] = ['filter', 'nat'];
 
 /** `count` Services (every third a NodePort) with `endpoints` endpoints each; `shift` moves the endpoint IPs. */
