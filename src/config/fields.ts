@@ -192,12 +192,15 @@ function parseClusterCIDR(value: unknown): Parsed<string | undefined> {
   return ok(ipv4);
 }
 
-function parseDetectLocalMode(value: unknown): Parsed<DetectLocalMode> {
-  const given = text(value, 'a string');
-  if (!given.ok) return given;
-  if (given.value === '') return ok('ClusterCIDR');
-  const mode = DETECT_LOCAL_MODES.find((candidate) => candidate === given.value);
-  return mode === undefined ? fail(`must be one of ${DETECT_LOCAL_MODES.join(', ')}`) : ok(mode);
+/** One of `choices`, spelt exactly; empty means `whenEmpty`. */
+function oneOf<T extends string>(choices: readonly T[], whenEmpty: T): (value: unknown) => Parsed<T> {
+  return (value) => {
+    const given = text(value, 'a string');
+    if (!given.ok) return given;
+    if (given.value === '') return ok(whenEmpty);
+    const choice = choices.find((candidate) => candidate === given.value);
+    return choice === undefined ? fail(`must be one of ${choices.join(', ')}`) : ok(choice);
+  };
 }
 
 // What the kernel accepts as an interface name (IFNAMSIZ - 1 bytes, no '/', ':' or whitespace);
@@ -321,14 +324,6 @@ function parseNodeIP(value: unknown): Parsed<string | undefined> {
   return fail('is not an IPv4 address');
 }
 
-function parseIptablesBackend(value: unknown): Parsed<IptablesBackend> {
-  const given = text(value, 'a string');
-  if (!given.ok) return given;
-  if (given.value === '') return ok('auto');
-  const backend = IPTABLES_BACKENDS.find((candidate) => candidate === given.value);
-  return backend === undefined ? fail(`must be one of ${IPTABLES_BACKENDS.join(', ')}`) : ok(backend);
-}
-
 /** Each field's value type once parsed; `undefined` where the field is optional. */
 export interface FieldValues {
   readonly hostnameOverride: string | undefined;
@@ -354,7 +349,7 @@ export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<Fi
   hostnameOverride: parseNodeName,
   kubeconfig: parseOptionalPath,
   clusterCIDR: parseClusterCIDR,
-  detectLocalMode: parseDetectLocalMode,
+  detectLocalMode: oneOf(DETECT_LOCAL_MODES, 'ClusterCIDR'),
   podBridgeInterface: parseInterfaceName,
   podInterfaceNamePrefix: parseInterfaceName,
   masqueradeAll: parseBoolean,
@@ -367,7 +362,7 @@ export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<Fi
   masqueradeBit: parseMasqueradeBit,
   logLevel: parseLogLevel,
   nodeIP: parseNodeIP,
-  iptablesBackend: parseIptablesBackend,
+  iptablesBackend: oneOf(IPTABLES_BACKENDS, 'auto'),
 };
 
 /** Values used when no source sets a field (kube-proxy's defaults where it has one). */
