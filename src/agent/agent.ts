@@ -4,7 +4,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import type { AgentConfig } from '../config/index.js';
+import { CONFIGZ_GROUP, kubeProxyConfiguration, type AgentConfig } from '../config/index.js';
 import type { ApiConnection } from '../k8s/connection.js';
 import { startSources, type Sources } from '../k8s/sources.js';
 import type { WatchEvent } from '../k8s/watcher.js';
@@ -117,7 +117,10 @@ export class Agent {
   async start(): Promise<void> {
     const { config } = this.options;
     if (config.metricsBindAddress !== undefined) {
-      const server = await startMetricsServer(config.metricsBindAddress, this.registry);
+      const server = await startMetricsServer(config.metricsBindAddress, this.registry, {
+        proxyMode: config.mode,
+        configz: () => ({ [CONFIGZ_GROUP]: kubeProxyConfiguration(config) }),
+      });
       this.metricsPort = server.port;
       this.servers.push(server);
     }

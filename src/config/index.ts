@@ -7,3 +7,4 @@ export { parseGoDuration, formatDuration } from './duration.js';
 export { parseBindAddress, formatBindAddress, normaliseIPv4Cidr } from './address.js';
 export { detectLocalFrom, type DetectLocalResult } from './detect-local.js';
 export { PARSERS } from './fields.js';
+export { CONFIGZ_GROUP, kubeProxyConfiguration } from './configz.js';

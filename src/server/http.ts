@@ -1,5 +1,5 @@
-// The agent's two fixed HTTP endpoints: Prometheus metrics (kube-proxy's :10249) and the proxy
-// health server (kube-proxy's :10256, /healthz and /livez with kube-proxy's semantics and bodies).
+// The agent's two fixed HTTP endpoints: Prometheus metrics (kube-proxy's :10249, with /proxyMode,
+// /configz and /healthz beside it) and the proxy health server (kube-proxy's :10256, /healthz and /livez with kube-proxy's semantics and bodies).
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -17,15 +17,32 @@ function pathOf(request: IncomingMessage): string {
   return query < 0 ? url : url.slice(0, query);
 }
 
+const plainText = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' };
+
 function notFound(response: ServerResponse): void {
-  response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+  response.writeHead(404, plainText);
   response.end('404 page not found\n');
 }
 
-/** GET /metrics in Prometheus text format; everything else is 404. */
-export async function startMetricsServer(bindAddress: string | BindAddress, registry: Registry): Promise<RunningServer> {
+/** What the metrics server shows besides /metrics, as kube-proxy's does. */
+export interface MetricsServerInfo {
+  /** `/proxyMode`: the proxy mode, e.g. `iptables`. */
+  readonly proxyMode: string;
+  /** `/configz`: the effective configuration, `{"kubeproxy.config.k8s.io": {...}}`. */
+  readonly configz: () => unknown;
+}
+
+
+/**
+ * kube-proxy's metrics port: GET /metrics in Prometheus text format, and with `info` /proxyMode,
+ * /configz and /healthz (`ok`: the process serves; readiness is the health server's). Everything
+ * else is 404.
+ */
+export async function startMetricsServer(bindAddress: string | BindAddress, registry: Registry, info?: MetricsServerInfo): Promise<RunningServer> {
   const server = createServer((request, response) => {
-    if (pathOf(request) !== '/metrics') {
+    const path = pathOf(request);
+    const known = path === '/metrics' || (info !== undefined && (path === '/proxyMode' || path === '/configz' || path === '/healthz'));
+    if (!known) {
       notFound(response);
       return;
     }
@@ -34,13 +51,26 @@ export async function startMetricsServer(bindAddress: string | BindAddress, regi
       response.end();
       return;
     }
+    const send = (headers: Record<string, string>, body: string): void => {
+      response.writeHead(200, headers);
+      response.end(request.method === 'HEAD' ? undefined : body);
+    };
+    if (info !== undefined && path === '/proxyMode') {
+      send(plainText, info.proxyMode);
+      return;
+    }
+    if (info !== undefined && path === '/configz') {
+      send({ 'Content-Type': 'application/json' }, JSON.stringify(info.configz()));
+      return;
+    }
+    if (path === '/healthz') {
+      send(plainText, 'ok');
+      return;
+    }
     registry.metrics().then(
-      (text) => {
-        response.writeHead(200, { 'Content-Type': registry.contentType });
-        response.end(request.method === 'HEAD' ? undefined : text);
-      },
+      (text) => send({ 'Content-Type': registry.contentType }, text),
       (error: unknown) => {
-        response.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+        response.writeHead(500, plainText);
         response.end(`collecting metrics failed: ${messageOf(error)}\n`);
       },
     );

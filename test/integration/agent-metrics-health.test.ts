@@ -78,6 +78,16 @@ describe.skipIf(skipReason !== undefined)('agent metrics, /healthz and healthChe
     expect(value(samples, 'kubeproxy_proxy_healthz_total', { code: '200' })).toBeGreaterThanOrEqual(1);
   });
 
+  it("the metrics port also answers kube-proxy's /proxyMode and /configz with the running configuration", async () => {
+    const base = `http://127.0.0.1:${node.agent.metricsPort ?? 0}`;
+    expect(await httpGet(`${base}/proxyMode`)).toMatchObject({ status: 200, body: 'iptables' });
+    const configz = await httpGet(`${base}/configz`);
+    expect(configz.status).toBe(200);
+    expect(JSON.parse(configz.body)).toMatchObject({
+      'kubeproxy.config.k8s.io': { hostnameOverride: node.nodeName, clusterCIDR: '10.244.0.0/16', syncPeriod: '5s', minSyncPeriod: '100ms', mode: 'iptables' },
+    });
+  });
+
   it('/metrics reports sync durations, the last sync time and network programming latency of a fresh change', async () => {
     const first = await scrape();
     expect(value(first, 'kubeproxy_sync_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBeGreaterThanOrEqual(1);

@@ -48,6 +48,24 @@ describe('startMetricsServer', () => {
     expect(post.status).toBe(405);
   });
 
+  it("serves kube-proxy's /proxyMode, /configz and /healthz beside /metrics when told what to show", async () => {
+    const registry = new Registry();
+    const server = await started(startMetricsServer('127.0.0.1:0', registry, { proxyMode: 'iptables', configz: () => ({ 'kubeproxy.config.k8s.io': { mode: 'iptables' } }) }));
+    const get = async (path: string): Promise<{ status: number; type: string | null; body: string }> => {
+      const response = await fetch(`http://127.0.0.1:${server.port}${path}`);
+      return { status: response.status, type: response.headers.get('content-type'), body: await response.text() };
+    };
+    expect(await get('/proxyMode')).toEqual({ status: 200, type: 'text/plain; charset=utf-8', body: 'iptables' });
+    expect(await get('/configz')).toEqual({ status: 200, type: 'application/json', body: '{"kubeproxy.config.k8s.io":{"mode":"iptables"}}' });
+    expect(await get('/healthz')).toMatchObject({ status: 200, body: 'ok' });
+    expect((await get('/debug/pprof')).status).toBe(404);
+    // Without it, only /metrics.
+    const bare = await started(startMetricsServer('127.0.0.1:0', registry));
+    const response = await fetch(`http://127.0.0.1:${bare.port}/proxyMode`);
+    expect(response.status).toBe(404);
+    await response.text();
+  });
+
   it('rejects when the port is taken', async () => {
     const registry = new Registry();
     const first = await started(startMetricsServer({ host: '127.0.0.1', port: 0 }, registry));

@@ -1,0 +1,50 @@
+// The effective configuration as kube-proxy's `/configz` shows it: `{"kubeproxy.config.k8s.io":
+// {...}}` with KubeProxyConfiguration's field names, after flags, environment and file were merged
+// and defaults applied. Written so that the inner object, saved as a file, loads back into the same
+// configuration (`--config`). Pure.
+
+import { formatBindAddress } from './address.js';
+import { formatDuration } from './duration.js';
+import type { AgentConfig, NodePortAddresses } from './types.js';
+
+export const CONFIGZ_GROUP = 'kubeproxy.config.k8s.io';
+
+export function kubeProxyConfiguration(config: AgentConfig): Record<string, unknown> {
+  const { detectLocal } = config;
+  return {
+    hostnameOverride: config.nodeName,
+    bindAddress: config.nodeIP ?? '0.0.0.0',
+    clientConnection: { kubeconfig: config.kubeconfig ?? '' },
+    clusterCIDR: config.clusterCIDR ?? '',
+    detectLocalMode: detectLocal.mode,
+    detectLocal: {
+      bridgeInterface: detectLocal.mode === 'BridgeInterface' ? detectLocal.bridgeInterface : '',
+      interfaceNamePrefix: detectLocal.mode === 'InterfaceNamePrefix' ? detectLocal.interfaceNamePrefix : '',
+    },
+    mode: config.mode,
+    nodePortAddresses: nodePortAddressList(config.nodePortAddresses),
+    syncPeriod: formatDuration(config.syncPeriodMs),
+    minSyncPeriod: formatDuration(config.minSyncPeriodMs),
+    iptables: { masqueradeAll: config.masqueradeAll, masqueradeBit: config.masqueradeBit },
+    metricsBindAddress: config.metricsBindAddress === undefined ? '' : formatBindAddress(config.metricsBindAddress),
+    healthzBindAddress: config.healthzBindAddress === undefined ? '' : formatBindAddress(config.healthzBindAddress),
+    // kube-proxy-ts's own fields (not in KubeProxyConfiguration; its config file accepts them too).
+    logLevel: config.logLevel,
+    iptablesBackend: config.iptablesBackend,
+  };
+}
+
+function nodePortAddressList(addresses: NodePortAddresses): string[] {
+  switch (addresses.kind) {
+    case 'all':
+      return [];
+    case 'primary':
+      return ['primary'];
+    case 'cidrs':
+      return [...addresses.cidrs];
+    default: {
+      const unreachable: never = addresses;
+      return unreachable;
+    }
+  }
+}
