@@ -24,7 +24,7 @@ import {
   type RunningServer,
   type ServiceHealthEntry,
 } from '../server/index.js';
-import { healthCheckAddresses, renderContextFor } from './context.js';
+import { healthCheckAddresses, localTrafficFor, renderContextFor } from './context.js';
 import { SyncScheduler, type SyncReason } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
 
@@ -224,7 +224,7 @@ export class Agent {
   /** Says how pod traffic is detected whenever that changes (a NodeCIDR node gets its podCIDR), warning when it cannot be. */
   private logLocalTraffic(): void {
     const { config } = this.options;
-    const local = renderContextFor(config, this.node).localTraffic;
+    const local = localTrafficFor(config.detectLocal, config.clusterCIDR, this.node);
     const shown = local?.ifLocal ?? 'none';
     if (shown === this.localTrafficShown) return;
     this.localTrafficShown = shown;

@@ -45,7 +45,7 @@ export const FIELDS = {
     file: [['clusterCIDR']],
     env: ['KUBE_PROXY_TS_CLUSTER_CIDR'],
     flags: ['cluster-cidr'],
-    help: 'pod CIDR; traffic to a cluster IP from outside it is masqueraded',
+    help: 'pod CIDR; with detectLocalMode ClusterCIDR, traffic to a cluster IP from outside it is masqueraded',
   },
   detectLocalMode: {
     file: [['detectLocalMode']],

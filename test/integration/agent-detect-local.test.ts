@@ -3,6 +3,8 @@
 // masquerade rule for non-pod traffic to cluster IPs; once the podCIDR is set, the next sync is a
 // full one (the render context changed) that writes `! -s <podCIDR>`.
 
+import { readFileSync } from 'node:fs';
+
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kernelSkipReason } from '../harness/netns.js';
 import { serviceChainNames, startAgentInProcess, type InProcessAgent } from '../harness/agent-in-process.js';
@@ -24,6 +26,10 @@ describe.skipIf(skipReason !== undefined)('detectLocalMode NodeCIDR', () => {
   let clients: KubeClients;
   let node: InProcessAgent;
   let namespace: string | undefined;
+
+  /** The agent's JSON log lines. */
+  const logLines = (): Record<string, unknown>[] =>
+    readFileSync(node.logPath, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
 
   beforeAll(async () => {
     const kubeconfigPath = inject('kubeconfigPath');
@@ -47,8 +53,9 @@ describe.skipIf(skipReason !== undefined)('detectLocalMode NodeCIDR', () => {
       (await node.kernel('nat')).rules.filter((rule) => rule.startsWith(`-A ${web.cluster} `) && rule.includes('-j KUBE-MARK-MASQ'));
 
     await node.waitFor('web is programmed', async () => (await node.kernel('nat')).chains.has(web.cluster));
-    // No podCIDR yet: clusterCIDR is not used in this mode, so there is no such rule.
+    // No podCIDR yet: clusterCIDR is not used in this mode, so there is no such rule, and the log says why.
     expect(await masquerade()).toEqual([]);
+    expect(logLines().some((line) => line.level === 'warn' && String(line.msg).includes('the Node has no IPv4 podCIDR'))).toBe(true);
 
     const current = await clients.core.readNode({ name: node.nodeName });
     await clients.core.replaceNode({ name: node.nodeName, body: { ...current, spec: { ...current.spec, podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24'] } } });
@@ -61,5 +68,6 @@ describe.skipIf(skipReason !== undefined)('detectLocalMode NodeCIDR', () => {
     expect(rules[0]).not.toContain('10.244.0.0/16');
     const repair = node.reports.find((report) => report.fullReason === 'context-changed');
     expect(repair?.result).toBe('applied');
+    expect(logLines().filter((line) => line.msg === 'local traffic detection').map((line) => line.podTraffic)).toEqual(['-s 10.244.7.0/24']);
   });
 });
