@@ -14,7 +14,7 @@ FROM node:20-bookworm-slim
 # Debian's iptables ships both iptables-nft and iptables-legacy; the entrypoint picks the one the
 # host uses. conntrack flushes stale UDP entries, ipset and iproute2 serve the agent and debugging.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables conntrack ipset iproute2 ca-certificates \
+ && apt-get install -y --no-install-recommends iptables conntrack nfacct ipset iproute2 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production

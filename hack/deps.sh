@@ -17,6 +17,7 @@ declare -A package_command=(
   [nftables]=nft
   [ipset]=ipset
   [conntrack]=conntrack
+  [nfacct]=nfacct
   [iproute2]=ip
   [etcd-server]=etcd
   [openssl]=openssl

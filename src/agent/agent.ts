@@ -13,6 +13,7 @@ import { nodeInfoFromNode } from '../model/node.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import type { Netfilter } from '../netfilter/port.js';
 import type { Conntrack } from '../netfilter/conntrack.js';
+import { CT_STATE_INVALID_DROPPED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
 import type { RuleSet, TableName } from '../render/types.js';
 import {
   createMetrics,
@@ -24,7 +25,7 @@ import {
   type RunningServer,
   type ServiceHealthEntry,
 } from '../server/index.js';
-import { healthCheckAddresses, localTrafficFor, renderContextFor } from './context.js';
+import { healthCheckAddresses, localTrafficFor, renderContextFor, type KernelFeatures } from './context.js';
 import { SyncScheduler, type SyncReason } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
 
@@ -33,6 +34,8 @@ export interface AgentOptions {
   readonly connection: ApiConnection;
   readonly netfilter: Netfilter;
   readonly conntrack: Conntrack | undefined;
+  /** nfacct counters (kube-proxy's `-m nfacct` on the INVALID drop rule); undefined = none. */
+  readonly nfacct?: NfAcct;
   readonly logger: Logger;
   readonly registry?: Registry;
   /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
@@ -69,6 +72,7 @@ export class Agent {
   private firstSyncApplied = false;
   private lastReport: SyncReport | undefined;
   private localTrafficShown: string | undefined;
+  private kernelFeatures: KernelFeatures = {};
   private lastSkipped: readonly Skipped[] = [];
   private readonly loggedSkips = new Set<string>();
   private readyResolve: () => void = () => undefined;
@@ -89,7 +93,7 @@ export class Agent {
       store: this.store,
       netfilter: options.netfilter,
       conntrack: options.conntrack,
-      renderContext: () => renderContextFor(config, this.node),
+      renderContext: () => renderContextFor(config, this.node, this.kernelFeatures),
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
       ...(options.fullSyncChainsPerPart !== undefined ? { fullSyncChainsPerPart: options.fullSyncChainsPerPart } : {}),
     });
@@ -148,7 +152,7 @@ export class Agent {
       },
     });
     this.logger.info({ nodeName: config.nodeName }, 'waiting for the initial list of Services, EndpointSlices and the Node');
-    await this.sources.synced;
+    await Promise.all([this.sources.synced, this.probeKernel()]);
     this.started = true;
     this.scheduler.start();
   }
@@ -219,6 +223,18 @@ export class Agent {
     await this.syncServiceHealth(report.state);
     this.firstSyncApplied = true;
     this.readyResolve();
+  }
+
+  /** What kube-proxy probes before its first sync: here, whether nfacct counters work on this node. */
+  private async probeKernel(): Promise<void> {
+    const { nfacct } = this.options;
+    if (nfacct === undefined) return;
+    if (!(await nfacct.ensure(CT_STATE_INVALID_DROPPED_COUNTER))) {
+      this.logger.info('nfacct is not available (no nfacct tool or kernel support): the conntrack-INVALID drop rule goes uncounted');
+      return;
+    }
+    this.kernelFeatures = { invalidDropCounter: CT_STATE_INVALID_DROPPED_COUNTER };
+    this.metrics.countInvalidDrops(() => nfacct.packets(CT_STATE_INVALID_DROPPED_COUNTER));
   }
 
   /** Says how pod traffic is detected whenever that changes (a NodeCIDR node gets its podCIDR), warning when it cannot be. */

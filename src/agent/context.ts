@@ -12,7 +12,13 @@ import {
 } from '../render/types.js';
 import { cidrContains, parseIpv4, parseIpv4Cidr } from '../render/ipv4.js';
 
-export function renderContextFor(config: AgentConfig, node: NodeInfo): RenderContext {
+/** What the agent found the kernel and tools on this node can do (kube-proxy probes the same). */
+export interface KernelFeatures {
+  /** The nfacct counter for the conntrack-INVALID drop rule, when nfacct works here. */
+  readonly invalidDropCounter?: string;
+}
+
+export function renderContextFor(config: AgentConfig, node: NodeInfo, kernel: KernelFeatures = {}): RenderContext {
   const nodeIPs = config.nodeIP !== undefined ? [config.nodeIP] : node.ips;
   let nodePortAddresses: readonly string[];
   switch (config.nodePortAddresses.kind) {
@@ -34,6 +40,7 @@ export function renderContextFor(config: AgentConfig, node: NodeInfo): RenderCon
     ...defaultRenderContext,
     localTraffic: localTrafficFor(config.detectLocal, config.clusterCIDR, node),
     masqueradeAll: config.masqueradeAll,
+    ...(kernel.invalidDropCounter !== undefined ? { invalidDropCounter: kernel.invalidDropCounter } : {}),
     nodePortAddresses,
     nodeIPs,
     masqueradeBit: config.masqueradeBit,

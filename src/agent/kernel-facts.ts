@@ -1,6 +1,6 @@
 // What a full sync needs to know about the kernel (sync/diff.ts KernelFacts), read with
 // iptables-save: our chains that exist (stale ones get deleted), desired jumps that are missing,
-// and built-in rules into our chains that no desired jump matches.
+// built-in rules into our chains that no desired jump matches, and which ensured chains exist.
 
 import type { Netfilter } from '../netfilter/port.js';
 import type { RuleSet, TableName } from '../render/types.js';
@@ -12,8 +12,10 @@ export async function readKernelFacts(netfilter: Netfilter, ruleSet: RuleSet): P
   const existingChains = new Map<TableName, ReadonlySet<string>>();
   const missingJumps: RuleSet['jumps'][number][] = [];
   const staleJumps: RuleSet['jumps'][number][] = [];
+  const presentEnsuredChains = new Map<TableName, ReadonlySet<string>>();
   for (const table of TABLE_ORDER) {
     const jumps = ruleSet.jumps.filter((jump) => jump.table === table);
+    const ensured = new Set(ruleSet.ensuredChains.filter((chain) => chain.table === table).map((chain) => chain.name));
     const saved = await netfilter.save(table);
     if (!saved.ok) {
       // Without the kernel's view we cannot delete stale chains, but we still write ours fully
@@ -23,10 +25,11 @@ export async function readKernelFacts(netfilter: Netfilter, ruleSet: RuleSet): P
       missingJumps.push(...jumps);
       continue;
     }
-    const state = parseKernelState(saved.text, jumps);
+    const state = parseKernelState(saved.text, jumps, ensured);
     existingChains.set(table, state.ourChains);
+    presentEnsuredChains.set(table, state.presentEnsured);
     missingJumps.push(...state.missingJumps);
     staleJumps.push(...state.staleJumps);
   }
-  return { existingChains, missingJumps, staleJumps };
+  return { existingChains, missingJumps, staleJumps, presentEnsuredChains };
 }

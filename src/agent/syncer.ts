@@ -116,13 +116,7 @@ export class Syncer {
     let plan: SyncPlan;
     if (kind === 'full') {
       const kernel = await readKernelFacts(this.options.netfilter, ruleSet);
-      plan = planSync(undefined, ruleSet, {
-        forceFull: true,
-        existingChains: kernel.existingChains,
-        missingJumps: kernel.missingJumps,
-        staleJumps: kernel.staleJumps,
-        fullSyncChainsPerPart: this.options.fullSyncChainsPerPart ?? 0,
-      });
+      plan = planSync(undefined, ruleSet, { ...kernel, forceFull: true, fullSyncChainsPerPart: this.options.fullSyncChainsPerPart ?? 0 });
     } else {
       plan = planSync(this.applied, ruleSet, { forceFull: false, existingChains: new Map(), missingJumps: [] });
     }

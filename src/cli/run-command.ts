@@ -8,6 +8,7 @@ import { parseRunArgs } from '../config/index.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { createLogger } from '../log.js';
 import { Conntrack } from '../netfilter/conntrack.js';
+import { NfAcct } from '../netfilter/nfacct.js';
 import { ExecNetfilter } from '../netfilter/exec.js';
 import { DEFAULT_CHAINS_PER_PART } from '../sync/full-parts.js';
 import { version } from '../version.js';
@@ -44,6 +45,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     connection: kube.connection,
     netfilter: new ExecNetfilter({ binaries: backend.binaries }),
     conntrack: new Conntrack(),
+    nfacct: new NfAcct(),
     logger,
     // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
     // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services

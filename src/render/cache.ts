@@ -15,13 +15,14 @@ import {
 import { dispatchRules } from './dispatch.js';
 import { servicePortChainNames } from './names.js';
 import { planTraffic } from './policy.js';
-import { builtinJumps, sharedChains, staticChains } from './static.js';
-import type { BuiltinJump, OrderedChain, ServicePortRules, SharedChain } from './types.js';
+import { builtinJumps, ensuredChains, sharedChains, staticChains } from './static.js';
+import type { BuiltinJump, EnsuredChain, OrderedChain, ServicePortRules, SharedChain } from './types.js';
 
 export interface NodeWideRules {
   readonly staticChains: readonly OrderedChain[];
   readonly sharedChains: readonly SharedChain[];
   readonly jumps: readonly BuiltinJump[];
+  readonly ensuredChains: readonly EnsuredChain[];
 }
 
 /** How the last render went: `reused` service ports cost a lookup, `rendered` ones were built. */
@@ -64,7 +65,12 @@ export class RenderCache {
   nodeWideRules(resolved: ResolvedContext): NodeWideRules {
     if (this.nodeWide === undefined || this.resolved === undefined || !sameResolvedContext(this.resolved, resolved)) {
       this.resolved = resolved;
-      this.nodeWide = { staticChains: staticChains(resolved), sharedChains: sharedChains(resolved), jumps: builtinJumps(resolved) };
+      this.nodeWide = {
+        staticChains: staticChains(resolved),
+        sharedChains: sharedChains(resolved),
+        jumps: builtinJumps(resolved),
+        ensuredChains: ensuredChains(resolved),
+      };
     }
     return this.nodeWide;
   }

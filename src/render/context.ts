@@ -15,6 +15,7 @@ export interface ResolvedContext {
   readonly masqueradeAll: boolean;
   readonly localhostNodePorts: boolean;
   readonly conntrackTCPBeLiberal: boolean;
+  readonly invalidDropCounter: string | undefined;
   readonly largeClusterEndpointsThreshold: number;
 }
 
@@ -42,6 +43,7 @@ export function resolveContext(ctx: RenderContext, state: DesiredState): Resolve
     masqueradeAll: ctx.masqueradeAll ?? false,
     localhostNodePorts: ctx.localhostNodePorts ?? true,
     conntrackTCPBeLiberal: ctx.conntrackTCPBeLiberal ?? false,
+    invalidDropCounter: ctx.invalidDropCounter,
     largeClusterEndpointsThreshold: ctx.largeClusterEndpointsThreshold ?? 1000,
   };
 }
@@ -75,6 +77,7 @@ export function sameResolvedContext(a: ResolvedContext, b: ResolvedContext): boo
     a.masqueradeAll === b.masqueradeAll &&
     a.localhostNodePorts === b.localhostNodePorts &&
     a.conntrackTCPBeLiberal === b.conntrackTCPBeLiberal &&
+    a.invalidDropCounter === b.invalidDropCounter &&
     a.largeClusterEndpointsThreshold === b.largeClusterEndpointsThreshold
   );
 }

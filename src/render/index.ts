@@ -24,6 +24,7 @@ export function renderRuleSet(state: DesiredState, ctx: RenderContext, cache: Re
     sharedChains: nodeWide.sharedChains,
     servicePorts,
     jumps: nodeWide.jumps,
+    ensuredChains: nodeWide.ensuredChains,
   };
 }
 

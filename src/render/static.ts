@@ -4,7 +4,7 @@
 
 import type { ResolvedContext } from './context.js';
 import { cidrContains, isIpv4Loopback, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from './ipv4.js';
-import type { BuiltinJump, OrderedChain, SharedChain, TableName } from './types.js';
+import type { BuiltinJump, EnsuredChain, OrderedChain, SharedChain, TableName } from './types.js';
 
 export const kubeServicesChain = 'KUBE-SERVICES';
 export const kubeExternalServicesChain = 'KUBE-EXTERNAL-SERVICES';
@@ -79,7 +79,9 @@ export function staticChains(ctx: ResolvedContext): OrderedChain[] {
   const forward: string[] = [];
   // Spurious retransmits marked INVALID by conntrack would otherwise reach a pod un-DNATed and be
   // answered with RST (kubernetes#74839); a liberal conntrack does not mark them.
-  if (!ctx.conntrackTCPBeLiberal) forward.push('-m conntrack --ctstate INVALID -j DROP');
+  // kube-proxy counts them in an nfacct object where it can (kubeproxy_iptables_ct_state_invalid_dropped_packets_total).
+  const counted = ctx.invalidDropCounter === undefined ? '' : ` -m nfacct --nfacct-name ${ctx.invalidDropCounter}`;
+  if (!ctx.conntrackTCPBeLiberal) forward.push(`-m conntrack --ctstate INVALID${counted} -j DROP`);
   // Accept what we marked so NodePort traffic is forwarded even under a FORWARD policy of DROP,
   // and the rest of those connections after it.
   forward.push(`-m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
@@ -122,7 +124,15 @@ export function sharedChains(ctx: ResolvedContext): SharedChain[] {
   ];
 }
 
-/** upstream's iptablesJumpChains, then (with its chain) iptablesKubeletJumpChains. */
+/**
+ * Chains that must exist without being ours to flush: KUBE-FIREWALL belongs to kubelet unless we
+ * write the localnet rule into it (localhost NodePorts), as kube-proxy does.
+ */
+export function ensuredChains(ctx: ResolvedContext): EnsuredChain[] {
+  return localhostNodePortsEnabled(ctx) ? [] : [{ table: 'filter', name: kubeletFirewallChain }];
+}
+
+/** upstream's iptablesJumpChains, then iptablesKubeletJumpChains. */
 export function builtinJumps(ctx: ResolvedContext): BuiltinJump[] {
   const ctNew = '-m conntrack --ctstate NEW ';
   const jump = (table: TableName, chain: BuiltinJump['chain'], extra: string, comment: string, target: string): BuiltinJump => ({
@@ -144,10 +154,10 @@ export function builtinJumps(ctx: ResolvedContext): BuiltinJump[] {
     jump('nat', 'PREROUTING', '', 'kubernetes service portals', kubeServicesChain),
     jump('nat', 'POSTROUTING', '', 'kubernetes postrouting rules', kubePostroutingChain),
   ];
-  if (localhostNodePortsEnabled(ctx)) {
-    jumps.push({ table: 'filter', chain: 'INPUT', rule: `-j ${kubeletFirewallChain}` });
-    jumps.push({ table: 'filter', chain: 'OUTPUT', rule: `-j ${kubeletFirewallChain}` });
-  }
+  // kubelet's KUBE-FIREWALL, which kube-proxy makes sure of too (its iptablesKubeletJumpChains),
+  // whether or not it writes the localnet rule into it.
+  jumps.push({ table: 'filter', chain: 'INPUT', rule: `-j ${kubeletFirewallChain}` });
+  jumps.push({ table: 'filter', chain: 'OUTPUT', rule: `-j ${kubeletFirewallChain}` });
   // kube-proxy inserts each jump at the top in list order, so the kernel ends up holding them in
   // reverse. RuleSet.jumps is in final kernel order: reverse once here.
   return jumps.reverse();

@@ -58,6 +58,14 @@ export interface RuleSet {
    * of its `iptablesJumpChains` at the top in turn (filter INPUT: KUBE-PROXY-FIREWALL,
    * KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES). `append` payloads write them in this order. */
   readonly jumps: readonly BuiltinJump[];
+  /** Chains others may own too that must exist but are never flushed: created empty when missing
+   * (kube-proxy's EnsureChain for kubelet's KUBE-FIREWALL, which its jumps point at). */
+  readonly ensuredChains: readonly EnsuredChain[];
+}
+
+export interface EnsuredChain {
+  readonly table: TableName;
+  readonly name: string;
 }
 
 /**
@@ -102,6 +110,9 @@ export interface RenderContext {
   /** `iptables.localhostNodePorts`: NodePorts also answer on 127.0.0.0/8 (needs route_localnet=1), guarded
    * by kubelet's KUBE-FIREWALL localnet rule, which kube-proxy duplicates. Default true, as kube-proxy. */
   readonly localhostNodePorts?: boolean;
+  /** An nfacct counter that counts what the KUBE-FORWARD rule for conntrack-INVALID packets drops
+   * (`-m nfacct --nfacct-name ...`), as kube-proxy adds where the kernel has nfacct. Default none. */
+  readonly invalidDropCounter?: string;
   /** The node has `net.netfilter.nf_conntrack_tcp_be_liberal=1`: kube-proxy then omits the
    * KUBE-FORWARD rule dropping conntrack-INVALID packets. Default false. */
   readonly conntrackTCPBeLiberal?: boolean;

@@ -53,6 +53,11 @@ export interface AgentMetrics {
   setHealthCheckNodePortServers(count: number): void;
   healthCheckNodePortListenFailed(): void;
   healthProbe(probe: HealthProbe, statusCode: number): void;
+  /**
+   * Exports `kubeproxy_iptables_ct_state_invalid_dropped_packets_total`, read from the nfacct
+   * counter on the INVALID drop rule at every scrape (`read` gives undefined when it cannot).
+   */
+  countInvalidDrops(read: () => Promise<number | undefined>): void;
 }
 
 // kube-proxy's sync duration buckets: 1ms doubling 15 times (~16s).
@@ -264,6 +269,20 @@ export function createMetrics(registry: Registry, options: MetricsOptions = {}):
   healthCheckServers.set(0);
 
   return {
+    countInvalidDrops(read) {
+      new Counter({
+        name: 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total',
+        help: 'packets dropped by the iptables rule for conntrack-INVALID packets (its nfacct counter)',
+        registers,
+        async collect() {
+          const packets = await read();
+          if (packets === undefined) return;
+          // The kernel's counter is the truth: the metric shows it as it is.
+          this.reset();
+          this.inc(packets);
+        },
+      });
+    },
     observeSync(observation) {
       const { kind } = observation;
       syncDuration.observe(family, observation.durationSeconds);

@@ -39,6 +39,8 @@ export interface KernelFacts {
   readonly missingJumps: readonly BuiltinJump[];
   /** Built-in rules into our chains that no desired jump matches (e.g. left by another kube-proxy). */
   readonly staleJumps?: readonly BuiltinJump[];
+  /** Which of the rule set's ensured chains exist already (they are created only when missing). */
+  readonly presentEnsuredChains?: ReadonlyMap<TableName, ReadonlySet<string>>;
 }
 
 /**
@@ -52,6 +54,7 @@ export function planFullSync(desired: RuleSet, kernel: KernelFacts, chainsPerPar
     onlyJumps: kernel.missingJumps,
     existingChains: kernel.existingChains,
     staleJumps: kernel.staleJumps ?? [],
+    ...(kernel.presentEnsuredChains !== undefined ? { presentEnsuredChains: kernel.presentEnsuredChains } : {}),
   };
   const parts = buildFullPayloadParts(desired, options, chainsPerPart);
   if (parts !== undefined) {

@@ -28,14 +28,17 @@ export interface KernelState {
    * or ours from before a setting changed). `rule` is as iptables-save prints it, which `-D` accepts.
    */
   readonly staleJumps: readonly BuiltinJump[];
+  /** Which of the chains asked about (`ensured`, e.g. kubelet's KUBE-FIREWALL) exist. */
+  readonly presentEnsured: ReadonlySet<string>;
 }
 
 /**
  * Parses `iptables-save [-t table]` output. `jumps` are the desired jumps; only those of the
  * tables present in the text are reported as present or missing.
  */
-export function parseKernelState(saveText: string, jumps: readonly BuiltinJump[]): KernelState {
+export function parseKernelState(saveText: string, jumps: readonly BuiltinJump[], ensured: ReadonlySet<string> = new Set()): KernelState {
   const ourChains = new Set<string>();
+  const presentEnsured = new Set<string>();
   const tables = new Set<TableName>();
   let canaryPresent = false;
   let table: TableName | undefined;
@@ -61,6 +64,7 @@ export function parseKernelState(saveText: string, jumps: readonly BuiltinJump[]
       const chain = line.slice(1).split(' ', 1)[0] ?? '';
       if (chain === CANARY) canaryPresent = true;
       if (isOwnedChain(chain)) ourChains.add(chain);
+      else if (ensured.has(chain)) presentEnsured.add(chain);
     } else if (line.startsWith('-A ')) {
       const space = line.indexOf(' ', 3);
       if (space < 0) continue;
@@ -85,7 +89,7 @@ export function parseKernelState(saveText: string, jumps: readonly BuiltinJump[]
     if (!tables.has(jump.table)) continue;
     (foundKeys.has(jumpKey(jump.table, jump.chain, jump.rule)) ? presentJumps : missingJumps).push(jump);
   }
-  return { ourChains, canaryPresent, presentJumps, missingJumps, staleJumps };
+  return { ourChains, canaryPresent, presentJumps, missingJumps, staleJumps, presentEnsured };
 }
 
 /**

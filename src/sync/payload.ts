@@ -355,6 +355,8 @@ export interface FullPayloadOptions {
   readonly existingChains?: ReadonlyMap<TableName, ReadonlySet<string>>;
   /** Built-in rules into our chains that match no desired jump: deleted before their targets go. */
   readonly staleJumps?: readonly BuiltinJump[];
+  /** Ensured chains that exist (left alone); the others are created. Unknown: all are declared. */
+  readonly presentEnsuredChains?: ReadonlyMap<TableName, ReadonlySet<string>>;
   /** false when earlier restores already wrote every service port's own chains (full-parts.ts). Default true. */
   readonly servicePortChains?: boolean;
 }
@@ -387,6 +389,10 @@ export function buildFullPayload(ruleSet: RuleSet, options: FullPayloadOptions):
   for (const jump of options.staleJumps ?? []) builder.deleteJump(jump);
 
   for (const chain of ruleSet.staticChains) builder.writeChain(chain.table, chain.name, chain.rules);
+  // Declaring a chain flushes it: only the missing ones, so what kubelet keeps in them stays.
+  for (const chain of ruleSet.ensuredChains) {
+    if (options.presentEnsuredChains?.get(chain.table)?.has(chain.name) !== true) builder.writeChain(chain.table, chain.name, []);
+  }
 
   const sharedRules = sharedServiceRules(ruleSet, sortedKeys);
   for (const shared of ruleSet.sharedChains) {

@@ -14,6 +14,7 @@ import type { SyncReport } from '../../src/agent/syncer.js';
 import { parseRunArgs, type AgentConfig, type LogLevel } from '../../src/config/index.js';
 import { loadKubeConfig } from '../../src/k8s/kubeconfig.js';
 import { createLogger } from '../../src/log.js';
+import { NfAcct } from '../../src/netfilter/nfacct.js';
 import { Conntrack } from '../../src/netfilter/conntrack.js';
 import { ExecNetfilter, nftBinaries, type IptablesBinaries } from '../../src/netfilter/exec.js';
 import type { Netfilter, RestoreResult } from '../../src/netfilter/port.js';
@@ -36,6 +37,8 @@ export interface InProcessAgentOptions {
   readonly watchdogMs?: number;
   readonly fullSyncPeriodMs?: number;
   readonly binaries?: IptablesBinaries;
+  /** Program this network namespace (left in place on stop) instead of a fresh one. */
+  readonly netns?: Netns;
   /** How many restores and sync reports to remember (0 keeps none: memory measurements). Default 50. */
   readonly historyLimit?: number;
 }
@@ -236,7 +239,8 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
   const logPath = join(logDir, 'agent.log');
   const logger = createLogger({ level: config.logLevel, destination: destination({ dest: logPath, sync: true }) });
 
-  const netns = await createNetns('agent');
+  const netns = options.netns ?? (await createNetns('agent'));
+  const ownsNetns = options.netns === undefined;
   const binaries = options.binaries ?? nftBinaries;
   const real = new ExecNetfilter({ binaries, prefix: netns.prefix });
   const historyLimit = options.historyLimit ?? 50;
@@ -255,6 +259,7 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     connection: kube.connection,
     netfilter,
     conntrack: new Conntrack(undefined, netns.prefix),
+    nfacct: new NfAcct(undefined, netns.prefix),
     logger,
     registry: new Registry(),
     ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
@@ -276,7 +281,7 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     try {
       await agent.stop();
     } finally {
-      await netns.delete();
+      if (ownsNetns) await netns.delete();
       if (!keep) rmSync(logDir, { recursive: true, force: true });
       else process.stderr.write(`agent log kept: ${logPath}\n`);
     }

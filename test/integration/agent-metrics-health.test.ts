@@ -88,6 +88,25 @@ describe.skipIf(skipReason !== undefined)('agent metrics, /healthz and healthChe
     });
   });
 
+  it("exports kube-proxy's conntrack-INVALID drop counter from its nfacct object", async () => {
+    const name = 'ct_state_invalid_dropped_pkts';
+    const forward = (await node.kernel('filter')).rules.find((rule) => rule.startsWith('-A KUBE-FORWARD') && rule.includes('INVALID'));
+    expect(forward).toMatch(/-m nfacct --nfacct-name +ct_state_invalid_dropped_pkts -j DROP$/);
+    // Make the kernel count: a rule of our own on that object in the node's OUTPUT, and three
+    // refused connections to 127.0.0.1:9 (one SYN each matches; the RSTs go the other way).
+    const match = ['OUTPUT', '-o', 'lo', '-p', 'tcp', '--dport', '9', '-m', 'nfacct', '--nfacct-name', name];
+    expect((await node.netns.exec('ip', ['link', 'set', 'lo', 'up'])).code).toBe(0);
+    expect((await node.netns.exec('iptables-nft', ['-I', ...match])).code).toBe(0);
+    try {
+      for (let attempt = 0; attempt < 3; attempt += 1) await node.netns.exec('curl', ['-s', '--max-time', '2', 'http://127.0.0.1:9/']);
+    } finally {
+      await node.netns.exec('iptables-nft', ['-D', ...match]);
+    }
+    const kernelCount = Number(/pkts = (\d+)/.exec((await node.netns.exec('nfacct', ['get', name])).stdout)?.[1] ?? -1);
+    expect(kernelCount).toBe(3);
+    expect(value(await scrape(), 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total')).toBe(kernelCount);
+  });
+
   it('/metrics reports sync durations, the last sync time and network programming latency of a fresh change', async () => {
     const first = await scrape();
     expect(value(first, 'kubeproxy_sync_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBeGreaterThanOrEqual(1);

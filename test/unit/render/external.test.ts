@@ -100,7 +100,7 @@ describe('nodePortAddresses', () => {
     expect(trailer({})).toEqual([`${comment} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`]);
   });
 
-  it('CIDRs: one rule per node IP inside them, and localhost NodePorts (with KUBE-FIREWALL) off', () => {
+  it("CIDRs: one rule per node IP inside them, and localhost NodePorts (KUBE-FIREWALL's rule) off", () => {
     const ctx = { nodePortAddresses: ['192.168.0.0/24'], nodeIPs: ['192.168.0.2', '10.9.9.9', '192.168.0.3'] };
     expect(trailer(ctx)).toEqual([
       `${comment} -d 192.168.0.2 -j KUBE-NODEPORTS`,
@@ -108,7 +108,9 @@ describe('nodePortAddresses', () => {
     ]);
     const ruleSet = render([], { ...testContext, ...ctx });
     expect(ruleSet.staticChains.map((chain) => chain.name)).not.toContain('KUBE-FIREWALL');
-    expect(ruleSet.jumps.map((jump) => jump.rule)).not.toContain('-j KUBE-FIREWALL');
+    // kubelet's chain is still made sure of, with its jumps, as kube-proxy does; never flushed.
+    expect(ruleSet.ensuredChains).toEqual([{ table: 'filter', name: 'KUBE-FIREWALL' }]);
+    expect(ruleSet.jumps.filter((jump) => jump.rule === '-j KUBE-FIREWALL').map((jump) => jump.chain).sort()).toEqual(['INPUT', 'OUTPUT']);
   });
 
   it('"primary" means the node IPs; IPv6-only CIDRs mean every address, as for the IPv4 proxier', () => {

@@ -48,6 +48,11 @@ describe('static chains', () => {
     );
   });
 
+  it("counts the INVALID drop in kube-proxy's nfacct object when the node has nfacct", () => {
+    const ruleSet = render([], { ...testContext, invalidDropCounter: 'ct_state_invalid_dropped_pkts' });
+    expect(chain(ruleSet, 'filter', 'KUBE-FORWARD')?.rules[0]).toBe('-m conntrack --ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP');
+  });
+
   it('declares the shared dispatch chains; only nat KUBE-SERVICES has a trailer', () => {
     const shared = render([]).sharedChains;
     expect(shared.map((c) => `${c.table}/${c.name}`)).toEqual([

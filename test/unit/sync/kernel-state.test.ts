@@ -63,6 +63,13 @@ describe('parseKernelState', () => {
     expect([...parseKernelState(legacyNat, []).ourChains].sort()).toEqual(['KUBE-MARK-MASQ', 'KUBE-SEP-DEF', 'KUBE-SERVICES', 'KUBE-SVC-ABC']);
   });
 
+  it("reports which ensured chains (kubelet's KUBE-FIREWALL) exist, without making them ours", () => {
+    const state = parseKernelState(nftFilter, [], new Set(['KUBE-FIREWALL', 'KUBE-ABSENT']));
+    expect([...state.presentEnsured]).toEqual(['KUBE-FIREWALL']);
+    expect(state.ourChains.has('KUBE-FIREWALL')).toBe(false);
+    expect([...parseKernelState(legacyNat, [], new Set(['KUBE-FIREWALL'])).presentEnsured]).toEqual([]);
+  });
+
   it('sees the canary', () => {
     expect(parseKernelState(nftFilter, []).canaryPresent).toBe(true);
     expect(parseKernelState(legacyNat, []).canaryPresent).toBe(false);

@@ -42,6 +42,15 @@ describe('fullPayload', () => {
     expect(nat.filter((line) => line.startsWith(':')).every((line) => / - \[0:0\]$/.test(line))).toBe(true);
   });
 
+  it('declares an ensured chain only where the kernel lacks it: declaring flushes what kubelet keeps there', () => {
+    const withEnsured: RuleSet = { ...ruleSet, ensuredChains: [{ table: 'filter', name: 'KUBE-FIREWALL' }] };
+    expect(sectionOf(fullPayload(withEnsured, { jumps: 'append' }), 'filter')).toContain(':KUBE-FIREWALL - [0:0]');
+    const present = new Map([['filter', new Set(['KUBE-FIREWALL'])]] as const);
+    const payload = fullPayload(withEnsured, { jumps: 'insert', existingChains: new Map(), presentEnsuredChains: present });
+    expect(payload).not.toContain(':KUBE-FIREWALL');
+    expect(payload).not.toContain('-X KUBE-FIREWALL');
+  });
+
   it('never declares a built-in chain, so rules others keep there survive --noflush', () => {
     const payload = fullPayload(ruleSet, { jumps: 'append' });
     expect(payload).not.toMatch(/^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /m);

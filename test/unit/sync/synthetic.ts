@@ -163,7 +163,7 @@ export class SyntheticRenderer {
       }
       servicePorts.set(key, rules);
     }
-    return { staticChains: staticChains(world), sharedChains: sharedChains(world), servicePorts, jumps: syntheticJumps };
+    return { staticChains: staticChains(world), sharedChains: sharedChains(world), servicePorts, jumps: syntheticJumps, ensuredChains: [] };
   }
 }
 

@@ -1,0 +1,219 @@
+// Against upstream kube-proxy itself (the pinned release, iptables mode) on the real apiserver:
+// 1. kube-proxy-ts on a fresh node writes the very nat and filter tables kube-proxy writes for the
+//    same Services (same chains, same rules; the order of dispatch rules aside);
+// 2. replacing a running kube-proxy: kube-proxy is stopped with its rules left in place, a Service
+//    goes away meanwhile, and kube-proxy-ts starts on that node. Its first sync takes the node over:
+//    the tables then equal those of a kube-proxy-ts node that saw the change, nothing stale, nothing twice.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+
+import { legacyBinaries, nftBinaries } from '../../src/netfilter/exec.js';
+import { parseSave, serviceChainNames, startAgentInProcess, type InProcessAgent, type KernelTable } from '../harness/agent-in-process.js';
+import { run } from '../harness/exec.js';
+import {
+  createEndpointSlice,
+  createNamespace,
+  createNode,
+  createService,
+  deleteEndpointSlice,
+  deleteNamespace,
+  deleteNode,
+  deleteService,
+  kubeClients,
+  setLoadBalancerIngress,
+  uniqueName,
+  type KubeClients,
+} from '../harness/kube.js';
+import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
+import { kubeBinaries } from '../harness/versions.js';
+
+const skipReason = kernelSkipReason();
+if (skipReason !== undefined) console.warn(`skipping test/integration/kube-proxy-takeover.test.ts: ${skipReason}`);
+
+const HOST_IP = '10.252.0.1';
+const NODE_IP = '10.252.0.2';
+const CLUSTER_CIDR = '10.244.0.0/16';
+const TABLES = ['nat', 'filter'] as const;
+// Dispatch chains hold one rule per service port in an order that is not part of the contract.
+const DISPATCH = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'PREROUTING', 'OUTPUT', 'POSTROUTING', 'INPUT', 'FORWARD']);
+
+/** Rules per chain, counters and order of dispatch chains aside: what two proxies must agree on. */
+function byChain(table: KernelTable): Record<string, string[]> {
+  const grouped: Record<string, string[]> = {};
+  for (const chain of [...table.chains].sort()) grouped[chain] = [];
+  for (const rule of table.rules) {
+    const chain = rule.split(' ')[1] ?? '';
+    (grouped[chain] ??= []).push(rule);
+  }
+  for (const chain of Object.keys(grouped)) if (DISPATCH.has(chain)) grouped[chain]?.sort();
+  return grouped;
+}
+
+/** Forwards TCP from `host:0` to `target` (the apiserver listens on 127.0.0.1 only; the node namespace reaches the host by a veth). */
+async function forwarder(host: string, targetPort: number): Promise<{ server: Server; port: number }> {
+  const server = createServer((socket) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    socket.pipe(upstream).pipe(socket);
+    const close = (): void => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.on('error', close);
+    upstream.on('error', close);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const address = server.address();
+  return { server, port: typeof address === 'object' && address !== null ? address.port : 0 };
+}
+
+describe.skipIf(skipReason !== undefined)('taking a node over from a running kube-proxy', () => {
+  let clients: KubeClients;
+  let netns: Netns;
+  let work: string;
+  let proxyServer: Server | undefined;
+  let kubeProxy: ChildProcess | undefined;
+  let agent: InProcessAgent | undefined;
+  let fresh: InProcessAgent | undefined;
+  let namespace: string | undefined;
+  const nodeName = uniqueName('takeover-node');
+  const veth = `kto${Math.random().toString(36).slice(2, 8)}`;
+
+  beforeAll(async () => {
+    const kubeconfigPath = inject('kubeconfigPath');
+    clients = kubeClients(kubeconfigPath);
+    work = mkdtempSync(join(tmpdir(), 'kube-proxy-takeover-'));
+    netns = await createNetns('takeover');
+    await run('ip', ['link', 'add', `${veth}h`, 'type', 'veth', 'peer', 'name', `${veth}n`]);
+    await run('ip', ['link', 'set', `${veth}n`, 'netns', netns.name]);
+    await run('ip', ['addr', 'add', `${HOST_IP}/30`, 'dev', `${veth}h`]);
+    await run('ip', ['link', 'set', `${veth}h`, 'up']);
+    await run('ip', ['-n', netns.name, 'addr', 'add', `${NODE_IP}/30`, 'dev', `${veth}n`]);
+    await run('ip', ['-n', netns.name, 'link', 'set', `${veth}n`, 'up']);
+    await run('ip', ['-n', netns.name, 'link', 'set', 'lo', 'up']);
+
+    // kube-proxy's kubeconfig: the shared apiserver through the forwarder, its certificate checked for `localhost`.
+    const forwarded = await forwarder(HOST_IP, Number(new URL(inject('apiserverURL')).port));
+    proxyServer = forwarded.server;
+    const config = parseYaml(readFileSync(kubeconfigPath, 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
+    for (const entry of config.clusters) {
+      entry.cluster['server'] = `https://${HOST_IP}:${forwarded.port}`;
+      entry.cluster['tls-server-name'] = 'localhost';
+    }
+    writeFileSync(join(work, 'kubeconfig'), toYaml(config));
+    await createNode(clients.core, { name: nodeName, internalIP: NODE_IP });
+  });
+
+  afterAll(async () => {
+    kubeProxy?.kill('SIGKILL');
+    await agent?.stop();
+    await fresh?.stop();
+    proxyServer?.close();
+    await netns?.delete();
+    await run('ip', ['link', 'del', `${veth}h`]).catch(() => undefined);
+    if (namespace !== undefined) await deleteNamespace(clients, namespace);
+    await deleteNode(clients.core, nodeName);
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('writes the tables kube-proxy writes, and takes a node over from it', async () => {
+    namespace = await createNamespace(clients.core);
+    const ns = namespace;
+    const slice = async (service: string, endpoints: readonly { address: string; nodeName?: string; ready?: boolean }[]): Promise<void> => {
+      await createEndpointSlice(clients.discovery, { namespace: ns, serviceName: service, name: `${service}-slice`, ports: [{ name: 'http', port: 8080 }], endpoints });
+    };
+    const http = [{ name: 'http', port: 80, targetPort: 8080 }];
+    await createService(clients.core, { namespace: ns, name: 'web', ports: http, spec: { sessionAffinity: 'ClientIP' } });
+    await slice('web', [{ address: '10.244.1.10', nodeName }, { address: '10.244.2.10', nodeName: 'elsewhere' }]);
+    await createService(clients.core, { namespace: ns, name: 'local', type: 'NodePort', ports: http, spec: { externalTrafficPolicy: 'Local', externalIPs: ['192.0.2.50'] } });
+    await slice('local', [{ address: '10.244.1.11', nodeName }, { address: '10.244.2.11', nodeName: 'elsewhere' }]);
+    await createService(clients.core, {
+      namespace: ns, name: 'lb', type: 'LoadBalancer', ports: http, spec: { loadBalancerSourceRanges: ['203.0.113.0/24'] },
+    });
+    await setLoadBalancerIngress(clients.core, ns, 'lb', ['198.51.100.7']);
+    await slice('lb', [{ address: '10.244.2.12', nodeName: 'elsewhere' }, { address: '10.244.3.12', nodeName: 'other', ready: false }]);
+    await createService(clients.core, { namespace: ns, name: 'empty', ports: http });
+    await slice('empty', []);
+    const chains = ['web', 'local', 'lb'].map((name) => serviceChainNames(ns, name, 'http'));
+
+    // Upstream kube-proxy, as the node's proxy until now. Localhost NodePorts off: kube-proxy-ts has none.
+    const binaries = await kubeBinaries();
+    const log = join(work, 'kube-proxy.log');
+    kubeProxy = spawn(
+      'ip',
+      [
+        'netns', 'exec', netns.name, binaries.kubeProxy,
+        '--proxy-mode=iptables',
+        `--kubeconfig=${join(work, 'kubeconfig')}`,
+        `--hostname-override=${nodeName}`,
+        `--cluster-cidr=${CLUSTER_CIDR}`,
+        '--iptables-localhost-nodeports=false',
+        `--metrics-bind-address=${NODE_IP}:10249`,
+        `--healthz-bind-address=${NODE_IP}:10256`,
+        '--conntrack-max-per-core=0',
+        '--conntrack-tcp-timeout-established=0',
+        '--conntrack-tcp-timeout-close-wait=0',
+        '--oom-score-adj=0',
+        '--v=2',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let kubeProxyLog = '';
+    kubeProxy.stderr?.on('data', (chunk: Buffer) => {
+      kubeProxyLog += chunk.toString();
+    });
+    const exited = new Promise<void>((resolve) => kubeProxy?.on('exit', () => resolve()));
+
+    // Which backend it used, and the tables once every chain of ours is in.
+    const save = async (backend: 'nft' | 'legacy', table: string): Promise<string> =>
+      (await netns.exec(`iptables-${backend}-save`, ['-t', table])).stdout;
+    const deadline = Date.now() + 60_000;
+    let backend: 'nft' | 'legacy' | undefined;
+    for (;;) {
+      for (const candidate of ['nft', 'legacy'] as const) {
+        const nat = parseSave(await save(candidate, 'nat'));
+        if (chains.every((names) => nat.chains.has(names.cluster)) && nat.chains.has('KUBE-PROXY-CANARY')) backend = candidate;
+      }
+      if (backend !== undefined) break;
+      if (Date.now() > deadline) throw new Error(`kube-proxy did not program the Services in 60 s:\n${kubeProxyLog.split('\n').slice(-30).join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    kubeProxy.kill('SIGTERM');
+    await exited;
+    kubeProxy = undefined;
+    writeFileSync(log, kubeProxyLog);
+    const upstream = Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(parseSave(await save(backend ?? 'nft', table)))] as const)));
+    // The Services are there as kube-proxy renders them: this is what the comparison is about.
+    expect(Object.keys(upstream['nat'] ?? {})).toEqual(expect.arrayContaining([chains[1]?.external, chains[2]?.firewall].filter((name): name is string => name !== undefined)));
+
+    const binariesUsed = backend === 'legacy' ? legacyBinaries : nftBinaries;
+    const tables = async (on: InProcessAgent): Promise<Record<string, Record<string, string[]>>> =>
+      Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(await on.kernel(table))] as const)));
+
+    // 1. kube-proxy-ts on a fresh node of the same name and backend.
+    fresh = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed });
+    const freshTables = await tables(fresh);
+    for (const table of TABLES) expect(freshTables[table], `${table} of a fresh kube-proxy-ts node vs kube-proxy (its log: ${log})`).toEqual(upstream[table]);
+
+    // 2. While no proxy runs on kube-proxy's node, `web` goes away; the fresh node follows.
+    await deleteService(clients.core, ns, 'web');
+    await deleteEndpointSlice(clients.discovery, ns, 'web-slice');
+    const webChain = chains[0]?.cluster ?? '';
+    await fresh.waitFor('the fresh node drops web', async () => !(await fresh!.kernel('nat')).chains.has(webChain));
+    await fresh.agent.idle();
+    const expected = await tables(fresh);
+
+    agent = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, netns, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed });
+    const first = agent.reports[0];
+    expect(first).toMatchObject({ kind: 'full', fullReason: 'first', result: 'applied' });
+    const takenOver = await tables(agent);
+    expect(Object.keys(takenOver['nat'] ?? {})).not.toContain(webChain);
+    for (const table of TABLES) expect(takenOver[table], `${table} after taking over from kube-proxy`).toEqual(expected[table]);
+  });
+});
