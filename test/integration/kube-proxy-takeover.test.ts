@@ -29,6 +29,7 @@ import {
   kubeClients,
   setLoadBalancerIngress,
   uniqueName,
+  type EndpointInput,
   type KubeClients,
 } from '../harness/kube.js';
 import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
@@ -40,6 +41,7 @@ if (skipReason !== undefined) console.warn(`skipping test/integration/kube-proxy
 const HOST_IP = '10.252.0.1';
 const NODE_IP = '10.252.0.2';
 const CLUSTER_CIDR = '10.244.0.0/16';
+const ZONE = 'zone-a';
 const TABLES = ['nat', 'filter'] as const;
 // Dispatch chains hold one rule per service port in an order that is not part of the contract.
 const DISPATCH = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'PREROUTING', 'OUTPUT', 'POSTROUTING', 'INPUT', 'FORWARD']);
@@ -73,7 +75,13 @@ async function forwarder(host: string, targetPort: number): Promise<{ server: Se
   return { server, port: typeof address === 'object' && address !== null ? address.port : 0 };
 }
 
-describe.skipIf(skipReason !== undefined)('taking a node over from a running kube-proxy', () => {
+// The same flags for both proxies: the defaults, then another way of telling pod traffic and masqueradeAll.
+const SETTINGS: readonly (readonly [string, readonly string[]])[] = [
+  ['defaults', []],
+  ['detectLocalMode InterfaceNamePrefix, masqueradeAll', ['--detect-local-mode=InterfaceNamePrefix', '--pod-interface-name-prefix=veth', '--masquerade-all']],
+];
+
+describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-proxy-ts side by side (%s)', (_settings, flags) => {
   let clients: KubeClients;
   let netns: Netns;
   let work: string;
@@ -107,7 +115,7 @@ describe.skipIf(skipReason !== undefined)('taking a node over from a running kub
       entry.cluster['tls-server-name'] = 'localhost';
     }
     writeFileSync(join(work, 'kubeconfig'), toYaml(config));
-    await createNode(clients.core, { name: nodeName, internalIP: NODE_IP });
+    await createNode(clients.core, { name: nodeName, internalIP: NODE_IP, zone: ZONE });
   });
 
   afterAll(async () => {
@@ -125,7 +133,7 @@ describe.skipIf(skipReason !== undefined)('taking a node over from a running kub
   it('writes the tables kube-proxy writes, and takes a node over from it', async () => {
     namespace = await createNamespace(clients.core);
     const ns = namespace;
-    const slice = async (service: string, endpoints: readonly { address: string; nodeName?: string; ready?: boolean }[]): Promise<void> => {
+    const slice = async (service: string, endpoints: readonly EndpointInput[]): Promise<void> => {
       await createEndpointSlice(clients.discovery, { namespace: ns, serviceName: service, name: `${service}-slice`, ports: [{ name: 'http', port: 8080 }], endpoints });
     };
     const http = [{ name: 'http', port: 80, targetPort: 8080 }];
@@ -140,7 +148,42 @@ describe.skipIf(skipReason !== undefined)('taking a node over from a running kub
     await slice('lb', [{ address: '10.244.2.12', nodeName: 'elsewhere' }, { address: '10.244.3.12', nodeName: 'other', ready: false }]);
     await createService(clients.core, { namespace: ns, name: 'empty', ports: http });
     await slice('empty', []);
-    const chains = ['web', 'local', 'lb'].map((name) => serviceChainNames(ns, name, 'http'));
+    // Two protocols on one Service; a timeout on the affinity.
+    await createService(clients.core, {
+      namespace: ns, name: 'multi', ports: [...http, { name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' }],
+      spec: { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } } },
+    });
+    await createEndpointSlice(clients.discovery, {
+      namespace: ns, serviceName: 'multi', name: 'multi-slice',
+      ports: [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }],
+      endpoints: [{ address: '10.244.1.13', nodeName }, { address: '10.244.2.13', nodeName: 'elsewhere' }, { address: '10.244.3.13', nodeName: 'other' }],
+    });
+    // internalTrafficPolicy Local; only terminating (still serving) endpoints; topology hints for this zone.
+    await createService(clients.core, { namespace: ns, name: 'itp', ports: http, spec: { internalTrafficPolicy: 'Local' } });
+    await slice('itp', [{ address: '10.244.1.14', nodeName }, { address: '10.244.2.14', nodeName: 'elsewhere' }]);
+    await createService(clients.core, { namespace: ns, name: 'draining', ports: http });
+    await slice('draining', [
+      { address: '10.244.1.15', nodeName, ready: false, serving: true, terminating: true },
+      { address: '10.244.2.15', nodeName: 'elsewhere', ready: false, serving: false, terminating: true },
+    ]);
+    await createService(clients.core, { namespace: ns, name: 'zoned', ports: http, spec: { trafficDistribution: 'PreferClose' } });
+    await slice('zoned', [
+      { address: '10.244.1.16', nodeName, zone: ZONE, forZones: [ZONE] },
+      { address: '10.244.2.16', nodeName: 'elsewhere', zone: 'zone-b', forZones: ['zone-b'] },
+    ]);
+    // A load balancer without NodePorts, external IPs with the Cluster policy.
+    await createService(clients.core, {
+      namespace: ns, name: 'nonp', type: 'LoadBalancer', ports: http, spec: { allocateLoadBalancerNodePorts: false, externalIPs: ['192.0.2.51'] },
+    });
+    await setLoadBalancerIngress(clients.core, ns, 'nonp', ['198.51.100.8']);
+    await slice('nonp', [{ address: '10.244.2.17', nodeName: 'elsewhere' }]);
+    // What neither proxy programs: headless, ExternalName, another proxy's Service.
+    await createService(clients.core, { namespace: ns, name: 'headless', ports: http, clusterIP: 'None' });
+    await slice('headless', [{ address: '10.244.1.18', nodeName }]);
+    await createService(clients.core, { namespace: ns, name: 'alias', type: 'ExternalName', ports: http, spec: { externalName: 'example.com' } });
+    await createService(clients.core, { namespace: ns, name: 'theirs', ports: http, labels: { 'service.kubernetes.io/service-proxy-name': 'other-proxy' } });
+    await slice('theirs', [{ address: '10.244.1.19', nodeName }]);
+    const chains = ['web', 'local', 'lb', 'multi', 'itp', 'draining', 'zoned', 'nonp'].map((name) => serviceChainNames(ns, name, 'http'));
 
     // Upstream kube-proxy, as the node's proxy until now. Localhost NodePorts off: kube-proxy-ts has none.
     const binaries = await kubeBinaries();
@@ -161,6 +204,7 @@ describe.skipIf(skipReason !== undefined)('taking a node over from a running kub
         '--conntrack-tcp-timeout-close-wait=0',
         '--oom-score-adj=0',
         '--v=2',
+        ...flags,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -178,7 +222,7 @@ describe.skipIf(skipReason !== undefined)('taking a node over from a running kub
     for (;;) {
       for (const candidate of ['nft', 'legacy'] as const) {
         const nat = parseSave(await save(candidate, 'nat'));
-        if (chains.every((names) => nat.chains.has(names.cluster)) && nat.chains.has('KUBE-PROXY-CANARY')) backend = candidate;
+        if (chains.every((names) => nat.chains.has(names.cluster) || nat.chains.has(names.local)) && nat.chains.has('KUBE-PROXY-CANARY')) backend = candidate;
       }
       if (backend !== undefined) break;
       if (Date.now() > deadline) throw new Error(`kube-proxy did not program the Services in 60 s:\n${kubeProxyLog.split('\n').slice(-30).join('\n')}`);
@@ -189,15 +233,30 @@ describe.skipIf(skipReason !== undefined)('taking a node over from a running kub
     kubeProxy = undefined;
     writeFileSync(log, kubeProxyLog);
     const upstream = Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(parseSave(await save(backend ?? 'nft', table)))] as const)));
-    // The Services are there as kube-proxy renders them: this is what the comparison is about.
-    expect(Object.keys(upstream['nat'] ?? {})).toEqual(expect.arrayContaining([chains[1]?.external, chains[2]?.firewall].filter((name): name is string => name !== undefined)));
+    // The shapes are there as kube-proxy renders them: this is what the comparison is about.
+    const upstreamNat = upstream['nat'] ?? {};
+    const [, local, lb, , itp, , zoned] = chains;
+    expect(Object.keys(upstreamNat)).toEqual(
+      expect.arrayContaining([local?.external, lb?.firewall, itp?.local, serviceChainNames(ns, 'multi', 'dns', 'UDP').cluster]),
+    );
+    // Hints for this node's zone: one endpoint of two.
+    expect((upstreamNat[zoned?.cluster ?? ''] ?? []).filter((rule) => rule.includes('-j KUBE-SEP-'))).toHaveLength(1);
+    const everyRule = Object.values(upstreamNat).flat().join('\n');
+    for (const ignored of ['headless', 'alias', 'theirs']) expect(everyRule).not.toContain(`${ns}/${ignored}:`);
+    // The settings took effect upstream: pod traffic by interface, every cluster IP connection masqueraded.
+    if (flags.includes('--masquerade-all')) {
+      expect(everyRule).toContain('-i veth+');
+      expect(everyRule).not.toContain(`! -s ${CLUSTER_CIDR}`);
+    } else {
+      expect(everyRule).toContain(`! -s ${CLUSTER_CIDR}`);
+    }
 
     const binariesUsed = backend === 'legacy' ? legacyBinaries : nftBinaries;
     const tables = async (on: InProcessAgent): Promise<Record<string, Record<string, string[]>>> =>
       Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(await on.kernel(table))] as const)));
 
     // 1. kube-proxy-ts on a fresh node of the same name and backend.
-    fresh = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed });
+    fresh = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed, extraArgs: flags });
     const freshTables = await tables(fresh);
     for (const table of TABLES) expect(freshTables[table], `${table} of a fresh kube-proxy-ts node vs kube-proxy (its log: ${log})`).toEqual(upstream[table]);
 
@@ -209,7 +268,7 @@ describe.skipIf(skipReason !== undefined)('taking a node over from a running kub
     await fresh.agent.idle();
     const expected = await tables(fresh);
 
-    agent = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, netns, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed });
+    agent = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, netns, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed, extraArgs: flags });
     const first = agent.reports[0];
     expect(first).toMatchObject({ kind: 'full', fullReason: 'first', result: 'applied' });
     const takenOver = await tables(agent);
