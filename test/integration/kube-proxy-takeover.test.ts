@@ -79,7 +79,10 @@ async function forwarder(host: string, targetPort: number): Promise<{ server: Se
 const SETTINGS: readonly (readonly [string, readonly string[]])[] = [
   ['defaults', []],
   ['detectLocalMode InterfaceNamePrefix, masqueradeAll', ['--detect-local-mode=InterfaceNamePrefix', '--pod-interface-name-prefix=veth', '--masquerade-all']],
+  ['detectLocalMode NodeCIDR, NodePorts on the primary IP', ['--detect-local-mode=NodeCIDR', '--nodeport-addresses=primary']],
+  ['detectLocalMode BridgeInterface, NodePorts on a CIDR', ['--detect-local-mode=BridgeInterface', '--pod-bridge-interface=cni0', '--nodeport-addresses=10.252.0.0/24']],
 ];
+const POD_CIDR = '10.244.1.0/24';
 
 describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-proxy-ts side by side (%s)', (_settings, flags) => {
   let clients: KubeClients;
@@ -115,7 +118,7 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
       entry.cluster['tls-server-name'] = 'localhost';
     }
     writeFileSync(join(work, 'kubeconfig'), toYaml(config));
-    await createNode(clients.core, { name: nodeName, internalIP: NODE_IP, zone: ZONE });
+    await createNode(clients.core, { name: nodeName, internalIP: NODE_IP, zone: ZONE, podCIDRs: [POD_CIDR] });
   });
 
   afterAll(async () => {
@@ -244,12 +247,15 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     const everyRule = Object.values(upstreamNat).flat().join('\n');
     for (const ignored of ['headless', 'alias', 'theirs']) expect(everyRule).not.toContain(`${ns}/${ignored}:`);
     // The settings took effect upstream: pod traffic by interface, every cluster IP connection masqueraded.
-    if (flags.includes('--masquerade-all')) {
-      expect(everyRule).toContain('-i veth+');
-      expect(everyRule).not.toContain(`! -s ${CLUSTER_CIDR}`);
-    } else {
-      expect(everyRule).toContain(`! -s ${CLUSTER_CIDR}`);
-    }
+    const expectedMatch = flags.includes('--masquerade-all')
+      ? '-i veth+'
+      : flags.includes('--detect-local-mode=NodeCIDR')
+        ? `! -s ${POD_CIDR}`
+        : flags.includes('--detect-local-mode=BridgeInterface')
+          ? '! -i cni0'
+          : `! -s ${CLUSTER_CIDR}`;
+    expect(everyRule).toContain(expectedMatch);
+    if (flags.includes('--masquerade-all')) expect(everyRule).not.toContain(`! -s ${CLUSTER_CIDR}`);
 
     const binariesUsed = backend === 'legacy' ? legacyBinaries : nftBinaries;
     const tables = async (on: InProcessAgent): Promise<Record<string, Record<string, string[]>>> =>
