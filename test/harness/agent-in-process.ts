@@ -91,6 +91,22 @@ export interface KernelTable {
   readonly rules: readonly string[];
 }
 
+/**
+ * Rules grouped per chain (chains sorted by name, counters aside), the rules of `unordered` chains
+ * sorted: what two states must agree on when only those chains' order may differ (iptables-nft may
+ * print chains in another order after re-creation; dispatch chains hold rules in arrival order).
+ */
+export function rulesByChain(table: KernelTable, unordered: ReadonlySet<string>): Record<string, string[]> {
+  const grouped: Record<string, string[]> = {};
+  for (const chain of [...table.chains].sort()) grouped[chain] = [];
+  for (const rule of table.rules) {
+    const chain = rule.split(' ')[1] ?? '';
+    (grouped[chain] ??= []).push(rule);
+  }
+  for (const chain of unordered) grouped[chain]?.sort();
+  return grouped;
+}
+
 export function parseSave(text: string): KernelTable {
   const chains = new Set<string>();
   const rules: string[] = [];

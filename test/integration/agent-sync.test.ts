@@ -9,6 +9,7 @@ import {
   chainsWithPrefix,
   endpointChainName,
   payloadChains,
+  rulesByChain,
   serviceChainNames,
   startAgentInProcess,
   type InProcessAgent,
@@ -38,19 +39,7 @@ function rulesOf(table: KernelTable, chain: string): string[] {
 // Dispatch chains hold one rule per service port in arrival order (partial syncs insert), while a
 // full sync writes them sorted; only their last rule's position matters.
 const dispatchChains = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES']);
-
-/** Rules grouped per chain: iptables-nft may print chains in another order after re-creation. */
-function byChain(table: KernelTable): [string, string[]][] {
-  const grouped = new Map<string, string[]>();
-  for (const chain of table.chains) grouped.set(chain, []);
-  for (const rule of table.rules) {
-    const chain = rule.split(' ')[1] ?? '';
-    grouped.set(chain, [...(grouped.get(chain) ?? []), rule]);
-  }
-  return [...grouped.entries()]
-    .map(([chain, rules]): [string, string[]] => [chain, dispatchChains.has(chain) ? [...rules].sort() : rules])
-    .sort(([a], [b]) => a.localeCompare(b));
-}
+const byChain = (table: KernelTable): Record<string, string[]> => rulesByChain(table, dispatchChains);
 
 describe.skipIf(skipReason !== undefined)('agent against a real apiserver and real iptables', () => {
   let clients: KubeClients;

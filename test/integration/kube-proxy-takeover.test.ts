@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
 import { legacyBinaries, nftBinaries } from '../../src/netfilter/exec.js';
-import { parseSave, serviceChainNames, startAgentInProcess, type InProcessAgent, type KernelTable } from '../harness/agent-in-process.js';
+import { parseSave, rulesByChain, serviceChainNames, startAgentInProcess, type InProcessAgent, type KernelTable } from '../harness/agent-in-process.js';
 import { run } from '../harness/exec.js';
 import {
   createEndpointSlice,
@@ -46,17 +46,7 @@ const TABLES = ['nat', 'filter'] as const;
 // Dispatch chains hold one rule per service port in an order that is not part of the contract.
 const DISPATCH = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'PREROUTING', 'OUTPUT', 'POSTROUTING', 'INPUT', 'FORWARD']);
 
-/** Rules per chain, counters and order of dispatch chains aside: what two proxies must agree on. */
-function byChain(table: KernelTable): Record<string, string[]> {
-  const grouped: Record<string, string[]> = {};
-  for (const chain of [...table.chains].sort()) grouped[chain] = [];
-  for (const rule of table.rules) {
-    const chain = rule.split(' ')[1] ?? '';
-    (grouped[chain] ??= []).push(rule);
-  }
-  for (const chain of Object.keys(grouped)) if (DISPATCH.has(chain)) grouped[chain]?.sort();
-  return grouped;
-}
+const byChain = (table: KernelTable): Record<string, string[]> => rulesByChain(table, DISPATCH);
 
 /** Forwards TCP from `host:0` to `target` (the apiserver listens on 127.0.0.1 only; the node namespace reaches the host by a veth). */
 async function forwarder(host: string, targetPort: number): Promise<{ server: Server; port: number }> {
