@@ -2,7 +2,7 @@
 // event. Requests are rate-limited by minSyncPeriod with a burst of two, as kube-proxy's
 // BoundedFrequencyRunner (burstSyncs = 2): a Service and the EndpointSlice the controller writes
 // right after it are both programmed at once, instead of the second waiting a whole minSyncPeriod.
-// A timer asks for a sync every syncPeriod.
+// A timer asks for a sync every syncPeriod; that one takes no token.
 
 import PQueue from 'p-queue';
 
@@ -52,10 +52,14 @@ export class SyncScheduler {
     this.enqueue('initial');
   }
 
-  /** Asks for a sync as soon as minSyncPeriod allows; many calls coalesce into one sync. */
+  /**
+   * Asks for a sync as soon as minSyncPeriod allows; many calls coalesce into one sync. A periodic
+   * sync (the canary check, kube-proxy's iptables monitor) neither waits for nor takes a token, so
+   * a change right after it is not held back by minSyncPeriod.
+   */
   request(reason: SyncReason = 'change'): void {
     if (this.stopped || this.pending !== undefined || this.queued) return;
-    const wait = this.waitForToken();
+    const wait = reason === 'periodic' ? 0 : this.waitForToken();
     if (wait === 0) {
       this.enqueue(reason);
       return;
@@ -114,7 +118,7 @@ export class SyncScheduler {
     void this.queue.add(async () => {
       // Changes arriving from here on need another sync: clear the flag before running.
       this.queued = false;
-      this.takeToken();
+      if (reason !== 'periodic') this.takeToken();
       await this.options.run(reason);
     });
   }

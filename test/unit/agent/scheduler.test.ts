@@ -85,6 +85,25 @@ describe('SyncScheduler', () => {
     await instance.stop();
   });
 
+  it('a periodic sync takes no token: a Service and its EndpointSlice right after it still go back to back', async () => {
+    const { instance, runs, advance } = scheduler(1000, 30_000);
+    instance.start();
+    await advance(30_000);
+    expect(runs.map((run) => run.reason)).toEqual(['initial', 'periodic']);
+    instance.request('change');
+    await advance(0);
+    instance.request('change');
+    await advance(0);
+    expect(runs.slice(2)).toEqual([{ reason: 'change', at: 30_000 }, { reason: 'change', at: 30_000 }]);
+    // The burst is spent now: the next change waits for minSyncPeriod.
+    instance.request('change');
+    await advance(999);
+    expect(runs).toHaveLength(4);
+    await advance(1);
+    expect(runs.at(-1)).toEqual({ reason: 'change', at: 31_000 });
+    await instance.stop();
+  });
+
   it('runs at once when the last sync is older than minSyncPeriod', async () => {
     const { instance, runs, advance } = scheduler(1000, 30_000);
     instance.start();
