@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { KUBE_PROXY_HOST_NEUTRAL_FLAGS } from '../../test/harness/upstream-kube-proxy.js';
 import type { Backend, BenchNode } from './node-netns.js';
 
 export type ProxyId = 'kube-proxy-ts' | 'kube-proxy';
@@ -62,11 +63,7 @@ export function proxyCommand(id: ProxyId, node: BenchNode, options: ProxyOptions
         args: [
           '--proxy-mode=iptables',
           ...shared,
-          // Leave the host's conntrack sysctls alone (0 = as is) and our own OOM score too.
-          '--conntrack-max-per-core=0',
-          '--conntrack-tcp-timeout-established=0',
-          '--conntrack-tcp-timeout-close-wait=0',
-          '--oom-score-adj=0',
+          ...KUBE_PROXY_HOST_NEUTRAL_FLAGS,
           '--v=2',
         ],
       };

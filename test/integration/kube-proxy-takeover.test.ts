@@ -6,16 +6,11 @@
 //    the tables then equal those of a kube-proxy-ts node that saw the change, nothing stale, nothing twice.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
 import { legacyBinaries, nftBinaries } from '../../src/netfilter/exec.js';
 import { parseSave, rulesByChain, serviceChainNames, startAgentInProcess, type InProcessAgent, type KernelTable } from '../harness/agent-in-process.js';
+import { ApiBridge } from '../harness/agent-process.js';
 import { run } from '../harness/exec.js';
 import {
   createEndpointSlice,
@@ -33,12 +28,12 @@ import {
   type KubeClients,
 } from '../harness/kube.js';
 import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
+import { KUBE_PROXY_HOST_NEUTRAL_FLAGS } from '../harness/upstream-kube-proxy.js';
 import { kubeBinaries } from '../harness/versions.js';
 
 const skipReason = kernelSkipReason();
 if (skipReason !== undefined) console.warn(`skipping test/integration/kube-proxy-takeover.test.ts: ${skipReason}`);
 
-const HOST_IP = '10.252.0.1';
 const NODE_IP = '10.252.0.2';
 const CLUSTER_CIDR = '10.244.0.0/16';
 const ZONE = 'zone-a';
@@ -47,23 +42,6 @@ const TABLES = ['nat', 'filter'] as const;
 const DISPATCH = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'PREROUTING', 'OUTPUT', 'POSTROUTING', 'INPUT', 'FORWARD']);
 
 const byChain = (table: KernelTable): Record<string, string[]> => rulesByChain(table, DISPATCH);
-
-/** Forwards TCP from `host:0` to `target` (the apiserver listens on 127.0.0.1 only; the node namespace reaches the host by a veth). */
-async function forwarder(host: string, targetPort: number): Promise<{ server: Server; port: number }> {
-  const server = createServer((socket) => {
-    const upstream = connect(targetPort, '127.0.0.1');
-    socket.pipe(upstream).pipe(socket);
-    const close = (): void => {
-      socket.destroy();
-      upstream.destroy();
-    };
-    socket.on('error', close);
-    upstream.on('error', close);
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  return { server, port: typeof address === 'object' && address !== null ? address.port : 0 };
-}
 
 // The same flags for both proxies: the defaults, then another way of telling pod traffic and masqueradeAll.
 const SETTINGS: readonly (readonly [string, readonly string[]])[] = [
@@ -77,37 +55,26 @@ const POD_CIDR = '10.244.1.0/24';
 describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-proxy-ts side by side (%s)', (_settings, flags) => {
   let clients: KubeClients;
   let netns: Netns;
-  let work: string;
-  let proxyServer: Server | undefined;
+  let bridge: ApiBridge | undefined;
   let kubeProxy: ChildProcess | undefined;
   let agent: InProcessAgent | undefined;
   let fresh: InProcessAgent | undefined;
   let namespace: string | undefined;
   const nodeName = uniqueName('takeover-node');
-  const veth = `kto${Math.random().toString(36).slice(2, 8)}`;
 
   beforeAll(async () => {
     const kubeconfigPath = inject('kubeconfigPath');
     clients = kubeClients(kubeconfigPath);
-    work = mkdtempSync(join(tmpdir(), 'kube-proxy-takeover-'));
     netns = await createNetns('takeover');
-    await run('ip', ['link', 'add', `${veth}h`, 'type', 'veth', 'peer', 'name', `${veth}n`]);
-    await run('ip', ['link', 'set', `${veth}n`, 'netns', netns.name]);
-    await run('ip', ['addr', 'add', `${HOST_IP}/30`, 'dev', `${veth}h`]);
-    await run('ip', ['link', 'set', `${veth}h`, 'up']);
-    await run('ip', ['-n', netns.name, 'addr', 'add', `${NODE_IP}/30`, 'dev', `${veth}n`]);
-    await run('ip', ['-n', netns.name, 'link', 'set', `${veth}n`, 'up']);
+    // The node's address on an interface of its own (NodePorts on a CIDR match local addresses); a
+    // veth pair kept inside the namespace (this kernel has no dummy interfaces).
+    await run('ip', ['-n', netns.name, 'link', 'add', 'node0', 'type', 'veth', 'peer', 'name', 'node0p']);
+    await run('ip', ['-n', netns.name, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'node0']);
+    await run('ip', ['-n', netns.name, 'link', 'set', 'node0', 'up']);
+    await run('ip', ['-n', netns.name, 'link', 'set', 'node0p', 'up']);
     await run('ip', ['-n', netns.name, 'link', 'set', 'lo', 'up']);
-
-    // kube-proxy's kubeconfig: the shared apiserver through the forwarder, its certificate checked for `localhost`.
-    const forwarded = await forwarder(HOST_IP, Number(new URL(inject('apiserverURL')).port));
-    proxyServer = forwarded.server;
-    const config = parseYaml(readFileSync(kubeconfigPath, 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
-    for (const entry of config.clusters) {
-      entry.cluster['server'] = `https://${HOST_IP}:${forwarded.port}`;
-      entry.cluster['tls-server-name'] = 'localhost';
-    }
-    writeFileSync(join(work, 'kubeconfig'), toYaml(config));
+    // kube-proxy reaches the shared apiserver at its own URL from inside the node namespace.
+    bridge = await ApiBridge.start(netns.name, inject('apiserverURL'));
     await createNode(clients.core, { name: nodeName, internalIP: NODE_IP, zone: ZONE, podCIDRs: [POD_CIDR] });
   });
 
@@ -115,12 +82,10 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     kubeProxy?.kill('SIGKILL');
     await agent?.stop();
     await fresh?.stop();
-    proxyServer?.close();
+    await bridge?.stop();
     await netns?.delete();
-    await run('ip', ['link', 'del', `${veth}h`]).catch(() => undefined);
     if (namespace !== undefined) await deleteNamespace(clients, namespace);
     await deleteNode(clients.core, nodeName);
-    if (work !== undefined) rmSync(work, { recursive: true, force: true });
   });
 
   it('writes the tables kube-proxy writes, and takes a node over from it', async () => {
@@ -180,28 +145,25 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
 
     // Upstream kube-proxy, as the node's proxy until now. Localhost NodePorts off: kube-proxy-ts has none.
     const binaries = await kubeBinaries();
-    const log = join(work, 'kube-proxy.log');
     kubeProxy = spawn(
       'ip',
       [
         'netns', 'exec', netns.name, binaries.kubeProxy,
         '--proxy-mode=iptables',
-        `--kubeconfig=${join(work, 'kubeconfig')}`,
+        `--kubeconfig=${inject('kubeconfigPath')}`,
         `--hostname-override=${nodeName}`,
         `--cluster-cidr=${CLUSTER_CIDR}`,
         '--iptables-localhost-nodeports=false',
         `--metrics-bind-address=${NODE_IP}:10249`,
         `--healthz-bind-address=${NODE_IP}:10256`,
-        '--conntrack-max-per-core=0',
-        '--conntrack-tcp-timeout-established=0',
-        '--conntrack-tcp-timeout-close-wait=0',
-        '--oom-score-adj=0',
+        ...KUBE_PROXY_HOST_NEUTRAL_FLAGS,
         '--v=2',
         ...flags,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let kubeProxyLog = '';
+    const logTail = (): string => kubeProxyLog.trimEnd().split('\n').slice(-30).join('\n');
     kubeProxy.stderr?.on('data', (chunk: Buffer) => {
       kubeProxyLog += chunk.toString();
     });
@@ -218,13 +180,12 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
         if (chains.every((names) => nat.chains.has(names.cluster) || nat.chains.has(names.local)) && nat.chains.has('KUBE-PROXY-CANARY')) backend = candidate;
       }
       if (backend !== undefined) break;
-      if (Date.now() > deadline) throw new Error(`kube-proxy did not program the Services in 60 s:\n${kubeProxyLog.split('\n').slice(-30).join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`kube-proxy did not program the Services in 60 s:\n${logTail()}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     kubeProxy.kill('SIGTERM');
     await exited;
     kubeProxy = undefined;
-    writeFileSync(log, kubeProxyLog);
     const upstream = Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(parseSave(await save(backend ?? 'nft', table)))] as const)));
     // The shapes are there as kube-proxy renders them: this is what the comparison is about.
     const upstreamNat = upstream['nat'] ?? {};
@@ -254,7 +215,7 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     // 1. kube-proxy-ts on a fresh node of the same name and backend.
     fresh = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed, extraArgs: flags });
     const freshTables = await tables(fresh);
-    for (const table of TABLES) expect(freshTables[table], `${table} of a fresh kube-proxy-ts node vs kube-proxy (its log: ${log})`).toEqual(upstream[table]);
+    for (const table of TABLES) expect(freshTables[table], `${table} of a fresh kube-proxy-ts node vs kube-proxy; kube-proxy's log ends:\n${logTail()}`).toEqual(upstream[table]);
 
     // 2. While no proxy runs on kube-proxy's node, `web` goes away; the fresh node follows.
     await deleteService(clients.core, ns, 'web');
