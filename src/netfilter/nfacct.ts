@@ -15,9 +15,11 @@ export class NfAcct {
     private readonly binary = 'nfacct',
   ) {}
 
-  /** Creates the counter unless it exists; false when it cannot be read afterwards (no tool, no kernel support). */
+  /**
+   * Creates the counter (an existing one stays as it is: `add` then fails, which is fine); false
+   * when it cannot be read afterwards (no tool, no kernel support).
+   */
   async ensure(name: string): Promise<boolean> {
-    if ((await this.packets(name)) !== undefined) return true;
     await this.exec(['add', name]);
     return (await this.packets(name)) !== undefined;
   }
