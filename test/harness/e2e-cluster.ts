@@ -327,8 +327,8 @@ export class E2ECluster {
 
   /**
    * Waits until `pod` can be deleted without failing a client, as a pod's graceful termination
-   * would: no node's nat rules lead to it any more (every agent has applied its removal) and no
-   * node tracks a TCP connection to it that is still opening or open.
+   * would: no agent's nat rules lead to it any more (every agent has applied its removal) and no
+   * such node tracks a TCP connection to it that is still opening or open.
    */
   async drained(label: string, pod: PodHandle): Promise<void> {
     const inProgress = /\b(SYN_SENT|SYN_RECV|ESTABLISHED)\b/;
@@ -336,8 +336,12 @@ export class E2ECluster {
       label,
       async () => {
         const left: string[] = [];
-        for (const node of this.nodesByLabel.keys()) {
-          if ((await this.iptablesSave(node)).includes(`--to-destination ${pod.ip}:`)) left.push(`${node}: rules`);
+        // The nodes with an agent: only their rules can send traffic anywhere.
+        for (const node of this.agents.keys()) {
+          const saved = await this.iptablesSave(node);
+          // No rules at all would say nothing about the pod: wait for them too.
+          if (saved === '') left.push(`${node}: no kube-proxy-ts rules to read`);
+          else if (saved.includes(`--to-destination ${pod.ip}:`)) left.push(`${node}: rules`);
           const open = (await this.conntrackList(node, ['-p', 'tcp', '--reply-src', pod.ip])).filter((line) => inProgress.test(line));
           if (open.length > 0) left.push(`${node}: ${open.length} open connections`);
         }
