@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Four projects, as in STYLE.md: unit (pure, fast), kernel (real netfilter in network namespaces),
-// integration (real kube-apiserver) and e2e (agent + apiserver + packets). The slow ones run one
+// Projects, as in STYLE.md: unit (pure, fast), kernel (real netfilter in network namespaces),
+// integration (real kube-apiserver) and e2e (agent + apiserver + packets), then realnode. The slow ones run one
 // file at a time: they share a single control plane and the 2-core machine.
 export default defineConfig({
   test: {
@@ -28,6 +28,19 @@ export default defineConfig({
           hookTimeout: 600_000,
           fileParallelism: false,
           globalSetup: ['test/harness/global-setup.ts'],
+        },
+      },
+      {
+        // A real kubelet node (hack/local-cluster.sh) judged by upstream's e2e binary: it runs
+        // after every other project, alone, because it loads both cores for minutes.
+        test: {
+          name: 'realnode',
+          include: ['test/realnode/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 30 * 60_000,
+          hookTimeout: 60 * 60_000,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Provides kube-apiserver, kube-proxy and kubectl of the pinned release (hack/versions.env), built
-# from the k8s.io/kubernetes Go module through the Go module proxy and cached outside the repo.
+# Provides binaries of the pinned Kubernetes release (hack/versions.env), built from the
+# k8s.io/kubernetes Go module through the Go module proxy and cached outside the repo.
+#   hack/k8s-binaries.sh                      kube-apiserver, kube-proxy, kubectl (tests, demo, bench)
+#   hack/k8s-binaries.sh kubelet kube-scheduler ...   any of the commands listed in ${known[*]} below
 # Prints the directory holding the binaries on its last line. Idempotent: a warm cache returns at once.
 set -euo pipefail
 
@@ -11,7 +13,12 @@ source "${here}/versions.env"
 version="${KUBE_VERSION}"
 cache_root="${KUBE_PROXY_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-proxy-ts}"
 out="${cache_root}/k8s/${version}"
-binaries=(kube-apiserver kube-proxy kubectl)
+# Every command this module can build; tools.go names them all so one go.sum serves each.
+known=(kube-apiserver kube-proxy kubectl kubelet kube-controller-manager kube-scheduler)
+if (($# > 0)); then binaries=("$@"); else binaries=(kube-apiserver kube-proxy kubectl); fi
+for b in "${binaries[@]}"; do
+  [[ " ${known[*]} " == *" ${b} "* ]] || { echo "k8s-binaries: unknown binary ${b} (known: ${known[*]})" >&2; exit 2; }
+done
 
 have_all() {
   local b
@@ -53,48 +60,54 @@ staging_version="v0.${version#v1.}"
 work="${cache_root}/k8s/build-${version}"
 mkdir -p "${work}" "${out}"
 
-upstream_mod="$(mktemp)"
-trap 'rm -f "${upstream_mod}"' EXIT
-proxy="${GOPROXY:-https://proxy.golang.org}"
-proxy="${proxy%%,*}"
-if ! curl -fsSL "${proxy}/k8s.io/kubernetes/@v/${version}.mod" -o "${upstream_mod}"; then
-  echo "k8s-binaries: cannot fetch go.mod of k8s.io/kubernetes ${version} from ${proxy}" >&2
-  exit 1
+tools="$(
+  echo '//go:build tools'
+  echo
+  echo 'package tools'
+  echo
+  echo 'import ('
+  for b in "${known[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/${b}\""; done
+  echo ')'
+)"
+# Resolve modules again only when go.mod is missing or tools.go names other commands.
+if [[ ! -f "${work}/go.mod" || ! -f "${work}/tools.go" || "$(cat "${work}/tools.go")" != "${tools}" ]]; then
+  upstream_mod="$(mktemp)"
+  trap 'rm -f "${upstream_mod}"' EXIT
+  proxy="${GOPROXY:-https://proxy.golang.org}"
+  proxy="${proxy%%,*}"
+  if ! curl -fsSL "${proxy}/k8s.io/kubernetes/@v/${version}.mod" -o "${upstream_mod}"; then
+    echo "k8s-binaries: cannot fetch go.mod of k8s.io/kubernetes ${version} from ${proxy}" >&2
+    exit 1
+  fi
+  go_line="$(grep -m1 -E '^go [0-9]' "${upstream_mod}")"
+  godebug_line="$(grep -m1 -E '^godebug ' "${upstream_mod}" || true)"
+  {
+    echo "module kube-proxy-ts/k8s-build"
+    echo
+    echo "${go_line}"
+    [[ -n "${godebug_line}" ]] && echo "${godebug_line}"
+    echo
+    echo "require k8s.io/kubernetes ${version}"
+    echo
+    echo "replace ("
+    for m in "${staging[@]}"; do
+      echo "	k8s.io/${m} => k8s.io/${m} ${staging_version}"
+    done
+    echo ")"
+  } >"${work}/go.mod"
+  printf '%s\n' "${tools}" >"${work}/tools.go"
+  resolve=true
+else
+  resolve=false
 fi
-go_line="$(grep -m1 -E '^go [0-9]' "${upstream_mod}")"
-godebug_line="$(grep -m1 -E '^godebug ' "${upstream_mod}" || true)"
-
-{
-  echo "module kube-proxy-ts/k8s-build"
-  echo
-  echo "${go_line}"
-  [[ -n "${godebug_line}" ]] && echo "${godebug_line}"
-  echo
-  echo "require k8s.io/kubernetes ${version}"
-  echo
-  echo "replace ("
-  for m in "${staging[@]}"; do
-    echo "	k8s.io/${m} => k8s.io/${m} ${staging_version}"
-  done
-  echo ")"
-} > "${work}/go.mod"
-cat > "${work}/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-proxy"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
 
 cd "${work}"
 export GOFLAGS="-mod=mod"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
-echo "k8s-binaries: resolving modules for ${version} in ${work}" >&2
-go mod tidy -e >&2 2>&1 || go mod download >&2
+if [[ "${resolve}" == true ]]; then
+  echo "k8s-binaries: resolving modules for ${version} in ${work}" >&2
+  go mod tidy -e >&2 2>&1 || go mod download >&2
+fi
 
 major_minor="${version#v}"
 major="${major_minor%%.*}"
@@ -116,5 +129,5 @@ for b in "${binaries[@]}"; do
   echo "k8s-binaries: ${b} built in $(( $(date +%s) - start ))s" >&2
 done
 
-"${out}/kube-apiserver" --version >&2
+"${out}/${binaries[0]}" --version >&2 || true
 echo "${out}"

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Provides upstream's e2e test binary (e2e.test) and its test image's program (agnhost) of the
+# pinned release (hack/versions.env), built from the k8s.io/kubernetes Go module and cached outside
+# the repo, plus the pause program (build/pause/linux/pause.c of the same module, built with gcc).
+# Prints the directory holding e2e.test, agnhost and pause on its last line. Idempotent.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/versions.env
+source "${here}/versions.env"
+
+version="${KUBE_VERSION}"
+cache_root="${KUBE_PROXY_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-proxy-ts}"
+out="${cache_root}/k8s/${version}/e2e"
+outputs=(e2e.test agnhost pause)
+
+have_all() {
+  local b
+  for b in "${outputs[@]}"; do [[ -x "${out}/${b}" ]] || return 1; done
+}
+if have_all; then
+  echo "${out}"
+  exit 0
+fi
+
+mkdir -p "${cache_root}/k8s"
+exec 9>"${cache_root}/k8s/.lock-e2e-${version}"
+if ! flock -n 9; then
+  echo "e2e-binaries: another build of ${version} is running; waiting for it" >&2
+  flock 9
+fi
+if have_all; then
+  echo "${out}"
+  exit 0
+fi
+
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+  PATH="${PATH}:/usr/local/go/bin"
+fi
+command -v go >/dev/null || { echo "e2e-binaries: Go is required (not found in PATH)" >&2; exit 1; }
+command -v gcc >/dev/null || { echo "e2e-binaries: gcc is required to build pause" >&2; exit 1; }
+
+staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
+  cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
+  kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
+  mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
+staging_version="v0.${version#v1.}"
+# The Go module proxy refuses k8s.io/sample-apiserver v0.33.10-.13 ("not available"); only the
+# aggregator test uses it, and any v0.33 release compiles with the rest.
+declare -A pinned=([sample-apiserver]="${KUBE_E2E_SAMPLE_APISERVER:-v0.33.5}")
+
+work="${cache_root}/k8s/build-e2e-${version}"
+mkdir -p "${work}" "${out}"
+cd "${work}"
+export GOFLAGS="-mod=mod"
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
+
+if [[ ! -f go.sum ]]; then
+  upstream_mod="$(mktemp)"
+  trap 'rm -f "${upstream_mod}"' EXIT
+  proxy="${GOPROXY:-https://proxy.golang.org}"
+  proxy="${proxy%%,*}"
+  curl -fsSL "${proxy}/k8s.io/kubernetes/@v/${version}.mod" -o "${upstream_mod}" ||
+    { echo "e2e-binaries: cannot fetch go.mod of k8s.io/kubernetes ${version} from ${proxy}" >&2; exit 1; }
+  {
+    echo "module kube-proxy-ts/k8s-e2e-build"
+    echo
+    grep -m1 -E '^go [0-9]' "${upstream_mod}"
+    grep -m1 -E '^godebug ' "${upstream_mod}" || true
+    echo
+    echo "require k8s.io/kubernetes ${version}"
+    echo
+    echo "replace ("
+    for m in "${staging[@]}"; do
+      echo "	k8s.io/${m} => k8s.io/${m} ${pinned[${m}]:-${staging_version}}"
+    done
+    echo ")"
+  } >go.mod
+  cat >tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/test/e2e"
+	_ "k8s.io/kubernetes/test/images/agnhost"
+)
+GO
+  echo "e2e-binaries: resolving modules for ${version} in ${work}" >&2
+  go mod tidy -e >&2 2>&1 || go mod download >&2
+fi
+
+major_minor="${version#v}"
+major="${major_minor%%.*}"
+rest="${major_minor#*.}"
+minor="${rest%%.*}"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X ${pkg}.gitVersion=${version} -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor}"
+  ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
+done
+
+if [[ ! -x "${out}/pause" ]]; then
+  src="$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+  gcc -Os -Wall -Werror -static -DVERSION=v3.10-kube-proxy-ts -o "${out}/pause.tmp" "${src}" >&2
+  mv "${out}/pause.tmp" "${out}/pause"
+fi
+if [[ ! -x "${out}/agnhost" ]]; then
+  echo "e2e-binaries: building agnhost ${version} (about 3 min on 2 cores)" >&2
+  start=$(date +%s)
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${out}/agnhost.tmp" k8s.io/kubernetes/test/images/agnhost >&2
+  mv "${out}/agnhost.tmp" "${out}/agnhost"
+  echo "e2e-binaries: agnhost built in $(( $(date +%s) - start ))s" >&2
+fi
+if [[ ! -x "${out}/e2e.test" ]]; then
+  echo "e2e-binaries: building e2e.test ${version} (about 7 min on 2 cores)" >&2
+  start=$(date +%s)
+  CGO_ENABLED=0 go test -c -trimpath -tags selinux,notest -ldflags "${ldflags}" \
+    -o "${out}/e2e.test.tmp" k8s.io/kubernetes/test/e2e >&2
+  mv "${out}/e2e.test.tmp" "${out}/e2e.test"
+  echo "e2e-binaries: e2e.test built in $(( $(date +%s) - start ))s" >&2
+fi
+echo "${out}"

