@@ -25,6 +25,7 @@ declare -A package_command=(
   [ncat]=ncat
   [curl]=curl
   [shellcheck]=shellcheck
+  [prometheus]=promtool
 )
 
 # iptables & co. live in /usr/sbin, which is not in every user's PATH.
