@@ -429,7 +429,7 @@ cmd_prometheus() {
       local d="${state}/prometheus"
       mkdir -p "${d}/data"
       # The alerting and recording rules the project ships, as Prometheus loads them.
-      cp "${root}/manifests/optional/kube-proxy-ts.rules.yaml" "${d}/rules.yaml" 2>/dev/null || echo "groups: []" >"${d}/rules.yaml"
+      cp "${root}/manifests/optional/prometheus/kube-proxy-ts.rules.yaml" "${d}/rules.yaml" 2>/dev/null || echo "groups: []" >"${d}/rules.yaml"
       sed -e "s#@STATE@#${state}#g" -e "s#@NODE_IP@#${node_ip}#g" "${here}/local-cluster/prometheus.yml" >"${d}/prometheus.yml"
       start prometheus prometheus --config.file="${d}/prometheus.yml" --storage.tsdb.path="${d}/data" \
         --web.listen-address=127.0.0.1:9090 --web.enable-lifecycle

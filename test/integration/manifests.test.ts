@@ -83,7 +83,8 @@ describe('manifests/ on a real apiserver (server-side dry run)', () => {
 
   it('keeps optional/ out of the default install and dry-runs it only where the CRDs exist', async () => {
     const optional = yamlFiles(join(manifestsDir, 'optional')).flatMap(loadManifests);
-    expect(optional.map((manifest) => manifest.kind).sort()).toEqual(['PodMonitor', 'ServiceMonitor']);
+    // optional/prometheus/ holds a plain rules file: kubectl does not recurse into it.
+    expect(optional.map((manifest) => manifest.kind).sort()).toEqual(['PodMonitor', 'PrometheusRule', 'ServiceMonitor']);
     for (const manifest of optional) {
       expect(manifest.apiVersion).toBe('monitoring.coreos.com/v1');
       expect(manifest.metadata.namespace).toBe(namespace);
@@ -99,7 +100,9 @@ describe('manifests/ on a real apiserver (server-side dry run)', () => {
     expect(service.metadata.labels).toMatchObject(serviceMonitor.spec.selector.matchLabels);
     expect(serviceMonitor.spec.endpoints[0].port).toBe('metrics');
 
-    const crds = await kubectlRun('get', 'crd', 'podmonitors.monitoring.coreos.com', 'servicemonitors.monitoring.coreos.com');
+    expect(podMonitor.spec.jobLabel).toBe('app.kubernetes.io/name');
+    expect(serviceMonitor.spec.jobLabel).toBe('app.kubernetes.io/name');
+    const crds = await kubectlRun('get', 'crd', 'podmonitors.monitoring.coreos.com', 'servicemonitors.monitoring.coreos.com', 'prometheusrules.monitoring.coreos.com');
     if (crds.code === 0) {
       const result = await kubectlRun('apply', '--dry-run=server', '--validate=strict', '-f', join(manifestsDir, 'optional'));
       expect(result.code, result.stderr).toBe(0);

@@ -16,7 +16,7 @@ import { repoRoot } from '../harness/versions.js';
 import { checkMetrics, promtool } from '../support/promtool.js';
 
 const optionalDir = join(repoRoot, 'manifests', 'optional');
-const rulesPath = join(optionalDir, 'kube-proxy-ts.rules.yaml');
+const rulesPath = join(optionalDir, 'prometheus', 'kube-proxy-ts.rules.yaml');
 const prometheusRulePath = join(optionalDir, 'prometheusrule.yaml');
 const testsDir = join(repoRoot, 'test', 'prometheus');
 const JOB_SELECTOR = 'job="kube-proxy-ts"';
