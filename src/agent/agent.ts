@@ -26,7 +26,7 @@ import {
   type ServiceHealthEntry,
 } from '../server/index.js';
 import { healthCheckAddresses, localTrafficFor, renderContextFor, type KernelFeatures } from './context.js';
-import { SyncScheduler, type SyncReason } from './scheduler.js';
+import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
 
 export interface AgentOptions {
@@ -100,7 +100,8 @@ export class Agent {
     this.scheduler = new SyncScheduler({
       minSyncPeriodMs: config.minSyncPeriodMs,
       syncPeriodMs: config.syncPeriodMs,
-      run: (reason) => this.runSync(reason),
+      logger: this.logger.child({ component: 'scheduler' }),
+      run: (reason, sync) => this.runSync(reason, sync),
     });
     this.serviceHealth = new ServiceHealthServers({
       isProxyHealthy: () => this.health.snapshot().healthy,
@@ -145,9 +146,10 @@ export class Agent {
         restarted: (resource, reason) => this.metrics.watchRestarted(resource, reason),
       },
       handlers: {
-        service: (event) => this.onEvent(event, (service) => this.store.upsertService(service), (namespace, name) => this.store.deleteService(namespace, name)),
+        service: (event) =>
+          this.onEvent('Service', event, (service) => this.store.upsertService(service), (namespace, name) => this.store.deleteService(namespace, name)),
         endpointSlice: (event) =>
-          this.onEvent(event, (slice) => this.store.upsertEndpointSlice(slice), (namespace, name) => this.store.deleteEndpointSlice(namespace, name)),
+          this.onEvent('EndpointSlice', event, (slice) => this.store.upsertEndpointSlice(slice), (namespace, name) => this.store.deleteEndpointSlice(namespace, name)),
         node: (event) => this.onNodeEvent(event),
       },
     });
@@ -172,6 +174,7 @@ export class Agent {
   }
 
   private onEvent<T extends { metadata?: { namespace?: string; name?: string } }>(
+    kind: string,
     event: WatchEvent<T>,
     upsert: (object: T) => boolean,
     remove: (namespace: string, name: string) => boolean,
@@ -180,7 +183,7 @@ export class Agent {
     const namespace = event.object.metadata?.namespace ?? '';
     const name = event.object.metadata?.name ?? '';
     const changed = event.type === 'delete' ? remove(namespace, name) : upsert(event.object);
-    if (changed) this.changed();
+    if (changed) this.changed({ kind, event: event.type, key: `${namespace}/${name}` });
   }
 
   private onNodeEvent(event: WatchEvent<V1Node>): void {
@@ -192,18 +195,18 @@ export class Agent {
     if (JSON.stringify(next) === JSON.stringify(this.node)) return;
     this.node = next;
     this.store.setNode(next);
-    this.changed();
+    this.changed({ kind: 'Node', event: event.type, key: config.nodeName });
   }
 
-  private changed(): void {
+  private changed(trigger: SyncTrigger): void {
     this.health.queued();
     this.metrics.syncQueued(Date.now() / 1000);
     const pending = this.store.pendingChanges();
     this.metrics.setPendingChanges({ services: pending.services, endpoints: pending.endpointSlices });
-    if (this.started) this.scheduler.request('change');
+    if (this.started) this.scheduler.request('change', trigger);
   }
 
-  private async runSync(reason: SyncReason): Promise<void> {
+  private async runSync(reason: SyncReason, sync: number): Promise<SyncOutcome> {
     this.logLocalTraffic();
     const pending = this.store.pendingChanges();
     this.metrics.countChanges({ services: pending.services, endpoints: pending.endpointSlices });
@@ -211,11 +214,11 @@ export class Agent {
     this.syncCount += 1;
     this.lastReport = report;
     this.options.onSyncReport?.(report);
-    this.observe(report);
+    this.observe(report, sync);
     if (report.result === 'failed') {
       // A full sync follows; minSyncPeriod paces the retries.
       this.scheduler.request('retry');
-      return;
+      return 'failed';
     }
     this.health.updated();
     this.metrics.setPendingChanges({ services: 0, endpoints: 0 });
@@ -223,6 +226,7 @@ export class Agent {
     await this.syncServiceHealth(report.state);
     this.firstSyncApplied = true;
     this.readyResolve();
+    return report.result === 'applied' ? 'wrote' : 'unchanged';
   }
 
   /** What kube-proxy probes before its first sync: here, whether nfacct counters work on this node. */
@@ -256,7 +260,7 @@ export class Agent {
     );
   }
 
-  private observe(report: SyncReport): void {
+  private observe(report: SyncReport, sync: number): void {
     const finishedAtSeconds = Date.now() / 1000;
     const phases = {
       model: report.phases.modelSeconds,
@@ -267,6 +271,7 @@ export class Agent {
     const plan = report.plan;
     const log = this.logger.child({ component: 'sync' });
     const common = {
+      sync,
       kind: report.kind,
       reason: report.reason,
       fullReason: report.fullReason,

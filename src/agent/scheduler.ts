@@ -1,10 +1,18 @@
 // Serialises and coalesces syncs: one queue of concurrency 1 and a dirty flag, never one job per
-// event. Requests are rate-limited by minSyncPeriod with a burst of two, as kube-proxy's
-// BoundedFrequencyRunner (burstSyncs = 2): a Service and the EndpointSlice the controller writes
-// right after it are both programmed at once, instead of the second waiting a whole minSyncPeriod.
-// A timer asks for a sync every syncPeriod; that one takes no token.
+// event. Pacing follows kube-proxy's iptables proxier (v1.33):
+// - Change syncs go through a token bucket like its BoundedFrequencyRunner (`minSyncPeriod`,
+//   burstSyncs = 2): one token per minSyncPeriod, at most two. A first change after a quiet period
+//   runs at once, and so does the EndpointSlice the controller writes right after a Service;
+//   minSyncPeriod only paces bursts.
+// - The initial sync (kube-proxy: OnServiceSynced/OnEndpointSlicesSynced call syncProxyRules
+//   directly) and the periodic one (the canary check of its iptables monitor) take no token.
+// - Beyond upstream: a sync that had nothing to write gives its token back, so a change arriving
+//   just after it is not held back by a sync that did nothing.
+// Every decision is logged at debug level (component "scheduler"): why a sync ran at once or
+// waited, which syncs spent the tokens, and what each sync did with its token.
 
 import PQueue from 'p-queue';
+import type { Logger } from 'pino';
 
 export interface Timers {
   readonly now: () => number;
@@ -18,57 +26,98 @@ export const realTimers: Timers = {
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
+export type SyncReason = 'change' | 'periodic' | 'retry' | 'initial';
+
+/** What a sync did: wrote rules (or tried to and failed), or found nothing to write. */
+export type SyncOutcome = 'wrote' | 'unchanged' | 'failed';
+
+/** What asked for a sync, for the debug log (e.g. `{ kind: 'Service', key: 'ns/name' }`). */
+export type SyncTrigger = Readonly<Record<string, string | number | boolean>>;
+
 export interface SchedulerOptions {
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   readonly timers?: Timers;
-  /** Runs one sync; must not throw (failures are values handled inside). */
-  readonly run: (reason: SyncReason) => Promise<void>;
+  /** Decisions go here at debug level. */
+  readonly logger?: Logger;
+  /** Runs one sync (`sync` numbers them, as in the log); must not throw (failures are values handled inside). */
+  readonly run: (reason: SyncReason, sync: number) => Promise<SyncOutcome>;
 }
-
-export type SyncReason = 'change' | 'periodic' | 'retry' | 'initial';
 
 /** Syncs that may start back to back before minSyncPeriod applies (kube-proxy: burstSyncs). */
 export const SYNC_BURST = 2;
 
+/** Whether a sync for this reason takes a token (upstream: goes through the BoundedFrequencyRunner). */
+function takesToken(reason: SyncReason): boolean {
+  return reason === 'change' || reason === 'retry';
+}
+
+/** A sync that took a token, for saying who spent them when a request has to wait. */
+interface Spender {
+  readonly sync: number;
+  readonly reason: SyncReason;
+  readonly startedAt: number;
+  outcome: SyncOutcome | 'running';
+}
+
 export class SyncScheduler {
   private readonly queue = new PQueue({ concurrency: 1 });
   private readonly timers: Timers;
-  private pending: { handle: unknown; reason: SyncReason } | undefined;
-  private queued = false;
-  /** Token bucket: one token per minSyncPeriod, at most SYNC_BURST; each sync start takes one. */
+  private readonly logger: Logger | undefined;
+  /** A request waiting for a token: its timer, reason and when it was first asked for. */
+  private pending: { handle: unknown; reason: SyncReason; requestedAt: number; dueAt: number } | undefined;
+  /** A sync in the queue that has not started yet (changes coalesce into it). */
+  private queued: { sync: number; reason: SyncReason; requestedAt: number } | undefined;
+  private running: { sync: number; reason: SyncReason } | undefined;
+  /** Token bucket: one token per minSyncPeriod, at most SYNC_BURST; each change sync takes one. */
   private tokens = SYNC_BURST;
   private tokensAt = 0;
+  /** The last SYNC_BURST syncs that took a token, newest last. */
+  private readonly spenders: Spender[] = [];
+  private nextSync = 1;
   private periodicHandle: unknown;
   private stopped = false;
 
   constructor(private readonly options: SchedulerOptions) {
     this.timers = options.timers ?? realTimers;
+    this.logger = options.logger;
   }
 
   /** Starts the periodic timer and runs the first sync now. */
   start(): void {
     this.armPeriodic();
-    this.enqueue('initial');
+    this.enqueue('initial', this.timers.now(), 'initial sync: runs now, takes no token');
   }
 
   /**
-   * Asks for a sync as soon as minSyncPeriod allows; many calls coalesce into one sync. A periodic
-   * sync (the canary check, kube-proxy's iptables monitor) neither waits for nor takes a token, so
-   * a change right after it is not held back by minSyncPeriod.
+   * Asks for a sync as soon as the token bucket allows; many calls coalesce into one sync. A
+   * periodic sync neither waits for nor takes a token (kube-proxy's iptables monitor runs beside
+   * its sync runner); when a change is waiting for a token, the periodic sync takes it along.
    */
-  request(reason: SyncReason = 'change'): void {
-    if (this.stopped || this.pending !== undefined || this.queued) return;
-    const wait = reason === 'periodic' ? 0 : this.waitForToken();
-    if (wait === 0) {
-      this.enqueue(reason);
+  request(reason: SyncReason = 'change', trigger?: SyncTrigger): void {
+    if (this.stopped) return;
+    const now = this.timers.now();
+    if (this.queued !== undefined) {
+      this.debug({ reason, trigger, into: this.queued.sync, intoReason: this.queued.reason }, 'sync request: joins the queued sync');
       return;
     }
-    const handle = this.timers.setTimeout(() => {
-      this.pending = undefined;
-      this.enqueue(reason);
-    }, wait);
-    this.pending = { handle, reason };
+    if (this.pending !== undefined) {
+      if (!takesToken(reason)) {
+        // A token-free sync now covers what the pending one waits for.
+        const { requestedAt, reason: waiting } = this.pending;
+        this.timers.clearTimeout(this.pending.handle);
+        this.pending = undefined;
+        this.enqueue(reason, requestedAt, `${reason} sync runs now (no token) and takes along the ${waiting} sync that was waiting for a token`, trigger);
+        return;
+      }
+      this.debug({ reason, trigger, dueInMs: this.pending.dueAt - now }, 'sync request: joins the sync waiting for a token');
+      return;
+    }
+    if (!takesToken(reason)) {
+      this.enqueue(reason, now, `${reason} sync: runs now, takes no token`, trigger);
+      return;
+    }
+    this.schedule(reason, now, trigger);
   }
 
   /** Resolves when no sync is running or queued. */
@@ -82,6 +131,7 @@ export class SyncScheduler {
     this.pending = undefined;
     if (this.periodicHandle !== undefined) this.timers.clearTimeout(this.periodicHandle);
     this.queue.clear();
+    this.queued = undefined;
     await this.queue.onIdle();
   }
 
@@ -93,6 +143,32 @@ export class SyncScheduler {
     }, this.options.syncPeriodMs);
   }
 
+  /** Enqueues a token-taking sync now, or arms a timer for when the bucket holds a token. */
+  private schedule(reason: SyncReason, requestedAt: number, trigger?: SyncTrigger): void {
+    const now = this.timers.now();
+    const wait = this.waitForToken();
+    if (wait === 0) {
+      this.enqueue(reason, requestedAt, `${reason} sync: a token is free (${this.tokens.toFixed(2)} of ${SYNC_BURST}), runs now`, trigger);
+      return;
+    }
+    const handle = this.timers.setTimeout(() => {
+      this.pending = undefined;
+      this.enqueue(reason, requestedAt, `${reason} sync: waited ${this.timers.now() - requestedAt} ms for a token, runs now`);
+    }, wait);
+    this.pending = { handle, reason, requestedAt, dueAt: now + wait };
+    this.debug(
+      {
+        reason,
+        trigger,
+        waitMs: wait,
+        tokens: round(this.tokens),
+        running: this.running,
+        spentBy: this.spenders.map((spender) => ({ ...spender, agoMs: now - spender.startedAt })),
+      },
+      `sync request: no token free (${this.tokens.toFixed(2)} of ${SYNC_BURST}), waits ${wait} ms (minSyncPeriod ${this.options.minSyncPeriodMs} ms)`,
+    );
+  }
+
   private refill(): void {
     const now = this.timers.now();
     const period = this.options.minSyncPeriodMs;
@@ -100,26 +176,72 @@ export class SyncScheduler {
     this.tokensAt = now;
   }
 
-  /** Milliseconds until a sync may start. */
+  /** Milliseconds until a token-taking sync may start. */
   private waitForToken(): number {
     this.refill();
     return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) * this.options.minSyncPeriodMs);
   }
 
-  private takeToken(): void {
-    this.refill();
-    this.tokens = Math.max(0, this.tokens - 1);
-  }
-
-  private enqueue(reason: SyncReason): void {
-    if (this.stopped) return;
-    if (this.queued) return;
-    this.queued = true;
+  private enqueue(reason: SyncReason, requestedAt: number, why: string, trigger?: SyncTrigger): void {
+    if (this.stopped || this.queued !== undefined) return;
+    const sync = this.nextSync++;
+    this.queued = { sync, reason, requestedAt };
+    this.debug({ sync, reason, trigger, tokens: round(this.tokens), running: this.running }, `sync request: ${why}${this.running !== undefined ? ` (after running sync ${this.running.sync})` : ''}`);
     void this.queue.add(async () => {
       // Changes arriving from here on need another sync: clear the flag before running.
-      this.queued = false;
-      if (reason !== 'periodic') this.takeToken();
-      await this.options.run(reason);
+      this.queued = undefined;
+      this.running = { sync, reason };
+      let spender: Spender | undefined;
+      if (takesToken(reason)) {
+        this.refill();
+        this.tokens = Math.max(0, this.tokens - 1);
+        spender = { sync, reason, startedAt: this.timers.now(), outcome: 'running' };
+        this.spenders.push(spender);
+        if (this.spenders.length > SYNC_BURST) this.spenders.shift();
+      }
+      const startedAt = this.timers.now();
+      this.debug(
+        { sync, reason, requestedAgoMs: startedAt - requestedAt, tokenTaken: spender !== undefined, tokensLeft: round(this.tokens) },
+        'sync starts',
+      );
+      let outcome: SyncOutcome = 'failed';
+      try {
+        outcome = await this.options.run(reason, sync);
+      } finally {
+        this.running = undefined;
+        this.finished(sync, reason, spender, outcome, startedAt);
+      }
     });
   }
+
+  /** Gives the token of a sync that wrote nothing back, and lets a waiting request use it. */
+  private finished(sync: number, reason: SyncReason, spender: Spender | undefined, outcome: SyncOutcome, startedAt: number): void {
+    const refund = spender !== undefined && outcome === 'unchanged';
+    if (spender !== undefined) spender.outcome = outcome;
+    if (refund) {
+      this.refill();
+      this.tokens = Math.min(SYNC_BURST, this.tokens + 1);
+      const index = this.spenders.indexOf(spender);
+      if (index !== -1) this.spenders.splice(index, 1);
+    }
+    this.debug(
+      { sync, reason, outcome, durationMs: this.timers.now() - startedAt, tokenRefunded: refund, tokens: round(this.tokens) },
+      outcome === 'unchanged' ? 'sync done: nothing to write' : outcome === 'wrote' ? 'sync done: wrote rules' : 'sync done: failed',
+    );
+    if (refund && this.pending !== undefined && !this.stopped) {
+      // The wait was computed while this sync held its token: compute it again.
+      const { handle, reason: waiting, requestedAt } = this.pending;
+      this.timers.clearTimeout(handle);
+      this.pending = undefined;
+      if (this.queued === undefined) this.schedule(waiting, requestedAt);
+    }
+  }
+
+  private debug(fields: Record<string, unknown>, message: string): void {
+    this.logger?.debug(fields, message);
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
 }
