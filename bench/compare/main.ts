@@ -1,12 +1,14 @@
 // `npm run bench` (second step): kube-proxy-ts side by side with upstream kube-proxy (iptables
 // mode) on one real apiserver. For each scale it loads N Services x M endpoints, then runs each
 // proxy in its own fresh node namespace, one after the other, and measures first full sync,
-// network programming latency, restore input per change, CPU and peak RSS. Prints one table per
-// scale and writes bench/results/compare.json and bench/results/latency.svg.
+// network programming latency (endpoint change, Service add, Service update), restore input per
+// change, CPU and peak RSS. Prints one table per scale and writes bench/results/compare.json and
+// bench/results/latency.svg.
 //
-//   npx tsx bench/compare/main.ts --scales 1000,5000,10000 [--endpoints 10] [--trials N]
+//   npx tsx bench/compare/main.ts --scales 100,1000,5000,10000 [--endpoints 10] [--trials N]
 //     [--backend nft|legacy] [--proxies kube-proxy-ts,kube-proxy] [--gap-ms 1500]
-//     [--kernel-poll-ms 20] [--concurrency 32] [--out bench/results] [--no-build] [--cpu-prof] [--keep]
+//     [--kernel-poll-ms 20] [--concurrency 32] [--out bench/results] [--log-level info|debug]
+//     [--no-build] [--cpu-prof] [--keep]
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +20,7 @@ import { kubeClients } from '../../test/harness/kube.js';
 import { kubeVersion, repoRoot } from '../../test/harness/versions.js';
 import { HOST_IP, NODE_IP, type Backend } from './node-netns.js';
 import { PROXIES, killAllProxiesNow, type ProxyId, type ProxyOptions } from './proxies.js';
-import { evaluateTargets, latencySvg, phaseSplit, scaleTable, summarizeRun, targetsTable, type ScaleResult } from './report.js';
+import { evaluateTargets, latencySvg, latencyTargets, phaseSplit, scaleTable, summarizeRun, targetsTable, type ScaleResult } from './report.js';
 import { coldStart } from './cold-start.js';
 import { runProxy } from './run-proxy.js';
 import { CLUSTER_CIDR, NODE_NAME, createBase, loadServices, summarize } from './workload.js';
@@ -40,13 +42,14 @@ interface Options {
   readonly firstSyncStarts: number;
   readonly syncPeriod: string;
   readonly minSyncPeriod: string;
+  readonly logLevel: string;
 }
 
 /** Where upstream kube-proxy can finish a first sync at 10k Services (see --help). */
 const DEFAULT_BACKEND: Backend = 'legacy';
 
 const usage = `Usage: npx tsx bench/compare/main.ts [flags]
-  --scales LIST        Service counts, comma-separated (default 1000,5000,10000)
+  --scales LIST        Service counts, comma-separated (default 100,1000,5000,10000)
   --endpoints M        endpoints per Service (default 10)
   --trials N           trials of each kind per proxy (default 20 / 30 / 50 for <=1k / <=5k / larger)
   --backend B          iptables backend for both proxies: legacy (default) or nft. Upstream kube-proxy's
@@ -60,6 +63,8 @@ const usage = `Usage: npx tsx bench/compare/main.ts [flags]
   --kernel-poll-ms MS  interval of the independent kernel poll, nft only; 0 = off (default 20)
   --concurrency N      apiserver requests in flight while loading (default 32)
   --out DIR            results directory (default bench/results)
+  --log-level L        kube-proxy-ts's --log-level (default info; debug logs every sync scheduler
+                       decision, kept in the work dir with --keep)
   --no-build           do not run npm run build first
   --cpu-prof           run kube-proxy-ts under node --cpu-prof (profiles kept in the work dir)
   --keep               keep the work dir (logs, kubeconfig)`;
@@ -85,7 +90,7 @@ function parseOptions(argv: readonly string[]): Options {
   }
   const known = new Set([
     'scales', 'endpoints', 'trials', 'backend', 'proxies', 'gap-ms', 'kernel-poll-ms', 'concurrency', 'out', 'sync-period', 'min-sync-period',
-    'first-sync-timeout-min', 'first-sync-starts',
+    'first-sync-timeout-min', 'first-sync-starts', 'log-level',
   ]);
   for (const name of values.keys()) if (!known.has(name)) throw new Error(`unknown flag --${name}\n${usage}`);
   const integer = (name: string, fallback: number): number => {
@@ -95,7 +100,7 @@ function parseOptions(argv: readonly string[]): Options {
     if (!Number.isInteger(value) || value < 0) throw new Error(`--${name}: not a non-negative integer: ${text}`);
     return value;
   };
-  const scales = (values.get('scales') ?? '1000,5000,10000').split(',').map((text) => Number(text.trim()));
+  const scales = (values.get('scales') ?? '100,1000,5000,10000').split(',').map((text) => Number(text.trim()));
   if (scales.some((scale) => !Number.isInteger(scale) || scale < 1)) throw new Error(`--scales: ${values.get('scales')}`);
   const backend = values.get('backend') ?? DEFAULT_BACKEND;
   if (backend !== 'nft' && backend !== 'legacy') throw new Error(`--backend: nft or legacy, not ${backend}`);
@@ -118,6 +123,7 @@ function parseOptions(argv: readonly string[]): Options {
     firstSyncStarts: Math.max(1, integer('first-sync-starts', 3)),
     syncPeriod: values.get('sync-period') ?? '30s',
     minSyncPeriod: values.get('min-sync-period') ?? '1s',
+    logLevel: values.get('log-level') ?? 'info',
   };
 }
 
@@ -243,6 +249,8 @@ async function main(): Promise<void> {
       },
       method: {
         firstSync: 'process start -> exit of the first successful IPv4 iptables-restore whose input programs the last Service (DNAT to its last endpoint); confirmed in the kernel afterwards',
+        changes:
+          'endpoint: endpoint #1 of an existing Service replaced (EndpointSlice update); service: a ClusterIP Service created, then its EndpointSlice; update: an existing Service switched to sessionAffinity ClientIP (Service update, no new chain)',
         latency:
           'Date.now() just before the apiserver write -> end time of the first successful IPv4 iptables-restore started after the write whose input holds the change (--to-destination <new endpoint>), taken by a wrapper script in PATH ($EPOCHREALTIME after the real binary exits). With nft, an independent poll (nft list chain ip nat <new chain> every kernelPollMs inside the namespace) reports kernelLatencyMs.',
         payload: 'bytes and lines of that iptables-restore input, tee\'d by the same wrapper for both proxies',
@@ -255,6 +263,7 @@ async function main(): Promise<void> {
         summary: Object.fromEntries(Object.entries(scale.runs).map(([proxy, run]) => [proxy, { ...summarizeRun(run), phases: proxy === 'kube-proxy-ts' ? phaseSplit(run) : undefined }])),
       })),
       targets: largest !== undefined ? evaluateTargets(largest) : [],
+      latencyTargets: latencyTargets(results),
     };
     writeFileSync(jsonPath, `${JSON.stringify(document, null, 2)}\n`);
     writeFileSync(svgPath, latencySvg(results));
@@ -279,6 +288,7 @@ async function main(): Promise<void> {
       agentEntry,
       kubeProxyBinary: controlPlane.binaries.kubeProxy,
       nodeFlags: options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(workDir, 'cpu-profiles')}`] : [],
+      logLevel: options.logLevel,
     };
     if (options.cpuProfile) log(`cpu profiles of kube-proxy-ts go to ${join(workDir, 'cpu-profiles')} (kept with --keep)`);
 
@@ -339,6 +349,7 @@ async function main(): Promise<void> {
     }
     const largest = results[results.length - 1];
     if (largest !== undefined) process.stdout.write(`Targets at ${largest.services} Services:\n${targetsTable(evaluateTargets(largest))}\n`);
+    process.stdout.write(`Latency per scale and kind of change (p99):\n${targetsTable(latencyTargets(results))}\n`);
     writeResults();
     log(`wrote ${jsonPath} and ${svgPath}`);
     if (options.keep) log(`work dir kept: ${workDir}`);

@@ -23,6 +23,8 @@ export interface ProxyOptions {
   readonly kubeProxyBinary: string;
   /** Extra node flags for kube-proxy-ts, e.g. ['--cpu-prof', '--cpu-prof-dir=...']. */
   readonly nodeFlags: readonly string[];
+  /** kube-proxy-ts's --log-level (debug: every sync scheduler decision). */
+  readonly logLevel: string;
 }
 
 export interface ProxyCommand {
@@ -54,7 +56,7 @@ export function proxyCommand(id: ProxyId, node: BenchNode, options: ProxyOptions
           'run',
           ...shared,
           `--iptables-backend=${options.backend}`,
-          '--log-level=info',
+          `--log-level=${options.logLevel}`,
         ],
       };
     case 'kube-proxy':

@@ -3,7 +3,7 @@
 // p50/p99 latency against scale.
 
 import type { ProxyRunResult, TrialResult } from './run-proxy.js';
-import type { WorkloadSummary } from './workload.js';
+import type { ChangeKind, WorkloadSummary } from './workload.js';
 
 /** Linear interpolation between closest ranks; NaN for no values. */
 export function percentile(values: readonly number[], p: number): number {
@@ -51,6 +51,9 @@ export interface ProxySummary {
   readonly firstSyncRestoreMedian: number;
   readonly endpoint: LatencySummary;
   readonly service: LatencySummary;
+  /** Service update (session affinity switched on). */
+  readonly update: LatencySummary;
+  /** Endpoint change and Service add pooled (the issue 6 target; runs before the update kind existed pooled these two). */
   readonly all: LatencySummary;
   readonly kernelEndpoint: LatencySummary;
   readonly kernelService: LatencySummary;
@@ -66,6 +69,7 @@ export interface ProxySummary {
 export function summarizeRun(run: ProxyRunResult): ProxySummary {
   const endpoint = run.trials.filter((trial) => trial.kind === 'endpoint');
   const service = run.trials.filter((trial) => trial.kind === 'service');
+  const update = run.trials.filter((trial) => trial.kind === 'update');
   const bytes = defined(run.trials.map((trial) => trial.payloadBytes));
   const starts = [run.firstSync.seconds, ...(run.extraFirstSyncs ?? []).map((start) => start.seconds)];
   const restores = [run.firstSync.restoreSeconds, ...(run.extraFirstSyncs ?? []).map((start) => start.restoreSeconds)];
@@ -77,7 +81,8 @@ export function summarizeRun(run: ProxyRunResult): ProxySummary {
     firstSyncRestoreMedian: percentile(restores, 50),
     endpoint: latencySummary(endpoint),
     service: latencySummary(service),
-    all: latencySummary(run.trials),
+    update: latencySummary(update),
+    all: latencySummary([...endpoint, ...service]),
     kernelEndpoint: latencySummary(endpoint, (trial) => trial.kernelLatencyMs),
     kernelService: latencySummary(service, (trial) => trial.kernelLatencyMs),
     payloadBytesP50: percentile(bytes, 50),
@@ -158,6 +163,9 @@ export function scaleTable(scale: ScaleResult): string {
   row('service add p50 (ms)', (summary) => summary.service.p50);
   row('service add p90 (ms)', (summary) => summary.service.p90);
   row('service add p99 (ms)', (summary) => summary.service.p99);
+  row('service update p50 (ms)', (summary) => summary.update.p50);
+  row('service update p90 (ms)', (summary) => summary.update.p90);
+  row('service update p99 (ms)', (summary) => summary.update.p99);
   if (a !== undefined && a.kernelEndpoint.count + a.kernelService.count > 0) {
     row('  kernel poll: endpoint p50 (ms)', (summary) => summary.kernelEndpoint.p50);
     row('  kernel poll: service p50 (ms)', (summary) => summary.kernelService.p50);
@@ -244,6 +252,37 @@ export function evaluateTargets(scale: ScaleResult): TargetResult[] {
   return targets;
 }
 
+const KIND_LABELS: Readonly<Record<ChangeKind, string>> = {
+  endpoint: 'endpoint change',
+  service: 'Service add',
+  update: 'Service update (session affinity)',
+};
+
+/**
+ * Issue 16: at every scale and for every kind of change, p99 latency no higher than kube-proxy's,
+ * and at most half of it from 5k Services on.
+ */
+export function latencyTargets(scales: readonly ScaleResult[]): TargetResult[] {
+  const targets: TargetResult[] = [];
+  for (const scale of scales) {
+    const ours = scale.runs['kube-proxy-ts'];
+    const theirs = scale.runs['kube-proxy'];
+    if (ours === undefined || theirs === undefined) continue;
+    const a = summarizeRun(ours);
+    const b = summarizeRun(theirs);
+    const half = scale.services >= 5000;
+    for (const kind of ['endpoint', 'service', 'update'] as const) {
+      if (a[kind].count === 0 || b[kind].count === 0) continue;
+      const limit = half ? 0.5 : 1;
+      targets.push({
+        name: `${KIND_LABELS[kind]} p99 at ${format(scale.services)} Services <= ${half ? '1/2 of ' : ''}kube-proxy's`,
+        services: scale.services, ours: a[kind].p99, theirs: b[kind].p99, limit: `<= ${limit}x`, met: a[kind].p99 <= b[kind].p99 * limit,
+      });
+    }
+  }
+  return targets;
+}
+
 export function targetsTable(targets: readonly TargetResult[]): string {
   return targets
     .map((target) => `${target.met ? 'MET   ' : 'MISSED'} ${target.name}: kube-proxy-ts ${format(target.ours, 2)}, kube-proxy ${format(target.theirs, 2)} (${target.limit})`)
@@ -251,19 +290,25 @@ export function targetsTable(targets: readonly TargetResult[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SVG: two panels (endpoint change, Service add), latency (log scale) against Services.
+// SVG: three panels (endpoint change, Service add, Service update), latency against Services (both log scale).
 
 const COLORS = { 'kube-proxy-ts': '#1f77b4', 'kube-proxy': '#d62728' } as const;
+const PANEL_TITLES: Readonly<Record<ChangeKind, string>> = {
+  endpoint: 'One endpoint changed',
+  service: 'One Service added',
+  update: 'Session affinity switched on',
+};
 
 export function latencySvg(scales: readonly ScaleResult[]): string {
   const panelWidth = 360;
   const panelHeight = 260;
   const margin = { left: 60, right: 16, top: 36, bottom: 44 };
-  const width = 2 * (panelWidth + margin.left + margin.right);
+  const kinds = ['endpoint', 'service', 'update'] as const;
+  const width = kinds.length * (panelWidth + margin.left + margin.right);
   const height = panelHeight + margin.top + margin.bottom + 40;
-  const series: { proxy: 'kube-proxy-ts' | 'kube-proxy'; kind: 'endpoint' | 'service'; stat: 'p50' | 'p99'; points: [number, number][] }[] = [];
+  const series: { proxy: 'kube-proxy-ts' | 'kube-proxy'; kind: ChangeKind; stat: 'p50' | 'p99'; points: [number, number][] }[] = [];
   for (const proxy of ['kube-proxy-ts', 'kube-proxy'] as const) {
-    for (const kind of ['endpoint', 'service'] as const) {
+    for (const kind of kinds) {
       for (const stat of ['p50', 'p99'] as const) {
         const points: [number, number][] = [];
         for (const scale of scales) {
@@ -280,16 +325,20 @@ export function latencySvg(scales: readonly ScaleResult[]): string {
   const allScales = scales.map((scale) => scale.services);
   const minY = 10 ** Math.floor(Math.log10(Math.max(1, Math.min(...allValues, 1000))));
   const maxY = 10 ** Math.ceil(Math.log10(Math.max(...allValues, 10)));
+  // Services on a log axis: 100 and 10,000 both readable.
   const maxX = Math.max(...allScales, 1);
+  const minX = Math.max(1, Math.min(...allScales, maxX));
+  const lowX = Math.log10(minX) - 0.15;
+  const highX = Math.log10(maxX) + 0.15;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${width}" height="${height}" fill="white"/>`);
-  (['endpoint', 'service'] as const).forEach((kind, panel) => {
+  kinds.forEach((kind, panel) => {
     const x0 = panel * (panelWidth + margin.left + margin.right) + margin.left;
     const y0 = margin.top;
-    const sx = (services: number): number => x0 + (services / maxX) * panelWidth;
+    const sx = (services: number): number => x0 + ((Math.log10(services) - lowX) / (highX - lowX)) * panelWidth;
     const sy = (ms: number): number => y0 + panelHeight - ((Math.log10(ms) - Math.log10(minY)) / (Math.log10(maxY) - Math.log10(minY))) * panelHeight;
-    out.push(`<text x="${x0 + panelWidth / 2}" y="${y0 - 14}" text-anchor="middle" font-weight="bold">${kind === 'endpoint' ? 'One endpoint changed' : 'One Service added'}: write -> rules in kernel</text>`);
+    out.push(`<text x="${x0 + panelWidth / 2}" y="${y0 - 14}" text-anchor="middle" font-weight="bold">${PANEL_TITLES[kind]}: write -> rules in kernel</text>`);
     out.push(`<rect x="${x0}" y="${y0}" width="${panelWidth}" height="${panelHeight}" fill="none" stroke="#444"/>`);
     for (let decade = minY; decade <= maxY; decade *= 10) {
       const y = sy(decade);

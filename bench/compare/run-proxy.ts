@@ -1,9 +1,9 @@
 // One proxy, one scale: a fresh node namespace, the proxy started in it, then
 //   1. first full sync: process start -> exit of the first successful iptables-restore whose input
 //      programs the last Service (confirmed in the kernel, chains counted);
-//   2. trials: one endpoint replaced, then one Service added, each timed from the apiserver write
-//      to the exit of the iptables-restore that carried it (and, with nft, to an independent kernel
-//      poll seeing the new chain), with that restore's input size;
+//   2. trials: one endpoint replaced, one Service added, one Service's session affinity switched on,
+//      each timed from the apiserver write to the exit of the iptables-restore that carried it (and,
+//      with nft, to an independent kernel poll seeing the new chain), with that restore's input size;
 //   3. CPU and peak RSS from /proc, the proxy's own /metrics, kube-proxy-ts's phase split from its log.
 // Everything it started is stopped and the apiserver changes are undone before it returns.
 
@@ -30,10 +30,16 @@ import {
   fullSyncMarker,
   prepareEndpointChange,
   prepareServiceAdd,
+  prepareServiceUpdate,
   trialServiceIndex,
+  updateServiceIndex,
+  type ChangeKind,
   type Clients,
   type PreparedChange,
 } from './workload.js';
+
+/** The trial kinds, in the order they run. */
+export const TRIAL_KINDS: readonly ChangeKind[] = ['endpoint', 'service', 'update'];
 
 export interface ProxyRunSettings {
   readonly id: ProxyId;
@@ -43,7 +49,7 @@ export interface ProxyRunSettings {
   readonly proxy: ProxyOptions;
   readonly backend: Backend;
   readonly workDir: string;
-  /** Trials of each kind (endpoint change, Service add). */
+  /** Trials of each kind (endpoint change, Service add, Service update). */
   readonly trials: number;
   /** Pause after each trial, so minSyncPeriod never delays the next one. */
   readonly gapMs: number;
@@ -57,7 +63,7 @@ export interface ProxyRunSettings {
 }
 
 export interface TrialResult {
-  readonly kind: 'endpoint' | 'service';
+  readonly kind: ChangeKind;
   readonly serviceIndex: number | undefined;
   /** Write -> exit of the restore that carried the change; undefined on timeout. */
   readonly latencyMs: number | undefined;
@@ -197,7 +203,7 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
     log(
       `  ${id}: first full sync after ${firstSync.seconds.toFixed(2)} s (${firstSync.restoreCalls} restore call(s), ${firstSync.restoreSeconds.toFixed(2)} s in iptables-restore, ${(firstSync.payloadBytes / 1e6).toFixed(1)} MB)`,
     );
-    if (!(await chainExists(node.netns.name, settings.backend, marker.chain))) {
+    if (marker.chain !== undefined && !(await chainExists(node.netns.name, settings.backend, marker.chain))) {
       throw new Error(`${id}: restore reported success but ${marker.chain} is not in the kernel`);
     }
 
@@ -214,7 +220,7 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
 
     // 2. Trials.
     const trials: TrialResult[] = [];
-    for (const kind of ['endpoint', 'service'] as const) {
+    for (const kind of TRIAL_KINDS) {
       for (let trial = 0; trial < settings.trials; trial++) {
         await failIfExited('during the trials');
         restoreLog.poll(); // consume calls that belong to nothing
@@ -222,10 +228,15 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
         const change =
           kind === 'endpoint'
             ? prepareEndpointChange(settings.clients, trialServiceIndex(trial, settings.trials, settings.services), settings.endpointsPerService, sequence)
-            : prepareServiceAdd(settings.clients, settings.endpointsPerService, sequence);
+            : kind === 'service'
+              ? prepareServiceAdd(settings.clients, settings.endpointsPerService, sequence)
+              : prepareServiceUpdate(settings.clients, updateServiceIndex(trial, settings.trials, settings.services, settings.endpointsPerService), settings.endpointsPerService);
         undo.push(change);
+        const pollable = change.marker.chain;
         const poller =
-          settings.kernelPollMs > 0 && settings.backend === 'nft' ? pollChain(node.netns.name, change.marker.chain, settings.kernelPollMs) : undefined;
+          settings.kernelPollMs > 0 && settings.backend === 'nft' && pollable !== undefined
+            ? pollChain(node.netns.name, pollable, settings.kernelPollMs)
+            : undefined;
         const writtenAt = await change.write();
         let applied: RestoreCall | undefined;
         let restores = 0;

@@ -1,7 +1,8 @@
 // The benchmark's cluster: N Services with M endpoints each, generated deterministically from the
 // Service's index (so a larger scale only adds indices), bulk-created with bounded concurrency, and
-// the single changes the latency trials make (one endpoint replaced, one Service added) plus their
-// undo, so every proxy starts from the same apiserver state.
+// the single changes the latency trials make (one endpoint replaced, one Service added, one
+// Service's session affinity switched on) plus their undo, so every proxy starts from the same
+// apiserver state.
 
 import type { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import {
@@ -199,14 +200,16 @@ export async function loadServices(
 
 /** What a trial waits for: a chain the change creates, and a string the restore payload must hold. */
 export interface ChangeMarker {
-  /** A chain that exists in the nat table once the change is programmed. */
-  readonly chain: string;
+  /** A chain that exists in the nat table once the change is programmed (none when the change creates no chain). */
+  readonly chain: string | undefined;
   /** Text that appears in the iptables-restore input that programs the change. */
   readonly payloadText: string;
 }
 
+export type ChangeKind = 'endpoint' | 'service' | 'update';
+
 export interface PreparedChange {
-  readonly kind: 'endpoint' | 'service';
+  readonly kind: ChangeKind;
   readonly serviceIndex: number | undefined;
   readonly marker: ChangeMarker;
   /** Sends the timed write; resolves to Date.now() taken just before it was sent. */
@@ -296,6 +299,44 @@ export function prepareServiceAdd(clients: Clients, endpointsPerService: number,
 }
 
 /**
+ * Switches Service `index` to ClientIP session affinity (upstream's conformance test "should be able
+ * to switch session affinity" does this and back): an update of an existing Service that rewrites
+ * its KUBE-SVC and KUBE-SEP chains and creates none. Pick an index whose Service has no affinity
+ * yet (updateServiceIndex).
+ */
+export function prepareServiceUpdate(clients: Clients, index: number, endpointsPerService: number): PreparedChange {
+  const service = benchService(index, endpointsPerService);
+  if (service.sessionAffinity) throw new Error(`Service ${index} already has session affinity`);
+  const port = service.ports[0] as BenchPort;
+  const first = service.endpoints[0];
+  const address = typeof first?.address === 'string' ? first.address : '';
+  const sep = servicePortEndpointChainName(`${service.namespace}/${service.name}:${port.name}`, port.protocol, address, port.targetPort);
+  const { namespace, name } = service;
+  const setAffinity = async (affinity: 'ClientIP' | 'None'): Promise<number> => {
+    // Read first, so the timed part is the write alone.
+    const current = await clients.core.readNamespacedService({ namespace, name });
+    const writtenAt = Date.now();
+    current.spec = { ...current.spec, sessionAffinity: affinity };
+    if (affinity === 'None') delete current.spec.sessionAffinityConfig;
+    await clients.core.replaceNamespacedService({ namespace, name, body: current });
+    return writtenAt;
+  };
+  return {
+    kind: 'update',
+    serviceIndex: index,
+    marker: {
+      chain: undefined,
+      // The apiserver defaults the timeout to 10800 s; both proxies write this rule in KUBE-SVC-*.
+      payloadText: `-m recent --name ${sep} --rcheck --seconds 10800 --reap -j ${sep}`,
+    },
+    write: () => setAffinity('ClientIP'),
+    undo: async () => {
+      await setAffinity('None');
+    },
+  };
+}
+
+/**
  * What proves a full sync landed: the KUBE-SERVICES jump to the last ClusterIP Service's chain. It
  * is written with the dispatch chains, which come last when a full sync is split into parts.
  */
@@ -311,4 +352,15 @@ export function fullSyncMarker(count: number, endpointsPerService: number): Chan
 /** Spread trial targets over the whole index range. */
 export function trialServiceIndex(trial: number, trials: number, count: number): number {
   return Math.min(count - 1, Math.floor(((trial + 0.5) * count) / trials));
+}
+
+/**
+ * The Service of update trial `trial`: the one after the endpoint trial's (whose endpoint changed),
+ * skipping Services that already have session affinity; distinct for distinct trials while
+ * trials <= count / 2.
+ */
+export function updateServiceIndex(trial: number, trials: number, count: number, endpointsPerService: number): number {
+  let index = (trialServiceIndex(trial, trials, count) + 1) % count;
+  while (benchService(index, endpointsPerService).sessionAffinity) index = (index + 1) % count;
+  return index;
 }
