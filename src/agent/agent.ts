@@ -13,7 +13,8 @@ import { nodeInfoFromNode } from '../model/node.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import type { Netfilter } from '../netfilter/port.js';
 import type { Conntrack } from '../netfilter/conntrack.js';
-import { CT_STATE_INVALID_DROPPED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
+import { CT_STATE_INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_ACCEPTED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
+import type { SysctlAccess } from '../netfilter/sysctl.js';
 import type { RuleSet, TableName } from '../render/types.js';
 import {
   createMetrics,
@@ -26,6 +27,7 @@ import {
   type ServiceHealthEntry,
 } from '../server/index.js';
 import { healthCheckAddresses, localTrafficFor, renderContextFor, type KernelFeatures } from './context.js';
+import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
 
@@ -36,6 +38,9 @@ export interface AgentOptions {
   readonly conntrack: Conntrack | undefined;
   /** nfacct counters (kube-proxy's `-m nfacct` on the INVALID drop rule); undefined = none. */
   readonly nfacct?: NfAcct;
+  /** Reads and sets net.ipv4.conf.all.route_localnet for localhost NodePorts; undefined = sysctls are
+   * neither read nor written, and the configuration alone decides. */
+  readonly sysctl?: SysctlAccess;
   readonly logger: Logger;
   readonly registry?: Registry;
   /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
@@ -229,16 +234,27 @@ export class Agent {
     return report.result === 'applied' ? 'wrote' : 'unchanged';
   }
 
-  /** What kube-proxy probes before its first sync: here, whether nfacct counters work on this node. */
+  /** What kube-proxy probes before its first sync: localhost NodePorts (and their sysctl), and
+   * whether nfacct counters work on this node. */
   private async probeKernel(): Promise<void> {
+    const localhost = await prepareLocalhostNodePorts(this.options.config, this.options.sysctl);
+    this.logger[localhost.level]({ component: 'localhost-nodeports', ...localhost.fields }, localhost.message);
+    this.metrics.setLocalhostNodePorts(localhost.enabled, localhost.off ?? 'enabled');
+    this.kernelFeatures = { localhostNodePorts: localhost.enabled };
+
     const { nfacct } = this.options;
     if (nfacct === undefined) return;
     if (!(await nfacct.ensure(CT_STATE_INVALID_DROPPED_COUNTER))) {
       this.logger.info('nfacct is not available (no nfacct tool or kernel support): the conntrack-INVALID drop rule goes uncounted');
       return;
     }
-    this.kernelFeatures = { invalidDropCounter: CT_STATE_INVALID_DROPPED_COUNTER };
+    this.kernelFeatures = { ...this.kernelFeatures, invalidDropCounter: CT_STATE_INVALID_DROPPED_COUNTER };
     this.metrics.countInvalidDrops(() => nfacct.packets(CT_STATE_INVALID_DROPPED_COUNTER));
+    // As kube-proxy: the counter and its metric exist whether or not localhost NodePorts are on.
+    if (await nfacct.ensure(LOCALHOST_NODEPORTS_ACCEPTED_COUNTER)) {
+      this.kernelFeatures = { ...this.kernelFeatures, localhostNodePortsCounter: LOCALHOST_NODEPORTS_ACCEPTED_COUNTER };
+      this.metrics.countLocalhostNodePortPackets(() => nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED_COUNTER));
+    }
   }
 
   /** Says how pod traffic is detected whenever that changes (a NodeCIDR node gets its podCIDR), warning when it cannot be. */

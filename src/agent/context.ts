@@ -16,6 +16,11 @@ import { cidrContains, parseIpv4, parseIpv4Cidr } from '../render/ipv4.js';
 export interface KernelFeatures {
   /** The nfacct counter for the conntrack-INVALID drop rule, when nfacct works here. */
   readonly invalidDropCounter?: string;
+  /** The nfacct counter for NodePort packets to 127.0.0.0/8, when nfacct works here. */
+  readonly localhostNodePortsCounter?: string;
+  /** Whether NodePorts answer on 127.0.0.1 (localhost-node-ports.ts: the setting, nodePortAddresses
+   * and route_localnet). undefined: not probed yet, the configuration decides. */
+  readonly localhostNodePorts?: boolean;
 }
 
 export function renderContextFor(config: AgentConfig, node: NodeInfo, kernel: KernelFeatures = {}): RenderContext {
@@ -41,12 +46,12 @@ export function renderContextFor(config: AgentConfig, node: NodeInfo, kernel: Ke
     localTraffic: localTrafficFor(config.detectLocal, config.clusterCIDR, node),
     masqueradeAll: config.masqueradeAll,
     ...(kernel.invalidDropCounter !== undefined ? { invalidDropCounter: kernel.invalidDropCounter } : {}),
+    ...(kernel.localhostNodePortsCounter !== undefined ? { localhostNodePortsCounter: kernel.localhostNodePortsCounter } : {}),
     nodePortAddresses,
     nodeIPs,
     masqueradeBit: config.masqueradeBit,
-    // NodePorts on 127.0.0.1 need net.ipv4.conf.all.route_localnet=1, which an unprivileged
-    // container cannot set; kube-proxy-ts does not offer them (kube-proxy's nftables mode does not either).
-    localhostNodePorts: false,
+    // The renderer also leaves them out where nodePortAddresses does not cover the loopback.
+    localhostNodePorts: kernel.localhostNodePorts ?? config.localhostNodePorts,
   };
 }
 

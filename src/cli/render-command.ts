@@ -30,9 +30,12 @@ export const renderUsage = `Usage: kube-proxy-ts render --objects FILE [--object
                            [--cluster-cidr CIDR] [--node-port-addresses CIDR[,CIDR...]] [--mode iptables]
                            [--detect-local-mode MODE] [--pod-bridge-interface NAME]
                            [--pod-interface-name-prefix PREFIX] [--masquerade-all]
+                           [--iptables-localhost-nodeports[=false]]
 
 Reads Services, EndpointSlices and Nodes (multi-document YAML or JSON) and prints one complete
 iptables-restore payload that programs NAME from scratch: iptables-restore < payload.
+NodePorts answer on 127.0.0.1 too unless --iptables-localhost-nodeports=false (as run; they need
+net.ipv4.conf.all.route_localnet=1 on the node, which render does not set).
 `;
 
 /** Returns the process exit code. */
@@ -40,7 +43,8 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   let values;
   try {
     ({ values } = parseArgs({
-      args: [...argv],
+      // A bare --iptables-localhost-nodeports means true, as run's switch; parseArgs wants a value.
+      args: argv.map((arg) => (arg === '--iptables-localhost-nodeports' ? `${arg}=true` : arg)),
       options: {
         objects: { type: 'string', multiple: true },
         'node-name': { type: 'string' },
@@ -51,6 +55,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
         'pod-bridge-interface': { type: 'string' },
         'pod-interface-name-prefix': { type: 'string' },
         'masquerade-all': { type: 'boolean' },
+        'iptables-localhost-nodeports': { type: 'string' },
         mode: { type: 'string', default: 'iptables' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -99,6 +104,11 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     }
   }
   if (!mode.ok || !bridge.ok || !prefix.ok) return 2;
+  const localhostNodePorts = PARSERS.localhostNodePorts(values['iptables-localhost-nodeports'] ?? 'true');
+  if (!localhostNodePorts.ok) {
+    io.stderr(`render: --iptables-localhost-nodeports "${values['iptables-localhost-nodeports'] ?? ''}" ${localhostNodePorts.reason}\n`);
+    return 2;
+  }
   const local = detectLocalFrom(mode.value, bridge.value, prefix.value);
   if (!local.ok) {
     const flag = local.missing === 'podBridgeInterface' ? 'pod-bridge-interface' : 'pod-interface-name-prefix';
@@ -155,8 +165,8 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     masqueradeAll: values['masquerade-all'] === true,
     nodePortAddresses,
     nodeIPs: node.ips,
-    // As the agent (src/agent/context.ts): no NodePorts on 127.0.0.1, which need route_localnet.
-    localhostNodePorts: false,
+    // As the agent's default (no nfacct counters: render probes nothing).
+    localhostNodePorts: localhostNodePorts.value,
   };
   const ruleSet = renderRuleSet(state, context);
   io.stdout(fullPayload(ruleSet, { jumps: 'append' }));

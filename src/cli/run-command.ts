@@ -10,6 +10,10 @@ import { createLogger } from '../log.js';
 import { Conntrack } from '../netfilter/conntrack.js';
 import { NfAcct } from '../netfilter/nfacct.js';
 import { ExecNetfilter } from '../netfilter/exec.js';
+import { Sysctl, type SysctlAccess } from '../netfilter/sysctl.js';
+import { prepareLocalhostNodePorts } from '../agent/localhost-node-ports.js';
+import type { AgentConfig } from '../config/index.js';
+import type { Logger } from 'pino';
 import { DEFAULT_CHAINS_PER_PART } from '../sync/full-parts.js';
 import { version } from '../version.js';
 import { resolveBackend } from './netfilter-setup.js';
@@ -28,6 +32,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const { config } = parsed;
   const logger = createLogger({ level: config.logLevel });
   for (const warning of parsed.warnings) logger.warn({ component: 'config' }, warning);
+  if (parsed.initOnly) return initOnly(config, new Sysctl(), logger);
 
   const kube = loadKubeConfig(config.kubeconfig !== undefined ? { kubeconfigPath: config.kubeconfig } : {});
   if (!kube.ok) {
@@ -46,6 +51,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     netfilter: new ExecNetfilter({ binaries: backend.binaries }),
     conntrack: new Conntrack(),
     nfacct: new NfAcct(),
+    sysctl: new Sysctl(),
     logger,
     // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
     // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
@@ -84,4 +90,25 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     () => undefined,
   );
   return stopped;
+}
+
+/**
+ * `run --init-only`, kube-proxy's flag: what needs privilege, then exit (no apiserver). Here that is
+ * net.ipv4.conf.all.route_localnet=1 when localhost NodePorts are wanted; the DaemonSet runs it in a
+ * privileged init container so the agent itself can stay unprivileged. Exit 1 when the setting is
+ * wanted and cannot be made, as kube-proxy's.
+ */
+export async function initOnly(config: AgentConfig, sysctl: SysctlAccess, logger: Logger): Promise<number> {
+  const localhost = await prepareLocalhostNodePorts(config, sysctl);
+  if (localhost.off === 'route_localnet') {
+    logger.error(
+      { component: 'init-only', ...localhost.fields },
+      'cannot set net.ipv4.conf.all.route_localnet=1 for localhost NodePorts: /proc/sys is writable only in a privileged ' +
+        'container (securityContext.privileged: true) or as root on the node; or turn them off with iptables.localhostNodePorts: false',
+    );
+    return 1;
+  }
+  logger[localhost.level]({ component: 'init-only', ...localhost.fields }, localhost.message);
+  logger.info({ component: 'init-only' }, 'initialisation done; exiting (--init-only)');
+  return 0;
 }

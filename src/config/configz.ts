@@ -25,7 +25,7 @@ export function kubeProxyConfiguration(config: AgentConfig): Record<string, unkn
     nodePortAddresses: nodePortAddressList(config.nodePortAddresses),
     syncPeriod: formatDuration(config.syncPeriodMs),
     minSyncPeriod: formatDuration(config.minSyncPeriodMs),
-    iptables: { masqueradeAll: config.masqueradeAll, masqueradeBit: config.masqueradeBit },
+    iptables: { masqueradeAll: config.masqueradeAll, masqueradeBit: config.masqueradeBit, localhostNodePorts: config.localhostNodePorts },
     metricsBindAddress: config.metricsBindAddress === undefined ? '' : formatBindAddress(config.metricsBindAddress),
     healthzBindAddress: config.healthzBindAddress === undefined ? '' : formatBindAddress(config.healthzBindAddress),
     // kube-proxy-ts's own fields (not in KubeProxyConfiguration; its config file accepts them too).

@@ -72,6 +72,13 @@ export const FIELDS = {
     switch: true,
     help: 'masquerade all traffic to cluster IPs, from pods too (default false)',
   },
+  localhostNodePorts: {
+    file: [['iptables', 'localhostNodePorts']],
+    env: ['KUBE_PROXY_TS_LOCALHOST_NODEPORTS'],
+    flags: ['iptables-localhost-nodeports'],
+    switch: true,
+    help: 'NodePorts also answer on 127.0.0.1, as kube-proxy; needs net.ipv4.conf.all.route_localnet=1, which the agent sets when it may (default true)',
+  },
   nodePortAddresses: {
     file: [['nodePortAddresses']],
     env: ['KUBE_PROXY_TS_NODE_PORT_ADDRESSES'],
@@ -333,6 +340,7 @@ export interface FieldValues {
   readonly podBridgeInterface: string | undefined;
   readonly podInterfaceNamePrefix: string | undefined;
   readonly masqueradeAll: boolean;
+  readonly localhostNodePorts: boolean;
   readonly nodePortAddresses: NodePortAddresses;
   readonly syncPeriod: number;
   readonly minSyncPeriod: number;
@@ -353,6 +361,7 @@ export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<Fi
   podBridgeInterface: parseInterfaceName,
   podInterfaceNamePrefix: parseInterfaceName,
   masqueradeAll: parseBoolean,
+  localhostNodePorts: parseBoolean,
   nodePortAddresses: parseNodePortAddresses,
   syncPeriod: parsePositiveDuration,
   minSyncPeriod: parseNonNegativeDuration,
@@ -374,6 +383,7 @@ export const DEFAULTS: FieldValues = {
   podBridgeInterface: undefined,
   podInterfaceNamePrefix: undefined,
   masqueradeAll: false,
+  localhostNodePorts: true,
   nodePortAddresses: { kind: 'all' },
   syncPeriod: 30_000,
   minSyncPeriod: 1_000,

@@ -114,6 +114,7 @@ export function parseRunArgs(
     clusterCIDR: values.clusterCIDR,
     detectLocal: local.ok ? local.detectLocal : { mode: 'ClusterCIDR' },
     masqueradeAll: values.masqueradeAll ?? DEFAULTS.masqueradeAll,
+    localhostNodePorts: values.localhostNodePorts ?? DEFAULTS.localhostNodePorts,
     nodePortAddresses: values.nodePortAddresses ?? DEFAULTS.nodePortAddresses,
     syncPeriodMs: syncPeriod ?? DEFAULTS.syncPeriod,
     minSyncPeriodMs: minSyncPeriod ?? DEFAULTS.minSyncPeriod,
@@ -125,7 +126,7 @@ export function parseRunArgs(
     nodeIP: values.nodeIP,
     iptablesBackend: values.iptablesBackend ?? DEFAULTS.iptablesBackend,
   };
-  return { kind: 'ok', config, warnings };
+  return { kind: 'ok', config, warnings, initOnly: flags.initOnly };
 }
 
 /** `run --help`, generated from the field table so it lists exactly what is accepted. */
@@ -136,6 +137,8 @@ export function runUsage(): string {
     'Precedence: flags > environment > config file > defaults.',
     '',
     `  --config FILE  KubeProxyConfiguration YAML (kubeproxy.config.k8s.io/v1alpha1, or a bare mapping) [$${CONFIG_ENV}]`,
+    '  --init-only    do what needs privilege (set net.ipv4.conf.all.route_localnet=1 for localhost NodePorts), then exit;',
+    '                 the DaemonSet runs it in a privileged init container, so the agent itself needs only NET_ADMIN and NET_RAW',
   ];
   for (const name of Object.keys(FIELDS) as FieldName[]) {
     const field = FIELDS[name];

@@ -116,10 +116,6 @@ export function fileLayer(path: string, source: string, readFile: (path: string)
 
   // Settings that change kube-proxy's behaviour but that we do not implement: say so rather
   // than pretend.
-  const localhostNodePorts = lookup(document, ['iptables', 'localhostNodePorts']);
-  if (localhostNodePorts !== undefined && localhostNodePorts !== null) {
-    warnings.push(`${where}: iptables.localhostNodePorts is not configurable in kube-proxy-ts and is ignored`);
-  }
   const featureGates = document.featureGates;
   if (isRecord(featureGates) && Object.keys(featureGates).length > 0) {
     warnings.push(`${where}: featureGates are ignored`);
@@ -158,6 +154,8 @@ export interface ParsedFlags {
   readonly layer: Layer;
   readonly configPath: string | undefined;
   readonly help: boolean;
+  /** `--init-only` (kube-proxy's flag): do what needs privilege, then exit. */
+  readonly initOnly: boolean;
   readonly errors: readonly ConfigError[];
 }
 
@@ -180,10 +178,19 @@ export function flagLayer(argv: readonly string[]): ParsedFlags {
   const errors: ConfigError[] = [];
   let configPath: string | undefined;
   let help = false;
+  let initOnly = false;
   for (let index = 0; index < argv.length; index += 1) {
     const token = argv[index] ?? '';
     if (token === '--help' || token === '-h') {
       help = true;
+      continue;
+    }
+    // A switch of the command, not a setting: `--init-only`, `--init-only=true|false`.
+    const initOnlyMatch = /^--init-only(?:=(.*))?$/.exec(token);
+    if (initOnlyMatch !== null) {
+      const value = (initOnlyMatch[1] ?? 'true').trim().toLowerCase();
+      if (value === 'true' || value === 'false') initOnly = value === 'true';
+      else errors.push({ field: 'init-only', value: initOnlyMatch[1] ?? '', source: '--init-only', message: `--init-only ${JSON.stringify(initOnlyMatch[1])} must be true or false` });
       continue;
     }
     if (!token.startsWith('--') || token === '--') {
@@ -218,5 +225,5 @@ export function flagLayer(argv: readonly string[]): ParsedFlags {
     }
     layer[field] = { value, source: `--${name}` };
   }
-  return { layer, configPath, help, errors };
+  return { layer, configPath, help, initOnly, errors };
 }

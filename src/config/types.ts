@@ -49,6 +49,11 @@ export interface AgentConfig {
   readonly detectLocal: DetectLocal;
   /** `iptables.masqueradeAll`: masquerade all traffic to cluster IPs, not only what is not from a pod. */
   readonly masqueradeAll: boolean;
+  /**
+   * `iptables.localhostNodePorts`: NodePorts also answer on 127.0.0.1 (kube-proxy's default, true).
+   * Only where nodePortAddresses covers the loopback, and only with net.ipv4.conf.all.route_localnet=1.
+   */
+  readonly localhostNodePorts: boolean;
   readonly nodePortAddresses: NodePortAddresses;
   /** How often a sync runs even without changes (kube-proxy `syncPeriod`). */
   readonly syncPeriodMs: number;
@@ -81,7 +86,8 @@ export interface ConfigError {
 }
 
 export type ConfigResult =
-  | { readonly kind: 'ok'; readonly config: AgentConfig; readonly warnings: readonly string[] }
+  /** `initOnly`: `--init-only` was given (set what needs privilege, then exit). */
+  | { readonly kind: 'ok'; readonly config: AgentConfig; readonly warnings: readonly string[]; readonly initOnly: boolean }
   /** `--help` was given: print `text` and exit 0. */
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'invalid'; readonly errors: readonly ConfigError[] };

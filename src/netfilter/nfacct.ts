@@ -6,6 +6,8 @@ import { runProcess, type ProcessRunner } from './exec.js';
 
 /** kube-proxy's counter on the rule that drops conntrack-INVALID packets in KUBE-FORWARD. */
 export const CT_STATE_INVALID_DROPPED_COUNTER = 'ct_state_invalid_dropped_pkts';
+/** kube-proxy's counter on the NodePort rules for 127.0.0.0/8 (localhost NodePorts). */
+export const LOCALHOST_NODEPORTS_ACCEPTED_COUNTER = 'localhost_nps_accepted_pkts';
 
 export class NfAcct {
   constructor(

@@ -37,7 +37,7 @@ export function renderServicePort(servicePort: ServicePort, context: ServicePort
   const plan = planTraffic(servicePort, names);
   return {
     chains: ownedChains(servicePort, names, plan, context),
-    sharedRules: dispatchRules(servicePort, names, plan),
+    sharedRules: dispatchRules(servicePort, names, plan, context.localhostNodePortsCounter),
   };
 }
 

@@ -3,6 +3,7 @@
 
 import type { DesiredState } from '../model/types.js';
 import { parseIpv4 } from './ipv4.js';
+import { localhostNodePortsEnabled } from './static.js';
 import type { LocalTraffic, RenderContext } from './types.js';
 
 export interface ResolvedContext {
@@ -14,6 +15,7 @@ export interface ResolvedContext {
   readonly randomFully: boolean;
   readonly masqueradeAll: boolean;
   readonly localhostNodePorts: boolean;
+  readonly localhostNodePortsCounter: string | undefined;
   readonly conntrackTCPBeLiberal: boolean;
   readonly invalidDropCounter: string | undefined;
   readonly largeClusterEndpointsThreshold: number;
@@ -27,6 +29,9 @@ export interface ServicePortContext {
   readonly primaryNodeIP: number | undefined;
   /** false in large-cluster mode: per-endpoint comments are dropped. */
   readonly endpointComments: boolean;
+  /** The nfacct counter of the extra 127.0.0.0/8 NodePort rules; undefined when localhost NodePorts
+   * are off or there is no counter. */
+  readonly localhostNodePortsCounter: string | undefined;
 }
 
 export function resolveContext(ctx: RenderContext, state: DesiredState): ResolvedContext {
@@ -42,6 +47,7 @@ export function resolveContext(ctx: RenderContext, state: DesiredState): Resolve
     randomFully: ctx.randomFully,
     masqueradeAll: ctx.masqueradeAll ?? false,
     localhostNodePorts: ctx.localhostNodePorts ?? true,
+    localhostNodePortsCounter: ctx.localhostNodePortsCounter,
     conntrackTCPBeLiberal: ctx.conntrackTCPBeLiberal ?? false,
     invalidDropCounter: ctx.invalidDropCounter,
     largeClusterEndpointsThreshold: ctx.largeClusterEndpointsThreshold ?? 1000,
@@ -55,6 +61,7 @@ export function servicePortContext(resolved: ResolvedContext, largeClusterMode: 
     masqueradeAll: resolved.masqueradeAll,
     primaryNodeIP: primary === undefined ? undefined : parseIpv4(primary),
     endpointComments: !largeClusterMode,
+    localhostNodePortsCounter: localhostNodePortsEnabled(resolved) ? resolved.localhostNodePortsCounter : undefined,
   };
 }
 
@@ -63,7 +70,8 @@ export function sameServicePortContext(a: ServicePortContext, b: ServicePortCont
     sameLocalTraffic(a.localTraffic, b.localTraffic) &&
     a.masqueradeAll === b.masqueradeAll &&
     a.primaryNodeIP === b.primaryNodeIP &&
-    a.endpointComments === b.endpointComments
+    a.endpointComments === b.endpointComments &&
+    a.localhostNodePortsCounter === b.localhostNodePortsCounter
   );
 }
 
@@ -76,6 +84,7 @@ export function sameResolvedContext(a: ResolvedContext, b: ResolvedContext): boo
     a.randomFully === b.randomFully &&
     a.masqueradeAll === b.masqueradeAll &&
     a.localhostNodePorts === b.localhostNodePorts &&
+    a.localhostNodePortsCounter === b.localhostNodePortsCounter &&
     a.conntrackTCPBeLiberal === b.conntrackTCPBeLiberal &&
     a.invalidDropCounter === b.invalidDropCounter &&
     a.largeClusterEndpointsThreshold === b.largeClusterEndpointsThreshold

@@ -16,7 +16,17 @@ import {
 } from './static.js';
 import type { SharedRule, TableName } from './types.js';
 
-export function dispatchRules(servicePort: ServicePort, names: ServicePortChainNames, plan: TrafficPlan): SharedRule[] {
+/**
+ * `localhostNodePortsCounter`: with localhost NodePorts on and an nfacct counter for them, each
+ * NodePort first gets a rule for 127.0.0.0/8 that counts into it (kube-proxy's
+ * `kubeproxy_iptables_localhost_nodeports_accepted_packets_total`); same target as the general rule.
+ */
+export function dispatchRules(
+  servicePort: ServicePort,
+  names: ServicePortChainNames,
+  plan: TrafficPlan,
+  localhostNodePortsCounter?: string,
+): SharedRule[] {
   const rules: SharedRule[] = [];
   const add = (table: TableName, chain: string, rule: string): void => {
     rules.push({ table, chain, rule: flat(rule) });
@@ -67,6 +77,15 @@ export function dispatchRules(servicePort: ServicePort, names: ServicePortChainN
   if (servicePort.nodePort !== 0) {
     // NodePorts are not subject to loadBalancerSourceRanges (kube-proxy cannot change that now).
     if (plan.hasEndpoints) {
+      // Listed first, and kept first by partial syncs (diff.ts inserts a service port's new shared
+      // rules so that they end up in this order): the general rule would take its packets.
+      if (localhostNodePortsCounter !== undefined) {
+        add(
+          'nat',
+          kubeNodePortsChain,
+          `-m comment --comment ${spn} ${match} -d 127.0.0.0/8 --dport ${servicePort.nodePort} -m nfacct --nfacct-name ${localhostNodePortsCounter} -j ${names.external}`,
+        );
+      }
       add('nat', kubeNodePortsChain, `-m comment --comment ${spn} ${match} --dport ${servicePort.nodePort} -j ${names.external}`);
     }
     if (!plan.hasExternalEndpoints) {

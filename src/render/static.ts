@@ -42,12 +42,24 @@ function nodePortCidrs(ctx: ResolvedContext): Ipv4Cidr[] {
   return cidrs;
 }
 
-/** kube-proxy turns localhostNodePorts off unless nodePortAddresses covers 127.0.0.1. */
+const LOOPBACK_NETWORK = parseIpv4('127.0.0.0') ?? 0;
+
+/** upstream's NodePortAddresses.ContainsIPv4Loopback: a CIDR inside 127.0.0.0/8 or containing it. */
+function allowLoopback(cidrs: readonly Ipv4Cidr[]): boolean {
+  return cidrs.length === 0 || cidrs.some((cidr) => isIpv4Loopback(cidr.network) || cidrContains(cidr, LOOPBACK_NETWORK));
+}
+
+/**
+ * Whether `nodePortAddresses` (IPv4 CIDRs; empty = every address) lets NodePorts answer on the IPv4
+ * loopback. As upstream, 127.0.0.2/32 counts too, although no rule then matches 127.0.0.1.
+ */
+export function nodePortAddressesAllowLoopback(cidrTexts: readonly string[]): boolean {
+  return allowLoopback(cidrTexts.map((text) => parseIpv4Cidr(text)).filter((cidr): cidr is Ipv4Cidr => cidr !== undefined));
+}
+
+/** kube-proxy turns localhostNodePorts off unless nodePortAddresses covers the IPv4 loopback. */
 export function localhostNodePortsEnabled(ctx: ResolvedContext): boolean {
-  if (!ctx.localhostNodePorts) return false;
-  const cidrs = nodePortCidrs(ctx);
-  const loopback = parseIpv4('127.0.0.1') ?? 0;
-  return cidrs.length === 0 || cidrs.some((cidr) => cidrContains(cidr, loopback));
+  return ctx.localhostNodePorts && allowLoopback(nodePortCidrs(ctx));
 }
 
 /** The rules that end nat KUBE-SERVICES: everything not claimed by a service IP goes on to NodePorts. */

@@ -108,8 +108,13 @@ export interface RenderContext {
   /** `masqueradeAll`: masquerade all traffic to a cluster IP, not only what is not from a pod. Default false. */
   readonly masqueradeAll?: boolean;
   /** `iptables.localhostNodePorts`: NodePorts also answer on 127.0.0.0/8 (needs route_localnet=1), guarded
-   * by kubelet's KUBE-FIREWALL localnet rule, which kube-proxy duplicates. Default true, as kube-proxy. */
+   * by kubelet's KUBE-FIREWALL localnet rule, which kube-proxy duplicates. Off unless `nodePortAddresses`
+   * covers the IPv4 loopback, as upstream. Default true, as kube-proxy. */
   readonly localhostNodePorts?: boolean;
+  /** An nfacct counter for NodePort packets to 127.0.0.0/8: with localhost NodePorts on, each NodePort
+   * gets a `-d 127.0.0.0/8 ... -m nfacct --nfacct-name ...` rule ahead of its own, as kube-proxy adds
+   * where the kernel has nfacct. Default none. */
+  readonly localhostNodePortsCounter?: string;
   /** An nfacct counter that counts what the KUBE-FORWARD rule for conntrack-INVALID packets drops
    * (`-m nfacct --nfacct-name ...`), as kube-proxy adds where the kernel has nfacct. Default none. */
   readonly invalidDropCounter?: string;

@@ -58,6 +58,13 @@ export interface AgentMetrics {
    * counter on the INVALID drop rule at every scrape (`read` gives undefined when it cannot).
    */
   countInvalidDrops(read: () => Promise<number | undefined>): void;
+  /**
+   * Exports `kubeproxy_iptables_localhost_nodeports_accepted_packets_total`, read from the nfacct
+   * counter on the 127.0.0.0/8 NodePort rules at every scrape.
+   */
+  countLocalhostNodePortPackets(read: () => Promise<number | undefined>): void;
+  /** Whether NodePorts answer on 127.0.0.1 and, when not, why (`kube_proxy_ts_localhost_nodeports`). */
+  setLocalhostNodePorts(enabled: boolean, reason: string): void;
 }
 
 // kube-proxy's sync duration buckets: 1ms doubling 15 times (~16s).
@@ -267,21 +274,38 @@ export function createMetrics(registry: Registry, options: MetricsOptions = {}):
     for (const result of ['applied', 'unchanged', 'failed'] as const) syncsTotal.inc({ kind, result }, 0);
   }
   healthCheckServers.set(0);
+  const localhostNodePorts = new Gauge({
+    name: 'kube_proxy_ts_localhost_nodeports',
+    help: 'Whether NodePorts answer on 127.0.0.1 (1) or not (0); reason: enabled, config, nodePortAddresses or route_localnet (the sysctl could not be set)',
+    labelNames: ['reason'],
+    registers,
+  });
+
+  // The kernel's nfacct counter is the truth: the metric shows it as it is, read at each scrape.
+  const nfacctCounter = (name: string, help: string, read: () => Promise<number | undefined>): void => {
+    new Counter({
+      name,
+      help,
+      registers,
+      async collect() {
+        const packets = await read();
+        if (packets === undefined) return;
+        this.reset();
+        this.inc(packets);
+      },
+    });
+  };
 
   return {
     countInvalidDrops(read) {
-      new Counter({
-        name: 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total',
-        help: 'packets dropped by the iptables rule for conntrack-INVALID packets (its nfacct counter)',
-        registers,
-        async collect() {
-          const packets = await read();
-          if (packets === undefined) return;
-          // The kernel's counter is the truth: the metric shows it as it is.
-          this.reset();
-          this.inc(packets);
-        },
-      });
+      nfacctCounter('kubeproxy_iptables_ct_state_invalid_dropped_packets_total', 'packets dropped by the iptables rule for conntrack-INVALID packets (its nfacct counter)', read);
+    },
+    countLocalhostNodePortPackets(read) {
+      nfacctCounter('kubeproxy_iptables_localhost_nodeports_accepted_packets_total', 'Number of packets accepted on nodeports of loopback interface (their nfacct counter)', read);
+    },
+    setLocalhostNodePorts(enabled, reason) {
+      localhostNodePorts.reset();
+      localhostNodePorts.set({ reason }, enabled ? 1 : 0);
     },
     observeSync(observation) {
       const { kind } = observation;

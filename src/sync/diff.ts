@@ -184,8 +184,12 @@ function planServicePorts(
   for (const shared of delta.removedRules.values()) {
     if (!handledShared.has(chainKey(shared.table, shared.chain))) builder.deleteSharedRule(shared.table, shared.chain, shared.rule);
   }
-  for (const shared of delta.addedRules.values()) {
-    if (!handledShared.has(chainKey(shared.table, shared.chain))) builder.insertSharedRule(shared.table, shared.chain, shared.rule);
+  // Each `-I <chain> 1` lands above the one before: inserting in reverse leaves a service port's new
+  // rules in the order it lists them (a NodePort's 127.0.0.0/8 counting rule before its general one).
+  const added = [...delta.addedRules.values()];
+  for (let index = added.length - 1; index >= 0; index--) {
+    const shared = added[index];
+    if (shared !== undefined && !handledShared.has(chainKey(shared.table, shared.chain))) builder.insertSharedRule(shared.table, shared.chain, shared.rule);
   }
   for (const chain of delta.stale.values()) builder.deleteChain(chain.table, chain.name);
 }

@@ -15,6 +15,7 @@ import { parseRunArgs, type AgentConfig, type LogLevel } from '../../src/config/
 import { loadKubeConfig } from '../../src/k8s/kubeconfig.js';
 import { createLogger } from '../../src/log.js';
 import { NfAcct } from '../../src/netfilter/nfacct.js';
+import { Sysctl, type SysctlAccess } from '../../src/netfilter/sysctl.js';
 import { Conntrack } from '../../src/netfilter/conntrack.js';
 import { ExecNetfilter, nftBinaries, type IptablesBinaries } from '../../src/netfilter/exec.js';
 import type { Netfilter, RestoreResult } from '../../src/netfilter/port.js';
@@ -41,6 +42,9 @@ export interface InProcessAgentOptions {
   readonly netns?: Netns;
   /** How many restores and sync reports to remember (0 keeps none: memory measurements). Default 50. */
   readonly historyLimit?: number;
+  /** The namespace's sysctls (route_localnet for localhost NodePorts); default the namespace's own,
+   * through `ip netns exec` (never the host's). */
+  readonly sysctl?: SysctlAccess;
 }
 
 export interface RecordedRestore {
@@ -276,6 +280,7 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     netfilter,
     conntrack: new Conntrack(undefined, netns.prefix),
     nfacct: new NfAcct(undefined, netns.prefix),
+    sysctl: options.sysctl ?? new Sysctl(undefined, netns.prefix),
     logger,
     registry: new Registry(),
     ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),

@@ -479,6 +479,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--client-ca-file=${pki.caCert}`,
       `--service-cluster-ip-range=${serviceClusterIPRange}`,
       '--authorization-mode=RBAC',
+      // As kubeadm and kind clusters (kube-proxy's own DaemonSet is privileged): the manifests'
+      // init container, which sets route_localnet for NodePorts on 127.0.0.1, is privileged.
+      '--allow-privileged=true',
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${pki.serviceAccountPub}`,
       `--service-account-signing-key-file=${pki.serviceAccountKey}`,

@@ -1,6 +1,7 @@
 // Against upstream kube-proxy itself (the pinned release, iptables mode) on the real apiserver:
 // 1. kube-proxy-ts on a fresh node writes the very nat and filter tables kube-proxy writes for the
-//    same Services (same chains, same rules; the order of dispatch rules aside);
+//    same Services (same chains, same rules; the order of dispatch rules aside), both with their
+//    defaults, localhost NodePorts included;
 // 2. replacing a running kube-proxy: kube-proxy is stopped with its rules left in place, a Service
 //    goes away meanwhile, and kube-proxy-ts starts on that node. Its first sync takes the node over:
 //    the tables then equal those of a kube-proxy-ts node that saw the change, nothing stale, nothing twice.
@@ -143,7 +144,7 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     await slice('theirs', [{ address: '10.244.1.19', nodeName }]);
     const chains = ['web', 'local', 'lb', 'multi', 'itp', 'draining', 'zoned', 'nonp'].map((name) => serviceChainNames(ns, name, 'http'));
 
-    // Upstream kube-proxy, as the node's proxy until now. Localhost NodePorts off: kube-proxy-ts has none.
+    // Upstream kube-proxy, as the node's proxy until now, with its defaults (localhost NodePorts on).
     const binaries = await kubeBinaries();
     kubeProxy = spawn(
       'ip',
@@ -153,7 +154,6 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
         `--kubeconfig=${inject('kubeconfigPath')}`,
         `--hostname-override=${nodeName}`,
         `--cluster-cidr=${CLUSTER_CIDR}`,
-        '--iptables-localhost-nodeports=false',
         `--metrics-bind-address=${NODE_IP}:10249`,
         `--healthz-bind-address=${NODE_IP}:10256`,
         ...KUBE_PROXY_HOST_NEUTRAL_FLAGS,
@@ -207,6 +207,13 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
           : `! -s ${CLUSTER_CIDR}`;
     expect(everyRule).toContain(expectedMatch);
     if (flags.includes('--masquerade-all')) expect(everyRule).not.toContain(`! -s ${CLUSTER_CIDR}`);
+    // Localhost NodePorts (kube-proxy's default) where nodePortAddresses leaves 127.0.0.1 in: NodePorts
+    // on every local address, the 127.0.0.0/8 drop in KUBE-FIREWALL; elsewhere kube-proxy turns them off.
+    const localhost = !flags.some((flag) => flag.startsWith('--nodeport-addresses'));
+    const upstreamFilter = upstream['filter'] ?? {};
+    expect((upstreamFilter['KUBE-FIREWALL'] ?? []).some((rule) => rule.includes('127.0.0.0/8') && rule.includes('"block incoming localnet connections"')), 'KUBE-FIREWALL').toBe(localhost);
+    expect((upstreamNat['KUBE-SERVICES'] ?? []).some((rule) => rule.includes('! -d 127.0.0.0/8')), 'KUBE-SERVICES').toBe(false);
+    if (localhost) expect(upstreamNat['KUBE-SERVICES'] ?? []).toContainEqual(expect.stringContaining('-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'));
 
     const binariesUsed = backend === 'legacy' ? legacyBinaries : nftBinaries;
     const tables = async (on: InProcessAgent): Promise<Record<string, Record<string, string[]>>> =>

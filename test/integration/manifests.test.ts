@@ -126,9 +126,33 @@ describe('the DaemonSet', () => {
   });
 
   it('gets NET_ADMIN and NET_RAW, not privilege', () => {
+    expect(pod.containers).toHaveLength(1);
     expect(container.securityContext.privileged).toBe(false);
     expect(container.securityContext.allowPrivilegeEscalation).toBe(false);
     expect(container.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] });
+  });
+
+  it('sets route_localnet for localhost NodePorts in its one privileged part: an init container running `run --init-only` on the same config', () => {
+    expect(pod.initContainers).toHaveLength(1);
+    const init = pod.initContainers[0] as Manifest;
+    expect(init.name).toBe('route-localnet');
+    expect(init.securityContext).toEqual({ privileged: true });
+    // The agent's image, its CLI straight (no backend detection), the agent's config file.
+    expect(init.image).toBe(container.image);
+    expect(init.imagePullPolicy).toBe(container.imagePullPolicy);
+    expect(init.command).toEqual(['node', '/app/dist/src/cli.js']);
+    expect(init.args).toEqual(['run', '--init-only', '--config', '/etc/kube-proxy-ts/config.yaml']);
+    expect(init.volumeMounts).toEqual(container.volumeMounts.filter((mount: Manifest) => mount.mountPath === '/etc/kube-proxy-ts'));
+    expect(init.env).toEqual([{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }]);
+    const configMap = find('ConfigMap', 'kube-proxy-ts-config');
+    const parsed = parseRunArgs(init.args.slice(1), { NODE_NAME: 'kind-worker' }, (path) => {
+      if (path !== '/etc/kube-proxy-ts/config.yaml') throw new Error(`ENOENT: ${path}`);
+      return configMap.data['config.yaml'] as string;
+    });
+    if (parsed.kind !== 'ok') throw new Error(`init container's arguments rejected: ${JSON.stringify(parsed)}`);
+    expect(parsed.initOnly).toBe(true);
+    expect(parsed.config.localhostNodePorts).toBe(true);
+    expect(parsed.warnings).toEqual([]);
   });
 
   it('shares the host xtables lock and reads the host kernel modules', () => {
@@ -183,12 +207,14 @@ describe('the DaemonSet', () => {
     });
     if (result.kind !== 'ok') throw new Error(`config rejected: ${JSON.stringify(result)}`);
     expect(result.warnings).toEqual([]);
+    expect(result.initOnly).toBe(false);
     expect(result.config).toMatchObject({
       nodeName: 'kind-worker',
       kubeconfig: undefined,
       clusterCIDR: '10.244.0.0/16',
       detectLocal: { mode: 'ClusterCIDR' },
       masqueradeAll: false,
+      localhostNodePorts: true,
       nodePortAddresses: { kind: 'all' },
       syncPeriodMs: 30_000,
       minSyncPeriodMs: 1_000,

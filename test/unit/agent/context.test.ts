@@ -12,10 +12,18 @@ function config(argv: string[]): AgentConfig {
 const node: NodeInfo = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 
 describe('renderContextFor', () => {
-  it('uses the node IPs from the Node object unless nodeIP overrides them, and never localhost NodePorts', () => {
+  it('uses the node IPs from the Node object unless nodeIP overrides them', () => {
     expect(renderContextFor(config([]), node).nodeIPs).toEqual(['172.30.0.10']);
     expect(renderContextFor(config(['--node-ip', '192.0.2.7']), node).nodeIPs).toEqual(['192.0.2.7']);
-    expect(renderContextFor(config([]), node).localhostNodePorts).toBe(false);
+  });
+
+  it('localhost NodePorts: the setting (default on), unless the probe of the node turned them off; their nfacct counter', () => {
+    expect(renderContextFor(config([]), node).localhostNodePorts).toBe(true);
+    expect(renderContextFor(config(['--iptables-localhost-nodeports=false']), node).localhostNodePorts).toBe(false);
+    // route_localnet could not be set: off, whatever the setting says.
+    expect(renderContextFor(config([]), node, { localhostNodePorts: false }).localhostNodePorts).toBe(false);
+    expect(renderContextFor(config([]), node, { localhostNodePorts: true }).localhostNodePortsCounter).toBeUndefined();
+    expect(renderContextFor(config([]), node, { localhostNodePortsCounter: 'localhost_nps_accepted_pkts' }).localhostNodePortsCounter).toBe('localhost_nps_accepted_pkts');
   });
 
   it('maps nodePortAddresses: all -> [], primary -> node IP /32, CIDRs as given', () => {

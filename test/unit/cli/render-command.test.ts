@@ -123,6 +123,24 @@ describe('render: valid input', () => {
     expect(run.stdout).not.toContain('--dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS');
   });
 
+  it('NodePorts answer on 127.0.0.1 as run does by default; --iptables-localhost-nodeports=false turns that off', async () => {
+    const objects = { 'objects.yaml': yamlDocuments([{ ...webService, spec: { ...webService.spec, type: 'NodePort', ports: [{ ...webService.spec.ports[0], nodePort: 30080 }] } }, webSlice]) };
+    const localnetDrop = '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP';
+    for (const extra of [[], ['--iptables-localhost-nodeports'], ['--iptables-localhost-nodeports=true']]) {
+      const on = await render(['--objects', 'objects.yaml', ...flags, ...extra], objects);
+      expect(on.code, on.stderr).toBe(0);
+      expect(on.stdout).toContain('-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS');
+      expect(on.stdout).toContain(localnetDrop);
+    }
+    const off = await render(['--objects', 'objects.yaml', ...flags, '--iptables-localhost-nodeports=false'], objects);
+    expect(off.code, off.stderr).toBe(0);
+    expect(off.stdout).toContain('-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS');
+    expect(off.stdout).not.toContain(localnetDrop);
+    const bad = await render(['--objects', 'objects.yaml', ...flags, '--iptables-localhost-nodeports=maybe'], objects);
+    expect(bad).toMatchObject({ code: 2, stdout: '' });
+    expect(bad.stderr).toContain('--iptables-localhost-nodeports "maybe" must be true or false');
+  });
+
   it('--help prints the usage on stdout and exits 0', async () => {
     const run = await render(['--help'], {});
     expect(run.code).toBe(0);

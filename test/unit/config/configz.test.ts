@@ -26,7 +26,7 @@ describe('kubeProxyConfiguration (/configz)', () => {
       nodePortAddresses: [],
       syncPeriod: '1m30s',
       minSyncPeriod: '250ms',
-      iptables: { masqueradeAll: true, masqueradeBit: 14 },
+      iptables: { masqueradeAll: true, masqueradeBit: 14, localhostNodePorts: true },
       metricsBindAddress: '',
       healthzBindAddress: '0.0.0.0:10256',
     });
@@ -35,7 +35,9 @@ describe('kubeProxyConfiguration (/configz)', () => {
   it.each([
     ['defaults', []],
     ['NodeCIDR, a node IP, primary NodePorts', ['--detect-local-mode', 'NodeCIDR', '--node-ip', '192.0.2.4', '--nodeport-addresses', 'primary']],
-    ['BridgeInterface, masqueradeAll', ['--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cbr0', '--masquerade-all']],
+    ['BridgeInterface, masqueradeAll, no localhost NodePorts', [
+      '--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cbr0', '--masquerade-all', '--iptables-localhost-nodeports=false',
+    ]],
     ['InterfaceNamePrefix, NodePort CIDRs, IPv6 metrics address', [
       '--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cali', '--nodeport-addresses', '10.0.0.0/8,192.168.0.0/16',
       '--metrics-bind-address', '[::1]:9100', '--iptables-backend', 'legacy', '--log-level', 'debug', '--kubeconfig', '/etc/kp/kubeconfig',

@@ -31,6 +31,7 @@ describe('parseRunArgs defaults', () => {
       clusterCIDR: undefined,
       detectLocal: { mode: 'ClusterCIDR' },
       masqueradeAll: false,
+      localhostNodePorts: true,
       nodePortAddresses: { kind: 'all' },
       syncPeriodMs: 30_000,
       minSyncPeriodMs: 1_000,
@@ -217,12 +218,41 @@ describe('parseRunArgs config file forms', () => {
   });
 
   it('warns about kube-proxy settings it does not implement', () => {
-    const file = files({ '/c.yaml': 'iptables:\n  masqueradeAll: true\n  localhostNodePorts: false\n' });
+    const file = files({ '/c.yaml': 'featureGates:\n  SomeGate: true\niptables:\n  masqueradeAll: true\n  localhostNodePorts: false\n' });
     const result = parseRunArgs(['--config', '/c.yaml'], {}, file, 'h');
     expect(result.kind).toBe('ok');
     const warnings = result.kind === 'ok' ? result.warnings.join('\n') : '';
-    expect(warnings).toContain('localhostNodePorts');
+    expect(warnings).toContain('featureGates');
     expect(warnings).not.toContain('masqueradeAll');
+    expect(warnings).not.toContain('localhostNodePorts');
+  });
+
+  it('reads iptables.localhostNodePorts (default true, as kube-proxy) from the file, the environment and the flag', () => {
+    expect(expectConfig(parseRunArgs([], {}, noFiles, 'h')).localhostNodePorts).toBe(true);
+    const off = files({ '/c.yaml': 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  localhostNodePorts: false\n' });
+    expect(expectConfig(parseRunArgs(['--config', '/c.yaml'], {}, off, 'h')).localhostNodePorts).toBe(false);
+    // Flags and the environment win over the file; a bare flag means true, as kube-proxy's bool flag.
+    expect(expectConfig(parseRunArgs(['--config', '/c.yaml', '--iptables-localhost-nodeports'], {}, off, 'h')).localhostNodePorts).toBe(true);
+    expect(expectConfig(parseRunArgs(['--config', '/c.yaml'], { KUBE_PROXY_TS_LOCALHOST_NODEPORTS: 'true' }, off, 'h')).localhostNodePorts).toBe(true);
+    expect(expectConfig(parseRunArgs(['--iptables-localhost-nodeports=false'], {}, noFiles, 'h')).localhostNodePorts).toBe(false);
+    expect(expectConfig(parseRunArgs([], { KUBE_PROXY_TS_LOCALHOST_NODEPORTS: 'FALSE' }, noFiles, 'h')).localhostNodePorts).toBe(false);
+    const [error] = expectErrors(parseRunArgs(['--iptables-localhost-nodeports=maybe'], {}, noFiles, 'h'));
+    expect(error?.message).toBe('iptables.localhostNodePorts "maybe" (from --iptables-localhost-nodeports) must be true or false');
+    const wrongType = files({ '/c.yaml': 'iptables:\n  localhostNodePorts: 1\n' });
+    expect(expectErrors(parseRunArgs(['--config', '/c.yaml'], {}, wrongType, 'h'))[0]?.field).toBe('iptables.localhostNodePorts');
+  });
+
+  it('--init-only (kube-proxy\'s flag) is a switch of the command, not a setting', () => {
+    const plain = parseRunArgs([], {}, noFiles, 'h');
+    expect(plain.kind === 'ok' && plain.initOnly).toBe(false);
+    for (const argv of [['--init-only'], ['--init-only=true'], ['--init-only=false', '--init-only']]) {
+      const result = parseRunArgs(argv, {}, noFiles, 'h');
+      expect(result.kind === 'ok' && result.initOnly, argv.join(' ')).toBe(true);
+    }
+    const off = parseRunArgs(['--init-only=false'], {}, noFiles, 'h');
+    expect(off.kind === 'ok' && off.initOnly).toBe(false);
+    expect(expectErrors(parseRunArgs(['--init-only=yes'], {}, noFiles, 'h'))[0]?.message).toContain('--init-only');
+    expect(runUsage()).toContain('--init-only');
   });
 
   it('reads detectLocalMode with its interface, and masqueradeAll, from a KubeProxyConfiguration', () => {

@@ -50,6 +50,19 @@ describe('RenderCache', () => {
     ]);
   });
 
+  it('re-renders service ports when the localhost NodePort counter comes or goes (with localhost NodePorts on)', () => {
+    const cache = new RenderCache();
+    const np = servicePort({ name: 'np', clusterIP: '172.30.0.3', nodePort: 30003, endpoints: [endpoint('10.0.3.1')] });
+    const counted = { ...testContext, localhostNodePortsCounter: 'localhost_nps_accepted_pkts' };
+    const first = renderRuleSet(desiredState([np]), counted, cache);
+    expect(first.servicePorts.get(np.key)?.sharedRules.filter((rule) => rule.rule.includes('-m nfacct'))).toHaveLength(1);
+    const off = renderRuleSet(desiredState([np]), { ...counted, localhostNodePorts: false }, cache);
+    expect(off.servicePorts.get(np.key)).not.toBe(first.servicePorts.get(np.key));
+    expect(off.servicePorts.get(np.key)?.sharedRules.some((rule) => rule.rule.includes('-m nfacct'))).toBe(false);
+    const uncounted = renderRuleSet(desiredState([np]), testContext, cache);
+    expect(uncounted.servicePorts.get(np.key)?.sharedRules.some((rule) => rule.rule.includes('-m nfacct'))).toBe(false);
+  });
+
   it('re-renders when the cluster crosses the large-cluster threshold', () => {
     const cache = new RenderCache();
     const ctx = { ...testContext, largeClusterEndpointsThreshold: 1 };

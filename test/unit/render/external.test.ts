@@ -3,6 +3,7 @@
 // TestLoadBalancer, TestHealthCheckNodePort, TestNonLocalExternalIPs,
 // TestExternalTrafficPolicyLocal, Test{En,Dis}ableLocalhostNodePortsIPv4*).
 import { describe, expect, it } from 'vitest';
+import { nodePortAddressesAllowLoopback } from '../../../src/render/static.js';
 import { localTrafficFromBridge, localTrafficFromInterfacePrefix } from '../../../src/render/types.js';
 import { chainNames, endpoint, expectUpstream, lines, render, renderOne, servicePort, testContext } from './fixtures.js';
 
@@ -116,6 +117,21 @@ describe('nodePortAddresses', () => {
   it('"primary" means the node IPs; IPv6-only CIDRs mean every address, as for the IPv4 proxier', () => {
     expect(trailer({ nodePortAddresses: ['primary'] })).toEqual([`${comment} -d 192.168.0.2 -j KUBE-NODEPORTS`]);
     expect(trailer({ nodePortAddresses: ['fd00::/64'] })).toEqual([`${comment} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`]);
+  });
+
+  it("localhost NodePorts follow upstream's ContainsIPv4Loopback: a CIDR inside 127.0.0.0/8 or containing it", () => {
+    const firewall = (cidrs: string[]): boolean =>
+      render([], { ...testContext, nodePortAddresses: cidrs }).staticChains.some((chain) => chain.name === 'KUBE-FIREWALL');
+    expect(firewall(['127.0.0.2/32'])).toBe(true);
+    expect(firewall(['64.0.0.0/2'])).toBe(true);
+    expect(firewall(['192.168.0.0/24', '127.0.0.0/8'])).toBe(true);
+    expect(firewall(['10.0.0.0/8'])).toBe(false);
+    expect(firewall(['primary'])).toBe(false);
+    // 127.0.0.2/32 turns them on, yet 127.0.0.1 (the loopback address a node has) is not inside it.
+    expect(trailer({ nodePortAddresses: ['127.0.0.2/32'] })).toEqual([]);
+    expect(nodePortAddressesAllowLoopback([])).toBe(true);
+    expect(nodePortAddressesAllowLoopback(['127.0.0.2/32'])).toBe(true);
+    expect(nodePortAddressesAllowLoopback(['128.0.0.0/1'])).toBe(false);
   });
 
   it('127.0.0.0/8 with localhost NodePorts off yields no rule at all (TestDisableLocalhostNodePortsIPv4WithNodeAddress)', () => {

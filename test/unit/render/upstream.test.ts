@@ -154,3 +154,49 @@ describe("upstream's TestOverallIPTablesRules", () => {
     }
   });
 });
+
+// The same scenario where the node has nfacct, as upstream's fake proxier has it: the INVALID drop
+// counts into ct_state_invalid_dropped_pkts, and each NodePort with endpoints gets a rule for
+// 127.0.0.0/8 that counts into localhost_nps_accepted_pkts ahead of its own (these lines are
+// upstream's expected text verbatim).
+const withCounters = expected
+  .replace(
+    '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+    '-A KUBE-FORWARD -m conntrack --ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP',
+  )
+  .replace(
+    '-A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT',
+    `-A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp -d 127.0.0.0/8 --dport 3001 -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
+-A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
+-A KUBE-NODEPORTS -m comment --comment ns3/svc3:p80 -m tcp -p tcp -d 127.0.0.0/8 --dport 3003 -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-X27LE4BHSL4DOUIK`,
+  )
+  .replace(
+    '-A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp --dport 3002 -j KUBE-EXT-NUKIZ6OKUXPJNT4C',
+    `-A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp -d 127.0.0.0/8 --dport 3002 -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-NUKIZ6OKUXPJNT4C
+-A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp --dport 3002 -j KUBE-EXT-NUKIZ6OKUXPJNT4C`,
+  );
+const counters = { invalidDropCounter: 'ct_state_invalid_dropped_pkts', localhostNodePortsCounter: 'localhost_nps_accepted_pkts' };
+
+describe("upstream's TestOverallIPTablesRules with nfacct counters", () => {
+  it('renders the same chains with the same rules, the 127.0.0.0/8 counting rule of each NodePort ahead of its own, and none where they are off', () => {
+    const ruleSet = render(upstreamServices, { ...testContext, ...counters });
+    const want = upstreamRules(withCounters);
+    expect(want.get('nat/KUBE-NODEPORTS')).toHaveLength(6);
+    const actual = rulesWithoutCanaries(ruleSet);
+    expect([...actual.keys()].sort()).toEqual([...want.keys()].sort());
+    for (const [chain, rules] of want) expect({ chain, rules: actual.get(chain) }).toEqual({ chain, rules });
+    // Order within a service port (allRules sorts shared chains): the counting rule comes first.
+    const nodePorts = (ruleSet.servicePorts.get('ns2/svc2:p80/TCP')?.sharedRules ?? []).filter((rule) => rule.table === 'nat' && rule.chain === 'KUBE-NODEPORTS').map((rule) => rule.rule);
+    expect(nodePorts).toHaveLength(2);
+    expect(nodePorts[0]).toContain('-d 127.0.0.0/8 --dport 3001 -m nfacct --nfacct-name localhost_nps_accepted_pkts');
+    expect(nodePorts[1]).not.toContain('127.0.0.0/8');
+
+    // No counting rules where localhost NodePorts are off (setting, or nodePortAddresses without the loopback).
+    for (const off of [{ localhostNodePorts: false }, { nodePortAddresses: ['192.168.0.0/24'] }]) {
+      const rules = rulesWithoutCanaries(render(upstreamServices, { ...testContext, ...counters, ...off }));
+      expect(rules.get('nat/KUBE-NODEPORTS')?.some((rule) => rule.includes('127.0.0.0/8')), JSON.stringify(off)).toBe(false);
+      expect(rules.get('nat/KUBE-NODEPORTS')).toHaveLength(3);
+      expect(rules.has('filter/KUBE-FIREWALL')).toBe(false);
+    }
+  });
+});

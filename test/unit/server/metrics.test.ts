@@ -67,6 +67,7 @@ describe('createMetrics', () => {
         'kubeproxy_sync_proxy_rules_service_changes_total',
         'kube_proxy_ts_health_check_node_port_listen_failures_total',
         'kube_proxy_ts_health_check_node_port_servers',
+        'kube_proxy_ts_localhost_nodeports',
         'kube_proxy_ts_objects_skipped',
         'kube_proxy_ts_objects_skipped_total',
         'kube_proxy_ts_sync_chains_deleted',
@@ -96,6 +97,22 @@ describe('createMetrics', () => {
     expect(programmingBounds).toContain(115);
     expect(programmingBounds.at(-2)).toBe(300);
     expect(programmingBounds).toHaveLength(1 + 2 + 59 + 12 + 7 + 1);
+  });
+
+  it('says whether NodePorts answer on 127.0.0.1, and why not, one series at a time', async () => {
+    metrics.setLocalhostNodePorts(true, 'enabled');
+    expect(await value(registry, 'kube_proxy_ts_localhost_nodeports', { reason: 'enabled' })).toBe(1);
+    metrics.setLocalhostNodePorts(false, 'route_localnet');
+    expect(await value(registry, 'kube_proxy_ts_localhost_nodeports', { reason: 'route_localnet' })).toBe(0);
+    expect(await value(registry, 'kube_proxy_ts_localhost_nodeports', { reason: 'enabled' })).toBeUndefined();
+  });
+
+  it("exports the localhost NodePort packets of kube-proxy's nfacct counter as read at the scrape", async () => {
+    let packets: number | undefined = 7;
+    metrics.countLocalhostNodePortPackets(async () => packets);
+    expect(await value(registry, 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total')).toBe(7);
+    packets = 9;
+    expect(await value(registry, 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total')).toBe(9);
   });
 
   it('starts failure counters and sync counters at zero so rate() works before the first failure', async () => {

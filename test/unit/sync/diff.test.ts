@@ -3,6 +3,7 @@ import type { BuiltinJump, RuleSet } from '../../../src/render/types.js';
 import { planFullSync, planPartialSync, planSync, type SyncPlan } from '../../../src/sync/diff.js';
 import { fullPayload } from '../../../src/sync/payload.js';
 import { MiniKernel } from './mini-kernel.js';
+import { endpoint, render, servicePort as renderPort, testContext } from '../render/fixtures.js';
 import {
   extChain,
   makeService,
@@ -102,12 +103,31 @@ describe('planPartialSync', () => {
     expect(payload.filter((line) => line.startsWith(':'))).toEqual(
       [svcChain(d), sepChain(d, d.endpoints[0] ?? { ip: '', port: 0 }), extChain(d)].sort().map((chain) => `:${chain} - [0:0]`),
     );
+    // In reverse: each `-I 1` lands above the one before, so the kernel ends up in the listed order.
     expect(payload.filter((line) => line.startsWith('-I '))).toEqual([
-      `-I KUBE-SERVICES 1 ${desired.servicePorts.get(d.key)?.sharedRules[0]?.rule ?? ''}`,
       `-I KUBE-NODEPORTS 1 ${desired.servicePorts.get(d.key)?.sharedRules[1]?.rule ?? ''}`,
+      `-I KUBE-SERVICES 1 ${desired.servicePorts.get(d.key)?.sharedRules[0]?.rule ?? ''}`,
     ]);
     expect(plan.stats).toMatchObject({ chainsWritten: 3, chainsDeleted: 0, sharedRulesAdded: 2, sharedRulesDeleted: 0 });
     expectConverges(applied, desired);
+  });
+
+  it("keeps a new NodePort's 127.0.0.0/8 counting rule ahead of its general rule, as a full restore writes them", () => {
+    const context = { ...testContext, localhostNodePortsCounter: 'localhost_nps_accepted_pkts' };
+    const existing = renderPort({ name: 'old', clusterIP: '172.30.0.50', nodePort: 30050, endpoints: [endpoint('10.0.5.1')] });
+    const added = renderPort({ name: 'new', clusterIP: '172.30.0.51', nodePort: 30051, endpoints: [endpoint('10.0.5.2')] });
+    const applied = render([existing], context);
+    const desired = render([existing, added], context);
+    const kernel = new MiniKernel();
+    expect(kernel.restore(fullPayload(applied, { jumps: 'append' }))).toEqual({ ok: true });
+    expect(kernel.restore(planPartialSync(applied, desired).payload)).toEqual({ ok: true });
+    const nodePorts = (kernel.chains('nat').get('KUBE-NODEPORTS') ?? []).filter((rule) => rule.includes('ns1/new:p80'));
+    expect(nodePorts).toHaveLength(2);
+    expect(nodePorts[0]).toContain('-d 127.0.0.0/8 --dport 30051 -m nfacct --nfacct-name localhost_nps_accepted_pkts');
+    expect(nodePorts[1]).toContain('-m tcp -p tcp --dport 30051 -j KUBE-EXT-');
+    const fresh = new MiniKernel();
+    expect(fresh.restore(fullPayload(desired, { jumps: 'append' }))).toEqual({ ok: true });
+    expect((fresh.chains('nat').get('KUBE-NODEPORTS') ?? []).filter((rule) => rule.includes('ns1/new:p80'))).toEqual(nodePorts);
   });
 
   it('on a removed service deletes its shared rules before its chains', () => {
