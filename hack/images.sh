@@ -206,6 +206,12 @@ proxy_image() {
   echo "${out}"
 }
 
+# One build at a time (a test run and `up` may both ask): the second finds the first's results.
+exec 9>"${images}/.lock"
+if ! flock -n 9; then
+  say "another image build is running; waiting for it"
+  flock 9
+fi
 case "${1:-}" in
   cluster) cluster_images ;;
   proxy) proxy_image ;;

@@ -181,8 +181,9 @@ network() {
   fi
   ip -n "${netns}" link set lo up
   if ! ip -n "${netns}" link show eth0 >/dev/null 2>&1; then
-    # A dummy device carries the node address: local delivery works, nothing leaves the namespace.
-    ip -n "${netns}" link add eth0 type dummy
+    # A bridge without ports carries the node address (this kernel has no dummy devices): local
+    # delivery works, and a packet sent out of it goes nowhere.
+    ip -n "${netns}" link add eth0 type bridge
     ip -n "${netns}" addr add "${node_ip}/${node_prefix}" dev eth0
     ip -n "${netns}" link set eth0 up
     # A default route, so that the node's own processes can send to Service addresses (the route
@@ -191,7 +192,7 @@ network() {
   fi
   # Nothing leaves the node: a packet routed out of eth0 is one no proxy translated (an unused
   # ClusterIP, an external IP with no rule). Refuse it at once, as an unreachable network would,
-  # instead of letting it vanish into the dummy device (a slow timeout) or succeed.
+  # instead of letting it vanish into the empty bridge (a slow timeout) or succeed.
   if ! in_node iptables -w -C OUTPUT -o eth0 -m comment --comment "local-cluster: no egress" -j REJECT 2>/dev/null; then
     in_node iptables -w -A OUTPUT -o eth0 -m comment --comment "local-cluster: no egress" -j REJECT
     in_node iptables -w -A FORWARD -o eth0 -m comment --comment "local-cluster: no egress" -j REJECT
@@ -343,13 +344,13 @@ cmd_up() {
   bash "${here}/deps.sh"
   ensure_packages
   k8s="$(bin_dir)"
-  local images
-  images="$(bash "${here}/images.sh" cluster | tail -n1)"
   mkdir -p "${state}"
   pki
   network
   control_plane
   containerd_
+  local images
+  images="$(bash "${here}/images.sh" cluster | tail -n1)"
   import_image "${images}/pause.tar"
   import_image "${images}/coredns.tar"
   import_image "${images}/agnhost.tar"

@@ -20,6 +20,8 @@ export interface SuiteSummary {
   readonly specs: readonly SpecResult[];
   /** Suite-level nodes (BeforeSuite, AfterSuite, ...) that failed: the run as a whole is broken. */
   readonly suiteFailures: readonly string[];
+  /** Specs the focus/skip regexes left out (Ginkgo reports them as skipped with no reason). */
+  readonly notSelected: number;
 }
 
 const entities: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
@@ -51,6 +53,7 @@ const leafPrefix = /^\[It\]\s+/;
 export function parseJUnit(xml: string): SuiteSummary {
   const specs: SpecResult[] = [];
   const suiteFailures: string[] = [];
+  let notSelected = 0;
   for (const match of xml.matchAll(/<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g)) {
     const attrs = attributes(match[1] ?? '');
     const body = match[3] ?? '';
@@ -67,6 +70,12 @@ export function parseJUnit(xml: string): SuiteSummary {
       continue;
     }
     const reasonSource = failure ? attributes(failure[2] ?? '').get('message') ?? attributes(failure[2] ?? '').get('type') : skipped ? attributes(skipped[1] ?? '').get('message') : undefined;
+    // A spec that ran and skipped itself says why ("skipped - Requires at least 2 nodes"); one
+    // that the focus or skip regex left out is only "skipped".
+    if (status === 'skipped' && skipped && (reasonSource === undefined || reasonSource.trim() === 'skipped')) {
+      notSelected++;
+      continue;
+    }
     const reason = firstLine(reasonSource);
     specs.push({
       name: rawName.replace(leafPrefix, '').replace(/\s+/g, ' ').trim(),
@@ -77,5 +86,5 @@ export function parseJUnit(xml: string): SuiteSummary {
   }
   specs.sort((a, b) => a.name.localeCompare(b.name));
   const count = (status: SpecOutcome): number => specs.filter((s) => s.status === status).length;
-  return { passed: count('passed'), failed: count('failed'), skipped: count('skipped'), specs, suiteFailures };
+  return { passed: count('passed'), failed: count('failed'), skipped: count('skipped'), specs, suiteFailures, notSelected };
 }

@@ -87,7 +87,7 @@ async function cluster(args: readonly string[], log?: (line: string) => void): P
 function parseEnv(text: string): ReadonlyMap<string, string> {
   const values = new Map<string, string>();
   for (const line of text.split('\n')) {
-    const match = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line.trim());
     if (match?.[1] && match[2] !== undefined) values.set(match[1], match[2]);
   }
   return values;

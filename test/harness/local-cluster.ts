@@ -34,7 +34,7 @@ export async function localCluster(args: readonly string[], timeoutMs = 45 * 60_
 export async function localClusterEnv(): Promise<LocalClusterEnv> {
   const values = new Map<string, string>();
   for (const line of (await localCluster(['env'])).split('\n')) {
-    const match = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line.trim());
     if (match?.[1] && match[2] !== undefined) values.set(match[1], match[2]);
   }
   const get = (key: string): string => {

@@ -16,14 +16,15 @@ const report = `<?xml version="1.0" encoding="UTF-8"?>
     <testcase name="[It] [sig-network] Services should fail health check node port if there are only terminating endpoints" classname="Kubernetes e2e suite" status="skipped" time="0.4">
       <skipped message="skipped - Requires at least 2 nodes (not 1)"></skipped>
     </testcase>
+    <testcase name="[It] [sig-apps] Deployment not selected" classname="Kubernetes e2e suite" status="skipped" time="0"><skipped message="skipped"></skipped></testcase>
     <testcase name="[SynchronizedAfterSuite]" classname="Kubernetes e2e suite" status="failed" time="2"><failure message="x" type="failed"></failure></testcase>
   </testsuite>
 </testsuites>`;
 
 describe('parseJUnit', () => {
-  it('reads one outcome per spec, with why it failed or skipped, and suite nodes apart', () => {
+  it('reads one outcome per selected spec, with why it failed or skipped, and suite nodes and unselected specs apart', () => {
     const summary = parseJUnit(report);
-    expect(summary).toMatchObject({ passed: 1, failed: 1, skipped: 1, suiteFailures: ['[SynchronizedAfterSuite]'] });
+    expect(summary).toMatchObject({ passed: 1, failed: 1, skipped: 1, notSelected: 1, suiteFailures: ['[SynchronizedAfterSuite]'] });
     expect(summary.specs).toEqual([
       {
         name: "[sig-network] Services should be able to change the type from ExternalName to ClusterIP 'quoted' [Conformance]",
@@ -43,7 +44,7 @@ describe('parseJUnit', () => {
 
   it('counts a spec without a status attribute by its child elements', () => {
     const summary = parseJUnit(
-      '<testcase name="[It] a"><failure message="m"/></testcase><testcase name="[It] b"><skipped/></testcase><testcase name="[It] c"/>',
+      '<testcase name="[It] a"><failure message="m"/></testcase><testcase name="[It] b"><skipped message="skipped - why"/></testcase><testcase name="[It] c"/>',
     );
     expect(summary.specs.map((s) => [s.name, s.status])).toEqual([
       ['a', 'failed'],
