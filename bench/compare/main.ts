@@ -6,7 +6,7 @@
 // bench/results/latency.svg.
 //
 //   npx tsx bench/compare/main.ts --scales 100,1000,5000,10000 [--endpoints 10] [--trials N]
-//     [--backend nft|legacy] [--proxies kube-proxy-ts,kube-proxy] [--gap-ms 1500]
+//     [--backend nft|legacy] [--proxies kube-proxy-ts,kube-proxy] [--gap-ms 2000]
 //     [--kernel-poll-ms 20] [--concurrency 32] [--out bench/results] [--log-level info|debug]
 //     [--no-build] [--cpu-prof] [--keep]
 
@@ -59,7 +59,9 @@ const usage = `Usage: npx tsx bench/compare/main.ts [flags]
   --first-sync-starts N   first syncs per proxy and scale, compared by their median (default 3: the
                        measured run plus N-1 extra starts, alternating the proxies)
   --proxies LIST       default kube-proxy-ts,kube-proxy
-  --gap-ms MS          pause after each trial (default 1500; > min sync period)
+  --gap-ms MS          pause after each trial, plus up to 500 ms at random (default 2000: at least
+                       burst x min sync period, so every trial starts on a full token bucket, as a
+                       lone change on a quiet node; a Service add takes two tokens)
   --kernel-poll-ms MS  interval of the independent kernel poll, nft only; 0 = off (default 20)
   --concurrency N      apiserver requests in flight while loading (default 32)
   --out DIR            results directory (default bench/results)
@@ -112,7 +114,7 @@ function parseOptions(argv: readonly string[]): Options {
     trials: values.has('trials') ? integer('trials', 0) : undefined,
     backend,
     proxies: proxies as ProxyId[],
-    gapMs: integer('gap-ms', 1500),
+    gapMs: integer('gap-ms', 2000),
     kernelPollMs: integer('kernel-poll-ms', 20),
     concurrency: integer('concurrency', 32),
     outDir: resolve(values.get('out') ?? join(repoRoot, 'bench', 'results')),

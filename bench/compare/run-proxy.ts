@@ -51,7 +51,10 @@ export interface ProxyRunSettings {
   readonly workDir: string;
   /** Trials of each kind (endpoint change, Service add, Service update). */
   readonly trials: number;
-  /** Pause after each trial, so minSyncPeriod never delays the next one. */
+  /**
+   * Pause after each trial, so minSyncPeriod never delays the next one: at least burst (2) x
+   * minSyncPeriod, as a Service add spends two tokens of either proxy's bucket.
+   */
   readonly gapMs: number;
   readonly firstSyncTimeoutMs: number;
   readonly trialTimeoutMs: number;
