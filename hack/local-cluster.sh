@@ -12,7 +12,7 @@
 #                                            this cluster); kube-proxy: the pinned binary on the node
 #   hack/local-cluster.sh uninstall-proxy    remove whichever proxy is installed, and its rules
 #   hack/local-cluster.sh proxy              which proxy is installed (none, kube-proxy-ts, kube-proxy)
-#   hack/local-cluster.sh prometheus start|stop   Debian's prometheus scraping the cluster's pods
+#   hack/local-cluster.sh prometheus start|stop   Prometheus scraping the cluster's pods (Kubernetes discovery)
 #   hack/local-cluster.sh kubectl ARGS...    kubectl with the admin kubeconfig, inside the node
 #   hack/local-cluster.sh exec CMD...        a command inside the node's network namespace
 #   hack/local-cluster.sh env                shell assignments: KUBECONFIG, NETNS, NODE_IP, ...
@@ -405,8 +405,8 @@ cmd_uninstall_proxy() {
   k8s="$(bin_dir)"
   case "$(proxy_installed)" in
     kube-proxy-ts)
-      kubectl_node delete -f "${root}/manifests/" --ignore-not-found --wait=true >/dev/null 2>&1 || true
-      wait_for "the kube-proxy-ts pod to go" 60 bash -c "! ctr --address '${ctr_sock}' -n k8s.io tasks ls | grep -q ."  || true
+      # The README's uninstall; deleting the namespace waits for the pods to be gone.
+      kubectl_node delete -f "${root}/manifests/" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1 || true
       # The README's uninstall: `kube-proxy-ts cleanup` on the node (here the repository's build).
       cleanup_rules
       ;;
@@ -432,7 +432,9 @@ cmd_prometheus() {
       # The alerting and recording rules the project ships, as Prometheus loads them.
       cp "${root}/manifests/optional/prometheus/kube-proxy-ts.rules.yaml" "${d}/rules.yaml" 2>/dev/null || echo "groups: []" >"${d}/rules.yaml"
       sed -e "s#@STATE@#${state}#g" -e "s#@NODE_IP@#${node_ip}#g" "${here}/local-cluster/prometheus.yml" >"${d}/prometheus.yml"
-      start prometheus prometheus --config.file="${d}/prometheus.yml" --storage.tsdb.path="${d}/data" \
+      local prometheus
+      prometheus="$(bash "${here}/prometheus.sh" | tail -n1)"
+      start prometheus "${prometheus}" --config.file="${d}/prometheus.yml" --storage.tsdb.path="${d}/data" \
         --web.listen-address=127.0.0.1:9090 --web.enable-lifecycle
       wait_for prometheus 60 in_node curl -fsS http://127.0.0.1:9090/-/ready
       ;;

@@ -108,10 +108,10 @@ async function clusterIsUp(): Promise<boolean> {
 export async function runConformance(options: ConformanceOptions): Promise<ConformanceRun> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const wasUp = await clusterIsUp();
-  const previousProxy = wasUp ? (await cluster(['proxy'], log)).trim() : 'none';
+  const previousProxy = wasUp ? (await cluster(['proxy'])).trim() : 'none';
   if (!wasUp) await cluster(['up'], log);
   const e2eDir = (await run('bash', [join(repoRoot, 'hack', 'e2e-binaries.sh')], log)).stdout.trim().split('\n').pop() ?? '';
-  const env = parseEnv(await cluster(['env'], log));
+  const env = parseEnv(await cluster(['env']));
   const reportDir = mkdtempSync(join(tmpdir(), `kpts-conformance-${options.proxy}-`));
   const started = Date.now();
   let code = 1;

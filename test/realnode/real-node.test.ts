@@ -107,6 +107,31 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
     expect(dns).toBe('10.96.0.1');
   });
 
+  it('answers a NodePort on 127.0.0.1 of the node, with route_localnet set by the privileged init container', async () => {
+    const ns = 'localhost-nodeport';
+    await kubectl(env, ['create', 'namespace', ns]);
+    await kubectl(env, ['-n', ns, 'run', 'web', '--image=registry.k8s.io/e2e-test-images/agnhost:2.53', '--image-pull-policy=Never',
+      '--labels=app=web', '--port=8080', '--', 'netexec', '--http-port=8080']);
+    await kubectl(env, ['-n', ns, 'expose', 'pod', 'web', '--type=NodePort', '--port=80', '--target-port=8080']);
+    await kubectl(env, ['-n', ns, 'wait', '--for=condition=Ready', 'pod/web', '--timeout=120s'], 150_000);
+    const nodePort = (await kubectl(env, ['-n', ns, 'get', 'service', 'web', '-o', 'jsonpath={.spec.ports[0].nodePort}'])).trim();
+    const answer = await eventually('the NodePort on 127.0.0.1', 60_000, async () => {
+      const result = await inNode(env, 'curl', ['-fsS', '--max-time', '3', `http://127.0.0.1:${nodePort}/hostname`], 10_000);
+      return result.code === 0 ? result.stdout.trim() : undefined;
+    });
+    expect(answer).toBe('web');
+    // Masqueraded, as upstream: the pod never sees a loopback source.
+    const client = await inNode(env, 'curl', ['-fsS', '--max-time', '3', `http://127.0.0.1:${nodePort}/clientip`], 10_000);
+    expect(client.stdout).not.toMatch(/^127\./);
+    expect((await inNode(env, 'sysctl', ['-n', 'net.ipv4.conf.all.route_localnet'])).stdout.trim()).toBe('1');
+    const init = JSON.parse(await kubectl(env, ['-n', 'kube-proxy-ts', 'get', 'pods', '-o', 'jsonpath={.items[0].status.initContainerStatuses}'])) as Array<{
+      name: string;
+      state: { terminated?: { exitCode: number } };
+    }>;
+    expect(init).toEqual([expect.objectContaining({ name: 'route-localnet', state: { terminated: expect.objectContaining({ exitCode: 0 }) } })]);
+    await kubectl(env, ['delete', 'namespace', ns, '--wait=false']);
+  });
+
   it('passes upstream\'s 17 [sig-network] Services [Conformance] specs', async () => {
     // Prometheus first, so that it sees the syncs the specs cause.
     await localCluster(['prometheus', 'start']);
