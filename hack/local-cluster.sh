@@ -193,9 +193,13 @@ network() {
   # Nothing leaves the node: a packet routed out of eth0 is one no proxy translated (an unused
   # ClusterIP, an external IP with no rule). Refuse it at once, as an unreachable network would,
   # instead of letting it vanish into the empty bridge (a slow timeout) or succeed.
-  if ! in_node iptables -w -C OUTPUT -o eth0 -m comment --comment "local-cluster: no egress" -j REJECT 2>/dev/null; then
-    in_node iptables -w -A OUTPUT -o eth0 -m comment --comment "local-cluster: no egress" -j REJECT
-    in_node iptables -w -A FORWARD -o eth0 -m comment --comment "local-cluster: no egress" -j REJECT
+  # In OUTPUT, `-o` is the device chosen before the proxy's DNAT (the hook's device does not follow
+  # the re-route), so a node-local connection to a ClusterIP still "goes out" eth0 there: only what
+  # conntrack did not DNAT is refused. FORWARD sees the device chosen after PREROUTING's DNAT.
+  local no_egress=(-o eth0 -m conntrack ! --ctstate DNAT -m comment --comment "local-cluster: no egress" -j REJECT)
+  if ! in_node iptables -w -C OUTPUT "${no_egress[@]}" 2>/dev/null; then
+    in_node iptables -w -A OUTPUT "${no_egress[@]}"
+    in_node iptables -w -A FORWARD "${no_egress[@]}"
   fi
   in_node sysctl -qw net.ipv4.ip_forward=1
   # Bridged pod-to-pod traffic must cross iptables (a pod reaching a Service backed by a pod on the
