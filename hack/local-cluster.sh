@@ -279,7 +279,6 @@ import_image() { # TARBALL
 kubelet_() {
   local d="${state}/kubelet" s v
   mkdir -p "${d}"
-  for s in "${kubelet_paths[@]}"; do [[ -e "${s}" ]] || remember path "${s}"; done
   if [[ ! -f "${state}/sysctls" ]]; then
     for s in "${kubelet_sysctls[@]}"; do
       v="$(sysctl -n "${s}" 2>/dev/null)" && echo "${s}=${v}" >>"${state}/sysctls"
@@ -349,6 +348,10 @@ cmd_up() {
   ensure_packages
   k8s="$(bin_dir)"
   mkdir -p "${state}"
+  # Directories kubelet, containerd and the CNI plugins create on their own: removed by `down` only
+  # when they did not exist before the first `up`.
+  local path
+  for path in "${kubelet_paths[@]}"; do [[ -e "${path}" ]] || remember path "${path}"; done
   pki
   network
   control_plane
@@ -395,9 +398,12 @@ cmd_install_proxy() {
       kubectl_node -n kube-proxy-ts rollout status ds/kube-proxy-ts --timeout=180s >&2
       ;;
     kube-proxy)
+      # --conntrack-max-per-core=0: nf_conntrack_max is host-wide, writable only from the host's
+      # network namespace (kube-proxy exits on "permission denied" otherwise); it stays as it is.
       start kube-proxy "${k8s}/kube-proxy" --kubeconfig="${state}/kube-proxy.kubeconfig" \
         --hostname-override="${node_name}" --cluster-cidr="${cluster_cidr}" --proxy-mode=iptables \
-        --metrics-bind-address=0.0.0.0:10249 --healthz-bind-address=0.0.0.0:10256 --v=1
+        --metrics-bind-address=0.0.0.0:10249 --healthz-bind-address=0.0.0.0:10256 \
+        --conntrack-max-per-core=0 --v=1
       wait_for "kube-proxy /healthz" 60 in_node curl -fsS http://127.0.0.1:10256/healthz
       ;;
     *) die "install-proxy kube-proxy-ts|kube-proxy" ;;
