@@ -68,6 +68,8 @@ export interface ProxyRunSettings {
 export interface TrialResult {
   readonly kind: ChangeKind;
   readonly serviceIndex: number | undefined;
+  /** Unix ms just before the apiserver write: to find the trial in a proxy's log (--log-level debug --keep). */
+  readonly writtenAtMs: number;
   /** Write -> exit of the restore that carried the change; undefined on timeout. */
   readonly latencyMs: number | undefined;
   /** Write -> the kernel poll saw the chain (nft only). */
@@ -263,6 +265,7 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
         trials.push({
           kind,
           serviceIndex: change.serviceIndex,
+          writtenAtMs: writtenAt,
           latencyMs: applied !== undefined ? applied.endMs - writtenAt : undefined,
           kernelLatencyMs: kernelSeenAt !== undefined ? kernelSeenAt - writtenAt : undefined,
           restoreMs: applied !== undefined ? applied.endMs - applied.startMs : undefined,

@@ -6,7 +6,7 @@ import { evaluateTargets, latencyTargets, scaleTable, summarizeRun, type ScaleRe
 import type { ProxyRunResult, TrialResult } from '../../../bench/compare/run-proxy.js';
 
 function trial(kind: TrialResult['kind'], latencyMs: number, payloadBytes: number): TrialResult {
-  return { kind, serviceIndex: 1, latencyMs, kernelLatencyMs: undefined, restoreMs: latencyMs - 10, payloadBytes, payloadLines: 10, restoresUntilApplied: 1 };
+  return { kind, serviceIndex: 1, writtenAtMs: 0, latencyMs, kernelLatencyMs: undefined, restoreMs: latencyMs - 10, payloadBytes, payloadLines: 10, restoresUntilApplied: 1 };
 }
 
 function run(
