@@ -99,10 +99,14 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
     expect(configDigest, JSON.stringify(manifest)).toBeDefined();
     expect(container?.imageID).toBe(`sha256:${configDigest!}`);
 
-    // The pod programs the node: kube-dns's ClusterIP has its rules, and DNS answers through it.
-    const nat = (await inNode(env, 'iptables-save', ['-t', 'nat'])).stdout;
-    expect(nat).toMatch(new RegExp(`-A KUBE-SERVICES -d ${env.dnsIP.replace(/\./g, '\\.')}/32 -p udp .*kube-system/kube-dns:dns cluster IP`));
+    // The pod programs the node: CoreDNS reaches the apiserver through the `kubernetes` ClusterIP
+    // and becomes Ready, kube-dns's ClusterIP gets its rules, and DNS answers through it.
     await kubectl(env, ['-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=180s'], 200_000);
+    const dnsRule = new RegExp(`-A KUBE-SERVICES -d ${env.dnsIP.replace(/\./g, '\\.')}/32 -p udp .*kube-system/kube-dns:dns cluster IP`);
+    await eventually('the kube-dns ClusterIP rule', 30_000, async () => {
+      const nat = (await inNode(env, 'iptables-save', ['-t', 'nat'])).stdout;
+      return dnsRule.test(nat) ? nat : undefined;
+    });
     const dns = await eventually('DNS through the kube-dns ClusterIP', 60_000, async () => {
       const answer = await resolveFromNode('kubernetes.default.svc.cluster.local', env.dnsIP);
       return answer.ok ? answer.detail : undefined;
