@@ -8,6 +8,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/versions.env
 source "${here}/versions.env"
+# shellcheck source=hack/lib/k8s-module.sh
+source "${here}/lib/k8s-module.sh"
 
 version="${KUBE_VERSION}"
 cache_root="${KUBE_PROXY_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-proxy-ts}"
@@ -40,15 +42,9 @@ fi
 command -v go >/dev/null || { echo "e2e-binaries: Go is required (not found in PATH)" >&2; exit 1; }
 command -v gcc >/dev/null || { echo "e2e-binaries: gcc is required to build pause" >&2; exit 1; }
 
-staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
-  cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
-  kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
-  mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
-staging_version="v0.${version#v1.}"
 # The Go module proxy refuses k8s.io/sample-apiserver v0.33.10-.13 ("not available"); only the
 # aggregator test uses it, and any v0.33 release compiles with the rest.
-declare -A pinned=([sample-apiserver]="${KUBE_E2E_SAMPLE_APISERVER:-v0.33.5}")
+sample_apiserver="${KUBE_E2E_SAMPLE_APISERVER:-v0.33.5}"
 
 work="${cache_root}/k8s/build-e2e-${version}"
 mkdir -p "${work}" "${out}"
@@ -57,26 +53,8 @@ export GOFLAGS="-mod=mod"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 
 if [[ ! -f go.sum ]]; then
-  upstream_mod="$(mktemp)"
-  trap 'rm -f "${upstream_mod}"' EXIT
-  proxy="${GOPROXY:-https://proxy.golang.org}"
-  proxy="${proxy%%,*}"
-  curl -fsSL "${proxy}/k8s.io/kubernetes/@v/${version}.mod" -o "${upstream_mod}" ||
-    { echo "e2e-binaries: cannot fetch go.mod of k8s.io/kubernetes ${version} from ${proxy}" >&2; exit 1; }
-  {
-    echo "module kube-proxy-ts/k8s-e2e-build"
-    echo
-    grep -m1 -E '^go [0-9]' "${upstream_mod}"
-    grep -m1 -E '^godebug ' "${upstream_mod}" || true
-    echo
-    echo "require k8s.io/kubernetes ${version}"
-    echo
-    echo "replace ("
-    for m in "${staging[@]}"; do
-      echo "	k8s.io/${m} => k8s.io/${m} ${pinned[${m}]:-${staging_version}}"
-    done
-    echo ")"
-  } >go.mod
+  k8s_write_gomod go.mod kube-proxy-ts/k8s-e2e-build "${version}" "sample-apiserver=${sample_apiserver}" ||
+    { echo "e2e-binaries: no go.mod for ${version}" >&2; exit 1; }
   cat >tools.go <<'GO'
 //go:build tools
 
@@ -91,15 +69,7 @@ GO
   go mod tidy -e >&2 2>&1 || go mod download >&2
 fi
 
-major_minor="${version#v}"
-major="${major_minor%%.*}"
-rest="${major_minor#*.}"
-minor="${rest%%.*}"
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X ${pkg}.gitVersion=${version} -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor}"
-  ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
-done
+ldflags="$(k8s_ldflags "${version}")"
 
 if [[ ! -x "${out}/pause" ]]; then
   src="$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"

@@ -9,6 +9,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/versions.env
 source "${here}/versions.env"
+# shellcheck source=hack/lib/k8s-module.sh
+source "${here}/lib/k8s-module.sh"
 
 version="${KUBE_VERSION}"
 cache_root="${KUBE_PROXY_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-proxy-ts}"
@@ -50,13 +52,6 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 fi
 command -v go >/dev/null || { echo "k8s-binaries: Go is required to build ${version} (not found in PATH)" >&2; exit 1; }
 
-staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
-  cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
-  kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
-  mount-utils pod-security-admission sample-apiserver)
-
-staging_version="v0.${version#v1.}"
 work="${cache_root}/k8s/build-${version}"
 mkdir -p "${work}" "${out}"
 
@@ -71,30 +66,8 @@ tools="$(
 )"
 # Resolve modules again only when go.mod is missing or tools.go names other commands.
 if [[ ! -f "${work}/go.mod" || ! -f "${work}/tools.go" || "$(cat "${work}/tools.go")" != "${tools}" ]]; then
-  upstream_mod="$(mktemp)"
-  trap 'rm -f "${upstream_mod}"' EXIT
-  proxy="${GOPROXY:-https://proxy.golang.org}"
-  proxy="${proxy%%,*}"
-  if ! curl -fsSL "${proxy}/k8s.io/kubernetes/@v/${version}.mod" -o "${upstream_mod}"; then
-    echo "k8s-binaries: cannot fetch go.mod of k8s.io/kubernetes ${version} from ${proxy}" >&2
-    exit 1
-  fi
-  go_line="$(grep -m1 -E '^go [0-9]' "${upstream_mod}")"
-  godebug_line="$(grep -m1 -E '^godebug ' "${upstream_mod}" || true)"
-  {
-    echo "module kube-proxy-ts/k8s-build"
-    echo
-    echo "${go_line}"
-    [[ -n "${godebug_line}" ]] && echo "${godebug_line}"
-    echo
-    echo "require k8s.io/kubernetes ${version}"
-    echo
-    echo "replace ("
-    for m in "${staging[@]}"; do
-      echo "	k8s.io/${m} => k8s.io/${m} ${staging_version}"
-    done
-    echo ")"
-  } >"${work}/go.mod"
+  k8s_write_gomod "${work}/go.mod" kube-proxy-ts/k8s-build "${version}" ||
+    { echo "k8s-binaries: no go.mod for ${version}" >&2; exit 1; }
   printf '%s\n' "${tools}" >"${work}/tools.go"
   resolve=true
 else
@@ -109,15 +82,7 @@ if [[ "${resolve}" == true ]]; then
   go mod tidy -e >&2 2>&1 || go mod download >&2
 fi
 
-major_minor="${version#v}"
-major="${major_minor%%.*}"
-rest="${major_minor#*.}"
-minor="${rest%%.*}"
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X ${pkg}.gitVersion=${version} -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor}"
-  ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
-done
+ldflags="$(k8s_ldflags "${version}")"
 
 for b in "${binaries[@]}"; do
   if [[ -x "${out}/${b}" ]]; then continue; fi
