@@ -80,7 +80,10 @@ export interface HostFootprint {
 
 const ownedPaths = ['/var/lib/kube-proxy-ts-cluster', '/run/kube-proxy-ts-cluster', '/var/lib/kubelet', '/var/log/pods', '/var/log/containers', '/var/lib/cni'];
 const kubeletSysctls = ['kernel.panic', 'kernel.panic_on_oops', 'vm.overcommit_memory', 'kernel.keys.root_maxkeys', 'kernel.keys.root_maxbytes'];
-const processPattern = /(kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|containerd|etcd --name local|prometheus --config|kube-proxy --kubeconfig|coredns|agnhost|\/pause\b)/;
+// Processes of the cluster: started from the project's cache or with the cluster's state paths
+// (a host's own containerd or etcd, e.g. one a package install started, is not ours), and what
+// runs in its containers.
+const processPattern = /(kube-proxy-ts-cluster|\.cache\/kube-proxy-ts\/(k8s|prometheus|coredns)\/|^\/agnhost|^\/coredns|^\/pause\b|containerd-shim|\/app\/(dist\/src\/cli\.js|hack\/docker-entrypoint\.sh))/;
 
 export async function hostFootprint(): Promise<HostFootprint> {
   const processes: string[] = [];

@@ -184,6 +184,15 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
   });
 
   it('down removes everything up made', async () => {
+    // The footprint sees the cluster while it runs (so the comparison below can fail).
+    const during = await hostFootprint();
+    expect(during.processes.some((p) => p.includes('/kubelet '))).toBe(true);
+    expect(during.processes.some((p) => p.startsWith('containerd --config'))).toBe(true);
+    expect(during.processes.some((p) => p.includes('/app/dist/src/cli.js'))).toBe(true);
+    expect(during.netns).toContain('kpts-node');
+    expect(during.mounts.length).toBeGreaterThan(0);
+    expect(during.cgroups.length).toBeGreaterThan(0);
+    expect(during.paths).toContain('/var/lib/kube-proxy-ts-cluster');
     await localCluster(['down']);
     const after = await hostFootprint();
     // What existed before `up` (a cluster left up by hand) is the baseline; a fresh host has none.
