@@ -91,41 +91,29 @@ record_inputs() {
 
 path_env='["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]'
 
+# program_image NAME BINARY TAGS [BASE_LAYER]: ${images}/NAME.tar, an image whose entrypoint is
+# BINARY copied to /NAME (on BASE_LAYER's root filesystem when given); rebuilt when an input changed.
+program_image() {
+  local name="$1" binary="$2" tags="$3" base=("${@:4}") out="${images}/$1.tar" layer
+  up_to_date "${out}" "${binary}" "${base[@]}" && return
+  layer="$(mktemp "${images}/${name}-layer.XXXXXX")"
+  single_file_layer "${layer}" "${binary}" "${name}"
+  docker_archive "${out}" "[\"/${name}\"]" "${path_env}" "${tags}" "${base[@]}" "${layer}"
+  rm -f "${layer}"
+  record_inputs "${out}" "${binary}" "${base[@]}"
+}
+
 cluster_images() {
-  local e2e coredns tools layer out
+  local e2e coredns tools
   e2e="$(bash "${here}/e2e-binaries.sh" | tail -n1)"
   coredns="$(bash "${here}/coredns.sh" | tail -n1)"
   # The tools upstream's tests run inside agnhost pods: nc, wget, curl, nslookup/dig, ip, bash.
   tools="$(rootfs tools "netcat-openbsd,wget,curl,bind9-dnsutils,iproute2,iputils-ping,procps,ca-certificates")"
 
-  out="${images}/pause.tar"
-  if ! up_to_date "${out}" "${e2e}/pause"; then
-    layer="$(mktemp "${images}/pause-layer.XXXXXX")"
-    single_file_layer "${layer}" "${e2e}/pause" pause
-    docker_archive "${out}" '["/pause"]' "${path_env}" "registry.k8s.io/pause:3.10" "${layer}"
-    rm -f "${layer}"
-    record_inputs "${out}" "${e2e}/pause"
-  fi
-
-  out="${images}/agnhost.tar"
-  if ! up_to_date "${out}" "${e2e}/agnhost" "${tools}"; then
-    layer="$(mktemp "${images}/agnhost-layer.XXXXXX")"
-    single_file_layer "${layer}" "${e2e}/agnhost" agnhost
-    docker_archive "${out}" '["/agnhost"]' "${path_env}" \
-      "registry.k8s.io/e2e-test-images/agnhost:2.53 registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7" \
-      "${tools}" "${layer}"
-    rm -f "${layer}"
-    record_inputs "${out}" "${e2e}/agnhost" "${tools}"
-  fi
-
-  out="${images}/coredns.tar"
-  if ! up_to_date "${out}" "${coredns}"; then
-    layer="$(mktemp "${images}/coredns-layer.XXXXXX")"
-    single_file_layer "${layer}" "${coredns}" coredns
-    docker_archive "${out}" '["/coredns"]' "${path_env}" "registry.k8s.io/coredns/coredns:v1.12.0" "${layer}"
-    rm -f "${layer}"
-    record_inputs "${out}" "${coredns}"
-  fi
+  program_image pause "${e2e}/pause" "registry.k8s.io/pause:3.10"
+  program_image agnhost "${e2e}/agnhost" \
+    "registry.k8s.io/e2e-test-images/agnhost:2.53 registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7" "${tools}"
+  program_image coredns "${coredns}" "registry.k8s.io/coredns/coredns:v1.12.0"
   echo "${images}"
 }
 
