@@ -1,6 +1,6 @@
 // The agent's HTTP surfaces against a real apiserver: /metrics with kube-proxy's names (sync
 // duration, last sync timestamp, network programming latency from the EndpointSlice trigger
-// time), /healthz that needs this node's Node object, and healthCheckNodePort servers for
+// time) and linted by promtool, /healthz that needs this node's Node object, and healthCheckNodePort servers for
 // externalTrafficPolicy Local Services that report this node's local endpoints.
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -26,6 +26,7 @@ import {
   setEndpoints,
   type KubeClients,
 } from '../harness/kube.js';
+import { ACCEPTED_METRIC_LINT, checkMetrics } from '../support/promtool.js';
 
 const skipReason = kernelSkipReason();
 if (skipReason !== undefined) console.warn(`skipping test/integration/agent-metrics-health.test.ts: ${skipReason}`);
@@ -136,6 +137,20 @@ describe.skipIf(skipReason !== undefined)('agent metrics, /healthz and healthChe
     expect(value(after, 'kubeproxy_sync_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBeGreaterThan(
       value(first, 'kubeproxy_sync_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' }) ?? 0,
     );
+  });
+
+  it('/metrics, with a Service synced and its latency observed, lints clean through promtool check metrics but for the names kept from kube-proxy and prom-client', async () => {
+    // Runs after the test above: the labelled series (sync durations, rule counts, network
+    // programming latency) are there as well as the families.
+    const answer = await httpGet(`http://127.0.0.1:${node.agent.metricsPort ?? 0}/metrics`);
+    expect(answer.status).toBe(200);
+    expect(matching(parsePrometheusText(answer.body), 'kubeproxy_network_programming_duration_seconds_count', { ip_family: 'IPv4' }).some((s) => s.value > 0)).toBe(true);
+    const lint = await checkMetrics(answer.body);
+    expect(lint.unexpected, lint.stderr).toEqual([]);
+    // 3: lint problems (the accepted ones) only; 1 would be text promtool cannot parse.
+    expect([0, 3], `promtool check metrics exited ${lint.code}: ${lint.stderr}`).toContain(lint.code);
+    // Every accepted problem is about a metric the agent really exports (no stale entries).
+    for (const name of ACCEPTED_METRIC_LINT.keys()) expect(answer.body, name).toContain(`# TYPE ${name} `);
   });
 
   it('serves the healthCheckNodePort of an externalTrafficPolicy Local LoadBalancer with the local endpoint count', async () => {

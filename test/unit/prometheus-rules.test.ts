@@ -3,7 +3,7 @@
 // where it fires and one where it stays quiet, each recording rule an evaluated value), the
 // PrometheusRule carries exactly the plain file's groups, and every raw selector names the same job.
 // Also the agent's metric registry through `promtool check metrics` (the running agent's /metrics:
-// test/integration/agent-metrics-promtool.test.ts). promtool comes from hack/deps.sh; without it
+// test/integration/agent-metrics-health.test.ts). promtool comes from hack/deps.sh; without it
 // these tests fail, they do not skip.
 
 import { readFileSync, readdirSync } from 'node:fs';
