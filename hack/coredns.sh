@@ -19,10 +19,9 @@ if [[ -x "${out}/coredns" ]]; then
   exit 0
 fi
 
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-  PATH="${PATH}:/usr/local/go/bin"
-fi
-command -v go >/dev/null || { echo "coredns: Go is required (not found in PATH)" >&2; exit 1; }
+# shellcheck source=hack/lib/go.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+require_go coredns
 
 work="${out}/build"
 mkdir -p "${work}"

@@ -36,10 +36,9 @@ if have_all; then
   exit 0
 fi
 
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-  PATH="${PATH}:/usr/local/go/bin"
-fi
-command -v go >/dev/null || { echo "e2e-binaries: Go is required (not found in PATH)" >&2; exit 1; }
+# shellcheck source=hack/lib/go.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+require_go e2e-binaries
 command -v gcc >/dev/null || { echo "e2e-binaries: gcc is required to build pause" >&2; exit 1; }
 
 # The Go module proxy refuses k8s.io/sample-apiserver v0.33.10-.13 ("not available"); only the

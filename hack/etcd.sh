@@ -47,13 +47,9 @@ if [[ -x "${out}/etcd" ]]; then
   exit 0
 fi
 
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-  PATH="${PATH}:/usr/local/go/bin"
-fi
-command -v go >/dev/null || {
-  echo "etcd: no etcd 3.${min_etcd_minor}+ in PATH and Go is not installed to build ${etcd_build_version}" >&2
-  exit 1
-}
+# shellcheck source=hack/lib/go.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+require_go etcd "to build ${etcd_build_version}: no etcd 3.${min_etcd_minor}+ in PATH"
 
 echo "etcd: building etcd ${etcd_build_version} from the Go module proxy into ${out}" >&2
 work="${cache_root}/etcd/build-${etcd_build_version}"

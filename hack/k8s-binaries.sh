@@ -47,10 +47,9 @@ if have_all; then
   exit 0
 fi
 
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-  PATH="${PATH}:/usr/local/go/bin"
-fi
-command -v go >/dev/null || { echo "k8s-binaries: Go is required to build ${version} (not found in PATH)" >&2; exit 1; }
+# shellcheck source=hack/lib/go.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+require_go k8s-binaries "to build ${version}"
 
 work="${cache_root}/k8s/build-${version}"
 mkdir -p "${work}" "${out}"

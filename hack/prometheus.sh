@@ -21,10 +21,9 @@ if [[ -x "${out}/prometheus" ]]; then
   echo "${out}/prometheus"
   exit 0
 fi
-if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
-  PATH="${PATH}:/usr/local/go/bin"
-fi
-command -v go >/dev/null || { echo "prometheus: Go is required (not found in PATH)" >&2; exit 1; }
+# shellcheck source=hack/lib/go.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+require_go prometheus
 echo "prometheus: building the Prometheus server ${version} with Kubernetes discovery only (a few minutes on 2 cores)" >&2
 start=$(date +%s)
 GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" GOFLAGS=-mod=mod CGO_ENABLED=0 GOBIN="${out}" \

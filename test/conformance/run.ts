@@ -10,9 +10,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localClusterEnv } from '../harness/local-cluster.js';
+import { kubeVersion, repoRoot } from '../harness/versions.js';
 import { parseJUnit, type SuiteSummary } from './junit.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const clusterScript = join(repoRoot, 'hack', 'local-cluster.sh');
 
 export const proxies = ['kube-proxy-ts', 'kube-proxy'] as const;
@@ -84,21 +85,6 @@ async function cluster(args: readonly string[], log?: (line: string) => void): P
   return result.stdout;
 }
 
-function parseEnv(text: string): ReadonlyMap<string, string> {
-  const values = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line.trim());
-    if (match?.[1] && match[2] !== undefined) values.set(match[1], match[2]);
-  }
-  return values;
-}
-
-function required(values: ReadonlyMap<string, string>, key: string): string {
-  const value = values.get(key);
-  if (value === undefined || value === '') throw new Error(`hack/local-cluster.sh env printed no ${key}`);
-  return value;
-}
-
 /** Whether the cluster's apiserver answers (status prints it). */
 async function clusterIsUp(): Promise<boolean> {
   const result = await run('bash', [clusterScript, 'status'], () => undefined);
@@ -111,19 +97,19 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   const previousProxy = wasUp ? (await cluster(['proxy'])).trim() : 'none';
   if (!wasUp) await cluster(['up'], log);
   const e2eDir = (await run('bash', [join(repoRoot, 'hack', 'e2e-binaries.sh')], log)).stdout.trim().split('\n').pop() ?? '';
-  const env = parseEnv(await cluster(['env']));
+  const env = await localClusterEnv();
   const reportDir = mkdtempSync(join(tmpdir(), `kpts-conformance-${options.proxy}-`));
   const started = Date.now();
   let code = 1;
   try {
     await cluster(['install-proxy', options.proxy], log);
     const args = [
-      `--net=/run/netns/${required(env, 'NETNS')}`,
+      `--net=/run/netns/${env.netns}`,
       '--',
       'env',
-      `PATH=${required(env, 'K8S_BIN')}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      `PATH=${env.k8sBin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
       join(e2eDir, 'e2e.test'),
-      `--kubeconfig=${required(env, 'KUBECONFIG')}`,
+      `--kubeconfig=${env.kubeconfig}`,
       '--provider=local',
       `--report-dir=${reportDir}`,
       `--ginkgo.focus=${options.focus}`,
@@ -151,7 +137,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   }
   const result: ConformanceRun = {
     proxy: options.proxy,
-    kubeVersion: required(env, 'K8S_BIN').split('/').pop() ?? '',
+    kubeVersion,
     focus: options.focus,
     skip: options.skip ?? null,
     startedAt: new Date(started).toISOString(),
