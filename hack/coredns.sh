@@ -7,20 +7,9 @@ set -euo pipefail
 version="${KUBE_PROXY_TS_COREDNS_VERSION:-v1.12.0}"
 cache_root="${KUBE_PROXY_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-proxy-ts}"
 out="${cache_root}/coredns/${version}"
-if [[ -x "${out}/coredns" ]]; then
-  echo "${out}/coredns"
-  exit 0
-fi
-mkdir -p "${out}"
-exec 9>"${out}/.lock"
-flock 9
-if [[ -x "${out}/coredns" ]]; then
-  echo "${out}/coredns"
-  exit 0
-fi
-
 # shellcheck source=hack/lib/go.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+cached_or_locked coredns "${out}/.lock" "${out}/coredns" test -x "${out}/coredns"
 require_go coredns
 
 work="${out}/build"

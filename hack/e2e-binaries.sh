@@ -20,24 +20,9 @@ have_all() {
   local b
   for b in "${outputs[@]}"; do [[ -x "${out}/${b}" ]] || return 1; done
 }
-if have_all; then
-  echo "${out}"
-  exit 0
-fi
-
-mkdir -p "${cache_root}/k8s"
-exec 9>"${cache_root}/k8s/.lock-e2e-${version}"
-if ! flock -n 9; then
-  echo "e2e-binaries: another build of ${version} is running; waiting for it" >&2
-  flock 9
-fi
-if have_all; then
-  echo "${out}"
-  exit 0
-fi
-
 # shellcheck source=hack/lib/go.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+source "${here}/lib/go.sh"
+cached_or_locked e2e-binaries "${cache_root}/k8s/.lock-e2e-${version}" "${out}" have_all
 require_go e2e-binaries
 command -v gcc >/dev/null || { echo "e2e-binaries: gcc is required to build pause" >&2; exit 1; }
 

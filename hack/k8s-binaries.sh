@@ -29,26 +29,11 @@ have_all() {
   done
 }
 
-if have_all; then
-  echo "${out}"
-  exit 0
-fi
-
+# shellcheck source=hack/lib/go.sh
+source "${here}/lib/go.sh"
 # Two concurrent runs (e.g. a test run and the demo) would race on the same outputs: the second
 # waits for the first and then finds the binaries cached.
-mkdir -p "${cache_root}/k8s"
-exec 9>"${cache_root}/k8s/.lock-${version}"
-if ! flock -n 9; then
-  echo "k8s-binaries: another build of ${version} is running; waiting for it" >&2
-  flock 9
-fi
-if have_all; then
-  echo "${out}"
-  exit 0
-fi
-
-# shellcheck source=hack/lib/go.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+cached_or_locked k8s-binaries "${cache_root}/k8s/.lock-${version}" "${out}" have_all
 require_go k8s-binaries "to build ${version}"
 
 work="${cache_root}/k8s/build-${version}"

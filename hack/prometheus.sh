@@ -10,19 +10,9 @@ set -euo pipefail
 version="${KUBE_PROXY_TS_PROMETHEUS_VERSION:-v0.316.0}"
 cache_root="${KUBE_PROXY_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-proxy-ts}"
 out="${cache_root}/prometheus/${version}"
-if [[ -x "${out}/prometheus" ]]; then
-  echo "${out}/prometheus"
-  exit 0
-fi
-mkdir -p "${out}"
-exec 9>"${out}/.lock"
-flock 9
-if [[ -x "${out}/prometheus" ]]; then
-  echo "${out}/prometheus"
-  exit 0
-fi
 # shellcheck source=hack/lib/go.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/go.sh"
+cached_or_locked prometheus "${out}/.lock" "${out}/prometheus" test -x "${out}/prometheus"
 require_go prometheus
 echo "prometheus: building the Prometheus server ${version} with Kubernetes discovery only (a few minutes on 2 cores)" >&2
 start=$(date +%s)
