@@ -1,14 +1,9 @@
-// Chooses the iptables binaries for this host: the configured backend, or the detected one.
+// Chooses the iptables binaries for this host: the configured variant, or the detected one.
 
-import type { IptablesBackend as ConfiguredBackend } from '../config/index.js';
-import { binariesFor, detectBackend, type BackendDetection } from '../netfilter/backend.js';
+import type { IptablesBackendSetting } from '../config/index.js';
+import { binariesFor, detectIptablesVariant, type IptablesVariantDetection } from '../netfilter/iptables-variant.js';
 
-export async function resolveBackend(configured: ConfiguredBackend): Promise<BackendDetection> {
-  if (configured === 'auto') return detectBackend();
+export async function resolveIptablesVariant(configured: IptablesBackendSetting): Promise<IptablesVariantDetection> {
+  if (configured === 'auto') return detectIptablesVariant();
   return { backend: configured, binaries: binariesFor(configured), reason: 'configured' };
-}
-
-export function parseBackendFlag(value: string | undefined): ConfiguredBackend | undefined {
-  const backend = value ?? 'auto';
-  return backend === 'auto' || backend === 'nft' || backend === 'legacy' ? backend : undefined;
 }

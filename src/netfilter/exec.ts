@@ -3,8 +3,8 @@
 
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
-import type { TableName } from '../render/types.js';
-import type { Netfilter, RestoreResult, SaveResult } from './port.js';
+import { jumpTarget, type TableName } from './vocabulary.js';
+import type { Netfilter, RestoreResult, SaveResult } from './netfilter.js';
 
 export interface ProcessOutput {
   readonly code: number;
@@ -175,12 +175,11 @@ export function parseRestoreFailure(stderr: string, payload: string): { message:
 function lineJumpingTo(payload: string, commitLine: number, chain: string): number | undefined {
   const lines = payload.split('\n');
   if (lines[commitLine - 1]?.trim() !== 'COMMIT') return undefined;
-  const pattern = new RegExp(` -[jg] ${chain.replace(/[^A-Za-z0-9_-]/g, '\\$&')}(?: |$)`);
   let start = commitLine - 2;
   while (start >= 0 && !(lines[start] ?? '').startsWith('*')) start--;
   for (let index = start + 1; index < commitLine - 1; index++) {
     const text = lines[index] ?? '';
-    if ((text.startsWith('-A ') || text.startsWith('-I ')) && pattern.test(text)) return index + 1;
+    if ((text.startsWith('-A ') || text.startsWith('-I ')) && jumpTarget(text) === chain) return index + 1;
   }
   return undefined;
 }

@@ -1,12 +1,14 @@
 // RenderContext with its defaults applied, plus the narrower slice of it that per-service-port
 // rules depend on (so that e.g. a nodePortAddresses change does not re-render every service).
 
+import type { IPFamily } from '../ip.js';
 import type { DesiredState } from '../model/types.js';
-import { parseIpv4 } from './ipv4.js';
 import { localhostNodePortsEnabled } from './static.js';
 import type { LocalTraffic, RenderContext } from './types.js';
 
 export interface ResolvedContext {
+  /** The family of every address below and of the rules (the model's: one renderer run per family). */
+  readonly family: IPFamily;
   readonly localTraffic: LocalTraffic | undefined;
   readonly nodePortAddresses: readonly string[];
   readonly nodeIPs: readonly string[];
@@ -26,7 +28,7 @@ export interface ServicePortContext {
   readonly localTraffic: LocalTraffic | undefined;
   readonly masqueradeAll: boolean;
   /** kube-proxy's `nodeIP` (the primary one): a source range containing it lets the node reach its LB IPs. */
-  readonly primaryNodeIP: number | undefined;
+  readonly primaryNodeIP: string | undefined;
   /** false in large-cluster mode: per-endpoint comments are dropped. */
   readonly endpointComments: boolean;
   /** The nfacct counter of the extra 127.0.0.0/8 NodePort rules; undefined when localhost NodePorts
@@ -39,6 +41,7 @@ export function resolveContext(ctx: RenderContext, state: DesiredState): Resolve
     throw new RangeError(`masqueradeBit must be an integer in [0, 31], got ${ctx.masqueradeBit}`);
   }
   return {
+    family: state.family,
     localTraffic: ctx.localTraffic,
     nodePortAddresses: ctx.nodePortAddresses,
     // The model knows the node's addresses too; the context wins when it names any.
@@ -59,7 +62,7 @@ export function servicePortContext(resolved: ResolvedContext, largeClusterMode: 
   return {
     localTraffic: resolved.localTraffic,
     masqueradeAll: resolved.masqueradeAll,
-    primaryNodeIP: primary === undefined ? undefined : parseIpv4(primary),
+    primaryNodeIP: primary,
     endpointComments: !largeClusterMode,
     localhostNodePortsCounter: localhostNodePortsEnabled(resolved) ? resolved.localhostNodePortsCounter : undefined,
   };
@@ -77,6 +80,7 @@ export function sameServicePortContext(a: ServicePortContext, b: ServicePortCont
 
 export function sameResolvedContext(a: ResolvedContext, b: ResolvedContext): boolean {
   return (
+    a.family === b.family &&
     sameLocalTraffic(a.localTraffic, b.localTraffic) &&
     sameStrings(a.nodePortAddresses, b.nodePortAddresses) &&
     sameStrings(a.nodeIPs, b.nodeIPs) &&

@@ -4,7 +4,8 @@
 // proportional to the service ports that changed. Pure.
 
 import { PersistentMap } from '../model/persistent-map.js';
-import type { BuiltinJump, OrderedChain, RuleSet, ServicePortRules, SharedChain, SharedRule, TableName } from '../render/types.js';
+import type { BuiltinJump, OrderedChain, RuleSet, ServicePortRules, SharedChain, SharedRule } from '../render/types.js';
+import type { TableName } from '../netfilter/vocabulary.js';
 import {
   buildFullPayload,
   chainKey,
@@ -31,8 +32,8 @@ export interface SyncPlan {
   readonly parts?: readonly string[];
 }
 
-/** What a full sync needs to know about the kernel (kernel-state.ts), per table. */
-export interface KernelFacts {
+/** What a full sync needs to know about the kernel (saved-tables.ts), per table. */
+export interface ObservedTables {
   /** Our chains that exist; those not desired are deleted. */
   readonly existingChains: ReadonlyMap<TableName, ReadonlySet<string>>;
   /** Desired jumps the kernel lacks; only these are inserted, so a full sync never duplicates one. */
@@ -48,7 +49,7 @@ export interface KernelFacts {
  * several restores of about that many chains each (full-parts.ts: iptables-nft-restore's cost
  * grows with the square of one call's size).
  */
-export function planFullSync(desired: RuleSet, kernel: KernelFacts, chainsPerPart = 0): SyncPlan {
+export function planFullSync(desired: RuleSet, kernel: ObservedTables, chainsPerPart = 0): SyncPlan {
   const options: FullPayloadOptions = {
     jumps: 'insert',
     onlyJumps: kernel.missingJumps,
@@ -69,7 +70,7 @@ export function planFullSync(desired: RuleSet, kernel: KernelFacts, chainsPerPar
 export function planSync(
   applied: RuleSet | undefined,
   desired: RuleSet,
-  options: KernelFacts & { readonly forceFull: boolean; readonly fullSyncChainsPerPart?: number },
+  options: ObservedTables & { readonly forceFull: boolean; readonly fullSyncChainsPerPart?: number },
 ): SyncPlan {
   if (applied === undefined || options.forceFull) return planFullSync(desired, options, options.fullSyncChainsPerPart ?? 0);
   return planPartialSync(applied, desired);

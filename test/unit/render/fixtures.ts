@@ -4,7 +4,8 @@
 import { expect } from 'vitest';
 import type { DesiredState, Endpoint, ServicePort, SessionAffinity, TrafficPolicy } from '../../../src/model/types.js';
 import { renderRuleSet } from '../../../src/render/index.js';
-import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type ServicePortRules, type TableName } from '../../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type ServicePortRules } from '../../../src/render/types.js';
+import type { TableName } from '../../../src/netfilter/vocabulary.js';
 
 export function endpoint(ip: string, options: Partial<Endpoint> = {}): Endpoint {
   const isLocal = options.isLocal ?? false;
@@ -93,6 +94,7 @@ export function servicePort(options: ServicePortOptions = {}): ServicePort {
 
 export function desiredState(servicePorts: readonly ServicePort[]): DesiredState {
   return {
+    family: 'IPv4',
     node: { name: 'test-node', ips: ['192.168.0.2'], zone: undefined, labels: {}, podCIDRs: [] },
     servicePorts: new Map(servicePorts.map((sp) => [sp.key, sp])),
   };
