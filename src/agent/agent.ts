@@ -9,6 +9,7 @@ import type { ApiConnection } from '../k8s/connection.js';
 import { startSources, type Sources } from '../k8s/sources.js';
 import type { WatchEvent } from '../k8s/watcher.js';
 import { ModelStore } from '../model/store.js';
+import { deepEqual } from '../model/equal.js';
 import { nodeInfoFromNode } from '../model/node.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import { CT_STATE_INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_ACCEPTED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
@@ -188,7 +189,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
     this.health.syncNode(node);
     const { config } = this.options;
     const next = nodeInfoFromNode(node, { name: config.nodeName, ...(config.nodeIP !== undefined ? { ips: [config.nodeIP] } : {}) });
-    if (JSON.stringify(next) === JSON.stringify(this.node)) return;
+    if (deepEqual(next, this.node)) return;
     this.node = next;
     this.store.setNode(next);
     this.changed({ kind: 'Node', event: event.type, key: config.nodeName });

@@ -2,7 +2,8 @@
 // writing into the other one leaves two rule sets fighting over the same packets (kubernetes #71305).
 
 import { kubeletVariantHintChains } from './vocabulary.js';
-import { legacyBinaries, nftBinaries, runProcess, type IptablesBinaries, type ProcessRunner } from './exec.js';
+import { legacyBinaries, nftBinaries, type IptablesBinaries } from './exec.js';
+import { runProcess, type ProcessRunner } from '../process.js';
 
 export type IptablesVariant = 'nft' | 'legacy';
 

@@ -67,38 +67,3 @@ export function servicePortContext(resolved: ResolvedContext, largeClusterMode: 
     localhostNodePortsCounter: localhostNodePortsEnabled(resolved) ? resolved.localhostNodePortsCounter : undefined,
   };
 }
-
-export function sameServicePortContext(a: ServicePortContext, b: ServicePortContext): boolean {
-  return (
-    sameLocalTraffic(a.localTraffic, b.localTraffic) &&
-    a.masqueradeAll === b.masqueradeAll &&
-    a.primaryNodeIP === b.primaryNodeIP &&
-    a.endpointComments === b.endpointComments &&
-    a.localhostNodePortsCounter === b.localhostNodePortsCounter
-  );
-}
-
-export function sameResolvedContext(a: ResolvedContext, b: ResolvedContext): boolean {
-  return (
-    a.family === b.family &&
-    sameLocalTraffic(a.localTraffic, b.localTraffic) &&
-    sameStrings(a.nodePortAddresses, b.nodePortAddresses) &&
-    sameStrings(a.nodeIPs, b.nodeIPs) &&
-    a.masqueradeMark === b.masqueradeMark &&
-    a.randomFully === b.randomFully &&
-    a.masqueradeAll === b.masqueradeAll &&
-    a.localhostNodePorts === b.localhostNodePorts &&
-    a.localhostNodePortsCounter === b.localhostNodePortsCounter &&
-    a.conntrackTCPBeLiberal === b.conntrackTCPBeLiberal &&
-    a.invalidDropCounter === b.invalidDropCounter &&
-    a.largeClusterEndpointsThreshold === b.largeClusterEndpointsThreshold
-  );
-}
-
-function sameLocalTraffic(a: LocalTraffic | undefined, b: LocalTraffic | undefined): boolean {
-  return a?.ifLocal === b?.ifLocal && a?.ifNotLocal === b?.ifNotLocal;
-}
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((value, index) => value === b[index]);
-}

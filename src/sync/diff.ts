@@ -4,13 +4,13 @@
 // proportional to the service ports that changed. Pure.
 
 import { PersistentMap } from '../model/persistent-map.js';
+import { deepEqual } from '../model/equal.js';
 import type { BuiltinJump, OrderedChain, RuleSet, ServicePortRules, SharedChain, SharedRule } from '../render/types.js';
 import type { TableName } from '../netfilter/vocabulary.js';
 import {
   buildFullPayload,
   chainKey,
   PayloadBuilder,
-  sameRules,
   sharedServiceRules,
   sortedServicePortKeys,
   type BuiltPayload,
@@ -108,7 +108,7 @@ function planStaticChains(builder: PayloadBuilder, applied: readonly OrderedChai
     const id = chainKey(chain.table, chain.name);
     const before = previous.get(id);
     previous.delete(id);
-    if (before !== undefined && sameRules(before.rules, chain.rules)) continue;
+    if (before !== undefined && deepEqual(before.rules, chain.rules)) continue;
     builder.writeChain(chain.table, chain.name, chain.rules);
   }
   for (const chain of previous.values()) builder.deleteChain(chain.table, chain.name);
@@ -127,7 +127,7 @@ function planSharedChains(builder: PayloadBuilder, applied: readonly SharedChain
     const id = chainKey(chain.table, chain.name);
     const before = previous.get(id);
     previous.delete(id);
-    if (before !== undefined && sameRules(before.trailer, chain.trailer)) continue;
+    if (before !== undefined && deepEqual(before.trailer, chain.trailer)) continue;
     rewrite.push(chain);
     handled.add(id);
   }
@@ -224,7 +224,7 @@ function diffServicePort(previous: ServicePortRules | undefined, current: Servic
     const before = previousChains.get(id);
     previousChains.delete(id);
     // Content, not identity: an endpoint change leaves the other endpoints' KUBE-SEP chains as they were.
-    if (before !== undefined && sameRules(before.rules, chain.rules)) continue;
+    if (before !== undefined && deepEqual(before.rules, chain.rules)) continue;
     delta.written.set(id, chain);
   }
   for (const [id, chain] of previousChains) delta.stale.set(id, chain);

@@ -3,6 +3,7 @@
 // (IptablesSyncReport) that the caller logs and counts; nothing throws.
 
 import type { ModelStore } from '../model/store.js';
+import { deepEqual } from '../model/equal.js';
 import type { DesiredState } from '../model/types.js';
 import { RenderCache, renderRuleSet } from '../render/index.js';
 import type { RenderContext, RuleSet } from '../render/types.js';
@@ -87,7 +88,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
   async sync(reason: SyncReason): Promise<IptablesSyncReport> {
     const started = this.monotonic();
     const context = this.options.renderContext();
-    if (this.lastContext !== undefined && !sameContext(this.lastContext, context)) {
+    if (this.lastContext !== undefined && !deepEqual(this.lastContext, context)) {
       this.cache = new RenderCache();
       this.requestFull('context-changed');
     }
@@ -181,10 +182,6 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     }
     return true;
   }
-}
-
-function sameContext(a: RenderContext, b: RenderContext): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 function writesOf(plan: SyncPlan): SyncWrites {

@@ -467,11 +467,3 @@ function desiredChainNames(
   }
   return names;
 }
-
-/** Whether two rule lists are equal, element by element. */
-export function sameRules(a: readonly string[], b: readonly string[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false;
-  return true;
-}

@@ -4,7 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { runProcess, type ProcessOutput } from '../../src/netfilter/exec.js';
+import { runProcess, type ProcessOutput } from '../../src/process.js';
 
 export interface Netns {
   readonly name: string;

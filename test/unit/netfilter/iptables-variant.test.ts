@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chooseIptablesVariant, detectIptablesVariant } from '../../../src/netfilter/iptables-variant.js';
-import { legacyBinaries, nftBinaries, type ProcessRunner } from '../../../src/netfilter/exec.js';
+import { legacyBinaries, nftBinaries } from '../../../src/netfilter/exec.js';
+import { type ProcessRunner } from '../../../src/process.js';
 
 const kubeletMangle = '*mangle\n:PREROUTING ACCEPT [0:0]\n:KUBE-IPTABLES-HINT - [0:0]\n:KUBE-KUBELET-CANARY - [0:0]\nCOMMIT\n';
 const rules = (count: number): string => `*filter\n:INPUT ACCEPT [0:0]\n${'-A INPUT -j ACCEPT\n'.repeat(count)}COMMIT\n`;

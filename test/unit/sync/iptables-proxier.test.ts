@@ -3,7 +3,7 @@ import { IptablesProxier } from '../../../src/sync/iptables-proxier.js';
 import { ModelStore } from '../../../src/model/store.js';
 import { FakeNetfilter } from '../../../src/netfilter/fake.js';
 import { Conntrack } from '../../../src/conntrack/tool.js';
-import type { ProcessRunner } from '../../../src/netfilter/exec.js';
+import type { ProcessRunner } from '../../../src/process.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';
 import { defaultRenderContext } from '../../../src/render/types.js';
 import { service, slice } from '../agent/fixtures.js';
