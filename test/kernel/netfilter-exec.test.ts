@@ -94,7 +94,7 @@ describe.skipIf(skipReason !== undefined).each(backends)('ExecNetfilter on iptab
       }
 
       // A jump that went missing, and one an older kube-proxy left behind.
-      const dropped = syntheticJumps[4];
+      const dropped = syntheticJumps.find((jump) => jump.table === 'filter' && jump.chain === 'FORWARD' && jump.rule.endsWith('-j KUBE-SERVICES'));
       if (dropped === undefined) throw new Error('fixture');
       const edit = `*filter\n-D ${dropped.chain} ${dropped.rule}\n-A INPUT -s 10.0.0.1 -m comment --comment "old kube-proxy" -j KUBE-SERVICES\nCOMMIT\n`;
       expect(await netfilter.restore(edit, { noFlush: true })).toEqual({ ok: true });
