@@ -1,0 +1,55 @@
+// The agent's configuration and the node's addresses -> the NftContext the renderer takes: the
+// local-traffic detector in nft words (upstream's IfLocalNFT/IfNotLocalNFT), the masquerade mark
+// as kube-proxy formats it, and the addresses that accept NodePorts. Pure.
+
+import type { AgentConfig } from '../config/index.js';
+import { nodePortAddressList } from '../agent/context.js';
+import { cidrContains, familyOf, loopbackCidr, parseCidr, type IPFamily } from '../ip.js';
+import type { NodeInfo } from '../model/types.js';
+import type { NftContext } from './types.js';
+import { nftFamily } from './vocabulary.js';
+
+export function nftContextFor(config: AgentConfig, node: NodeInfo, family: IPFamily): NftContext {
+  const nodeIPs = (config.nodeIP !== undefined ? [config.nodeIP] : node.ips).filter((ip) => familyOf(ip) === family);
+  return {
+    // Go's `%#08x` pads the digits to 8: bit 14 -> 0x00004000.
+    masqueradeMark: `0x${(2 ** config.masqueradeBit).toString(16).padStart(8, '0')}`,
+    masqueradeAll: config.masqueradeAll,
+    localTraffic: localTrafficNft(config, node, family),
+    nodePortIPs: nodePortIPs(config, nodeIPs, family),
+    primaryNodeIP: nodeIPs[0],
+    serviceCIDRs: [],
+  };
+}
+
+function localTrafficNft(config: AgentConfig, node: NodeInfo, family: IPFamily): NftContext['localTraffic'] {
+  const ip = nftFamily(family).table;
+  const fromCidr = (cidr: string | undefined): NftContext['localTraffic'] =>
+    cidr === undefined ? undefined : { ifLocal: `${ip} saddr ${cidr}`, ifNotLocal: `${ip} saddr != ${cidr}` };
+  const detectLocal = config.detectLocal;
+  switch (detectLocal.mode) {
+    case 'ClusterCIDR':
+      return fromCidr(config.clusterCIDR);
+    case 'NodeCIDR':
+      return fromCidr(node.podCIDRs[0]);
+    case 'BridgeInterface':
+      return { ifLocal: `iifname ${detectLocal.bridgeInterface}`, ifNotLocal: `iifname != ${detectLocal.bridgeInterface}` };
+    case 'InterfaceNamePrefix':
+      return { ifLocal: `iifname ${detectLocal.interfaceNamePrefix}*`, ifNotLocal: `iifname != ${detectLocal.interfaceNamePrefix}*` };
+    default: {
+      const unreachable: never = detectLocal;
+      return unreachable;
+    }
+  }
+}
+
+/** `all` when nodePortAddresses is unset; else the node's addresses inside it, never a loopback one (upstream). */
+function nodePortIPs(config: AgentConfig, nodeIPs: readonly string[], family: IPFamily): NftContext['nodePortIPs'] {
+  if (config.nodePortAddresses.kind === 'all') return 'all';
+  const cidrs = nodePortAddressList(config.nodePortAddresses, nodeIPs).flatMap((text) => {
+    const cidr = parseCidr(text);
+    return cidr !== undefined && cidr.family === family ? [cidr] : [];
+  });
+  const loopback = loopbackCidr(family);
+  return nodeIPs.filter((ip) => !cidrContains(loopback, ip) && cidrs.some((cidr) => cidrContains(cidr, ip)));
+}

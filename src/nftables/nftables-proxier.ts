@@ -1,0 +1,215 @@
+// The nftables backend behind the agent's Proxier seam. One sync: snapshot the model, render the
+// nft ruleset, plan (full: chunked transactions; partial: one transaction of what changed, from
+// what we applied, never from a listing), apply, then clean stale UDP flows (shared with the
+// iptables mode). Stale service chains are flushed at once and deleted by a sync at least a
+// second later, as upstream (a kernel before 6.2 notices late that a map no longer points at them).
+
+import type { SyncReason } from '../agent/scheduler.js';
+import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
+import { planConntrackCleanup } from '../conntrack/plan.js';
+import type { Conntrack } from '../conntrack/tool.js';
+import type { IPFamily } from '../ip.js';
+import { deepEqual } from '../model/equal.js';
+import type { ModelStore } from '../model/store.js';
+import type { DesiredState } from '../model/types.js';
+import { nftContextFor } from './context.js';
+import { planFullSync, planPartialSync, staticPartEqual, type NftPlan } from './diff.js';
+import { ElementIndex } from './elements.js';
+import type { Nft, NftResult } from './nft.js';
+import { NftRenderCache, renderNftRuleset } from './render.js';
+import { NftWriter } from './transaction.js';
+import type { NftContext, NftRuleset } from './types.js';
+import { KUBE_PROXY_TABLE, nftFamily } from './vocabulary.js';
+
+export type NftablesSyncReport =
+  | (Extract<SyncReport, { readonly result: 'applied' | 'unchanged' }> & { readonly plan: NftPlan | undefined; readonly ruleset: NftRuleset })
+  | (Extract<SyncReport, { readonly result: 'failed' }> & { readonly plan: NftPlan | undefined });
+
+export interface NftablesProxierOptions {
+  readonly family: IPFamily;
+  readonly store: ModelStore;
+  readonly nft: Nft;
+  readonly conntrack: Conntrack | undefined;
+  readonly context: () => NftContext;
+  readonly fullSyncPeriodMs: number;
+  /** Service chains per transaction of a full sync. */
+  readonly chainsPerTransaction: number;
+  /** How long a flushed stale chain waits before it is deleted. */
+  readonly staleChainDelayMs?: number;
+  readonly now?: () => number;
+  readonly monotonic?: () => number;
+}
+
+export interface NftablesBackendOptions {
+  readonly nft: Nft;
+  readonly conntrack: Conntrack | undefined;
+  readonly fullSyncPeriodMs?: number;
+  readonly chainsPerTransaction?: number;
+}
+
+export const DEFAULT_CHAINS_PER_TRANSACTION = 2000;
+
+export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory<NftablesSyncReport> {
+  return ({ family, store, settings }) =>
+    new NftablesProxier({
+      family,
+      store,
+      nft: options.nft,
+      conntrack: options.conntrack,
+      context: () => {
+        const { config, node } = settings();
+        return nftContextFor(config, node, family);
+      },
+      fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
+      chainsPerTransaction: options.chainsPerTransaction ?? DEFAULT_CHAINS_PER_TRANSACTION,
+    });
+}
+
+export class NftablesProxier implements Proxier<NftablesSyncReport> {
+  private applied: NftRuleset | undefined;
+  private appliedState: DesiredState | undefined;
+  private elements = new ElementIndex();
+  /** Flushed service chains and when they went stale. */
+  private readonly staleChains = new Map<string, number>();
+  private forceFull: FullSyncReason | undefined = 'first';
+  private baseChainsRecreated = false;
+  private lastFullSyncAt = Number.NEGATIVE_INFINITY;
+  private lastContext: NftContext | undefined;
+  private cache = new NftRenderCache();
+  private readonly now: () => number;
+  private readonly monotonic: () => number;
+
+  constructor(private readonly options: NftablesProxierOptions) {
+    this.now = options.now ?? Date.now;
+    this.monotonic = options.monotonic ?? (() => performance.now());
+  }
+
+  get appliedRuleset(): NftRuleset | undefined {
+    return this.applied;
+  }
+
+  /** Chains flushed and waiting to be deleted. */
+  get pendingStaleChains(): readonly string[] {
+    return [...this.staleChains.keys()];
+  }
+
+  requestFull(reason: FullSyncReason): void {
+    this.forceFull ??= reason;
+  }
+
+  async sync(reason: SyncReason): Promise<NftablesSyncReport> {
+    const started = this.monotonic();
+    const family = nftFamily(this.options.family);
+    const context = this.options.context();
+    if (this.lastContext !== undefined && !deepEqual(this.lastContext, context)) {
+      this.cache = new NftRenderCache();
+      this.requestFull('context-changed');
+    }
+    this.lastContext = context;
+    if (reason === 'periodic') {
+      if (this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
+      else if (this.forceFull === undefined && (await this.options.nft.tablePresent(family)) !== true) this.requestFull('canary-missing');
+    }
+
+    const modelStart = this.monotonic();
+    const snapshot = this.options.store.snapshot();
+    const renderStart = this.monotonic();
+    const ruleset = renderNftRuleset(snapshot.state, context, this.cache);
+    const diffStart = this.monotonic();
+    if (this.applied !== undefined && this.forceFull === undefined && !staticPartEqual(this.applied, ruleset)) this.requestFull('context-changed');
+    // A stale chain that cannot be deleted yet is not worth a failed sync: a full one lists and flushes it again.
+    if (this.applied !== undefined && this.forceFull === undefined && !(await this.deleteStaleChains(ruleset))) this.requestFull('after-failure');
+    const fullReason = this.applied === undefined ? (this.forceFull ?? 'after-failure') : this.forceFull;
+    const kind: 'full' | 'partial' = fullReason !== undefined ? 'full' : 'partial';
+
+    let failed: { message: string; failedLine: string | undefined } | undefined;
+    let plan: NftPlan;
+    if (kind === 'full' || this.applied === undefined) {
+      const observed = await this.options.nft.observe(family);
+      plan = planFullSync(ruleset, observed, { recreateBaseChains: !this.baseChainsRecreated, chainsPerTransaction: this.options.chainsPerTransaction });
+    } else {
+      plan = planPartialSync(this.applied, ruleset, this.elements);
+    }
+    const applyStart = this.monotonic();
+    const phasesUntil = (end: number): SyncPhases => ({
+      modelSeconds: (renderStart - modelStart) / 1000,
+      renderSeconds: (diffStart - renderStart) / 1000,
+      diffSeconds: (applyStart - diffStart) / 1000,
+      restoreSeconds: (end - applyStart) / 1000,
+    });
+
+    for (const transaction of plan.transactions) {
+      const result: NftResult = await this.options.nft.apply(transaction);
+      if (!result.ok) {
+        failed = { message: result.message, failedLine: result.line !== undefined ? transaction[result.line - 1] : undefined };
+        break;
+      }
+    }
+    const applyEnd = this.monotonic();
+    if (failed !== undefined) {
+      // Forget what was applied: the next sync is full and starts from the kernel's names.
+      this.applied = undefined;
+      this.forceFull = 'after-failure';
+      this.staleChains.clear();
+      return {
+        result: 'failed', kind, reason, fullReason, phases: phasesUntil(applyEnd), totalSeconds: (applyEnd - started) / 1000,
+        message: failed.message, failedLine: failed.failedLine, plan, writes: writesOf(plan),
+      };
+    }
+
+    if (plan.kind === 'full') {
+      this.elements = plan.elements;
+      this.baseChainsRecreated = true;
+      this.lastFullSyncAt = this.now();
+    } else {
+      plan.elementChanges?.commit();
+    }
+    for (const name of plan.writtenChains) this.staleChains.delete(name);
+    const at = this.now();
+    for (const name of plan.staleChains) if (!this.staleChains.has(name)) this.staleChains.set(name, at);
+    const previousState = this.appliedState;
+    this.applied = ruleset;
+    this.appliedState = snapshot.state;
+    this.forceFull = undefined;
+
+    let conntrackFailures = 0;
+    if (plan.transactions.length > 0 && this.options.conntrack !== undefined) {
+      const deletions = planConntrackCleanup(previousState, snapshot.state);
+      if (deletions.length > 0) conntrackFailures = (await this.options.conntrack.delete(deletions)).failed.length;
+    }
+    const end = this.monotonic();
+    return {
+      result: plan.transactions.length === 0 ? 'unchanged' : 'applied', kind, reason, fullReason, phases: phasesUntil(applyEnd),
+      totalSeconds: (end - started) / 1000, plan, writes: writesOf(plan), state: snapshot.state, ruleset, rulesTotal: { [KUBE_PROXY_TABLE]: countRules(ruleset) },
+      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
+    };
+  }
+
+  /** Deletes the chains that went stale at least a second ago, in a transaction of their own (upstream). */
+  private async deleteStaleChains(desired: NftRuleset): Promise<boolean> {
+    const cutoff = this.now() - (this.options.staleChainDelayMs ?? 1000);
+    const due = [...this.staleChains].filter(([, since]) => since <= cutoff).map(([name]) => name);
+    if (due.length === 0) return true;
+    const writer = new NftWriter(desired.family);
+    for (const name of due) writer.deleteChain(name);
+    const result = await this.options.nft.apply(writer.lines);
+    if (!result.ok) {
+      this.staleChains.clear();
+      return false;
+    }
+    for (const name of due) this.staleChains.delete(name);
+    return true;
+  }
+}
+
+function writesOf(plan: NftPlan): SyncWrites {
+  const { bytes, lines, chainsWritten, chainsFlushed, changedChainNames, rulesWritten } = plan.stats;
+  return { bytes, lines, chainsWritten, chainsDeleted: chainsFlushed, changedChainNames, rulesWritten: { [KUBE_PROXY_TABLE]: rulesWritten } };
+}
+
+function countRules(ruleset: NftRuleset): number {
+  let total = 0;
+  for (const chain of ruleset.staticChains) total += chain.rules.length;
+  for (const part of ruleset.servicePorts.values()) for (const chain of part.chains) total += chain.rules.length;
+  return total;
+}

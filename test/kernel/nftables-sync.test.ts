@@ -1,0 +1,172 @@
+// The nftables proxier against a real kernel: after every partial sync of a sequence, the table a
+// node holds equals the table a fresh full sync of the same state writes; stale chains go a sync
+// later; a table left by another owner is taken over; a deleted table is noticed and rebuilt.
+
+import type { V1Service } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelStore } from '../../src/model/store.js';
+import { Nft } from '../../src/nftables/nft.js';
+import { NftablesProxier } from '../../src/nftables/nftables-proxier.js';
+import type { NftContext } from '../../src/nftables/types.js';
+import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
+import { service, slice } from '../unit/agent/fixtures.js';
+
+const skipReason = kernelSkipReason();
+const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
+const context: NftContext = {
+  masqueradeMark: '0x00004000',
+  masqueradeAll: false,
+  localTraffic: { ifLocal: 'ip saddr 10.244.0.0/16', ifNotLocal: 'ip saddr != 10.244.0.0/16' },
+  nodePortIPs: 'all',
+  primaryNodeIP: '172.30.0.10',
+  serviceCIDRs: [],
+};
+
+function sticky(name: string, clusterIP: string, timeoutSeconds: number): V1Service {
+  const base = service(name, clusterIP, { nodePort: 30000 + Number(clusterIP.split('.')[3]) });
+  return { ...base, spec: { ...base.spec, type: 'NodePort', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds } } } };
+}
+
+/** `nft -j list table`, without handles, elements sorted, rules in their chain's order. */
+async function tableOf(netns: Netns): Promise<unknown> {
+  const listed = await netns.exec('nft', ['-j', 'list', 'table', 'ip', 'kube-proxy']);
+  if (listed.code !== 0) return `absent: ${listed.stderr.trim()}`;
+  const objects = (JSON.parse(listed.stdout) as { nftables: Record<string, Record<string, unknown>>[] }).nftables;
+  const out: Record<string, unknown> = {};
+  const ruleIndex = new Map<string, number>();
+  for (const object of objects) {
+    const [kind, body] = Object.entries(object)[0] ?? [];
+    if (kind === undefined || body === undefined || kind === 'metainfo') continue;
+    const { handle: _handle, ...rest } = body;
+    if (Array.isArray(rest.elem)) rest.elem = [...(rest.elem as unknown[])].map((e) => JSON.stringify(e)).sort();
+    if (kind === 'rule') {
+      const chain = String(rest.chain);
+      const index = ruleIndex.get(chain) ?? 0;
+      ruleIndex.set(chain, index + 1);
+      out[`rule ${chain} #${index}`] = rest;
+    } else {
+      out[`${kind} ${String(rest.name)}`] = rest;
+    }
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', () => {
+  let node1: Netns;
+  const others: Netns[] = [];
+  let now = 1_000_000;
+
+  beforeAll(async () => {
+    node1 = await createNetns('nft-seq');
+  });
+  afterAll(async () => {
+    await node1.delete();
+    for (const netns of others) await netns.delete();
+  });
+
+  const proxierFor = (store: ModelStore, netns: Netns): NftablesProxier =>
+    new NftablesProxier({
+      family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrack: undefined, context: () => context,
+      fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 3, now: () => now,
+    });
+
+  /** The table a fresh node gets from one full sync of the store's current state. */
+  async function freshTable(store: ModelStore): Promise<unknown> {
+    const fresh = await createNetns('nft-fresh');
+    others.push(fresh);
+    const report = await proxierFor(store, fresh).sync('initial');
+    expect(report.result, JSON.stringify(report)).toBe('applied');
+    const table = await tableOf(fresh);
+    await fresh.delete();
+    return table;
+  }
+
+  it('after each partial sync the table equals a fresh full sync of the same state; stale chains go a sync later', async () => {
+    const store = new ModelStore(node);
+    const proxier = proxierFor(store, node1);
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
+    store.upsertService(sticky('b', '10.96.0.2', 600));
+    store.upsertEndpointSlice(slice('b', ['10.244.1.3']));
+    store.upsertService(service('empty', '10.96.0.3'));
+    const first = await proxier.sync('initial');
+    expect(first.result, JSON.stringify(first)).toBe('applied');
+    expect(first.kind).toBe('full');
+    // 7 chains over transactions of >= 3: the head, three of service chains, the elements.
+    expect(first.plan?.transactions.length).toBeGreaterThanOrEqual(4);
+    expect(await tableOf(node1)).toEqual(await freshTable(store));
+
+    const steps: [string, () => void][] = [
+      ['an endpoint replaced', () => store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.9']))],
+      ['endpoints for the empty Service', () => store.upsertEndpointSlice(slice('empty', ['10.244.1.4']))],
+      ['a new affinity timeout', () => store.upsertService(sticky('b', '10.96.0.2', 60))],
+      ['a Service removed', () => store.deleteService('default', 'a')],
+      ['every endpoint of a sticky Service gone', () => store.upsertEndpointSlice(slice('b', []))],
+      ['a Service added', () => store.upsertService(service('c', '10.96.0.9'))],
+    ];
+    for (const [label, change] of steps) {
+      change();
+      now += 100;
+      const report = await proxier.sync('change');
+      expect({ label, result: report.result, kind: report.kind }, JSON.stringify(report)).toEqual({ label, result: 'applied', kind: 'partial' });
+      expect(report.plan?.transactions.length).toBe(1);
+      const table = (await tableOf(node1)) as Record<string, unknown>;
+      const fresh = (await freshTable(store)) as Record<string, unknown>;
+      // Flushed stale chains wait for their deletion; nothing else may differ.
+      expect(Object.keys(table).length).toBeGreaterThan(30);
+      const pending = new Set(proxier.pendingStaleChains.map((name) => `chain ${name}`));
+      expect({ label, table: Object.fromEntries(Object.entries(table).filter(([key]) => !pending.has(key))) }).toEqual({ label, table: fresh });
+    }
+
+    expect(proxier.pendingStaleChains.length).toBeGreaterThan(0);
+    now += 1_000;
+    const later = await proxier.sync('periodic');
+    expect(later.result).toBe('unchanged');
+    expect(proxier.pendingStaleChains).toEqual([]);
+    expect(await tableOf(node1)).toEqual(await freshTable(store));
+  });
+
+  it('takes over a table another owner left: keeps wanted objects, flushes then deletes chains and drops affinity sets nobody wants', async () => {
+    const netns = await createNetns('nft-takeover');
+    others.push(netns);
+    const leftover = [
+      'add table ip kube-proxy',
+      'add chain ip kube-proxy service-AAAAAAAA-old/gone/tcp/p80',
+      'add rule ip kube-proxy service-AAAAAAAA-old/gone/tcp/p80 meta l4proto tcp dnat to 10.244.9.9:80',
+      'add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }',
+      'add element ip kube-proxy service-ips { 10.96.9.9 . tcp . 80 : goto service-AAAAAAAA-old/gone/tcp/p80 }',
+      'add set ip kube-proxy affinity-AAAAAAAA-old/gone/tcp/p80__10.244.9.9/80 { type ipv4_addr ; flags dynamic,timeout ; timeout 60s ; }',
+      // A base chain with another priority than ours: re-created on the first sync.
+      'add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority -50 ; }',
+    ];
+    expect((await netns.exec('nft', ['-f', '-'], `${leftover.join('\n')}\n`)).code).toBe(0);
+    const store = new ModelStore(node);
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+    const proxier = proxierFor(store, netns);
+    const first = await proxier.sync('initial');
+    expect(first.result, JSON.stringify(first)).toBe('applied');
+    expect(proxier.pendingStaleChains).toEqual(['service-AAAAAAAA-old/gone/tcp/p80']);
+    const listed = (await netns.exec('nft', ['list', 'table', 'ip', 'kube-proxy'])).stdout;
+    expect(listed).not.toContain('10.96.9.9');
+    expect(listed).not.toContain('affinity-AAAAAAAA');
+    expect(listed).toMatch(/chain nat-prerouting \{\n\s+type nat hook prerouting priority dstnat; policy accept;/);
+    now += 1_000;
+    await proxier.sync('periodic');
+    expect(await tableOf(netns)).toEqual(await freshTable(store));
+  });
+
+  it('notices a deleted table on a periodic sync and rebuilds it', async () => {
+    const netns = await createNetns('nft-drift');
+    others.push(netns);
+    const store = new ModelStore(node);
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+    const proxier = proxierFor(store, netns);
+    expect((await proxier.sync('initial')).result).toBe('applied');
+    expect((await netns.exec('nft', ['delete', 'table', 'ip', 'kube-proxy'])).code).toBe(0);
+    const repaired = await proxier.sync('periodic');
+    expect({ result: repaired.result, kind: repaired.kind, fullReason: repaired.fullReason }).toEqual({ result: 'applied', kind: 'full', fullReason: 'canary-missing' });
+    expect(await tableOf(netns)).toEqual(await freshTable(store));
+  });
+});

@@ -1,0 +1,146 @@
+// The nftables differ: a partial sync holds only what changed (by service port, by element), shared
+// elements are reference-counted, a redefined affinity set is replaced safely, and a full sync is
+// cut into transactions of whole service ports with every element in the last one.
+
+import { describe, expect, it } from 'vitest';
+import { planFullSync, planPartialSync } from '../../../src/nftables/diff.js';
+import { ElementIndex } from '../../../src/nftables/elements.js';
+import { NftRenderCache, renderNftRuleset } from '../../../src/nftables/render.js';
+import type { NftRuleset } from '../../../src/nftables/types.js';
+import type { ServicePort } from '../../../src/model/types.js';
+import { desiredState, endpoint, servicePort } from '../render/fixtures.js';
+import { upstreamContext } from './support.js';
+
+function services(count: number): ServicePort[] {
+  return Array.from({ length: count }, (_, index) =>
+    servicePort({ namespace: 'ns', name: `svc${index}`, clusterIP: `172.30.${index >> 8}.${index & 255}`, endpoints: [endpoint(`10.180.${index >> 8}.${index & 255}`)] }),
+  );
+}
+
+/** A full sync's outcome as the proxier keeps it: the ruleset and the element index. */
+function applyFull(ruleset: NftRuleset): ElementIndex {
+  return planFullSync(ruleset, undefined, { recreateBaseChains: true, chainsPerTransaction: 1000 }).elements;
+}
+
+describe('planPartialSync', () => {
+  const cache = new NftRenderCache();
+  const render = (ports: readonly ServicePort[]): NftRuleset => renderNftRuleset(desiredState(ports), upstreamContext, cache);
+
+  it('writes nothing when nothing changed', () => {
+    const ports = services(50);
+    const applied = render(ports);
+    const plan = planPartialSync(applied, render(ports), applyFull(applied));
+    expect(plan.transactions).toEqual([]);
+  });
+
+  it('a new endpoint of one Service among 100: its endpoint chain and its service chain, no element, no other Service', () => {
+    const ports = services(100);
+    const applied = render(ports);
+    const elements = applyFull(applied);
+    const changed = servicePort({ namespace: 'ns', name: 'svc7', clusterIP: '172.30.0.7', endpoints: [endpoint('10.180.0.7'), endpoint('10.180.9.9')] });
+    const next = render(ports.map((port) => (port.name === 'svc7' ? changed : port)));
+    const plan = planPartialSync(applied, next, elements);
+    expect(plan.transactions).toHaveLength(1);
+    const lines = plan.transactions[0] ?? [];
+    expect(lines.filter((line) => line.startsWith('add chain'))).toEqual([expect.stringMatching(/^add chain ip kube-proxy endpoint-[A-Z2-7]{8}-ns\/svc7\/tcp\/p80__10\.180\.9\.9\/80$/)]);
+    expect(lines.filter((line) => line.startsWith('flush chain'))).toEqual([expect.stringMatching(/^flush chain ip kube-proxy service-[A-Z2-7]{8}-ns\/svc7\/tcp\/p80$/)]);
+    expect(lines.some((line) => line.includes('element'))).toBe(false);
+    expect(lines.every((line) => !/svc(?!7\/)\d/.test(line))).toBe(true);
+    expect(plan.stats).toMatchObject({ chainsWritten: 2, chainsFlushed: 0, elementsAdded: 0, elementsDeleted: 0 });
+  });
+
+  it('a removed Service: its chains flushed for later deletion, its elements deleted, a cluster IP another port still uses kept', () => {
+    const http = servicePort({ namespace: 'ns', name: 'web', portName: 'http', clusterIP: '172.30.9.1', endpoints: [endpoint('10.180.9.1')] });
+    const https = servicePort({ namespace: 'ns', name: 'web', portName: 'https', port: 443, clusterIP: '172.30.9.1', endpoints: [endpoint('10.180.9.1', { port: 443 })] });
+    const applied = render([http, https]);
+    const elements = applyFull(applied);
+    const plan = planPartialSync(applied, render([https]), elements);
+    const lines = plan.transactions.flat();
+    expect(plan.staleChains).toHaveLength(2);
+    expect(lines.filter((line) => line.startsWith('flush chain')).length).toBe(2);
+    expect(lines.filter((line) => line.startsWith('delete chain'))).toEqual([]);
+    expect(lines.filter((line) => line.includes('element'))).toEqual(['delete element ip kube-proxy service-ips { 172.30.9.1 . tcp . 80 }']);
+    plan.elementChanges?.commit();
+    // Now the last user goes: the cluster IP leaves the set.
+    const last = planPartialSync(render([https]), render([]), elements);
+    expect(last.transactions.flat().filter((line) => line.includes('element')).sort()).toEqual([
+      'delete element ip kube-proxy cluster-ips { 172.30.9.1 }',
+      'delete element ip kube-proxy service-ips { 172.30.9.1 . tcp . 443 }',
+    ]);
+  });
+
+  it('endpoints arriving: the no-endpoint element goes, the service-ips element comes, in one transaction', () => {
+    const empty = servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2' });
+    const applied = render([empty]);
+    const elements = applyFull(applied);
+    const plan = planPartialSync(applied, render([servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2', endpoints: [endpoint('10.180.9.2')] })]), elements);
+    const lines = plan.transactions.flat();
+    const deleteAt = lines.indexOf('delete element ip kube-proxy no-endpoint-services { 172.30.9.2 . tcp . 80 }');
+    const addAt = lines.findIndex((line) => line.startsWith('add element ip kube-proxy service-ips { 172.30.9.2 . tcp . 80 : goto service-'));
+    const chainAt = lines.findIndex((line) => line.startsWith('add chain ip kube-proxy service-'));
+    expect(deleteAt).toBeGreaterThanOrEqual(0);
+    // The chain exists before the map points at it.
+    expect(chainAt).toBeGreaterThanOrEqual(0);
+    expect(addAt).toBeGreaterThan(chainAt);
+  });
+
+  it('a new affinity timeout replaces the sets after flushing every chain that names them', () => {
+    const sticky = (timeoutSeconds: number): ServicePort =>
+      servicePort({ namespace: 'ns', name: 'sticky', clusterIP: '172.30.9.3', sessionAffinity: { kind: 'ClientIP', timeoutSeconds }, endpoints: [endpoint('10.180.9.3')] });
+    const applied = render([sticky(10800)]);
+    const elements = applyFull(applied);
+    const lines = planPartialSync(applied, render([sticky(60)]), elements).transactions.flat();
+    const flushes = lines.map((line, index) => (line.startsWith('flush chain') ? index : -1)).filter((index) => index >= 0);
+    const deleteSet = lines.findIndex((line) => line.startsWith('delete set ip kube-proxy affinity-'));
+    const addSet = lines.findIndex((line) => line.startsWith('add set ip kube-proxy affinity-') && line.includes('timeout 60s'));
+    expect(flushes).toHaveLength(2);
+    expect(deleteSet).toBeGreaterThan(Math.max(...flushes));
+    expect(addSet).toBeGreaterThan(deleteSet);
+  });
+});
+
+describe('planFullSync', () => {
+  it('cuts service chains into transactions of whole service ports and puts every element in the last one', () => {
+    const ruleset = renderNftRuleset(desiredState(services(1200)), upstreamContext);
+    const plan = planFullSync(ruleset, undefined, { recreateBaseChains: true, chainsPerTransaction: 500 });
+    // Static head, 1200 x 2 chains in slices of >= 500, then the elements.
+    expect(plan.transactions.length).toBe(1 + Math.ceil(2400 / 500) + 1);
+    const last = plan.transactions[plan.transactions.length - 1] ?? [];
+    expect(plan.transactions.slice(0, -1).flat().some((line) => line.includes('element'))).toBe(false);
+    expect(last.filter((line) => line.startsWith('flush map') || line.startsWith('flush set')).length).toBe(ruleset.containers.length);
+    expect(plan.stats.elementsAdded).toBe(1 + 1200 * 2);
+    // Each service port's chains stay together (its service chain jumps to its endpoint chain).
+    for (const transaction of plan.transactions.slice(1, -1)) {
+      expect(transaction.filter((line) => line.startsWith('add chain ip kube-proxy service-')).length).toBe(
+        transaction.filter((line) => line.startsWith('add chain ip kube-proxy endpoint-')).length,
+      );
+    }
+  });
+
+  it('flushes service chains and deletes affinity sets it observed but no longer wants; leaves stock chains alone', () => {
+    const ruleset = renderNftRuleset(desiredState(services(2)), upstreamContext);
+    const observed = {
+      chains: new Set(['services', 'service-AAAAAAAA-old/gone/tcp/p80', 'my-own-chain']),
+      sets: new Set(['cluster-ips', 'affinity-AAAAAAAA-old/gone/tcp/p80__10.0.0.1/80']),
+    };
+    const plan = planFullSync(ruleset, observed, { recreateBaseChains: false, chainsPerTransaction: 1000 });
+    const last = plan.transactions[plan.transactions.length - 1] ?? [];
+    expect(plan.staleChains).toEqual(['service-AAAAAAAA-old/gone/tcp/p80']);
+    expect(last).toContain('flush chain ip kube-proxy service-AAAAAAAA-old/gone/tcp/p80');
+    expect(last).toContain('delete set ip kube-proxy affinity-AAAAAAAA-old/gone/tcp/p80__10.0.0.1/80');
+    expect(plan.transactions.flat().some((line) => line.includes('my-own-chain'))).toBe(false);
+  });
+});
+
+describe('ElementIndex', () => {
+  it('a changed value is a delete and an add of the same key; a plan applies only when committed', () => {
+    const index = new ElementIndex();
+    index.plan([], [{ container: 'service-ips', key: '1.2.3.4 . tcp . 80', value: 'goto a' }]).commit();
+    const change = index.plan([{ container: 'service-ips', key: '1.2.3.4 . tcp . 80', value: 'goto a' }], [{ container: 'service-ips', key: '1.2.3.4 . tcp . 80', value: 'goto b' }]);
+    expect(change.deletes.map((element) => element.value)).toEqual(['goto a']);
+    expect(change.adds.map((element) => element.value)).toEqual(['goto b']);
+    expect(index.elements().map((element) => element.value)).toEqual(['goto a']);
+    change.commit();
+    expect(index.elements().map((element) => element.value)).toEqual(['goto b']);
+  });
+});
