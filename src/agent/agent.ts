@@ -1,4 +1,4 @@
-// Wires the running agent: sources -> ModelStore -> scheduler/syncer -> netfilter, with metrics,
+// Wires the running agent: sources -> ModelStore -> scheduler -> Proxier (the backend), with metrics,
 // health and healthCheckNodePort servers reading the outcome. IO lives in the parts it wires.
 
 import type { V1Node } from '@kubernetes/client-node';
