@@ -1,16 +1,19 @@
-// `kube-proxy-ts cleanup`: remove every chain and jump we (or kube-proxy in iptables mode) own.
+// `kube-proxy-ts cleanup`: remove every chain and jump we (or kube-proxy in iptables mode) own, and
+// the nftables mode's tables.
 
 import { commandUsage, COMMANDS, DEFAULTS, readCommandLine } from '../config/index.js';
 import { ExecNetfilter } from '../netfilter/exec.js';
-import { TABLES, type TableName } from '../netfilter/vocabulary.js';
-import { cleanupPayload } from '../sync/cleanup.js';
+import { Nft } from '../nftables/nft.js';
+import { nftFamily } from '../nftables/vocabulary.js';
+import { removeIptablesRules, removeNftablesTables } from './mode-cleanup.js';
 import { resolveIptablesVariant } from './iptables-variant-setup.js';
 
 const usage = commandUsage(COMMANDS.cleanup, [
   'Usage: kube-proxy-ts cleanup [--iptables-backend auto|nft|legacy]',
   '',
   'Removes the KUBE-SERVICES, KUBE-NODEPORTS, KUBE-SVC-*, KUBE-SEP-*, ... chains and the jumps into',
-  "them from the nat and filter tables. kubelet's chains are left alone.",
+  "them from the nat and filter tables (kubelet's chains are left alone), and the nftables mode's",
+  "`kube-proxy` tables (ip and ip6).",
   '',
 ]);
 
@@ -26,27 +29,25 @@ export async function cleanupCommand(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const backend = await resolveIptablesVariant(line.values.iptablesBackend ?? DEFAULTS.iptablesBackend);
-  const netfilter = new ExecNetfilter({ binaries: backend.binaries });
-  const saved = new Map<TableName, string>();
-  for (const table of TABLES) {
-    const result = await netfilter.save(table);
-    if (!result.ok) {
-      process.stderr.write(`cleanup: cannot read the ${table} table (${backend.backend}): ${result.message}\n`);
-      return 1;
-    }
-    saved.set(table, result.text);
-  }
-  const payload = cleanupPayload(saved);
-  if (payload === '') {
-    process.stdout.write(`cleanup: nothing to remove (${backend.backend} backend)\n`);
-    return 0;
-  }
-  const restored = await netfilter.restore(payload, { noFlush: true });
-  if (!restored.ok) {
-    process.stderr.write(`cleanup: iptables-restore failed: ${restored.message}\n`);
+  const iptables = await removeIptablesRules(new ExecNetfilter({ binaries: backend.binaries }));
+  if (!iptables.ok) {
+    process.stderr.write(`cleanup: ${iptables.message} (${backend.backend} backend)\n`);
     return 1;
   }
-  const chains = payload.split('\n').filter((line) => line.startsWith('-X ')).length;
-  process.stdout.write(`cleanup: removed ${chains} chains (${backend.backend} backend)\n`);
+  process.stdout.write(
+    iptables.removed === 0 ? `cleanup: no iptables rules to remove (${backend.backend} backend)\n` : `cleanup: removed ${iptables.removed} chains (${backend.backend} backend)\n`,
+  );
+  // As kube-proxy's --cleanup: every mode's rules, so the nftables mode's table too.
+  const nft = new Nft();
+  if (!(await nft.support(nftFamily('IPv4'))).ok) {
+    process.stdout.write('cleanup: no usable nft binary; nftables tables left alone\n');
+    return 0;
+  }
+  const nftables = await removeNftablesTables(nft);
+  if (!nftables.ok) {
+    process.stderr.write(`cleanup: ${nftables.message}\n`);
+    return 1;
+  }
+  process.stdout.write(`cleanup: removed ${nftables.removed} nftables kube-proxy tables\n`);
   return 0;
 }

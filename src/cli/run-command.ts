@@ -1,4 +1,4 @@
-// `kube-proxy-ts run`: parse config, connect to the apiserver, pick the iptables backend, run the
+// `kube-proxy-ts run`: parse config, connect to the apiserver, pick the mode's backend, run the
 // agent until SIGTERM/SIGINT. Rules stay in place on exit, so traffic flows across restarts.
 
 import { readFileSync } from 'node:fs';
@@ -19,6 +19,11 @@ import { version } from '../version.js';
 import { resolveIptablesVariant } from './iptables-variant-setup.js';
 import { iptablesBackend } from '../sync/iptables-proxier.js';
 import { messageOf } from '../values.js';
+import type { ProxierFactory } from '../agent/proxier.js';
+import { Nft } from '../nftables/nft.js';
+import { nftablesBackend } from '../nftables/nftables-proxier.js';
+import { nftFamily } from '../nftables/vocabulary.js';
+import { removeIptablesRules, removeNftablesTables } from './mode-cleanup.js';
 
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const parsed = parseRunArgs(argv, process.env, (path) => readFileSync(path, 'utf8'), hostname());
@@ -41,24 +46,19 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     process.stderr.write(`kube-proxy-ts run: no usable kubeconfig: ${kube.detail}\n`);
     return 1;
   }
-  const backend = await resolveIptablesVariant(config.iptablesBackend);
+  const backend = await chooseBackend(config, logger);
+  if (backend === undefined) return 1;
   logger.info(
-    { version, nodeName: config.nodeName, server: kube.connection.server, kubeconfigSource: kube.source, context: kube.context, auth: kube.auth, backend: backend.backend, backendReason: backend.reason },
+    { version, nodeName: config.nodeName, server: kube.connection.server, kubeconfigSource: kube.source, context: kube.context, auth: kube.auth, mode: config.mode, ...backend.fields },
     'starting kube-proxy-ts',
   );
   const agent = new Agent({
     config,
     connection: kube.connection,
-    backend: iptablesBackend({
-      netfilter: new ExecNetfilter({ binaries: backend.binaries }),
-      conntrack: new Conntrack(),
-      // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
-      // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
-      // x 10 endpoints 7 calls took 15.4 s, kube-proxy's one call 12.9 s).
-      ...(backend.backend === 'nft' ? { fullSyncChainsPerPart: DEFAULT_CHAINS_PER_PART } : {}),
-    }),
-    nfacct: new NfAcct(),
-    sysctl: new Sysctl(),
+    backend: backend.factory,
+    // Localhost NodePorts (route_localnet) and nfacct counters belong to the iptables rules only:
+    // upstream's nftables mode has neither.
+    ...(config.mode === 'iptables' ? { nfacct: new NfAcct(), sysctl: new Sysctl() } : {}),
     logger,
   });
 
@@ -114,4 +114,49 @@ export async function initOnly(config: AgentConfig, sysctl: SysctlAccess, logger
   logger[localhost.level]({ component: 'init-only', ...localhost.fields }, localhost.message);
   logger.info({ component: 'init-only' }, 'initialisation done; exiting (--init-only)');
   return 0;
+}
+
+interface ChosenBackend {
+  readonly factory: ProxierFactory;
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+/**
+ * The configured mode's backend, after removing the other mode's rules as kube-proxy does at
+ * start (a failure there is logged, not fatal). nftables mode refuses to start when the nft binary
+ * is missing, too old or rejects the rules it needs (undefined; the reason is logged).
+ */
+async function chooseBackend(config: AgentConfig, logger: Logger): Promise<ChosenBackend | undefined> {
+  const variant = await resolveIptablesVariant(config.iptablesBackend);
+  const netfilter = new ExecNetfilter({ binaries: variant.binaries });
+  const nft = new Nft();
+  if (config.mode === 'nftables') {
+    const support = await nft.support(nftFamily('IPv4'));
+    if (!support.ok) {
+      logger.fatal({ nftVersion: support.version, reason: support.reason }, 'nftables mode cannot run on this host');
+      process.stderr.write(`kube-proxy-ts run: nftables mode cannot run on this host: ${support.reason}\n`);
+      return undefined;
+    }
+    const removed = await removeIptablesRules(netfilter);
+    if (!removed.ok) logger.warn({ reason: removed.message, iptablesBackend: variant.backend }, 'could not remove the iptables mode\'s rules');
+    else if (removed.removed > 0) logger.info({ chains: removed.removed, iptablesBackend: variant.backend }, "removed the iptables mode's rules");
+    return { factory: nftablesBackend({ nft, conntrack: new Conntrack() }), fields: { nftVersion: support.version } };
+  }
+  // Only when nft works here: a host without it has no nftables-mode table to remove.
+  if ((await nft.support(nftFamily('IPv4'))).ok) {
+    const removed = await removeNftablesTables(nft);
+    if (!removed.ok) logger.warn({ reason: removed.message }, "could not remove the nftables mode's tables");
+    else if (removed.removed > 0) logger.info({ tables: removed.removed }, "removed the nftables mode's tables");
+  }
+  return {
+    factory: iptablesBackend({
+      netfilter,
+      conntrack: new Conntrack(),
+      // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
+      // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
+      // x 10 endpoints 7 calls took 15.4 s, kube-proxy's one call 12.9 s).
+      ...(variant.backend === 'nft' ? { fullSyncChainsPerPart: DEFAULT_CHAINS_PER_PART } : {}),
+    }),
+    fields: { backend: variant.backend, backendReason: variant.reason },
+  };
 }

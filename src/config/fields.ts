@@ -14,6 +14,7 @@ import {
   type IptablesBackendSetting,
   type LogLevel,
   type NodePortAddresses,
+  type ProxyMode,
 } from './types.js';
 
 export interface FieldSources {
@@ -116,7 +117,7 @@ export const FIELDS = {
     env: ['KUBE_PROXY_TS_MODE'],
     // `--mode`: what `render` called it.
     flags: ['proxy-mode', 'mode'],
-    help: "proxy mode; only 'iptables' is implemented",
+    help: "proxy mode: 'iptables' (default) or 'nftables'",
   },
   masqueradeBit: {
     file: [['iptables', 'masqueradeBit']],
@@ -291,7 +292,7 @@ function parseOptionalBindAddress(value: unknown): Parsed<BindAddress | undefine
   return 'reason' in parsed ? fail(parsed.reason) : ok(parsed);
 }
 
-function parseMode(value: unknown): Parsed<'iptables'> {
+function parseMode(value: unknown): Parsed<ProxyMode> {
   const given = text(value, 'a string');
   if (!given.ok) return given;
   switch (given.value) {
@@ -299,11 +300,12 @@ function parseMode(value: unknown): Parsed<'iptables'> {
     case 'iptables':
       return ok('iptables');
     case 'nftables':
+      return ok('nftables');
     case 'ipvs':
     case 'kernelspace':
-      return fail(`is not supported: kube-proxy-ts implements only the iptables mode`);
+      return fail(`is not supported: kube-proxy-ts implements the iptables and nftables modes`);
     default:
-      return fail("must be 'iptables' (the only mode kube-proxy-ts implements)");
+      return fail("must be 'iptables' or 'nftables'");
   }
 }
 
@@ -347,7 +349,7 @@ export interface FieldValues {
   readonly minSyncPeriod: number;
   readonly metricsBindAddress: BindAddress | undefined;
   readonly healthzBindAddress: BindAddress | undefined;
-  readonly mode: 'iptables';
+  readonly mode: ProxyMode;
   readonly masqueradeBit: number;
   readonly logLevel: LogLevel;
   readonly nodeIP: string | undefined;

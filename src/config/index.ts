@@ -1,6 +1,6 @@
 // The configuration module's public surface.
 
-export type { AgentConfig, BindAddress, ConfigError, ConfigResult, DetectLocal, DetectLocalMode, IptablesBackendSetting, LogLevel, NodePortAddresses } from './types.js';
+export type { AgentConfig, BindAddress, ConfigError, ConfigResult, DetectLocal, DetectLocalMode, IptablesBackendSetting, LogLevel, NodePortAddresses, ProxyMode } from './types.js';
 export { DETECT_LOCAL_MODES, LOG_LEVELS, IPTABLES_BACKENDS } from './types.js';
 export { parseRunArgs, readCommandLine, runUsage, commandUsage, CONFIG_ENV, type CommandLine } from './load.js';
 export { COMMANDS, RULE_FIELDS, type CommandSpec } from './commands.js';

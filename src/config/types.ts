@@ -15,6 +15,9 @@ export const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface',
 export type DetectLocalMode = (typeof DETECT_LOCAL_MODES)[number];
 
 /** `detectLocalMode` with what it needs; ClusterCIDR uses `clusterCIDR`, NodeCIDR the Node's podCIDRs. */
+/** The proxy modes kube-proxy-ts implements (kube-proxy's `mode` values). */
+export type ProxyMode = 'iptables' | 'nftables';
+
 export type DetectLocal =
   | { readonly mode: 'ClusterCIDR' }
   | { readonly mode: 'NodeCIDR' }
@@ -63,8 +66,8 @@ export interface AgentConfig {
   readonly metricsBindAddress: BindAddress | undefined;
   /** undefined = no /healthz server (`healthzBindAddress: ""`). */
   readonly healthzBindAddress: BindAddress | undefined;
-  /** The only proxy mode we implement; kept so logs and /configz-like dumps read like kube-proxy's. */
-  readonly mode: 'iptables';
+  /** kube-proxy's `mode`: which backend programs the node. */
+  readonly mode: ProxyMode;
   /** `iptables.masqueradeBit`, 0..31 (default 14 -> mark 0x4000). */
   readonly masqueradeBit: number;
   readonly logLevel: LogLevel;

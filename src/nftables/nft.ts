@@ -54,6 +54,13 @@ export class Nft {
     return { chains: namesInTable(chains.stdout, 'chain', family), sets: namesInTable(sets.stdout, 'set', family) };
   }
 
+  /** Whether our table of this family exists; undefined when nft cannot say. */
+  async tableExists(family: NftFamily): Promise<boolean | undefined> {
+    const output = await this.exec(['list', 'tables', family.table]);
+    if (output.code !== 0) return undefined;
+    return output.stdout.split('\n').some((line) => line.trim() === `table ${family.table} ${KUBE_PROXY_TABLE}`);
+  }
+
   /** Removes our table of this family; an absent table is success. */
   async deleteTable(family: NftFamily): Promise<NftResult> {
     // `add` first: deleting an absent table would fail.

@@ -307,7 +307,6 @@ describe('parseRunArgs invalid input names the field, the value and the source',
     { name: 'hostnameOverride', argv: ['--hostname-override', 'Not_Valid'], field: 'hostnameOverride', value: 'Not_Valid', source: '--hostname-override' },
     { name: 'metricsBindAddress', argv: ['--metrics-bind-address', '10249'], field: 'metricsBindAddress', value: '10249', source: '--metrics-bind-address' },
     { name: 'healthzBindAddress', argv: ['--healthz-bind-address', 'node:10256'], field: 'healthzBindAddress', value: 'node:10256', source: '--healthz-bind-address' },
-    { name: 'mode nftables', argv: ['--proxy-mode', 'nftables'], field: 'mode', value: 'nftables', source: '--proxy-mode' },
     { name: 'mode ipvs', argv: [], env: { KUBE_PROXY_TS_MODE: 'ipvs' }, field: 'mode', value: 'ipvs', source: 'KUBE_PROXY_TS_MODE' },
     { name: 'mode unknown', argv: ['--proxy-mode', 'userspace'], field: 'mode', value: 'userspace', source: '--proxy-mode' },
     { name: 'masqueradeBit range', argv: ['--iptables-masquerade-bit', '32'], field: 'iptables.masqueradeBit', value: '32', source: '--iptables-masquerade-bit' },
@@ -329,8 +328,10 @@ describe('parseRunArgs invalid input names the field, the value and the source',
     expect(error?.message).toContain(source);
   });
 
-  it('says nftables and ipvs are unsupported rather than merely invalid', () => {
-    const [error] = expectErrors(parseRunArgs(['--proxy-mode', 'nftables'], {}, noFiles, 'h'));
+  it('takes nftables as upstream spells it (flag and config file) and says ipvs is unsupported rather than merely invalid', () => {
+    expect(expectConfig(parseRunArgs(['--proxy-mode', 'nftables'], {}, noFiles, 'h')).mode).toBe('nftables');
+    expect(expectConfig(parseRunArgs(['--config', '/m.yaml'], {}, files({ '/m.yaml': 'mode: nftables\n' }), 'h')).mode).toBe('nftables');
+    const [error] = expectErrors(parseRunArgs(['--proxy-mode', 'ipvs'], {}, noFiles, 'h'));
     expect(error?.message).toContain('not supported');
   });
 

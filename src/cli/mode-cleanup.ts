@@ -1,0 +1,39 @@
+// Removing one mode's rules: the iptables mode's chains and jumps (nat and filter), the nftables
+// mode's `kube-proxy` tables (ip and ip6). `cleanup` removes both; `run` removes the other mode's
+// at start, as kube-proxy's platformCleanup does, so switching modes leaves nothing behind.
+
+import type { Netfilter } from '../netfilter/netfilter.js';
+import { TABLES, type TableName } from '../netfilter/vocabulary.js';
+import type { Nft } from '../nftables/nft.js';
+import { nftFamily } from '../nftables/vocabulary.js';
+import { IP_FAMILIES } from '../ip.js';
+import { cleanupPayload } from '../sync/cleanup.js';
+
+export type CleanupOutcome = { readonly ok: true; readonly removed: number } | { readonly ok: false; readonly message: string };
+
+/** Deletes our iptables chains and the jumps into them; `removed` counts chains. */
+export async function removeIptablesRules(netfilter: Netfilter): Promise<CleanupOutcome> {
+  const saved = new Map<TableName, string>();
+  for (const table of TABLES) {
+    const result = await netfilter.save(table);
+    if (!result.ok) return { ok: false, message: `cannot read the ${table} table: ${result.message}` };
+    saved.set(table, result.text);
+  }
+  const payload = cleanupPayload(saved);
+  if (payload === '') return { ok: true, removed: 0 };
+  const restored = await netfilter.restore(payload, { noFlush: true });
+  if (!restored.ok) return { ok: false, message: `iptables-restore failed: ${restored.message}` };
+  return { ok: true, removed: payload.split('\n').filter((line) => line.startsWith('-X ')).length };
+}
+
+/** Deletes the `kube-proxy` table of each family; `removed` counts tables that existed. */
+export async function removeNftablesTables(nft: Nft): Promise<CleanupOutcome> {
+  let removed = 0;
+  for (const family of IP_FAMILIES.map(nftFamily)) {
+    const existed = (await nft.tableExists(family)) !== false;
+    const result = await nft.deleteTable(family);
+    if (!result.ok) return { ok: false, message: `nft could not delete table ${family.table} kube-proxy: ${result.message}` };
+    if (existed) removed++;
+  }
+  return { ok: true, removed };
+}
