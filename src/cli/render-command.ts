@@ -5,6 +5,9 @@ import { readFile } from 'node:fs/promises';
 import { mergeBundles, parseObjects, type ObjectBundle } from '../input/objects.js';
 import { buildDesiredState } from '../model/build.js';
 import { nodeInfoFromNode } from '../model/node.js';
+import { nftContextFor } from '../nftables/context.js';
+import { planFullSync } from '../nftables/diff.js';
+import { renderNftRuleset } from '../nftables/render.js';
 import { renderRuleSet } from '../render/index.js';
 import { defaultRenderContext, type RenderContext } from '../render/types.js';
 import { fullPayload } from '../sync/payload.js';
@@ -100,6 +103,21 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
       io.stderr(`render: ${file}: ${entry.kind} ${entry.namespace}/${entry.name}: ${entry.reason}: ${entry.detail}\n`);
     }
     return 1;
+  }
+  if ((values.mode ?? DEFAULTS.mode) === 'nftables') {
+    const settings = {
+      nodeIP,
+      masqueradeBit: values.masqueradeBit ?? DEFAULTS.masqueradeBit,
+      masqueradeAll: values.masqueradeAll ?? DEFAULTS.masqueradeAll,
+      detectLocal: local.detectLocal,
+      clusterCIDR: values.clusterCIDR,
+      nodePortAddresses: values.nodePortAddresses ?? DEFAULTS.nodePortAddresses,
+    };
+    const ruleset = renderNftRuleset(state, nftContextFor(settings, node, state.family));
+    // One transaction for `nft -f`, as a full sync on a node without our table writes it.
+    const plan = planFullSync(ruleset, undefined, { recreateBaseChains: false, chainsPerTransaction: Number.POSITIVE_INFINITY });
+    io.stdout(`${plan.transactions.flat().join('\n')}\n`);
+    return 0;
   }
   const context: RenderContext = {
     ...defaultRenderContext,

@@ -9,7 +9,10 @@ import type { NodeInfo } from '../model/types.js';
 import type { NftContext } from './types.js';
 import { nftFamily } from './vocabulary.js';
 
-export function nftContextFor(config: AgentConfig, node: NodeInfo, family: IPFamily): NftContext {
+/** The settings the nft rules depend on (the agent's config, or `render`'s flags). */
+export type NftSettings = Pick<AgentConfig, 'nodeIP' | 'masqueradeBit' | 'masqueradeAll' | 'detectLocal' | 'clusterCIDR' | 'nodePortAddresses'>;
+
+export function nftContextFor(config: NftSettings, node: NodeInfo, family: IPFamily): NftContext {
   const nodeIPs = (config.nodeIP !== undefined ? [config.nodeIP] : node.ips).filter((ip) => familyOf(ip) === family);
   return {
     // Go's `%#08x` pads the digits to 8: bit 14 -> 0x00004000.
@@ -22,7 +25,7 @@ export function nftContextFor(config: AgentConfig, node: NodeInfo, family: IPFam
   };
 }
 
-function localTrafficNft(config: AgentConfig, node: NodeInfo, family: IPFamily): NftContext['localTraffic'] {
+function localTrafficNft(config: NftSettings, node: NodeInfo, family: IPFamily): NftContext['localTraffic'] {
   const ip = nftFamily(family).table;
   const fromCidr = (cidr: string | undefined): NftContext['localTraffic'] =>
     cidr === undefined ? undefined : { ifLocal: `${ip} saddr ${cidr}`, ifNotLocal: `${ip} saddr != ${cidr}` };
@@ -44,7 +47,7 @@ function localTrafficNft(config: AgentConfig, node: NodeInfo, family: IPFamily):
 }
 
 /** `all` when nodePortAddresses is unset; else the node's addresses inside it, never a loopback one (upstream). */
-function nodePortIPs(config: AgentConfig, nodeIPs: readonly string[], family: IPFamily): NftContext['nodePortIPs'] {
+function nodePortIPs(config: NftSettings, nodeIPs: readonly string[], family: IPFamily): NftContext['nodePortIPs'] {
   if (config.nodePortAddresses.kind === 'all') return 'all';
   const cidrs = nodePortAddressList(config.nodePortAddresses, nodeIPs).flatMap((text) => {
     const cidr = parseCidr(text);

@@ -1,5 +1,5 @@
-// Real packets without an apiserver: objects in a file, the real `render` command, its payload
-// restored into a node's network namespace, and connections from a pod, the node and an external
+// Real packets without an apiserver: objects in a file, the real `render` command (each mode), its
+// payload loaded into a node's network namespace, and connections from a pod, the node and an external
 // client answered (or refused) by the pods of the Topology harness.
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -90,7 +90,25 @@ async function answeringPods(
   return { pods, peers };
 }
 
-describe.skipIf(skipReason !== undefined)('packets through the rules of `render`', () => {
+/** How each mode's `render` output gets into the node: iptables-restore or one `nft -f` transaction. */
+const MODES = [
+  {
+    mode: 'iptables',
+    looksRight: /^\*filter\n/,
+    load: async (node: NodeHandle, text: string): Promise<unknown> =>
+      new ExecNetfilter({ binaries: nftBinaries, prefix: ['ip', 'netns', 'exec', node.netns] }).restore(text, { noFlush: true }),
+  },
+  {
+    mode: 'nftables',
+    looksRight: /^add table ip kube-proxy /,
+    load: async (node: NodeHandle, text: string): Promise<unknown> => {
+      const result = await exec('ip', ['netns', 'exec', node.netns, 'nft', '-f', '-'], { input: text, timeoutMs: 30_000 });
+      return result.code === 0 ? { ok: true } : { ok: false, stderr: result.stderr };
+    },
+  },
+] as const;
+
+describe.skipIf(skipReason !== undefined).each(MODES)('packets through the rules of `render` ($mode mode)', ({ mode, looksRight, load }) => {
   let topology: Topology | undefined;
   let node: NodeHandle;
   let pods: PodHandle[];
@@ -106,13 +124,12 @@ describe.skipIf(skipReason !== undefined)('packets through the rules of `render`
 
     const rendered = await exec(
       'npx',
-      ['tsx', 'src/cli.ts', 'render', '--objects', file, '--node-name', node.name, '--node-ip', node.ip, '--cluster-cidr', CLUSTER_CIDR],
+      ['tsx', 'src/cli.ts', 'render', '--proxy-mode', mode, '--objects', file, '--node-name', node.name, '--node-ip', node.ip, '--cluster-cidr', CLUSTER_CIDR],
       { timeoutMs: 60_000 },
     );
     expect(rendered.code, rendered.stderr).toBe(0);
-    expect(rendered.stdout).toMatch(/^\*filter\n/);
-    const netfilter = new ExecNetfilter({ binaries: nftBinaries, prefix: ['ip', 'netns', 'exec', node.netns] });
-    expect(await netfilter.restore(rendered.stdout, { noFlush: true }), rendered.stdout).toEqual({ ok: true });
+    expect(rendered.stdout).toMatch(looksRight);
+    expect(await load(node, rendered.stdout), rendered.stdout).toEqual({ ok: true });
   });
 
   afterAll(async () => {
