@@ -1,8 +1,9 @@
 // Traffic from outside the cluster (NodePort, load-balancer ingress IPs, externalIPs,
 // loadBalancerSourceRanges) and the traffic policies, with two agents: one per node namespace,
-// both watching the same apiserver, each programming its own node's view.
+// both watching the same apiserver, each programming its own node's view. In both proxy modes.
 
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { nftServicePortNames } from '../../src/nftables/vocabulary.js';
 import { servicePortChainNames } from '../../src/render/names.js';
 import { E2ECluster, reportAndDestroy, tally } from '../harness/e2e-cluster.js';
 import { kernelSkipReason } from '../harness/netns.js';
@@ -10,7 +11,9 @@ import { EXTERNAL_IP, type PodHandle, type ProbeResult } from '../harness/topolo
 
 const skipReason = kernelSkipReason();
 
-describe.skipIf(skipReason !== undefined)('external traffic and traffic policies end to end (two agents)', () => {
+type Mode = 'iptables' | 'nftables';
+
+describe.skipIf(skipReason !== undefined).each(['iptables', 'nftables'] as const)('external traffic and traffic policies end to end (two agents, %s mode)', (mode: Mode) => {
   let cluster: E2ECluster;
   let pods: { a1: PodHandle; a2: PodHandle; b1: PodHandle; client1: PodHandle; client2: PodHandle };
   let node1IP: string;
@@ -22,7 +25,8 @@ describe.skipIf(skipReason !== undefined)('external traffic and traffic policies
       kubeconfigPath: inject('kubeconfigPath'),
       apiserverURL: inject('apiserverURL'),
       nodes: ['node1', 'node2'],
-      name: 'e2e-external',
+      name: `e2e-external-${mode}`,
+      agentArgs: ['--proxy-mode', mode],
     });
     node1IP = cluster.node('node1').ip;
     node2IP = cluster.node('node2').ip;
@@ -36,7 +40,30 @@ describe.skipIf(skipReason !== undefined)('external traffic and traffic policies
     };
   });
 
-  reportAndDestroy(() => cluster, 'external-and-policies.test.ts');
+  reportAndDestroy(() => cluster, `external-and-policies.test.ts (${mode})`);
+
+  /** The rules of the denied Service's firewall chain, as the mode writes them. */
+  async function firewallRules(node: string, serviceName: string): Promise<string[]> {
+    if (mode === 'iptables') {
+      const firewall = servicePortChainNames(`${cluster.namespace}/${serviceName}`, 'TCP').firewall;
+      return (await cluster.iptablesSave(node)).split('\n').filter((line) => line.startsWith(`-A ${firewall} `));
+    }
+    return chainBodies(await cluster.nftTable(node)).get(nftServicePortNames(cluster.namespace, serviceName, '', 'TCP').firewall) ?? [];
+  }
+
+  /** Endpoint IPs the DNAT rules of a Service's port send to on a node. */
+  async function dnatTargets(node: string, serviceName: string): Promise<string[]> {
+    if (mode === 'iptables') return localEndpointsIn(await cluster.iptablesSave(node), `${cluster.namespace}/${serviceName}`);
+    const ips = new Set<string>();
+    for (const [chain, rules] of chainBodies(await cluster.nftTable(node))) {
+      if (!chain.startsWith('endpoint-') || !chain.includes(`-${cluster.namespace}/${serviceName}/`)) continue;
+      for (const rule of rules) {
+        const match = /dnat to (\d+\.\d+\.\d+\.\d+):\d+/.exec(rule);
+        if (match?.[1] !== undefined) ips.add(match[1]);
+      }
+    }
+    return [...ips].sort();
+  }
 
   it('NodePort from the external client via either node IP reaches every endpoint, masqueraded to that node IP', async () => {
     const service = await cluster.createService({ name: 'np', type: 'NodePort', ports: [{ port: 80, targetPort: 8080 }] });
@@ -108,10 +135,9 @@ describe.skipIf(skipReason !== undefined)('external traffic and traffic policies
     // Dropped, not rejected: the client hears nothing.
     expect(denied.ok ? `answered by ${denied.reply.pod}` : denied.error).toBe('timeout');
     // The denied Service's firewall chain is in place and admits only its own range.
-    const firewall = servicePortChainNames(`${cluster.namespace}/lb-denied`, 'TCP').firewall;
-    const firewallRules = (await cluster.iptablesSave('node1')).split('\n').filter((line) => line.startsWith(`-A ${firewall} `));
-    expect(firewallRules.join('\n')).toContain('-s 198.51.100.0/24');
-    expect(firewallRules.some((line) => line.includes(EXTERNAL_IP))).toBe(false);
+    const rules = await firewallRules('node1', 'lb-denied');
+    expect(rules.join('\n')).toContain(mode === 'iptables' ? '-s 198.51.100.0/24' : '198.51.100.0/24');
+    expect(rules.some((line) => line.includes(EXTERNAL_IP))).toBe(false);
     // The same endpoint answers directly, so it is the firewall rule that dropped the connection.
     const direct = await cluster.tcp(pods.client1.netns, pods.a1.ip, 8080);
     expect(direct.ok && direct.reply.pod).toBe('a1');
@@ -188,10 +214,8 @@ describe.skipIf(skipReason !== undefined)('external traffic and traffic policies
     }
 
     // Each agent wrote only its own view: node1's rules name a1 for the local chain, node2's b1.
-    const saved1 = await cluster.iptablesSave('node1');
-    const saved2 = await cluster.iptablesSave('node2');
-    expect(localEndpointsIn(saved1, `${cluster.namespace}/itp-local`)).toEqual([pods.a1.ip]);
-    expect(localEndpointsIn(saved2, `${cluster.namespace}/itp-local`)).toEqual([pods.b1.ip]);
+    expect(await dnatTargets('node1', 'itp-local')).toEqual([pods.a1.ip]);
+    expect(await dnatTargets('node2', 'itp-local')).toEqual([pods.b1.ip]);
   });
 });
 
@@ -204,4 +228,22 @@ function localEndpointsIn(saved: string, servicePortName: string): string[] {
     if (match?.[1] !== undefined) ips.add(match[1]);
   }
   return [...ips].sort();
+}
+
+/** Rules per chain in an `nft list table` text. */
+function chainBodies(listing: string): Map<string, string[]> {
+  const chains = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const line of listing.split('\n')) {
+    const trimmed = line.trim();
+    const start = /^chain (\S+) \{$/.exec(trimmed);
+    if (start?.[1] !== undefined) {
+      chains.set(start[1], (current = []));
+    } else if (trimmed === '}') {
+      current = undefined;
+    } else if (current !== undefined && trimmed !== '' && !trimmed.startsWith('type ') && !trimmed.startsWith('comment ')) {
+      current.push(trimmed);
+    }
+  }
+  return chains;
 }

@@ -388,6 +388,12 @@ export class E2ECluster {
     return '';
   }
 
+  /** `nft list table ip kube-proxy` of the node namespace (nftables mode); '' when there is none. */
+  async nftTable(nodeLabel: string): Promise<string> {
+    const listed = await exec('ip', ['netns', 'exec', this.node(nodeLabel).netns, 'nft', 'list', 'table', 'ip', 'kube-proxy']);
+    return listed.code === 0 ? listed.stdout : '';
+  }
+
   /** `conntrack -L` in the node's namespace with extra filter arguments (e.g. ['-p', 'udp']). */
   async conntrackList(nodeLabel: string, filter: readonly string[]): Promise<string[]> {
     const listed = await exec('ip', ['netns', 'exec', this.node(nodeLabel).netns, 'conntrack', '-L', ...filter]);
