@@ -1,5 +1,5 @@
 // Session affinity (xt_recent) and endpoint churn under live traffic, with real packets through
-// the agent on node1.
+// the agent on node1; in both proxy modes (nftables: affinity sets).
 
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { E2ECluster, reportAndDestroy, sequential, tally } from '../harness/e2e-cluster.js';
@@ -8,7 +8,7 @@ import type { PodHandle, ProbeResult } from '../harness/topology.js';
 
 const skipReason = kernelSkipReason();
 
-describe.skipIf(skipReason !== undefined)('session affinity and endpoint churn end to end', () => {
+describe.skipIf(skipReason !== undefined).each(['iptables', 'nftables'] as const)('session affinity and endpoint churn end to end (%s mode)', (mode) => {
   let cluster: E2ECluster;
   let pods: { a: PodHandle; b: PodHandle; c: PodHandle; client: PodHandle; other: PodHandle };
 
@@ -18,7 +18,8 @@ describe.skipIf(skipReason !== undefined)('session affinity and endpoint churn e
       apiserverURL: inject('apiserverURL'),
       nodes: ['node1', 'node2'],
       agentsOn: ['node1'],
-      name: 'e2e-affinity',
+      name: `e2e-affinity-${mode}`,
+      agentArgs: ['--proxy-mode', mode],
     });
     pods = {
       a: await cluster.addPod('node1', 'a', { tcp: [8080] }),
@@ -29,7 +30,7 @@ describe.skipIf(skipReason !== undefined)('session affinity and endpoint churn e
     };
   });
 
-  reportAndDestroy(() => cluster, 'affinity-and-churn.test.ts');
+  reportAndDestroy(() => cluster, `affinity-and-churn.test.ts (${mode})`);
 
   it('sessionAffinity ClientIP: each client keeps its endpoint over many connections', async () => {
     const service = await cluster.createService({ name: 'sticky', ports: [{ port: 80, targetPort: 8080 }], spec: { sessionAffinity: 'ClientIP' } });

@@ -1,8 +1,9 @@
 // ClusterIP Services with real packets: the agent on node1 programs its netns; pods on node1 and
 // node2 answer with their name and the address they saw, so each test checks which endpoint
-// answered and whether the source was masqueraded.
+// answered and whether the source was masqueraded. Both proxy modes.
 
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { nftServicePortNames } from '../../src/nftables/vocabulary.js';
 import { servicePortChainNames } from '../../src/render/names.js';
 import { E2ECluster, reportAndDestroy, tally } from '../harness/e2e-cluster.js';
 import { kernelSkipReason } from '../harness/netns.js';
@@ -10,7 +11,7 @@ import type { PodHandle } from '../harness/topology.js';
 
 const skipReason = kernelSkipReason();
 
-describe.skipIf(skipReason !== undefined)('ClusterIP services end to end', () => {
+describe.skipIf(skipReason !== undefined).each(['iptables', 'nftables'] as const)('ClusterIP services end to end (%s mode)', (mode) => {
   let cluster: E2ECluster;
   let pods: { a: PodHandle; b: PodHandle; c: PodHandle; client: PodHandle };
   let node1: string;
@@ -21,7 +22,8 @@ describe.skipIf(skipReason !== undefined)('ClusterIP services end to end', () =>
       apiserverURL: inject('apiserverURL'),
       nodes: ['node1', 'node2'],
       agentsOn: ['node1'],
-      name: 'e2e-clusterip',
+      name: `e2e-clusterip-${mode}`,
+      agentArgs: ['--proxy-mode', mode],
     });
     node1 = cluster.node('node1').netns;
     pods = {
@@ -32,7 +34,7 @@ describe.skipIf(skipReason !== undefined)('ClusterIP services end to end', () =>
     };
   });
 
-  reportAndDestroy(() => cluster, 'cluster-ip.test.ts');
+  reportAndDestroy(() => cluster, `cluster-ip.test.ts (${mode})`);
 
   it('one endpoint answers every connection, from the node (masqueraded) and from a pod (not)', async () => {
     const service = await cluster.createService({ name: 'one', ports: [{ port: 80, targetPort: 8080 }] });
@@ -90,9 +92,14 @@ describe.skipIf(skipReason !== undefined)('ClusterIP services end to end', () =>
     const fromNode = await cluster.tcp(node1, service.clusterIP, 80);
     expect(fromNode.ok ? 'answered' : fromNode.error).toBe('refused');
     // It is our REJECT rule that refused, not some host on the way.
-    const saved = await cluster.iptablesSave('node1');
-    const rejects = saved.split('\n').filter((line) => line.includes(`${cluster.namespace}/empty`) && line.includes('-j REJECT'));
-    expect(rejects.length).toBeGreaterThan(0);
+    if (mode === 'iptables') {
+      const saved = await cluster.iptablesSave('node1');
+      const rejects = saved.split('\n').filter((line) => line.includes(`${cluster.namespace}/empty`) && line.includes('-j REJECT'));
+      expect(rejects.length).toBeGreaterThan(0);
+    } else {
+      // The no-endpoint-services verdict map sends it to reject-chain.
+      expect(await cluster.nftTable('node1')).toContain(`${service.clusterIP} . tcp . 80 comment "${cluster.namespace}/empty" : goto reject-chain`);
+    }
   });
 
   it('terminating endpoints serve only while no endpoint is ready', async () => {
@@ -135,11 +142,12 @@ describe.skipIf(skipReason !== undefined)('ClusterIP services end to end', () =>
     await cluster.setEndpoints('barrier', [{ pod: pods.b }]);
     await cluster.untilAnsweredBy('headless/ExternalName: barrier programmed', () => cluster.tcp(node1, barrier.clusterIP, 80), ['b']);
 
-    const saved = await cluster.iptablesSave('node1');
+    // The kernel's rules of the agent's mode (the nftables table names Services in chain names).
+    const saved = mode === 'iptables' ? await cluster.iptablesSave('node1') : await cluster.nftTable('node1');
     expect(saved).toContain(`${ns}/barrier`);
     for (const name of ['headless', 'extname']) {
       expect(saved).not.toContain(`${ns}/${name}`);
-      const chains = servicePortChainNames(`${ns}/${name}:web`, 'TCP');
+      const chains = mode === 'iptables' ? servicePortChainNames(`${ns}/${name}:web`, 'TCP') : nftServicePortNames(ns, name, 'web', 'TCP');
       for (const chain of Object.values(chains)) expect(saved).not.toContain(chain);
     }
     // Traffic to a pod IP is plain routing: the right pod answers and sees the client's own IP.

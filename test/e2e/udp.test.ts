@@ -1,6 +1,6 @@
 // UDP (and SCTP where the kernel has it) Services with real packets, and the stale-flow cleanup:
 // a UDP client that keeps its source port keeps its conntrack entry, so without the agent's
-// conntrack deletions it would go on talking to an endpoint that left the Service.
+// conntrack deletions it would go on talking to an endpoint that left the Service. Both proxy modes.
 
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { E2ECluster, sequential, sctpSkipReason, tally, reportAndDestroy } from '../harness/e2e-cluster.js';
@@ -10,7 +10,7 @@ import type { PodHandle, ProbeResult } from '../harness/topology.js';
 const skipReason = kernelSkipReason();
 const sctpUnsupported = skipReason === undefined ? await sctpSkipReason() : skipReason;
 
-describe.skipIf(skipReason !== undefined)('UDP and SCTP services end to end', () => {
+describe.skipIf(skipReason !== undefined).each(['iptables', 'nftables'] as const)('UDP and SCTP services end to end (%s mode)', (mode) => {
   let cluster: E2ECluster;
   let pods: { a: PodHandle; b: PodHandle; client: PodHandle };
   let node1: string;
@@ -21,7 +21,8 @@ describe.skipIf(skipReason !== undefined)('UDP and SCTP services end to end', ()
       apiserverURL: inject('apiserverURL'),
       nodes: ['node1', 'node2'],
       agentsOn: ['node1'],
-      name: 'e2e-udp',
+      name: `e2e-udp-${mode}`,
+      agentArgs: ['--proxy-mode', mode],
     });
     node1 = cluster.node('node1').netns;
     pods = {
@@ -31,7 +32,7 @@ describe.skipIf(skipReason !== undefined)('UDP and SCTP services end to end', ()
     };
   });
 
-  reportAndDestroy(() => cluster, 'udp.test.ts');
+  reportAndDestroy(() => cluster, `udp.test.ts (${mode})`);
 
   it('a UDP ClusterIP Service: every endpoint answers, from the node and from a pod', async () => {
     const service = await cluster.createService({ name: 'dns', ports: [{ port: 53, targetPort: 9090, protocol: 'UDP' }] });

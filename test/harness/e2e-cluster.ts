@@ -327,7 +327,7 @@ export class E2ECluster {
 
   /**
    * Waits until `pod` can be deleted without failing a client, as a pod's graceful termination
-   * would: no agent's nat rules lead to it any more (every agent has applied its removal) and no
+   * would: no agent's nat rules (either mode) lead to it any more (every agent has applied its removal) and no
    * such node tracks a TCP connection to it that is still opening or open.
    */
   async drained(label: string, pod: PodHandle): Promise<void> {
@@ -338,10 +338,11 @@ export class E2ECluster {
         const left: string[] = [];
         // The nodes with an agent: only their rules can send traffic anywhere.
         for (const node of this.agents.keys()) {
-          const saved = await this.iptablesSave(node);
+          // Either mode's rules: iptables-save, or the nftables mode's table.
+          const saved = (await this.iptablesSave(node)) + (await this.nftTable(node));
           // No rules at all would say nothing about the pod: wait for them too.
           if (saved === '') left.push(`${node}: no kube-proxy-ts rules to read`);
-          else if (saved.includes(`--to-destination ${pod.ip}:`)) left.push(`${node}: rules`);
+          else if (saved.includes(`--to-destination ${pod.ip}:`) || saved.includes(`dnat to ${pod.ip}:`)) left.push(`${node}: rules`);
           const open = (await this.conntrackList(node, ['-p', 'tcp', '--reply-src', pod.ip])).filter((line) => inProgress.test(line));
           if (open.length > 0) left.push(`${node}: ${open.length} open connections`);
         }
