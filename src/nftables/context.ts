@@ -46,13 +46,19 @@ function localTrafficNft(config: NftSettings, node: NodeInfo, family: IPFamily):
   }
 }
 
-/** `all` when nodePortAddresses is unset; else the node's addresses inside it, never a loopback one (upstream). */
+/**
+ * The node's addresses inside nodePortAddresses, never a loopback one. Unset means `primary` in
+ * nftables mode (upstream's platformApplyDefaults): NodePorts answer on the node IPs only; a CIDR
+ * such as 0.0.0.0/0 opens them on every address.
+ */
 function nodePortIPs(config: NftSettings, nodeIPs: readonly string[], family: IPFamily): NftContext['nodePortIPs'] {
-  if (config.nodePortAddresses.kind === 'all') return 'all';
-  const cidrs = nodePortAddressList(config.nodePortAddresses, nodeIPs).flatMap((text) => {
+  const setting = config.nodePortAddresses.kind === 'all' ? ({ kind: 'primary' } as const) : config.nodePortAddresses;
+  const cidrs = nodePortAddressList(setting, nodeIPs).flatMap((text) => {
     const cidr = parseCidr(text);
     return cidr !== undefined && cidr.family === family ? [cidr] : [];
   });
+  // upstream's MatchAll(): a /0 means every local address, matched by `fib daddr type local`.
+  if (cidrs.some((cidr) => cidr.text.endsWith('/0'))) return 'all';
   const loopback = loopbackCidr(family);
   return nodeIPs.filter((ip) => !cidrContains(loopback, ip) && cidrs.some((cidr) => cidrContains(cidr, ip)));
 }
