@@ -9,6 +9,7 @@ import { Nft } from '../../src/nftables/nft.js';
 import { NftablesProxier } from '../../src/nftables/nftables-proxier.js';
 import type { NftContext } from '../../src/nftables/types.js';
 import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
+import { normalisedNftTable } from '../harness/nft-table.js';
 import { service, slice } from '../unit/agent/fixtures.js';
 
 const skipReason = kernelSkipReason();
@@ -27,29 +28,7 @@ function sticky(name: string, clusterIP: string, timeoutSeconds: number): V1Serv
   return { ...base, spec: { ...base.spec, type: 'NodePort', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds } } } };
 }
 
-/** `nft -j list table`, without handles, elements sorted, rules in their chain's order. */
-async function tableOf(netns: Netns): Promise<unknown> {
-  const listed = await netns.exec('nft', ['-j', 'list', 'table', 'ip', 'kube-proxy']);
-  if (listed.code !== 0) return `absent: ${listed.stderr.trim()}`;
-  const objects = (JSON.parse(listed.stdout) as { nftables: Record<string, Record<string, unknown>>[] }).nftables;
-  const out: Record<string, unknown> = {};
-  const ruleIndex = new Map<string, number>();
-  for (const object of objects) {
-    const [kind, body] = Object.entries(object)[0] ?? [];
-    if (kind === undefined || body === undefined || kind === 'metainfo') continue;
-    const { handle: _handle, ...rest } = body;
-    if (Array.isArray(rest.elem)) rest.elem = [...(rest.elem as unknown[])].map((e) => JSON.stringify(e)).sort();
-    if (kind === 'rule') {
-      const chain = String(rest.chain);
-      const index = ruleIndex.get(chain) ?? 0;
-      ruleIndex.set(chain, index + 1);
-      out[`rule ${chain} #${index}`] = rest;
-    } else {
-      out[`${kind} ${String(rest.name)}`] = rest;
-    }
-  }
-  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
-}
+const tableOf = normalisedNftTable;
 
 describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', () => {
   let node1: Netns;
