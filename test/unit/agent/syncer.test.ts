@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Syncer } from '../../../src/agent/syncer.js';
 import { ModelStore } from '../../../src/model/store.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import { Conntrack } from '../../../src/netfilter/conntrack.js';
 import type { ProcessRunner } from '../../../src/netfilter/exec.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';

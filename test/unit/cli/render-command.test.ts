@@ -5,8 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { renderCommand, type CommandIO } from '../../../src/cli/render-command.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
-import { describeOutcome, trace } from '../../../src/netfilter/tracer.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
+import { describeOutcome, trace } from '../../../src/trace/tracer.js';
 
 interface Run {
   readonly code: number;
@@ -93,7 +93,7 @@ describe('render: valid input', () => {
     const run = await render(['--objects', 'objects.yaml', ...flags], { 'objects.yaml': validYaml });
     const fake = new FakeNetfilter();
     expect(fake.restoreSync(run.stdout, { noFlush: false })).toEqual({ ok: true });
-    const result = trace(fake, {
+    const result = trace(fake.savedTables(), {
       source: '10.244.1.50',
       destination: '10.96.0.10',
       destinationPort: 80,

@@ -6,8 +6,9 @@ import type { V1Endpoint, V1EndpointSlice, V1Service, V1ServicePort } from '@kub
 import { expect } from 'vitest';
 import { ModelStore } from '../../../src/model/store.js';
 import type { NodeInfo } from '../../../src/model/types.js';
-import { FakeNetfilter, type FakeTableName } from '../../../src/netfilter/fake.js';
-import { describeOutcome, trace, type TraceOptions, type TracePacket } from '../../../src/netfilter/tracer.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
+import { normalisedTables } from '../../support/normalise.js';
+import { describeOutcome, trace, type TraceOptions, type TracePacket } from '../../../src/trace/tracer.js';
 import { RenderCache, renderRuleSet } from '../../../src/render/index.js';
 import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet } from '../../../src/render/types.js';
 import { planPartialSync, type SyncPlan } from '../../../src/sync/diff.js';
@@ -129,9 +130,9 @@ export function packet(probe: Probe): TracePacket {
     case 'pod':
       return { ...base, origin: 'pod', source: probe.source ?? POD_IP };
     case 'node':
-      return { ...base, origin: 'local', source: probe.source ?? NODE_IP };
+      return { ...base, origin: 'node', source: probe.source ?? NODE_IP };
     case 'outside':
-      return { ...base, origin: 'external', source: probe.source ?? '203.0.113.7' };
+      return { ...base, origin: 'outside', source: probe.source ?? '203.0.113.7' };
     default: {
       const unreachable: never = probe.from;
       throw new Error(`unknown origin ${String(unreachable)}`);
@@ -141,32 +142,11 @@ export function packet(probe: Probe): TracePacket {
 
 /** Every possible outcome of a new connection, e.g. `ACCEPT 10.244.1.11:8080 masquerade`, sorted. */
 export function outcomes(fake: FakeNetfilter, probe: Probe, options: TraceOptions = {}): string[] {
-  const described = trace(fake, packet(probe), options).outcomes.map(describeOutcome);
+  const described = trace(fake.savedTables(), packet(probe), options).outcomes.map(describeOutcome);
   return [...new Set(described)].sort();
 }
 
 // ---- syncing -------------------------------------------------------------------------------
-
-const sharedChains: ReadonlySet<string> = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'KUBE-PROXY-FIREWALL']);
-
-/** The fake's tables as comparable text: shared chains' service rules sorted (in-place `-I`
- * reorders them), the trailing KUBE-NODEPORTS jump kept last. */
-export function tablesView(fake: FakeNetfilter): string {
-  const out: string[] = [];
-  for (const table of ['filter', 'nat'] as const satisfies readonly FakeTableName[]) {
-    out.push(`*${table}`);
-    for (const chain of fake.chains(table)) {
-      const rules = [...(fake.rules(table, chain) ?? [])];
-      out.push(`:${chain}`);
-      if (sharedChains.has(chain)) {
-        const trailer = rules.filter((rule) => rule.endsWith('-j KUBE-NODEPORTS'));
-        rules.splice(0, rules.length, ...rules.filter((rule) => !rule.endsWith('-j KUBE-NODEPORTS')).sort(), ...trailer);
-      }
-      for (const rule of rules) out.push(`-A ${chain} ${rule}`);
-    }
-  }
-  return out.join('\n');
-}
 
 /** A fresh fake node given the full payload of `ruleSet`. */
 export function freshNode(ruleSet: RuleSet): FakeNetfilter {
@@ -208,7 +188,7 @@ export class FlowNode {
       if (plan.payload !== '') {
         expect(this.fake.restoreSync(plan.payload, { noFlush: true }), `${label}\n${plan.payload}`).toEqual({ ok: true });
       }
-      expect(tablesView(this.fake), `${label}\n${plan.payload}`).toBe(tablesView(freshNode(desired)));
+      expect(normalisedTables(this.fake, desired), `${label}\n${plan.payload}`).toBe(normalisedTables(freshNode(desired), desired));
     }
     this.applied = desired;
     return plan;
@@ -221,7 +201,7 @@ export class FlowNode {
   /** Total probability of each described outcome (random choices only; `recent` assumed a miss). */
   probabilities(probe: Probe): Map<string, number> {
     const totals = new Map<string, number>();
-    for (const outcome of trace(this.fake, packet(probe), { recentState: false }).outcomes) {
+    for (const outcome of trace(this.fake.savedTables(), packet(probe), { recentState: false }).outcomes) {
       const key = describeOutcome(outcome);
       totals.set(key, (totals.get(key) ?? 0) + outcome.probability);
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Syncer } from '../../../src/agent/syncer.js';
 import { ModelStore } from '../../../src/model/store.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import { renderRuleSet } from '../../../src/render/index.js';
 import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../../src/render/types.js';
 import { planFullSync, type KernelFacts } from '../../../src/sync/diff.js';

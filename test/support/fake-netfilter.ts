@@ -1,17 +1,19 @@
 // A stateful, in-memory stand-in for iptables-restore / iptables-save, strict enough that a
 // payload it accepts has a good chance of being accepted by the kernel: it honours --noflush,
 // rejects jumps to missing chains, deletions of missing rules and of referenced chains, and
-// applies a payload all-or-nothing. Sequences of syncs become unit-testable.
+// applies a payload all-or-nothing. Sequences of syncs become unit-testable. Test support only:
+// the packet tracer (src/trace) reads its `saveText`, as it reads a node's iptables-save.
 
-import type { TableName } from '../render/types.js';
-import type { Netfilter, RestoreResult, SaveResult } from './port.js';
+import type { TableName } from '../../src/render/types.js';
+import type { Netfilter, RestoreResult, SaveResult } from '../../src/netfilter/port.js';
 import {
   joinTokens,
   parseRestorePayload,
   ruleTarget,
   type RestoreCommand,
   type RuleTarget,
-} from './restore-parser.js';
+} from '../../src/netfilter/restore-parser.js';
+import { parseSavedTables, type SavedTables } from '../../src/trace/tables.js';
 
 /** Tables the fake knows; `mangle` and `raw` exist so payloads that touch them (canaries) apply. */
 export type FakeTableName = TableName | 'mangle' | 'raw';
@@ -217,9 +219,12 @@ export class FakeNetfilter implements Netfilter {
     return this.table(table).chains.get(chain)?.map((rule) => rule.text);
   }
 
-  /** Parsed rules of a chain, for the packet tracer. */
-  ruleEntries(table: FakeTableName, chain: string): readonly FakeRule[] | undefined {
-    return this.table(table).chains.get(chain);
+  /** Every table as the tracer reads a node: parsed from this fake's iptables-save text. */
+  savedTables(): SavedTables {
+    const text = (Object.keys(builtinChains) as FakeTableName[]).map((table) => this.saveText(table)).join('');
+    const parsed = parseSavedTables(text);
+    if (!parsed.ok) throw new Error(`FakeNetfilter: its own save text does not parse: ${parsed.message} (line ${parsed.line})`);
+    return parsed.saved;
   }
 
   /** Policy of a built-in chain; undefined for user chains. */
