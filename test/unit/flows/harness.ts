@@ -2,7 +2,7 @@
 // FakeNetfilter, then ask the packet tracer where new connections end up. This module holds the
 // node under test, object builders and the `FlowNode` that applies syncs the way the agent does.
 
-import type { V1Endpoint, V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { expect } from 'vitest';
 import { ModelStore } from '../../../src/model/store.js';
 import type { NodeInfo } from '../../../src/model/types.js';
@@ -14,6 +14,7 @@ import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type Ru
 import { planPartialSync, type SyncPlan } from '../../../src/sync/diff.js';
 import { fullPayload } from '../../../src/sync/payload.js';
 import { applyChange, type ClusterChange } from '../../support/generate.js';
+import { endpointSliceObject, serviceObject, type EndpointInput } from '../../support/objects.js';
 
 export const NODE_IP = '192.168.0.2';
 export const CLUSTER_CIDR = '10.244.0.0/16';
@@ -46,22 +47,14 @@ export interface ServiceOptions {
 
 /** One port named `http` (targetPort 8080 in the slices). */
 export function service(name: string, options: ServiceOptions): V1Service {
-  const port: V1ServicePort = {
-    name: 'http',
-    protocol: options.protocol ?? 'TCP',
-    port: options.port ?? 80,
-    targetPort: 8080,
-    ...(options.nodePort === undefined ? {} : { nodePort: options.nodePort }),
-  };
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { namespace: 'default', name },
+  const built = serviceObject({
+    namespace: 'default',
+    name,
+    type: options.type ?? (options.nodePort === undefined ? 'ClusterIP' : 'NodePort'),
+    clusterIP: options.clusterIP,
+    ports: [{ name: 'http', protocol: options.protocol ?? 'TCP', port: options.port ?? 80, targetPort: 8080, ...(options.nodePort === undefined ? {} : { nodePort: options.nodePort }) }],
     spec: {
-      type: options.type ?? (options.nodePort === undefined ? 'ClusterIP' : 'NodePort'),
-      clusterIP: options.clusterIP,
       clusterIPs: [options.clusterIP],
-      ports: [port],
       externalIPs: options.externalIPs === undefined ? undefined : [...options.externalIPs],
       loadBalancerSourceRanges: options.sourceRanges === undefined ? undefined : [...options.sourceRanges],
       sessionAffinity: options.affinity === true ? 'ClientIP' : 'None',
@@ -69,8 +62,8 @@ export function service(name: string, options: ServiceOptions): V1Service {
       internalTrafficPolicy: options.internalTrafficPolicy,
       healthCheckNodePort: options.healthCheckNodePort,
     },
-    status: options.ingress === undefined ? {} : { loadBalancer: { ingress: options.ingress.map((ip) => ({ ip })) } },
-  };
+  });
+  return { ...built, status: options.ingress === undefined ? {} : { loadBalancer: { ingress: options.ingress.map((ip) => ({ ip })) } } };
 }
 
 export type Condition = 'ready' | 'not-ready' | 'terminating' | 'terminating-not-serving';
@@ -85,7 +78,7 @@ export function endpoint(ip: string, nodeName: string, condition: Condition = 'r
   return { ip, node: nodeName, condition };
 }
 
-const conditions: Readonly<Record<Condition, V1Endpoint['conditions']>> = {
+const conditions: Readonly<Record<Condition, Pick<EndpointInput, 'ready' | 'serving' | 'terminating'>>> = {
   ready: { ready: true, serving: true, terminating: false },
   'not-ready': { ready: false, serving: false, terminating: false },
   terminating: { ready: false, serving: true, terminating: true },
@@ -94,14 +87,13 @@ const conditions: Readonly<Record<Condition, V1Endpoint['conditions']>> = {
 
 /** The Service's one slice (`<service>-slice`), its `http` port on 8080. */
 export function slice(serviceName: string, endpoints: readonly EndpointSpec[], protocol: 'TCP' | 'UDP' | 'SCTP' = 'TCP'): V1EndpointSlice {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { namespace: 'default', name: `${serviceName}-slice`, labels: { 'kubernetes.io/service-name': serviceName } },
-    addressType: 'IPv4',
-    endpoints: endpoints.map((spec) => ({ addresses: [spec.ip], nodeName: spec.node, conditions: conditions[spec.condition ?? 'ready'] })),
+  return endpointSliceObject({
+    namespace: 'default',
+    serviceName,
+    name: `${serviceName}-slice`,
     ports: [{ name: 'http', protocol, port: 8080 }],
-  };
+    endpoints: endpoints.map((spec) => ({ address: spec.ip, nodeName: spec.node, ...conditions[spec.condition ?? 'ready'] })),
+  });
 }
 
 export function upsert(object: V1Service | V1EndpointSlice): ClusterChange {
