@@ -2,13 +2,14 @@
 // Tools outside the project rely on this contract (flags, exit codes, stdout = payload only).
 
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isIPv4 } from 'node:net';
 import { mergeBundles, parseObjects, type ObjectBundle } from '../input/objects.js';
 import { buildDesiredState } from '../model/build.js';
 import { nodeInfoFromNode } from '../model/node.js';
 import { renderRuleSet } from '../render/index.js';
-import { defaultRenderContext, type RenderContext } from '../render/types.js';
+import { defaultRenderContext, type RenderContext, type RuleSet } from '../render/types.js';
+import type { DesiredState } from '../model/types.js';
 import { fullPayload } from '../sync/payload.js';
 import { detectLocalFrom, normaliseIPv4Cidr, PARSERS } from '../config/index.js';
 import { localTrafficFor } from '../agent/context.js';
@@ -38,27 +39,56 @@ NodePorts answer on 127.0.0.1 too unless --iptables-localhost-nodeports=false (a
 net.ipv4.conf.all.route_localnet=1 on the node, which render does not set).
 `;
 
+/** render's flags, also read by `trace --objects` (which renders the same rules, then traces). */
+export const renderFlags = {
+  objects: { type: 'string', multiple: true },
+  'node-name': { type: 'string' },
+  'node-ip': { type: 'string' },
+  'cluster-cidr': { type: 'string' },
+  'node-port-addresses': { type: 'string' },
+  'detect-local-mode': { type: 'string' },
+  'pod-bridge-interface': { type: 'string' },
+  'pod-interface-name-prefix': { type: 'string' },
+  'masquerade-all': { type: 'boolean' },
+  'iptables-localhost-nodeports': { type: 'string' },
+  mode: { type: 'string', default: 'iptables' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** The values of render's flags, as parseArgs returns them. */
+export interface RenderFlagValues {
+  readonly objects?: readonly string[];
+  readonly 'node-name'?: string;
+  readonly 'node-ip'?: string;
+  readonly 'cluster-cidr'?: string;
+  readonly 'node-port-addresses'?: string;
+  readonly 'detect-local-mode'?: string;
+  readonly 'pod-bridge-interface'?: string;
+  readonly 'pod-interface-name-prefix'?: string;
+  readonly 'masquerade-all'?: boolean;
+  readonly 'iptables-localhost-nodeports'?: string;
+  readonly mode?: string;
+}
+
+/** A bare --iptables-localhost-nodeports means true, as run's switch; parseArgs wants a value. */
+export function withSwitchValues(argv: readonly string[]): string[] {
+  return argv.map((arg) => (arg === '--iptables-localhost-nodeports' ? `${arg}=true` : arg));
+}
+
+/** What the objects and flags give: the node's desired state and the rules for a fresh node. */
+export interface RenderedObjects {
+  readonly state: DesiredState;
+  readonly ruleSet: RuleSet;
+  readonly context: RenderContext;
+}
+
 /** Returns the process exit code. */
 export async function renderCommand(argv: readonly string[], io: CommandIO = defaultIO): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
-      // A bare --iptables-localhost-nodeports means true, as run's switch; parseArgs wants a value.
-      args: argv.map((arg) => (arg === '--iptables-localhost-nodeports' ? `${arg}=true` : arg)),
-      options: {
-        objects: { type: 'string', multiple: true },
-        'node-name': { type: 'string' },
-        'node-ip': { type: 'string' },
-        'cluster-cidr': { type: 'string' },
-        'node-port-addresses': { type: 'string' },
-        'detect-local-mode': { type: 'string' },
-        'pod-bridge-interface': { type: 'string' },
-        'pod-interface-name-prefix': { type: 'string' },
-        'masquerade-all': { type: 'boolean' },
-        'iptables-localhost-nodeports': { type: 'string' },
-        mode: { type: 'string', default: 'iptables' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      args: withSwitchValues(argv),
+      options: renderFlags,
       strict: true,
       allowPositionals: false,
     }));
@@ -70,26 +100,42 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     io.stdout(renderUsage);
     return 0;
   }
+  const rendered = await renderObjects(values, io);
+  if (typeof rendered === 'number') return rendered;
+  io.stdout(fullPayload(rendered.ruleSet, { jumps: 'append' }));
+  return 0;
+}
+
+/**
+ * Validates render's flags, reads the object files and renders: the result, or the exit code after
+ * a message on stderr (`command` prefixes it).
+ */
+export async function renderObjects(
+  values: RenderFlagValues,
+  io: CommandIO,
+  command = 'render',
+  usage = renderUsage,
+): Promise<RenderedObjects | number> {
   const files = values.objects ?? [];
   const nodeName = values['node-name'];
   const nodeIP = values['node-ip'];
   if (files.length === 0 || nodeName === undefined || nodeName === '' || nodeIP === undefined) {
-    io.stderr(`render: --objects, --node-name and --node-ip are required\n${renderUsage}`);
+    io.stderr(`${command}: --objects, --node-name and --node-ip are required\n${usage}`);
     return 2;
   }
   if (!isIPv4(nodeIP)) {
-    io.stderr(`render: --node-ip "${nodeIP}" is not an IPv4 address\n`);
+    io.stderr(`${command}: --node-ip "${nodeIP}" is not an IPv4 address\n`);
     return 2;
   }
   if (values.mode !== 'iptables') {
-    io.stderr(`render: --mode "${String(values.mode)}" is not supported (only iptables)\n`);
+    io.stderr(`${command}: --mode "${String(values.mode)}" is not supported (only iptables)\n`);
     return 2;
   }
   let clusterCIDR: string | undefined;
   if (values['cluster-cidr'] !== undefined) {
     const parsed = normaliseIPv4Cidr(values['cluster-cidr'].includes('/') ? values['cluster-cidr'] : `${values['cluster-cidr']}/32`);
     if (parsed === undefined) {
-      io.stderr(`render: --cluster-cidr "${values['cluster-cidr']}" is not an IPv4 CIDR\n`);
+      io.stderr(`${command}: --cluster-cidr "${values['cluster-cidr']}" is not an IPv4 CIDR\n`);
       return 2;
     }
     clusterCIDR = parsed;
@@ -99,27 +145,27 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   const prefix = PARSERS.podInterfaceNamePrefix(values['pod-interface-name-prefix'] ?? '');
   for (const [flag, parsed] of [['detect-local-mode', mode], ['pod-bridge-interface', bridge], ['pod-interface-name-prefix', prefix]] as const) {
     if (!parsed.ok) {
-      io.stderr(`render: --${flag} "${values[flag] ?? ''}" ${parsed.reason}\n`);
+      io.stderr(`${command}: --${flag} "${values[flag] ?? ''}" ${parsed.reason}\n`);
       return 2;
     }
   }
   if (!mode.ok || !bridge.ok || !prefix.ok) return 2;
   const localhostNodePorts = PARSERS.localhostNodePorts(values['iptables-localhost-nodeports'] ?? 'true');
   if (!localhostNodePorts.ok) {
-    io.stderr(`render: --iptables-localhost-nodeports "${values['iptables-localhost-nodeports'] ?? ''}" ${localhostNodePorts.reason}\n`);
+    io.stderr(`${command}: --iptables-localhost-nodeports "${values['iptables-localhost-nodeports'] ?? ''}" ${localhostNodePorts.reason}\n`);
     return 2;
   }
   const local = detectLocalFrom(mode.value, bridge.value, prefix.value);
   if (!local.ok) {
     const flag = local.missing === 'podBridgeInterface' ? 'pod-bridge-interface' : 'pod-interface-name-prefix';
-    io.stderr(`render: --detect-local-mode ${mode.value} needs --${flag}\n`);
+    io.stderr(`${command}: --detect-local-mode ${mode.value} needs --${flag}\n`);
     return 2;
   }
   const nodePortAddresses: string[] = [];
   for (const entry of (values['node-port-addresses'] ?? '').split(',').filter((value) => value !== '')) {
     const parsed = normaliseIPv4Cidr(entry.includes('/') ? entry : `${entry}/32`);
     if (parsed === undefined) {
-      io.stderr(`render: --node-port-addresses entry "${entry}" is not an IPv4 CIDR\n`);
+      io.stderr(`${command}: --node-port-addresses entry "${entry}" is not an IPv4 CIDR\n`);
       return 2;
     }
     nodePortAddresses.push(parsed);
@@ -132,12 +178,12 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     try {
       text = await io.readTextFile(file);
     } catch (error: unknown) {
-      io.stderr(`render: cannot read ${file}: ${messageOf(error)}\n`);
+      io.stderr(`${command}: cannot read ${file}: ${messageOf(error)}\n`);
       return 1;
     }
     const loaded = parseObjects(file, text);
     if (!loaded.ok) {
-      io.stderr(`render: ${loaded.message}\n`);
+      io.stderr(`${command}: ${loaded.message}\n`);
       return 1;
     }
     bundles.push(loaded.bundle);
@@ -155,7 +201,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   if (skipped.length > 0) {
     for (const entry of skipped) {
       const file = origin.get(`${entry.kind} ${entry.namespace}/${entry.name}`) ?? '<input>';
-      io.stderr(`render: ${file}: ${entry.kind} ${entry.namespace}/${entry.name}: ${entry.reason}: ${entry.detail}\n`);
+      io.stderr(`${command}: ${file}: ${entry.kind} ${entry.namespace}/${entry.name}: ${entry.reason}: ${entry.detail}\n`);
     }
     return 1;
   }
@@ -168,7 +214,5 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     // As the agent's default (no nfacct counters: render probes nothing).
     localhostNodePorts: localhostNodePorts.value,
   };
-  const ruleSet = renderRuleSet(state, context);
-  io.stdout(fullPayload(ruleSet, { jumps: 'append' }));
-  return 0;
+  return { state, ruleSet: renderRuleSet(state, context), context };
 }

@@ -84,7 +84,7 @@ export function explainTrace(input: ExplainInput): TraceReport {
   // A new client: `-m recent` lists are empty, so the probabilities are those of a first connection.
   const outcomes = trace(saved, packet, { recentState: false }).outcomes;
   const notes: string[] = [];
-  const service = findService(outcomes, saved, model, packet.protocol);
+  const service = findService(outcomes, saved, model, packet.protocol, packet.destination);
   const servicePort = service && model ? findServicePort(model, service.servicePortName, packet.protocol) : undefined;
   if (service && model && !servicePort) notes.push(`the rules name ${service.servicePortName}, which the objects do not hold: the rules may be stale`);
   const endpointNode = (endpoint: string | undefined): string | undefined =>
@@ -158,7 +158,13 @@ const servicePortNamePattern = /(?:^|\s)([a-z0-9][-a-z0-9.]*\/[a-z0-9][-a-z0-9.]
 type FoundService = ReportService;
 
 /** The Service port named by the first kube-proxy rule with a Service comment that matched. */
-function findService(outcomes: readonly TraceOutcome[], saved: SavedTables, model: DesiredState | undefined, protocol: string): FoundService | undefined {
+function findService(
+  outcomes: readonly TraceOutcome[],
+  saved: SavedTables,
+  model: DesiredState | undefined,
+  protocol: string,
+  destination: string,
+): FoundService | undefined {
   for (const outcome of outcomes) {
     for (const step of outcome.steps) {
       if (!step.chain.startsWith('KUBE-') || step.comment === undefined) continue;
@@ -167,8 +173,8 @@ function findService(outcomes: readonly TraceOutcome[], saved: SavedTables, mode
       if (servicePortName === undefined) continue;
       const [namespace = '', rest = ''] = servicePortName.split('/');
       const [name = '', port = ''] = rest.split(':');
-      const matchedBy = step.chain === 'KUBE-NODEPORTS' ? 'node port' : (match?.[2] ?? step.chain);
       const fromModel = model ? findServicePort(model, servicePortName, protocol) : undefined;
+      const matchedBy = destinationKind(step, match?.[2], fromModel, destination);
       const timeoutSeconds =
         fromModel !== undefined
           ? fromModel.sessionAffinity.kind === 'ClientIP'
@@ -179,6 +185,18 @@ function findService(outcomes: readonly TraceOutcome[], saved: SavedTables, mode
     }
   }
   return undefined;
+}
+
+const destinationKinds = new Set(['cluster IP', 'external IP', 'loadbalancer IP']);
+
+/** Which of the Service's addresses the packet was sent to. */
+function destinationKind(step: Step, commentRest: string | undefined, servicePort: ServicePort | undefined, destination: string): string {
+  if (commentRest !== undefined && destinationKinds.has(commentRest)) return commentRest;
+  if (step.chain === 'KUBE-NODEPORTS' || step.text.includes('--dst-type LOCAL')) return 'node port';
+  if (servicePort?.clusterIPs.includes(destination)) return 'cluster IP';
+  if (servicePort?.externalIPs.includes(destination)) return 'external IP';
+  if (servicePort?.loadBalancerIPs.includes(destination)) return 'loadbalancer IP';
+  return `rule ${step.table} ${step.chain} #${step.number ?? ''}`;
 }
 
 /** `--rcheck --seconds N` in a KUBE-SVC-/KUBE-SVL- chain the packet went through. */

@@ -40,8 +40,9 @@ export function savedChain(saved: SavedTables, table: string, chain: string): Sa
 }
 
 /**
- * Parses `iptables-save` output. Only declarations and appends occur in it; anything else (a
- * restore payload with -I/-D/-X) is refused, since its meaning depends on a prior state.
+ * Parses `iptables-save` output (or a full restore payload for a fresh node). Only declarations
+ * and appends occur in those; anything else (-I/-D/-X) is refused, since its meaning depends on
+ * a prior state.
  */
 export function parseSavedTables(text: string): ParseSavedResult {
   const parsed = parseRestorePayload(text);
@@ -61,8 +62,13 @@ export function parseSavedTables(text: string): ParseSavedResult {
       if (command.kind !== 'append') {
         return { ok: false, message: `not iptables-save output: a '${command.kind}' command`, line: command.line };
       }
-      const chain = chains.get(command.chain);
-      if (!chain) return { ok: false, message: `rule for undeclared chain ${block.table}/${command.chain}`, line: command.line };
+      // A full restore payload for a fresh node (render's output) appends to built-in chains it
+      // never declares; take the chain as declared.
+      let chain = chains.get(command.chain);
+      if (!chain) {
+        chain = { policy: undefined, rules: [] };
+        chains.set(command.chain, chain);
+      }
       chain.rules.push({
         table: block.table,
         chain: command.chain,
