@@ -256,7 +256,11 @@ function parseArgs(args: readonly string[]): Parsed {
         currentWords = [];
       }
       if (!current) throw new Error(`option ${token} outside of a match or target`);
-      const optionValue = flagOptions.has(token) ? undefined : value();
+      let optionValue = flagOptions.has(token) ? undefined : value();
+      // Some options take several words (`--match-set NAME src`): keep them together.
+      while (optionValue !== undefined && args[index + 1] !== undefined && !/^[-!]/.test(args[index + 1] ?? '')) {
+        optionValue = `${optionValue} ${args[++index] ?? ''}`;
+      }
       current.options.push({ name: token, value: optionValue, negate });
       if (current !== target) currentWords.push(...(negate ? ['!'] : []), token, ...(optionValue === undefined ? [] : [optionValue]));
     } else {
