@@ -69,14 +69,7 @@ export function parseSavedTables(text: string): ParseSavedResult {
         chain = { policy: undefined, rules: [] };
         chains.set(command.chain, chain);
       }
-      chain.rules.push({
-        table: block.table,
-        chain: command.chain,
-        number: chain.rules.length + 1,
-        args: command.args,
-        text: joinTokens(command.args),
-        comment: commentOf(command.args),
-      });
+      chain.rules.push(new Rule(block.table, command.chain, chain.rules.length + 1, command.args));
     }
   }
   const frozen = new Map<string, ReadonlyMap<string, SavedChain>>();
@@ -84,6 +77,26 @@ export function parseSavedTables(text: string): ParseSavedResult {
     frozen.set(table, new Map([...chains].map(([name, chain]) => [name, { name, policy: chain.policy, rules: chain.rules }])));
   }
   return { ok: true, saved: { tables: frozen } };
+}
+
+/** A rule of the dump; its text is joined only when asked for (a trace reads a few of many). */
+class Rule implements SavedRule {
+  private joined: string | undefined;
+  readonly comment: string | undefined;
+
+  constructor(
+    readonly table: string,
+    readonly chain: string,
+    readonly number: number,
+    readonly args: readonly string[],
+  ) {
+    this.comment = commentOf(args);
+  }
+
+  get text(): string {
+    this.joined ??= joinTokens(this.args);
+    return this.joined;
+  }
 }
 
 function commentOf(args: readonly string[]): string | undefined {
