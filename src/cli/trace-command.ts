@@ -91,7 +91,8 @@ export const defaultTraceIO: TraceIO = {
     if (!kube.ok) return { ok: false, message: `no API access (${kube.detail})` };
     return readModelFromApi(kube.connection, nodeName, nodeIPs);
   },
-  nodeName: () => hostname(),
+  // As run: $KUBE_PROXY_TS_HOSTNAME_OVERRIDE, $NODE_NAME (the DaemonSet sets it), else the hostname.
+  nodeName: () => process.env['KUBE_PROXY_TS_HOSTNAME_OVERRIDE'] || process.env['NODE_NAME'] || hostname().toLowerCase(),
 };
 
 type Values = ReturnType<typeof parseTraceArgs>;

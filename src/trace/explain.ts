@@ -32,7 +32,7 @@ export interface ReportOutcome {
   readonly masqueradeBy: ReportStep | undefined;
   /** The rule (or policy) that rejected or dropped, or why the trace could not go on. */
   readonly reason: string | undefined;
-  /** Over the random choices, for a client without session-affinity history. */
+  /** Over the random choices, for a client without session-affinity history, given the assumptions. */
   readonly probability: number;
   /** Conditions the tracer could not decide (other software's matches, unknown interfaces). */
   readonly assumptions: readonly string[];
@@ -125,7 +125,8 @@ function reportStep(step: Step): ReportStep {
   return { table: step.table, chain: step.chain, rule: step.number, comment: step.comment, text: step.text, target: step.target };
 }
 
-/** Same verdict, endpoint, masquerade and assumptions: one outcome, probabilities added. */
+/** Same verdict, endpoint, masquerade and assumptions: one outcome, probabilities added. Sorted by
+ * assumptions (so outcomes of one scenario stay together), then by probability. */
 function groupOutcomes(outcomes: readonly TraceOutcome[]): TraceOutcome[] {
   const groups = new Map<string, TraceOutcome>();
   for (const outcome of outcomes) {
@@ -133,7 +134,8 @@ function groupOutcomes(outcomes: readonly TraceOutcome[]): TraceOutcome[] {
     const existing = groups.get(key);
     groups.set(key, existing ? { ...existing, probability: existing.probability + outcome.probability } : outcome);
   }
-  return [...groups.values()].sort((a, b) => b.probability - a.probability);
+  const scenario = (outcome: TraceOutcome): string => outcome.assumptions.join('\n');
+  return [...groups.values()].sort((a, b) => scenario(a).localeCompare(scenario(b)) || b.probability - a.probability);
 }
 
 function masqueradeStep(steps: readonly Step[]): ReportStep | undefined {

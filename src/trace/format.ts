@@ -26,12 +26,20 @@ export function formatReport(report: TraceReport, sourceLabel: string): string {
   } else {
     lines.push('Service:  none matched (no kube-proxy Service rule applies to this packet)');
   }
-  lines.push('', 'Outcomes:');
+  // Probabilities are over the random choices, given the assumptions: one block per set of them.
+  const scenarios = new Map<string, ReportOutcome[]>();
   for (const outcome of report.outcomes) {
-    lines.push(`  ${percent(outcome.probability).padStart(6)}  ${headline(outcome)}`);
-    if (outcome.masqueradeBy) lines.push(`          masqueraded: ${describeStep(outcome.masqueradeBy)}`);
-    if (outcome.reason !== undefined) lines.push(`          why: ${outcome.reason}`);
-    for (const assumption of outcome.assumptions) lines.push(`          assuming ${assumption}`);
+    const key = outcome.assumptions.join('\n');
+    scenarios.set(key, [...(scenarios.get(key) ?? []), outcome]);
+  }
+  lines.push('');
+  for (const [key, outcomes] of scenarios) {
+    lines.push(key === '' ? 'Outcomes:' : `Outcomes if ${key.split('\n').join(',\n         and ')}:`);
+    for (const outcome of outcomes) {
+      lines.push(`  ${percent(outcome.probability).padStart(6)}  ${headline(outcome)}`);
+      if (outcome.masqueradeBy) lines.push(`          masqueraded: ${describeStep(outcome.masqueradeBy)}`);
+      if (outcome.reason !== undefined) lines.push(`          why: ${outcome.reason}`);
+    }
   }
   if (report.excluded !== undefined) {
     lines.push('', report.excluded.length === 0 ? 'Endpoints excluded: none' : 'Endpoints excluded:');

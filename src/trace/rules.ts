@@ -279,10 +279,10 @@ function unknownCondition(rule: SavedRule, text: string, why: string): Branch {
   const where = ruleLocation(rule);
   return (context, flow) => {
     const assume = (matched: boolean, note = ''): Fork => ({
-      flow: { ...flow, assumptions: [...flow.assumptions, `${where}: '${text}' (${why}) assumed ${matched ? 'to match' : 'not to match'}${note}`] },
+      flow: { ...flow, assumptions: [...flow.assumptions, `${where} '${text}' ${matched ? 'matches' : 'does not match'} (undecidable here: ${why}${note})`] },
       matched,
     });
-    if (!context.mayExplore()) return [assume(false, ', exploration limit reached')];
+    if (!context.mayExplore()) return [assume(false, '; not explored, exploration limit reached')];
     return [assume(true), assume(false)];
   };
 }

@@ -283,7 +283,7 @@ COMMIT
     const unknown = trace(fake, packet({ source: '192.0.2.1', destination: '10.2.2.2', destinationPort: 80 }));
     expect(described(unknown)).toEqual(['ACCEPT', 'REJECT']);
     expect(unknown.outcomes.find((outcome) => outcome.verdict === 'REJECT')?.assumptions).toEqual([
-      "filter FORWARD #1: '-i eth+' (the input interface was not given) assumed to match",
+      "filter FORWARD #1 '-i eth+' matches (undecidable here: the input interface was not given)",
     ]);
   });
 
