@@ -3,15 +3,11 @@
 // `trace` (run inside the namespace, on its own iptables-save) and sent for real. They must agree on
 // which endpoints answer, whether the source is masqueraded, and what is refused or dropped.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { ExecNetfilter, nftBinaries } from '../../src/netfilter/exec.js';
 import { exec, run } from '../harness/exec.js';
 import { kernelSkipReason } from '../harness/netns.js';
-import { CLUSTER_CIDR, Topology, type NodeHandle, type PodHandle, type ProbeResult } from '../harness/topology.js';
+import { renderedNode, type RenderedNode } from '../harness/rendered-node.js';
+import type { NodeHandle, PodHandle, ProbeResult, Topology } from '../harness/topology.js';
 import { endpointSliceObject, serviceObject } from '../support/objects.js';
 
 const skipReason = kernelSkipReason();
@@ -76,32 +72,19 @@ function realOutcome(result: ProbeResult, pods: readonly PodHandle[], client: st
 }
 
 describe.skipIf(skipReason !== undefined)('trace agrees with real packets', () => {
+  let rendered: RenderedNode | undefined;
   let topology: Topology | undefined;
   let node: NodeHandle;
-  let pods: PodHandle[];
-  let directory: string | undefined;
+  let pods: readonly PodHandle[];
 
   beforeAll(async () => {
-    topology = await Topology.create(['node1']);
-    node = topology.node('node1');
-    pods = [await topology.addPod(node, 'pod-a'), await topology.addPod(node, 'pod-b')];
-    directory = await mkdtemp(join(tmpdir(), 'kpt-trace-'));
-    const file = join(directory, 'objects.yaml');
-    await writeFile(file, objects(node, pods).map((object) => stringify(object)).join('---\n'));
-    const rendered = await exec(
-      'npx',
-      ['tsx', 'src/cli.ts', 'render', '--objects', file, '--node-name', node.name, '--node-ip', node.ip, '--cluster-cidr', CLUSTER_CIDR],
-      { timeoutMs: 60_000 },
-    );
-    expect(rendered.code, rendered.stderr).toBe(0);
-    const netfilter = new ExecNetfilter({ binaries: nftBinaries, prefix: ['ip', 'netns', 'exec', node.netns] });
-    expect(await netfilter.restore(rendered.stdout, { noFlush: true }), rendered.stdout).toEqual({ ok: true });
+    rendered = await renderedNode(objects);
+    ({ topology, node, pods } = rendered);
     await run('ip', ['netns', 'exec', node.netns, 'iptables-nft', ...FOREIGN_RULE]);
   });
 
   afterAll(async () => {
-    await topology?.destroy();
-    if (directory !== undefined) await rm(directory, { recursive: true, force: true });
+    await rendered?.destroy();
   });
 
   /** `trace` run inside the node's namespace on its own iptables-save, as an operator would. */

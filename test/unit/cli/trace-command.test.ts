@@ -8,6 +8,7 @@ import { traceCommand, type TraceIO } from '../../../src/cli/trace-command.js';
 import { renderCommand } from '../../../src/cli/render-command.js';
 import type { DesiredState } from '../../../src/model/types.js';
 import { buildDesiredState } from '../../../src/model/build.js';
+import { memoryIO } from '../../support/memory-io.js';
 import { endpointSliceObject, serviceObject } from '../../support/objects.js';
 
 const service = serviceObject({
@@ -38,40 +39,29 @@ interface Run {
   readonly stderr: string;
 }
 
-function io(overrides: Partial<TraceIO> = {}): { io: TraceIO; output: () => Run & { code: 0 } } {
-  let stdout = '';
-  let stderr = '';
+function io(overrides: Partial<TraceIO> = {}): { io: TraceIO; output: (code: number) => Run } {
+  const memory = memoryIO(files);
   const traceIO: TraceIO = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readTextFile: (path) => {
-      const text = files[path];
-      return text === undefined ? Promise.reject(new Error(`ENOENT: ${path}`)) : Promise.resolve(text);
-    },
+    ...memory.io,
     saveTables: () => Promise.resolve({ ok: false, message: 'no iptables here' }),
     localAddresses: () => ['127.0.0.1', '192.168.0.2'],
     readApiModel: () => Promise.resolve({ ok: false, message: 'no API access (no kubeconfig)' }),
     nodeName: () => 'node1',
     ...overrides,
   };
-  return { io: traceIO, output: () => ({ code: 0, stdout, stderr }) };
+  return { io: traceIO, output: (code) => ({ code, stdout: memory.stdout(), stderr: memory.stderr() }) };
 }
 
 async function run(argv: readonly string[], overrides: Partial<TraceIO> = {}): Promise<Run> {
   const harness = io(overrides);
-  const code = await traceCommand(argv, harness.io);
-  return { ...harness.output(), code };
+  return harness.output(await traceCommand(argv, harness.io));
 }
 
 /** render's payload for the same objects: what a node programmed by them holds. */
 async function renderedPayload(): Promise<string> {
   const harness = io();
   expect(await renderCommand(['--objects', 'objects.yaml', ...nodeFlags], harness.io)).toBe(0);
-  return harness.output().stdout;
+  return harness.output(0).stdout;
 }
 
 interface JsonReport {
