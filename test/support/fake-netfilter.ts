@@ -133,6 +133,7 @@ export class FakeNetfilter implements Netfilter {
   private lastRestore: { payload: string; noFlush: boolean } | undefined;
   private pendingRestoreFailure: { message: string; line: number | undefined } | undefined;
   private pendingSaveFailure: string | undefined;
+  private saved: SavedTables | undefined;
   /** When set, `chainExists` answers undefined (the check itself failed). */
   chainCheckFails = false;
 
@@ -186,6 +187,7 @@ export class FakeNetfilter implements Netfilter {
       throw error;
     }
     for (const [name, table] of working) this.tables.set(name, table);
+    this.saved = undefined;
     return { ok: true };
   }
 
@@ -219,12 +221,18 @@ export class FakeNetfilter implements Netfilter {
     return this.table(table).chains.get(chain)?.map((rule) => rule.text);
   }
 
-  /** Every table as the tracer reads a node: parsed from this fake's iptables-save text. */
+  /**
+   * Every table as the tracer reads a node: parsed from this fake's iptables-save text. Kept until
+   * the tables change, so repeated traces of one state reuse the tracer's compiled rules.
+   */
   savedTables(): SavedTables {
-    const text = (Object.keys(builtinChains) as FakeTableName[]).map((table) => this.saveText(table)).join('');
-    const parsed = parseSavedTables(text);
-    if (!parsed.ok) throw new Error(`FakeNetfilter: its own save text does not parse: ${parsed.message} (line ${parsed.line})`);
-    return parsed.saved;
+    if (this.saved === undefined) {
+      const text = (Object.keys(builtinChains) as FakeTableName[]).map((table) => this.saveText(table)).join('');
+      const parsed = parseSavedTables(text);
+      if (!parsed.ok) throw new Error(`FakeNetfilter: its own save text does not parse: ${parsed.message} (line ${parsed.line})`);
+      this.saved = parsed.saved;
+    }
+    return this.saved;
   }
 
   /** Policy of a built-in chain; undefined for user chains. */
@@ -264,6 +272,7 @@ export class FakeNetfilter implements Netfilter {
    */
   flushTable(table: FakeTableName, options: { readonly deleteChains: boolean } = { deleteChains: true }): void {
     this.table(table).flushAll(options.deleteChains);
+    this.saved = undefined;
   }
 
   /** Tampering: `iptables -F chain; iptables -X chain`. Throws where iptables would refuse. */
@@ -277,6 +286,7 @@ export class FakeNetfilter implements Netfilter {
     }
     state.flushChain(chain);
     state.chains.delete(chain);
+    this.saved = undefined;
   }
 
   /** Tampering: `iptables -D chain rule` with the rule's canonical text. Throws when missing. */
@@ -285,6 +295,7 @@ export class FakeNetfilter implements Netfilter {
     const index = state.chains.get(chain)?.findIndex((rule) => rule.text === ruleText) ?? -1;
     if (index < 0) throw new Error(`FakeNetfilter.deleteRule: no rule '${ruleText}' in ${table}/${chain}`);
     state.removeRule(chain, index);
+    this.saved = undefined;
   }
 
   private table(name: FakeTableName): TableState {
