@@ -5,6 +5,7 @@
 
 import type { SavedRule } from './tables.js';
 import { cidrMatcher, markValue, parseAddressPort, portRange } from './values.js';
+import { joinTokens } from '../netfilter/restore-parser.js';
 import { messageOf } from '../values.js';
 
 /** UNKNOWN: the packet met a target the tracer cannot follow (NFQUEUE, TPROXY, a missing chain...). */
@@ -57,7 +58,7 @@ export type Fork = { readonly flow: Flow; readonly matched: boolean };
 /** A match that either holds or not for one flow. */
 export type Test = (context: MatchContext, flow: Flow) => boolean;
 /** A match that may split a flow (random choice, unknown history) or change it (`recent --set`). */
-export type Branch = (context: MatchContext, flow: Flow) => Fork[];
+export type Branch = (context: MatchContext, flow: Flow, rule: SavedRule) => Fork[];
 
 export type Target =
   | { readonly kind: 'none'; readonly name: string | undefined }
@@ -151,13 +152,24 @@ const headerFlags: Readonly<Record<string, HeaderKind>> = {
   '--out-interface': 'out',
 };
 
-const compiled = new WeakMap<SavedRule, CompiledRule>();
+type CompiledBody = Omit<CompiledRule, 'rule'>;
 
-/** Compiles once per saved rule. */
+const compiled = new WeakMap<SavedRule, CompiledRule>();
+/** By rule spec: the same rule in successive dumps (a test's fake after each sync) compiles once. */
+const bodies = new Map<string, CompiledBody>();
+
+/** Compiles once per saved rule, and once per distinct rule spec while the cache lasts. */
 export function compileRule(rule: SavedRule): CompiledRule {
   let result = compiled.get(rule);
   if (!result) {
-    result = compileArgs(rule);
+    const key = rule.args.join('\u0000');
+    let body = bodies.get(key);
+    if (!body) {
+      if (bodies.size >= 100_000) bodies.clear();
+      body = compileArgs(rule.args);
+      bodies.set(key, body);
+    }
+    result = { rule, ...body };
     compiled.set(rule, result);
   }
   return result;
@@ -174,27 +186,27 @@ interface Parsed {
   readonly target: (Extension & { goto: boolean }) | undefined;
 }
 
-function compileArgs(rule: SavedRule): CompiledRule {
+function compileArgs(args: readonly string[]): CompiledBody {
   let parsed: Parsed;
   try {
-    parsed = parseArgs(rule.args);
+    parsed = parseArgs(args);
   } catch (error: unknown) {
     // The words themselves make no sense to us: the whole rule is one unknown condition.
-    return { rule, tests: [], branches: [unknownCondition(rule, rule.text, messageOf(error))], target: { kind: 'opaque', reason: `rule ${ruleLocation(rule)} could not be read` } };
+    return { tests: [], branches: [unknownCondition(joinTokens(args), messageOf(error))], target: { kind: 'opaque', reason: 'the rule could not be read' } };
   }
   const tests: Test[] = [];
   const branches: Branch[] = [];
   for (const header of parsed.header) {
-    const condition = headerCondition(rule, header);
+    const condition = headerCondition(header);
     if ('test' in condition) tests.push(condition.test);
     else branches.push(condition.branch);
   }
   for (const match of parsed.matches) {
     let condition: { test: Test } | { branch: Branch };
     try {
-      condition = matchCondition(rule, match);
+      condition = matchCondition(match);
     } catch (error: unknown) {
-      condition = { branch: unknownCondition(rule, match.text, messageOf(error)) };
+      condition = { branch: unknownCondition(match.text, messageOf(error)) };
     }
     if ('test' in condition) tests.push(condition.test);
     else branches.push(condition.branch);
@@ -203,10 +215,10 @@ function compileArgs(rule: SavedRule): CompiledRule {
   try {
     target = parsed.target ? compileTarget(parsed.target) : { kind: 'none', name: undefined };
   } catch (error: unknown) {
-    target = { kind: 'opaque', reason: `${ruleLocation(rule)}: ${messageOf(error)}` };
+    target = { kind: 'opaque', reason: messageOf(error) };
   }
   // Tests first, branches last, so a flow only splits when the rest of the rule matched.
-  return { rule, tests, branches, target };
+  return { tests, branches, target };
 }
 
 function parseArgs(args: readonly string[]): Parsed {
@@ -275,9 +287,9 @@ function parseArgs(args: readonly string[]): Parsed {
 const same = (flow: Flow, matched: boolean): Fork[] => [{ flow, matched }];
 
 /** Explores a condition the tracer cannot decide both ways (while the budget lasts). */
-function unknownCondition(rule: SavedRule, text: string, why: string): Branch {
-  const where = ruleLocation(rule);
-  return (context, flow) => {
+function unknownCondition(text: string, why: string): Branch {
+  return (context, flow, rule) => {
+    const where = ruleLocation(rule);
     const assume = (matched: boolean, note = ''): Fork => ({
       flow: { ...flow, assumptions: [...flow.assumptions, `${where} '${text}' ${matched ? 'matches' : 'does not match'} (undecidable here: ${why}${note})`] },
       matched,
@@ -287,7 +299,7 @@ function unknownCondition(rule: SavedRule, text: string, why: string): Branch {
   };
 }
 
-function headerCondition(rule: SavedRule, header: Parsed['header'][number]): { test: Test } | { branch: Branch } {
+function headerCondition(header: Parsed['header'][number]): { test: Test } | { branch: Branch } {
   const { kind, value, negate, text } = header;
   switch (kind) {
     case 'source':
@@ -296,7 +308,7 @@ function headerCondition(rule: SavedRule, header: Parsed['header'][number]): { t
       try {
         contains = cidrMatcher(value);
       } catch (error: unknown) {
-        return { branch: unknownCondition(rule, text, messageOf(error)) };
+        return { branch: unknownCondition(text, messageOf(error)) };
       }
       return { test: ({ packet }, flow) => contains(kind === 'source' ? packet.source : flow.destination) !== negate };
     }
@@ -307,18 +319,18 @@ function headerCondition(rule: SavedRule, header: Parsed['header'][number]): { t
     case 'in':
     case 'out': {
       const matches = (name: string): boolean => (value.endsWith('+') ? name.startsWith(value.slice(0, -1)) : name === value);
-      const unknown = unknownCondition(rule, text, `the ${kind === 'in' ? 'input' : 'output'} interface was not given`);
+      const unknown = unknownCondition(text, `the ${kind === 'in' ? 'input' : 'output'} interface was not given`);
       return {
-        branch: (context, flow) => {
+        branch: (context, flow, rule) => {
           const name = kind === 'in' ? context.packet.inInterface : context.packet.outInterface;
-          return name === undefined ? unknown(context, flow) : same(flow, matches(name) !== negate);
+          return name === undefined ? unknown(context, flow, rule) : same(flow, matches(name) !== negate);
         },
       };
     }
   }
 }
 
-function matchCondition(rule: SavedRule, match: Extension): { readonly test: Test } | { readonly branch: Branch } {
+function matchCondition(match: Extension): { readonly test: Test } | { readonly branch: Branch } {
   const option = (name: string): Option | undefined => match.options.find((candidate) => candidate.name === name);
   const only = (...allowed: string[]): void => {
     const unknown = match.options.find((candidate) => !allowed.includes(candidate.name));

@@ -192,7 +192,7 @@ function evaluate(rule: CompiledRule, context: Context, flow: Flow): Fork[] {
   let forks: Fork[] = [{ flow, matched: true }];
   for (const branch of rule.branches) {
     const next: Fork[] = [];
-    for (const fork of forks) next.push(...(fork.matched ? branch(context, fork.flow) : [fork]));
+    for (const fork of forks) next.push(...(fork.matched ? branch(context, fork.flow, rule.rule) : [fork]));
     forks = next;
   }
   return forks;
