@@ -5,7 +5,6 @@
 
 import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import type { DesiredState } from '../model/types.js';
@@ -18,66 +17,49 @@ import { parseSavedTables, type SavedTables } from '../trace/tables.js';
 import type { Origin, TracePacket } from '../trace/tracer.js';
 import { cidrMatcher } from '../trace/values.js';
 import { messageOf } from '../values.js';
-import { parseBackendFlag, resolveBackend } from './netfilter-setup.js';
-import { defaultIO, renderFlags, renderObjects, withSwitchValues, type CommandIO } from './render-command.js';
+import { commandUsage, COMMANDS, DEFAULTS, readCommandLine, type IptablesBackendSetting } from '../config/index.js';
+import { TABLES } from '../netfilter/vocabulary.js';
+import { resolveIptablesVariant } from './iptables-variant-setup.js';
+import { commandLineOrExit, defaultIO, renderObjects, type CommandIO } from './render-command.js';
 
-/** Every flag trace takes, in one place: its own, then render's (for --objects). */
-export const traceFlags = {
-  source: { type: 'string' },
-  destination: { type: 'string' },
-  protocol: { type: 'string', default: 'tcp' },
-  from: { type: 'string' },
-  'in-interface': { type: 'string' },
-  'out-interface': { type: 'string' },
-  output: { type: 'string', short: 'o', default: 'text' },
-  'iptables-save': { type: 'string' },
-  'iptables-backend': { type: 'string' },
-  kubeconfig: { type: 'string' },
-  ...renderFlags,
-} as const satisfies ParseArgsConfig['options'];
-
-export const traceUsage = `Usage: kube-proxy-ts trace --source IP --destination IP:PORT [--protocol tcp|udp|sctp]
-                          [--from pod|node|outside] [--in-interface NAME] [--out-interface NAME] [-o text|json]
-  rules of this node (default):  [--iptables-backend auto|nft|legacy] [--iptables-save FILE]
-                                 [--kubeconfig FILE] [--node-name NAME] [--node-ip IP] [--cluster-cidr CIDR]
-  rules rendered from objects:   --objects FILE [--objects FILE...] --node-name NAME --node-ip IP [render's flags]
-
-Explains where a new connection goes on this node: the rules it follows (with their comments), the
-Service port it matches, the candidate endpoints with their probabilities, masquerade or not,
-REJECT/DROP and why, session affinity. Rules other software wrote that the tracer cannot decide
-are explored both ways and shown as assumptions.
-
---from: pod (a pod on this node), node (this node itself) or outside. By default: node when the
-source is one of the node's addresses, pod when it is in --cluster-cidr or an endpoint's address,
-else outside.
-Without --objects the rules are read with iptables-save (or from --iptables-save FILE) and the
-Services and EndpointSlices from the apiserver (--kubeconfig, $KUBECONFIG or the pod's service
-account), which say why endpoints were excluded; without API access the trace still runs.
-`;
+export const traceUsage = commandUsage(COMMANDS.trace, [
+  'Usage: kube-proxy-ts trace --source IP --destination IP:PORT [--protocol tcp|udp|sctp] [--from pod|node|outside] [-o text|json]',
+  '         rules of this node (default): [--iptables-backend auto|nft|legacy] [--iptables-save FILE] [--kubeconfig FILE]',
+  "         rules rendered from objects:  --objects FILE [--objects FILE...] --node-name NAME --node-ip IP [render's flags]",
+  '',
+  'Explains where a new connection goes on this node: the rules it follows (with their comments), the',
+  'Service port it matches, the candidate endpoints with their probabilities, masquerade or not,',
+  'REJECT/DROP and why, session affinity. Rules other software wrote that the tracer cannot decide',
+  'are explored both ways and shown as assumptions. Without --objects the rules are read with',
+  'iptables-save (or from --iptables-save FILE) and the Services and EndpointSlices from the apiserver',
+  "(--kubeconfig, $KUBECONFIG or the pod's service account), which say why endpoints were excluded;",
+  'without API access the trace still runs.',
+  '',
+]);
 
 const protocols = { tcp: 'TCP', udp: 'UDP', sctp: 'SCTP' } as const;
 const origins: readonly Origin[] = ['pod', 'node', 'outside'];
 
 export interface TraceIO extends CommandIO {
   /** `iptables-save` of the nat and filter tables. */
-  readonly saveTables: (backendFlag: string | undefined) => Promise<{ ok: true; text: string } | { ok: false; message: string }>;
+  readonly saveTables: (backend: IptablesBackendSetting) => Promise<{ ok: true; text: string } | { ok: false; message: string }>;
   /** The node's own addresses (what `-m addrtype LOCAL` matches). */
   readonly localAddresses: () => readonly string[];
   readonly readApiModel: (kubeconfig: string | undefined, nodeName: string, nodeIPs: readonly string[]) => Promise<{ ok: true; state: DesiredState } | { ok: false; message: string }>;
-  readonly nodeName: () => string;
+  /** The node's name when no flag or $NODE_NAME gives it. */
+  readonly hostname: () => string;
+  readonly env: Readonly<Record<string, string | undefined>>;
 }
 
 export const defaultTraceIO: TraceIO = {
   ...defaultIO,
-  saveTables: async (backendFlag) => {
-    const configured = parseBackendFlag(backendFlag ?? process.env['KUBE_PROXY_TS_IPTABLES_BACKEND']);
-    if (configured === undefined) return { ok: false, message: '--iptables-backend must be auto, nft or legacy' };
-    const backend = await resolveBackend(configured);
-    const netfilter = new ExecNetfilter({ binaries: backend.binaries });
+  saveTables: async (configured) => {
+    const variant = await resolveIptablesVariant(configured);
+    const netfilter = new ExecNetfilter({ binaries: variant.binaries });
     let text = '';
-    for (const table of ['nat', 'filter'] as const) {
+    for (const table of TABLES) {
       const saved = await netfilter.save(table);
-      if (!saved.ok) return { ok: false, message: `cannot read the ${table} table (${backend.backend}): ${saved.message}` };
+      if (!saved.ok) return { ok: false, message: `cannot read the ${table} table (${variant.backend}): ${saved.message}` };
       text += saved.text;
     }
     return { ok: true, text };
@@ -91,34 +73,24 @@ export const defaultTraceIO: TraceIO = {
     if (!kube.ok) return { ok: false, message: `no API access (${kube.detail})` };
     return readModelFromApi(kube.connection, nodeName, nodeIPs);
   },
-  // As run: $KUBE_PROXY_TS_HOSTNAME_OVERRIDE, $NODE_NAME (the DaemonSet sets it), else the hostname.
-  nodeName: () => process.env['KUBE_PROXY_TS_HOSTNAME_OVERRIDE'] || process.env['NODE_NAME'] || hostname().toLowerCase(),
+  hostname: () => hostname().toLowerCase(),
+  env: process.env,
 };
 
-type Values = ReturnType<typeof parseTraceArgs>;
-
-function parseTraceArgs(argv: readonly string[]) {
-  return parseArgs({ args: withSwitchValues(argv), options: traceFlags, strict: true, allowPositionals: false }).values;
-}
+type ParsedLine = Exclude<ReturnType<typeof commandLineOrExit>, number>;
 
 /** Returns the process exit code. */
 export async function traceCommand(argv: readonly string[], io: TraceIO = defaultTraceIO): Promise<number> {
-  let values: Values;
-  try {
-    values = parseTraceArgs(argv);
-  } catch (error: unknown) {
-    io.stderr(`trace: ${messageOf(error)}\n${traceUsage}`);
-    return 2;
-  }
-  if (values.help === true) {
-    io.stdout(traceUsage);
-    return 0;
-  }
-  const request = parsePacketFlags(values);
+  // The same flag reader and field checks as render and run ($NODE_NAME names the node, as for run).
+  const line = commandLineOrExit(readCommandLine(COMMANDS.trace, argv, io.env, () => ''), io, 'trace', traceUsage);
+  if (typeof line === 'number') return line;
+  const own = (name: string): string | undefined => line.own[name]?.at(-1);
+  const request = parsePacketFlags(own);
   if (typeof request === 'string') {
     io.stderr(`trace: ${request}\n${traceUsage}`);
     return 2;
   }
+  const { values } = line;
 
   // The rules and, when known, the model they came from.
   let saved: SavedTables;
@@ -126,17 +98,19 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
   let localAddresses: string[];
   let sourceLabel: string;
   const notes: string[] = [];
-  if (values.objects !== undefined) {
-    const rendered = await renderObjects(values, io, 'trace', traceUsage);
+  const objectFiles = line.own['objects'] ?? [];
+  if (objectFiles.length > 0) {
+    const rendered = await renderObjects(line, io, 'trace', traceUsage);
     if (typeof rendered === 'number') return rendered;
     const parsed = parseSavedTables(fullPayload(rendered.ruleSet, { jumps: 'append' }));
     if (!parsed.ok) throw new Error(`trace: render's own payload does not parse: ${parsed.message}`);
     saved = parsed.saved;
     model = rendered.state;
     localAddresses = [...rendered.state.node.ips];
-    sourceLabel = `rendered from ${values.objects.join(', ')} for node ${rendered.state.node.name}`;
+    sourceLabel = `rendered from ${objectFiles.join(', ')} for node ${rendered.state.node.name}`;
   } else {
-    const text = values['iptables-save'] !== undefined ? await readSaveFile(io, values['iptables-save']) : await io.saveTables(values['iptables-backend']);
+    const saveFile = own('iptables-save');
+    const text = saveFile !== undefined ? await readSaveFile(io, saveFile) : await io.saveTables(values.iptablesBackend ?? DEFAULTS.iptablesBackend);
     if (!text.ok) {
       io.stderr(`trace: ${text.message}\n`);
       return 1;
@@ -147,16 +121,16 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
       return 1;
     }
     saved = parsed.saved;
-    const nodeIP = values['node-ip'];
+    const nodeIP = values.nodeIP;
     localAddresses = [...io.localAddresses(), ...(nodeIP === undefined ? [] : [nodeIP])].filter((address) => isIP(address) !== 0);
-    const nodeName = values['node-name'] ?? io.nodeName();
-    sourceLabel = values['iptables-save'] !== undefined ? `saved in ${values['iptables-save']}` : 'this node (iptables-save)';
+    const nodeName = values.hostnameOverride ?? io.hostname();
+    sourceLabel = saveFile !== undefined ? `saved in ${saveFile}` : 'this node (iptables-save)';
     const read = await io.readApiModel(values.kubeconfig, nodeName, nodeIP === undefined ? [] : [nodeIP]);
     if (read.ok) model = read.state;
     else notes.push(`Services not read from the apiserver, so no reasons for excluded endpoints: ${read.message}`);
   }
 
-  const inferred = inferOrigin(request.source, localAddresses, values['cluster-cidr'], model);
+  const inferred = inferOrigin(request.source, localAddresses, values.clusterCIDR, model);
   const origin = request.origin ?? inferred.origin;
   if (request.origin === undefined) notes.push(`entry point inferred: ${inferred.why} (set it with --from)`);
   const packet: TracePacket = {
@@ -166,14 +140,14 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
     protocol: request.protocol,
     origin,
     localAddresses,
-    ...(values['in-interface'] === undefined ? {} : { inInterface: values['in-interface'] }),
-    ...(values['out-interface'] === undefined ? {} : { outInterface: values['out-interface'] }),
+    ...(request.inInterface === undefined ? {} : { inInterface: request.inInterface }),
+    ...(request.outInterface === undefined ? {} : { outInterface: request.outInterface }),
   };
   const explained = explainTrace({ saved, packet, ...(model ? { model } : {}) });
   const report = { ...explained, notes: [...explained.notes, ...notes] };
   // Absent facts are null in JSON, so every key is always there for scripts.
   const json = (): string => `${JSON.stringify({ rules: sourceLabel, ...report }, (_, value: unknown) => (value === undefined ? null : value), 2)}\n`;
-  io.stdout(values.output === 'json' ? json() : formatReport(report, sourceLabel));
+  io.stdout(request.output === 'json' ? json() : formatReport(report, sourceLabel));
   return 0;
 }
 
@@ -183,11 +157,15 @@ interface PacketRequest {
   readonly port: number;
   readonly protocol: TracePacket['protocol'];
   readonly origin: Origin | undefined;
+  readonly inInterface: string | undefined;
+  readonly outInterface: string | undefined;
+  readonly output: 'text' | 'json';
 }
 
 /** The packet flags, or what is wrong with them. */
-function parsePacketFlags(values: Values): PacketRequest | string {
-  const { source, destination } = values;
+function parsePacketFlags(own: (name: string) => string | undefined): PacketRequest | string {
+  const source = own('source');
+  const destination = own('destination');
   if (source === undefined || destination === undefined) return '--source and --destination are required';
   if (isIP(source) === 0) return `--source "${source}" is not an IP address`;
   const address = /^\[([^\]]+)\]:(\d+)$/.exec(destination) ?? /^([^:]+):(\d+)$/.exec(destination);
@@ -196,12 +174,14 @@ function parsePacketFlags(values: Values): PacketRequest | string {
   if (ip === undefined || isIP(ip) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
     return `--destination "${destination}" is not IP:PORT (IPv6: [IP]:PORT)`;
   }
-  const protocol = protocols[values.protocol.toLowerCase() as keyof typeof protocols] as TracePacket['protocol'] | undefined;
-  if (protocol === undefined) return `--protocol "${values.protocol}" must be tcp, udp or sctp`;
-  const origin = values.from;
+  const protocolText = own('protocol') ?? 'tcp';
+  const protocol = protocols[protocolText.toLowerCase() as keyof typeof protocols] as TracePacket['protocol'] | undefined;
+  if (protocol === undefined) return `--protocol "${protocolText}" must be tcp, udp or sctp`;
+  const origin = own('from');
   if (origin !== undefined && !origins.includes(origin as Origin)) return `--from "${origin}" must be pod, node or outside`;
-  if (values.output !== 'text' && values.output !== 'json') return `-o "${values.output}" must be text or json`;
-  return { source, destination: ip, port, protocol, origin: origin as Origin | undefined };
+  const output = own('output') ?? 'text';
+  if (output !== 'text' && output !== 'json') return `-o "${output}" must be text or json`;
+  return { source, destination: ip, port, protocol, origin: origin as Origin | undefined, inInterface: own('in-interface'), outInterface: own('out-interface'), output };
 }
 
 async function readSaveFile(io: CommandIO, path: string): Promise<{ ok: true; text: string } | { ok: false; message: string }> {

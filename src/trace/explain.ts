@@ -3,7 +3,7 @@
 // why it is rejected or dropped, and — when the desired state is known — why the Service's other
 // endpoints are not candidates. Pure: tables, packet and model in, a report value out.
 
-import { servicePortPolicyClusterChainPrefix, servicePortPolicyLocalChainPrefix } from '../render/names.js';
+import { servicePortPolicyClusterChainPrefix, servicePortPolicyLocalChainPrefix } from '../netfilter/vocabulary.js';
 import type { DesiredState, Endpoint, ServicePort } from '../model/types.js';
 import { useZoneHints } from '../model/endpoints.js';
 import type { SavedTables } from './tables.js';

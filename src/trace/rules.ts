@@ -5,7 +5,7 @@
 
 import type { SavedRule } from './tables.js';
 import { cidrMatcher, markValue, parseAddressPort, portRange } from './values.js';
-import { joinTokens } from '../netfilter/restore-parser.js';
+import { joinTokens } from '../netfilter/vocabulary.js';
 import { messageOf } from '../values.js';
 
 /** UNKNOWN: the packet met a target the tracer cannot follow (NFQUEUE, TPROXY, a missing chain...). */

@@ -2,7 +2,8 @@
 // text (one or several tables) with the project's restore parser. Every rule keeps its position
 // and comment, so a trace can say which rule it followed and why.
 
-import { joinTokens, parseRestorePayload } from '../netfilter/restore-parser.js';
+import { parseRestorePayload } from '../netfilter/restore-parser.js';
+import { joinTokens, ruleComment } from '../netfilter/vocabulary.js';
 
 export type ChainPolicy = 'ACCEPT' | 'DROP';
 
@@ -90,16 +91,12 @@ class Rule implements SavedRule {
     readonly number: number,
     readonly args: readonly string[],
   ) {
-    this.comment = commentOf(args);
+    this.comment = ruleComment(args);
   }
 
   get text(): string {
-    this.joined ??= joinTokens(this.args);
-    return this.joined;
+    const text = this.joined ?? joinTokens(this.args);
+    this.joined = text;
+    return text;
   }
-}
-
-function commentOf(args: readonly string[]): string | undefined {
-  const at = args.indexOf('--comment');
-  return at >= 0 ? args[at + 1] : undefined;
 }

@@ -4,15 +4,9 @@
 // applies a payload all-or-nothing. Sequences of syncs become unit-testable. Test support only:
 // the packet tracer (src/trace) reads its `saveText`, as it reads a node's iptables-save.
 
-import type { TableName } from '../../src/render/types.js';
-import type { Netfilter, RestoreResult, SaveResult } from '../../src/netfilter/port.js';
-import {
-  joinTokens,
-  parseRestorePayload,
-  ruleTarget,
-  type RestoreCommand,
-  type RuleTarget,
-} from '../../src/netfilter/restore-parser.js';
+import type { Netfilter, RestoreResult, SaveResult } from '../../src/netfilter/netfilter.js';
+import { parseRestorePayload, type RestoreCommand } from '../../src/netfilter/restore-parser.js';
+import { joinTokens, ruleTarget, type RuleTarget, type TableName } from '../../src/netfilter/vocabulary.js';
 import { parseSavedTables, type SavedTables } from '../../src/trace/tables.js';
 
 /** Tables the fake knows; `mangle` and `raw` exist so payloads that touch them (canaries) apply. */

@@ -46,7 +46,8 @@ function io(overrides: Partial<TraceIO> = {}): { io: TraceIO; output: (code: num
     saveTables: () => Promise.resolve({ ok: false, message: 'no iptables here' }),
     localAddresses: () => ['127.0.0.1', '192.168.0.2'],
     readApiModel: () => Promise.resolve({ ok: false, message: 'no API access (no kubeconfig)' }),
-    nodeName: () => 'node1',
+    hostname: () => 'node1',
+    env: {},
     ...overrides,
   };
   return { io: traceIO, output: (code) => ({ code, stdout: memory.stdout(), stderr: memory.stderr() }) };
@@ -143,12 +144,21 @@ describe('kube-proxy-ts trace', () => {
     [['--source', '10.0.0.1', '--destination', '10.96.0.10:80', '--protocol', 'icmp'], '--protocol "icmp" must be tcp, udp or sctp'],
     [['--source', '10.0.0.1', '--destination', '10.96.0.10:80', '--from', 'mars'], '--from "mars" must be pod, node or outside'],
     [['--source', '10.0.0.1', '--destination', '10.96.0.10:80', '-o', 'yaml'], '-o "yaml" must be text or json'],
-    [['--source', '10.0.0.1', '--destination', '10.96.0.10:80', '--bogus'], "Unknown option '--bogus'"],
+    [['--source', '10.0.0.1', '--destination', '10.96.0.10:80', '--bogus', 'x'], 'unknown flag --bogus'],
   ])('refuses %j with exit 2 and the usage', async (argv, message) => {
     const result = await run(argv);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
     expect(result.stderr).toContain('Usage: kube-proxy-ts trace');
+  });
+
+  it("checks the fields it shares with render and run as they do, and reads -o like --output", async () => {
+    const invalid = await run(['--source', '10.0.0.1', '--destination', '10.96.0.10:80', '--iptables-backend', 'ipvs']);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toMatch(/^trace: --iptables-backend "ipvs" must be/);
+    const aliases = await run(['--objects', 'objects.yaml', '--hostname-override', 'node1', '--bind-address', '192.168.0.2', '--source', '10.244.1.50', '--destination', '10.96.0.10:80', '--output', 'json']);
+    expect(aliases.code).toBe(0);
+    expect((JSON.parse(aliases.stdout) as JsonReport).service?.servicePortName).toBe('default/web:http');
   });
 
   it('exits 1 when the rules cannot be read', async () => {
