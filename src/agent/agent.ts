@@ -12,7 +12,7 @@ import { ModelStore } from '../model/store.js';
 import { nodeInfoFromNode } from '../model/node.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import type { Netfilter } from '../netfilter/port.js';
-import type { Conntrack } from '../netfilter/conntrack.js';
+import type { ConntrackDeleter } from '../netfilter/conntrack.js';
 import { CT_STATE_INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_ACCEPTED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
 import type { SysctlAccess } from '../netfilter/sysctl.js';
 import type { RuleSet, TableName } from '../render/types.js';
@@ -30,12 +30,14 @@ import { healthCheckAddresses, localTrafficFor, renderContextFor, type KernelFea
 import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
+import { ConntrackCleaner } from './conntrack-cleaner.js';
+import { createConntrackMetrics } from '../server/conntrack-metrics.js';
 
 export interface AgentOptions {
   readonly config: AgentConfig;
   readonly connection: ApiConnection;
   readonly netfilter: Netfilter;
-  readonly conntrack: Conntrack | undefined;
+  readonly conntrack: ConntrackDeleter | undefined;
   /** nfacct counters (kube-proxy's `-m nfacct` on the INVALID drop rule); undefined = none. */
   readonly nfacct?: NfAcct;
   /** Reads and sets net.ipv4.conf.all.route_localnet for localhost NodePorts; undefined = sysctls are
@@ -67,6 +69,7 @@ export class Agent {
   private readonly syncer: Syncer;
   private readonly scheduler: SyncScheduler;
   private readonly serviceHealth: ServiceHealthServers;
+  private readonly conntrackCleaner: ConntrackCleaner | undefined;
   private readonly logger: Logger;
   private readonly startedAt = Date.now();
   private node: NodeInfo;
@@ -94,10 +97,17 @@ export class Agent {
     this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
     this.node = nodeInfoFromNode(undefined, { name: config.nodeName, ips: config.nodeIP !== undefined ? [config.nodeIP] : [] });
     this.store = new ModelStore(this.node);
+    const conntrackMetrics = createConntrackMetrics(this.registry);
+    this.conntrackCleaner = options.conntrack === undefined ? undefined : new ConntrackCleaner({
+      deleter: options.conntrack,
+      logger: this.logger.child({ component: 'conntrack' }),
+      metrics: conntrackMetrics,
+      maxRetryDelayMs: config.syncPeriodMs,
+    });
     this.syncer = new Syncer({
       store: this.store,
       netfilter: options.netfilter,
-      conntrack: options.conntrack,
+      conntrackCleanup: this.conntrackCleaner,
       renderContext: () => renderContextFor(config, this.node, this.kernelFeatures),
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
       ...(options.fullSyncChainsPerPart !== undefined ? { fullSyncChainsPerPart: options.fullSyncChainsPerPart } : {}),
@@ -167,6 +177,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.started = false;
     await this.scheduler.stop();
+    await this.conntrackCleaner?.stop();
     await this.sources?.stop();
     await this.serviceHealth.close();
     await Promise.all(this.servers.map((server) => server.close()));
@@ -176,6 +187,11 @@ export class Agent {
   /** Resolves when no sync is running or queued (tests). */
   async idle(): Promise<void> {
     await this.scheduler.idle();
+  }
+
+  /** Resolves when no stale-UDP conntrack cleanup round is running (tests). */
+  async conntrackIdle(): Promise<void> {
+    await this.conntrackCleaner?.idle();
   }
 
   private onEvent<T extends { metadata?: { namespace?: string; name?: string } }>(
@@ -326,8 +342,7 @@ export class Agent {
       if (trigger.getTime() < this.startedAt) continue;
       this.metrics.observeNetworkProgramming(Math.max(0, Date.now() - trigger.getTime()) / 1000);
     }
-    if (report.conntrackFailures > 0) log.warn({ failures: report.conntrackFailures }, 'some stale UDP conntrack entries could not be deleted');
-    if (report.result === 'applied') log.info({ ...common, servicePorts: report.state.servicePorts.size }, 'sync applied');
+    if (report.result === 'applied') log.info({ ...common, servicePorts: report.state.servicePorts.size, conntrackDeletionsQueued: report.conntrackDeletions }, 'sync applied');
     else log.debug(common, 'sync: nothing to change');
   }
 

@@ -1,5 +1,5 @@
-// One sync: snapshot the model, render, plan (full or partial), restore, then clean stale UDP
-// flows. Every outcome is a value (SyncReport) that the caller logs and counts; nothing throws.
+// One sync: snapshot the model, render, plan (full or partial), restore, then queue the stale UDP
+// flows' deletion (run off the sync path by ConntrackCleaner). Every outcome is a value (SyncReport) that the caller logs and counts; nothing throws.
 
 import type { ModelStore } from '../model/store.js';
 import type { DesiredState, Skipped } from '../model/types.js';
@@ -8,7 +8,7 @@ import type { RenderContext, RuleSet, TableName } from '../render/types.js';
 import { planSync, type SyncPlan } from '../sync/diff.js';
 import { planConntrackCleanup } from '../sync/conntrack-plan.js';
 import type { Netfilter, RestoreResult } from '../netfilter/port.js';
-import type { Conntrack } from '../netfilter/conntrack.js';
+import type { ConntrackCleanupSink } from './conntrack-cleaner.js';
 import { readKernelFacts } from './kernel-facts.js';
 import type { SyncReason } from './scheduler.js';
 
@@ -36,7 +36,8 @@ export type SyncReport =
       readonly triggerTimes: readonly Date[];
       /** Objects (or parts) the model could not use; same array identity while unchanged. */
       readonly skipped: readonly Skipped[];
-      readonly conntrackFailures: number;
+      /** Stale-UDP conntrack filters this sync queued. */
+      readonly conntrackDeletions: number;
     }
   | {
       readonly result: 'failed';
@@ -56,7 +57,8 @@ export type FullSyncReason = 'first' | 'periodic' | 'after-failure' | 'canary-mi
 export interface SyncerOptions {
   readonly store: ModelStore;
   readonly netfilter: Netfilter;
-  readonly conntrack: Conntrack | undefined;
+  /** Receives the stale-UDP conntrack deletions of every applied sync; the sync does not wait for them. */
+  readonly conntrackCleanup: ConntrackCleanupSink | undefined;
   readonly renderContext: () => RenderContext;
   /** Full syncs at most this often when nothing else forces one (kube-proxy: 1h since 1.28). */
   readonly fullSyncPeriodMs: number;
@@ -134,7 +136,7 @@ export class Syncer {
       const end = this.monotonic();
       return {
         result: 'unchanged', kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
-        plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0,
+        plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions: 0,
       };
     }
 
@@ -166,15 +168,16 @@ export class Syncer {
     this.forceFull = undefined;
     if (kind === 'full') this.lastFullSyncAt = this.now();
 
-    let conntrackFailures = 0;
-    if (this.options.conntrack !== undefined) {
+    let conntrackDeletions = 0;
+    if (this.options.conntrackCleanup !== undefined) {
       const deletions = planConntrackCleanup(previousState, snapshot.state);
-      if (deletions.length > 0) conntrackFailures = (await this.options.conntrack.delete(deletions)).failed.length;
+      conntrackDeletions = deletions.length;
+      this.options.conntrackCleanup.enqueue(deletions);
     }
     const end = this.monotonic();
     return {
       result: 'applied', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
-      plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
+      plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions,
     };
   }
 

@@ -101,7 +101,7 @@ describe('full sync in parts (nft backend)', () => {
     const syncer = new Syncer({
       store,
       netfilter,
-      conntrack: undefined,
+      conntrackCleanup: undefined,
       renderContext: () => context,
       fullSyncPeriodMs: 3_600_000,
       fullSyncChainsPerPart: 20,
