@@ -2,11 +2,14 @@
 // filters and returns; rounds of `conntrack -D` run beside later syncs with bounded concurrency.
 // A filter leaves the queue only once it ran successfully after its latest queueing, so a failure
 // (or a missing binary) is retried with a growing delay and never lost (kubernetes #139628).
+// Each `conntrack -D` walks the whole table in the kernel, so a round with several filters lists the
+// UDP flows once and runs only the filters that match one.
 
 import type { Logger } from 'pino';
 import type { ConntrackDeleter } from '../netfilter/conntrack.js';
 import type { ConntrackFailureReason, ConntrackMetrics } from '../server/conntrack-metrics.js';
 import { conntrackArgs, conntrackDeletionKey, type ConntrackDeletion } from '../sync/conntrack-plan.js';
+import { deletionsWithFlows } from '../sync/conntrack-entries.js';
 
 export interface ConntrackCleanerOptions {
   readonly deleter: ConntrackDeleter;
@@ -25,6 +28,15 @@ interface Queued {
   /** Bumped by every enqueue of the same filter: a round removes it only if unchanged since it started. */
   readonly generation: number;
 }
+
+interface Failure {
+  readonly reason: ConntrackFailureReason;
+  readonly message: string;
+  readonly filter: string;
+}
+
+/** From this many queued filters on, a round lists the UDP flows first (one walk instead of many). */
+const LIST_FIRST_FROM = 4;
 
 /** Where a sync hands its deletions (the Syncer knows nothing more of the cleanup). */
 export interface ConntrackCleanupSink {
@@ -101,23 +113,24 @@ export class ConntrackCleaner implements ConntrackCleanupSink {
     }
   }
 
-  /** Runs every filter of the snapshot; returns how many failed. */
+  /** Runs every filter of the snapshot that has something to delete; returns how many failed. */
   private async runRound(snapshot: readonly [string, Queued][]): Promise<number> {
     const started = this.monotonic();
+    const failures: Failure[] = [];
+    const narrowed = await this.narrow(snapshot, failures);
     let next = 0;
     let entriesDeleted = 0;
     // Without the binary every filter fails alike: stop the round at the first one.
-    let binaryMissing = false;
-    const failures: { readonly reason: ConntrackFailureReason; readonly message: string; readonly filter: string }[] = [];
+    let binaryMissing = failures.some((failure) => failure.reason === 'binary-missing');
     const worker = async (): Promise<void> => {
-      for (let index = next++; index < snapshot.length && !binaryMissing && !this.stopped; index = next++) {
-        const item = snapshot[index];
+      for (let index = next++; index < narrowed.length && !binaryMissing && !this.stopped; index = next++) {
+        const item = narrowed[index];
         if (item === undefined) continue;
         const [key, queued] = item;
         const result = await this.options.deleter.delete(queued.deletion);
         if (result.ok) {
           entriesDeleted += result.entriesDeleted;
-          if (this.queue.get(key)?.generation === queued.generation) this.queue.delete(key);
+          this.done(key, queued);
         } else {
           this.options.metrics.filterFailed(result.reason);
           if (result.reason === 'binary-missing') binaryMissing = true;
@@ -125,21 +138,39 @@ export class ConntrackCleaner implements ConntrackCleanupSink {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, snapshot.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, narrowed.length) }, worker));
     const seconds = (this.monotonic() - started) / 1000;
     this.options.metrics.observeRound(seconds, entriesDeleted);
-    this.report(snapshot.length, entriesDeleted, seconds, failures);
+    this.report({ filters: snapshot.length, ran: narrowed.length, entriesDeleted, seconds }, failures);
     return failures.length;
   }
 
-  private report(
-    filters: number,
-    entriesDeleted: number,
-    seconds: number,
-    failures: readonly { readonly reason: ConntrackFailureReason; readonly message: string; readonly filter: string }[],
-  ): void {
+  /**
+   * With a few filters or more, one listing of the UDP flows first: the filters that match none
+   * are done without a walk of their own. A failed listing runs them all (unless the binary is missing).
+   */
+  private async narrow(snapshot: readonly [string, Queued][], failures: Failure[]): Promise<readonly [string, Queued][]> {
+    const { deleter } = this.options;
+    if (snapshot.length < LIST_FIRST_FROM || deleter.listUdp === undefined) return snapshot;
+    const listed = await deleter.listUdp();
+    if (!listed.ok) {
+      this.options.metrics.filterFailed(listed.reason);
+      failures.push({ reason: listed.reason, message: listed.message, filter: '-L -p udp' });
+      return listed.reason === 'binary-missing' ? [] : snapshot;
+    }
+    const withFlows = new Set(deletionsWithFlows(snapshot.map(([key, queued]) => ({ key, queued, deletion: queued.deletion })), listed.flows).map((item) => item.key));
+    for (const [key, queued] of snapshot) if (!withFlows.has(key)) this.done(key, queued);
+    return snapshot.filter(([key]) => withFlows.has(key));
+  }
+
+  /** Removes a filter that ran (or had nothing to delete), unless it was queued again meanwhile. */
+  private done(key: string, queued: Queued): void {
+    if (this.queue.get(key)?.generation === queued.generation) this.queue.delete(key);
+  }
+
+  private report(round: { filters: number; ran: number; entriesDeleted: number; seconds: number }, failures: readonly Failure[]): void {
     const { logger } = this.options;
-    const fields = { filters, entriesDeleted, durationMs: Math.round(seconds * 10_000) / 10 };
+    const fields = { filters: round.filters, ran: round.ran, entriesDeleted: round.entriesDeleted, durationMs: Math.round(round.seconds * 10_000) / 10 };
     const first = failures[0];
     if (first === undefined) {
       if (this.failedRounds > 0) logger.info({ ...fields, failedRounds: this.failedRounds }, 'stale UDP conntrack cleanup recovered');

@@ -2,15 +2,22 @@
 // success, not an error; a missing binary is told apart from other failures.
 
 import { conntrackArgs, type ConntrackDeletion } from '../sync/conntrack-plan.js';
-import { runProcess, type ProcessRunner } from './exec.js';
+import { parseUdpFlows, type UdpFlow } from '../sync/conntrack-entries.js';
+import { runProcess, type ProcessOutput, type ProcessRunner } from './exec.js';
 
 export type ConntrackDeleteResult =
   | { readonly ok: true; readonly entriesDeleted: number }
   | { readonly ok: false; readonly reason: 'binary-missing' | 'failed'; readonly message: string };
 
+export type ConntrackListResult =
+  | { readonly ok: true; readonly flows: readonly UdpFlow[] }
+  | { readonly ok: false; readonly reason: 'binary-missing' | 'failed'; readonly message: string };
+
 /** What the agent's cleanup needs from the kernel side (a fake stands in for unit tests). */
 export interface ConntrackDeleter {
   delete(deletion: ConntrackDeletion): Promise<ConntrackDeleteResult>;
+  /** Every UDP flow (one walk of the table), to skip filters that would match nothing. */
+  listUdp?(): Promise<ConntrackListResult>;
 }
 
 export class Conntrack implements ConntrackDeleter {
@@ -21,17 +28,29 @@ export class Conntrack implements ConntrackDeleter {
     private readonly binary = 'conntrack',
   ) {}
 
+  async listUdp(): Promise<ConntrackListResult> {
+    const output = await this.exec(['-L', '-p', 'udp']);
+    if (output.code === 0) return { ok: true, flows: parseUdpFlows(output.stdout) };
+    return { ok: false, reason: missingBinary(output) ? 'binary-missing' : 'failed', message: output.stderr.trim() || `exit code ${output.code}` };
+  }
+
   async delete(deletion: ConntrackDeletion): Promise<ConntrackDeleteResult> {
-    const [command, ...args] = [...this.prefix, this.binary, ...conntrackArgs(deletion)];
-    if (command === undefined) return { ok: false, reason: 'failed', message: 'no command' };
-    const output = await this.run(command, args);
+    const output = await this.exec(conntrackArgs(deletion));
     const text = `${output.stderr}${output.stdout}`;
     const deleted = /(\d+) flow entries have been deleted/.exec(text);
     // conntrack exits 1 with "0 flow entries have been deleted" when nothing matched.
     if (deleted !== null) return { ok: true, entriesDeleted: Number(deleted[1]) };
     if (output.code === 0) return { ok: true, entriesDeleted: 0 };
-    // Spawn ENOENT (code 127), or `ip netns exec` failing to exec it.
-    const missing = output.code === 127 || /ENOENT|No such file or directory|not found/i.test(text);
-    return { ok: false, reason: missing ? 'binary-missing' : 'failed', message: text.trim() || `exit code ${output.code}` };
+    return { ok: false, reason: missingBinary(output) ? 'binary-missing' : 'failed', message: text.trim() || `exit code ${output.code}` };
   }
+
+  private exec(args: readonly string[]): Promise<ProcessOutput> {
+    const [command, ...rest] = [...this.prefix, this.binary, ...args];
+    return this.run(command ?? this.binary, rest);
+  }
+}
+
+/** Spawn ENOENT (code 127), or `ip netns exec` failing to exec it. */
+function missingBinary(output: ProcessOutput): boolean {
+  return output.code === 127 || /ENOENT|No such file or directory|not found/i.test(output.stderr);
 }

@@ -104,6 +104,24 @@ describe('ConntrackCleaner', () => {
     expect(cleaner.pending).toBe(0);
   });
 
+  it('lists the UDP flows once and runs only the filters that match one', async () => {
+    const deleter = new ControlledDeleter(() => ({ ok: true, entriesDeleted: 1 }));
+    let listings = 0;
+    const listing: ConntrackDeleter = {
+      delete: (deletion) => deleter.delete(deletion),
+      listUdp: async () => {
+        listings += 1;
+        return { ok: true, flows: [{ originalDestination: '10.96.0.10', originalDestinationPort: 53, replySource: '10.244.0.7' }] };
+      },
+    };
+    const { cleaner } = setup(listing);
+    cleaner.enqueue(Array.from({ length: 1000 }, (_, index) => endpoint(index)));
+    await cleaner.idle();
+    expect(listings).toBe(1);
+    expect(deleter.started).toEqual([endpoint(7)]);
+    expect(cleaner.pending).toBe(0);
+  });
+
   it('without the binary: stops the round at the first filter, counts it, logs one error, keeps everything queued', async () => {
     const deleter = new ControlledDeleter(() => ({ ok: false, reason: 'binary-missing', message: 'spawn conntrack ENOENT' }));
     const { cleaner, metric, lines } = setup(deleter, { retryDelayMs: 10 });
