@@ -24,13 +24,13 @@ import {
   startMetricsServer,
   type AgentMetrics,
   type RunningServer,
-  type ServiceHealthEntry,
 } from '../server/index.js';
 import { healthCheckAddresses, localTrafficFor, renderContextFor, type KernelFeatures } from './context.js';
 import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
 import { ConntrackCleaner } from './conntrack-cleaner.js';
+import { serviceHealthEntries } from './service-health-entries.js';
 import { createConntrackMetrics } from '../server/conntrack-metrics.js';
 
 export interface AgentOptions {
@@ -364,16 +364,7 @@ export class Agent {
   }
 
   private async syncServiceHealth(state: DesiredState): Promise<void> {
-    const wanted = new Map<string, ServiceHealthEntry>();
-    for (const servicePort of state.servicePorts.values()) {
-      if (servicePort.healthCheckNodePort === 0) continue;
-      const key = `${servicePort.namespace}/${servicePort.name}`;
-      const previous = wanted.get(key);
-      // One server per Service: its local endpoint count is the largest over its ports.
-      const localEndpoints = Math.max(previous?.localEndpoints ?? 0, servicePort.localEndpoints.length);
-      wanted.set(key, { namespace: servicePort.namespace, name: servicePort.name, healthCheckNodePort: servicePort.healthCheckNodePort, localEndpoints });
-    }
-    await this.serviceHealth.sync(wanted);
+    await this.serviceHealth.sync(serviceHealthEntries(state));
   }
 }
 
