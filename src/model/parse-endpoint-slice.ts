@@ -74,7 +74,7 @@ function byAddress(a: ParsedSliceEndpoint, b: ParsedSliceEndpoint): number {
 }
 
 /** Why a valid EndpointSlice contributes nothing (not an error). */
-export type SliceIgnoredReason = 'ipv6' | 'service-proxy-name-label' | 'headless-label';
+export type SliceIgnoredReason = 'ipv6' | 'fqdn' | 'service-proxy-name-label' | 'headless-label';
 
 export type EndpointSliceParse =
   | {
@@ -112,8 +112,10 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice): EndpointSlic
   if (hasKey(labels, labelHeadless)) return { kind: 'ignored', namespace, name, why: 'headless-label' };
 
   const addressType = source['addressType'];
-  // IPv6 slices are valid, just not ours yet: ignored without counting as invalid.
+  // IPv6 slices are valid, just not ours yet: ignored without counting as invalid. FQDN slices are
+  // valid and for no proxy: upstream ignores them silently too.
   if (addressType === 'IPv6') return { kind: 'ignored', namespace, name, why: 'ipv6' };
+  if (addressType === 'FQDN') return { kind: 'ignored', namespace, name, why: 'fqdn' };
   if (addressType !== 'IPv4') {
     skip.add('unsupported-address-type', `addressType ${quote(addressType)} is not supported (IPv4 only)`);
     return invalid();
