@@ -8,7 +8,9 @@ import {
   asStringMap,
   asTime,
   hasKey,
+  isNamespaceName,
   isObjectName,
+  isServiceName,
   isPortName,
   isPortNumber,
   parseProtocol,
@@ -97,8 +99,8 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice): EndpointSlic
   const skip = new SkipCollector('EndpointSlice', namespace, name);
   const invalid = (): EndpointSliceParse => ({ kind: 'invalid', namespace, name, skipped: skip.entries });
 
-  if (!isObjectName(rawNamespace)) {
-    skip.add('invalid-name', `metadata.namespace ${quote(rawNamespace)} is not a valid namespace`);
+  if (!isNamespaceName(rawNamespace)) {
+    skip.add('invalid-name', `metadata.namespace ${quote(rawNamespace)} is not a valid namespace (a DNS label of at most 63 characters)`);
     return invalid();
   }
   if (!isObjectName(rawName)) {
@@ -126,8 +128,8 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice): EndpointSlic
     skip.add('missing-service-name-label', `metadata.labels["${labelServiceName}"] is missing`);
     return invalid();
   }
-  if (!isObjectName(serviceName)) {
-    skip.add('invalid-name', `metadata.labels["${labelServiceName}"] ${quote(serviceName)} is not a valid Service name`);
+  if (!isServiceName(serviceName)) {
+    skip.add('invalid-name', `metadata.labels["${labelServiceName}"] ${quote(serviceName)} is not a valid Service name (a DNS-1035 label of at most 63 characters)`);
     return invalid();
   }
 
