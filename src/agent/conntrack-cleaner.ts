@@ -6,10 +6,10 @@
 // UDP flows once and runs only the filters that match one.
 
 import type { Logger } from 'pino';
-import type { ConntrackDeleter } from '../netfilter/conntrack.js';
+import type { ConntrackDeleter } from '../conntrack/tool.js';
 import type { ConntrackFailureReason, ConntrackMetrics } from '../server/conntrack-metrics.js';
-import { conntrackArgs, conntrackDeletionKey, type ConntrackDeletion } from '../sync/conntrack-plan.js';
-import { deletionsWithFlows } from '../sync/conntrack-entries.js';
+import { conntrackArgs, conntrackDeletionKey, type ConntrackDeletion } from '../conntrack/plan.js';
+import { deletionsWithFlows } from '../conntrack/entries.js';
 
 export interface ConntrackCleanerOptions {
   readonly deleter: ConntrackDeleter;

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { ConntrackCleaner } from '../../../src/agent/conntrack-cleaner.js';
-import type { ConntrackDeleteResult, ConntrackDeleter } from '../../../src/netfilter/conntrack.js';
+import type { ConntrackDeleteResult, ConntrackDeleter } from '../../../src/conntrack/tool.js';
 import { createConntrackMetrics } from '../../../src/server/conntrack-metrics.js';
-import type { ConntrackDeletion } from '../../../src/sync/conntrack-plan.js';
+import type { ConntrackDeletion } from '../../../src/conntrack/plan.js';
 
 const endpoint = (index: number): ConntrackDeletion => ({ kind: 'service-ip-endpoint', serviceIP: '10.96.0.10', port: 53, endpointIP: `10.244.0.${index}` });
 

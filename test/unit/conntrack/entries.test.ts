@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { deletionsWithFlows, parseUdpFlows } from '../../../src/sync/conntrack-entries.js';
-import type { ConntrackDeletion } from '../../../src/sync/conntrack-plan.js';
+import { deletionsWithFlows, parseUdpFlows } from '../../../src/conntrack/entries.js';
+import type { ConntrackDeletion } from '../../../src/conntrack/plan.js';
 
 // As conntrack v1.4.7 prints them (a DNATed ClusterIP flow, a NodePort flow, an un-DNATed one).
 const listing = [

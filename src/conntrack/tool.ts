@@ -1,9 +1,9 @@
 // Deletes conntrack entries with the `conntrack` tool, one filter per process. "0 flow entries" is
 // success, not an error; a missing binary is told apart from other failures.
 
-import { conntrackArgs, type ConntrackDeletion } from '../sync/conntrack-plan.js';
-import { parseUdpFlows, type UdpFlow } from '../sync/conntrack-entries.js';
-import { runProcess, type ProcessOutput, type ProcessRunner } from './exec.js';
+import { conntrackArgs, type ConntrackDeletion } from './plan.js';
+import { parseUdpFlows, type UdpFlow } from './entries.js';
+import { runProcess, type ProcessOutput, type ProcessRunner } from '../process.js';
 
 export type ConntrackDeleteResult =
   | { readonly ok: true; readonly entriesDeleted: number }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Conntrack } from '../../../src/netfilter/conntrack.js';
-import type { ProcessOutput, ProcessRunner } from '../../../src/netfilter/exec.js';
+import { Conntrack } from '../../../src/conntrack/tool.js';
+import type { ProcessOutput, ProcessRunner } from '../../../src/process.js';
 
 const deletion = { kind: 'service-ip', serviceIP: '10.96.0.10', port: 53 } as const;
 

@@ -3,7 +3,7 @@
 // buckets here), so one listing (one walk) that drops the filters matching nothing is cheaper than
 // running them all; upstream lists once and filters in process too. Pure.
 
-import type { ConntrackDeletion } from './conntrack-plan.js';
+import type { ConntrackDeletion } from './plan.js';
 
 /** The parts of a UDP conntrack entry the deletions look at. */
 export interface UdpFlow {
@@ -30,7 +30,7 @@ export function parseUdpFlows(listing: string): UdpFlow[] {
 }
 
 /**
- * The deletions whose filter (conntrack-plan.ts conntrackArgs) matches at least one listed flow, by
+ * The deletions whose filter (plan.ts conntrackArgs) matches at least one listed flow, by
  * set lookups (no deletions x flows loop).
  */
 export function deletionsWithFlows<T extends { readonly deletion: ConntrackDeletion }>(queued: readonly T[], flows: readonly UdpFlow[]): T[] {
