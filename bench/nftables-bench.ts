@@ -57,7 +57,7 @@ for (const scale of scales) {
   for (const change of generator.populate(scale)) applyChange(store, change);
   const netns = await createNetns('nft-bench');
   try {
-    const proxier = new NftablesProxier({ family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrack: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 2000 });
+    const proxier = new NftablesProxier({ family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrackCleanup: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 2000 });
     const full = await proxier.sync('initial');
     if (full.result !== 'applied') throw new Error(JSON.stringify(full));
     const endpointCount = [...full.state.servicePorts.values()].reduce((sum, port) => sum + port.allEndpoints.length, 0);

@@ -56,6 +56,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     config,
     connection: kube.connection,
     backend: backend.factory,
+    conntrack: new Conntrack(),
     // Localhost NodePorts (route_localnet) and nfacct counters belong to the iptables rules only:
     // upstream's nftables mode has neither.
     ...(config.mode === 'iptables' ? { nfacct: new NfAcct(), sysctl: new Sysctl() } : {}),
@@ -140,7 +141,7 @@ async function chooseBackend(config: AgentConfig, logger: Logger): Promise<Chose
     const removed = await removeIptablesRules(netfilter);
     if (!removed.ok) logger.warn({ reason: removed.message, iptablesBackend: variant.backend }, 'could not remove the iptables mode\'s rules');
     else if (removed.removed > 0) logger.info({ chains: removed.removed, iptablesBackend: variant.backend }, "removed the iptables mode's rules");
-    return { factory: nftablesBackend({ nft, conntrack: new Conntrack() }), fields: { nftVersion: support.version } };
+    return { factory: nftablesBackend({ nft }), fields: { nftVersion: support.version } };
   }
   // Only when nft works here: a host without it has no nftables-mode table to remove.
   if ((await nft.support(nftFamily('IPv4'))).ok) {
@@ -151,7 +152,6 @@ async function chooseBackend(config: AgentConfig, logger: Logger): Promise<Chose
   return {
     factory: iptablesBackend({
       netfilter,
-      conntrack: new Conntrack(),
       // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
       // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
       // x 10 endpoints 7 calls took 15.4 s, kube-proxy's one call 12.9 s).

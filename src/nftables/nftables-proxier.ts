@@ -7,7 +7,7 @@
 import type { SyncReason } from '../agent/scheduler.js';
 import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
 import { planConntrackCleanup } from '../conntrack/plan.js';
-import type { Conntrack } from '../conntrack/tool.js';
+import type { ConntrackCleanupSink } from '../agent/conntrack-cleaner.js';
 import type { IPFamily } from '../ip.js';
 import { deepEqual } from '../model/equal.js';
 import type { ModelStore } from '../model/store.js';
@@ -29,7 +29,8 @@ export interface NftablesProxierOptions {
   readonly family: IPFamily;
   readonly store: ModelStore;
   readonly nft: Nft;
-  readonly conntrack: Conntrack | undefined;
+  /** Receives the stale-UDP conntrack deletions of every applied sync (shared with the iptables mode). */
+  readonly conntrackCleanup: ConntrackCleanupSink | undefined;
   readonly context: () => NftContext;
   readonly fullSyncPeriodMs: number;
   /** Service chains per transaction of a full sync. */
@@ -42,7 +43,6 @@ export interface NftablesProxierOptions {
 
 export interface NftablesBackendOptions {
   readonly nft: Nft;
-  readonly conntrack: Conntrack | undefined;
   readonly fullSyncPeriodMs?: number;
   readonly chainsPerTransaction?: number;
 }
@@ -50,12 +50,12 @@ export interface NftablesBackendOptions {
 export const DEFAULT_CHAINS_PER_TRANSACTION = 2000;
 
 export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory<NftablesSyncReport> {
-  return ({ family, store, settings }) =>
+  return ({ family, store, settings, conntrackCleanup }) =>
     new NftablesProxier({
       family,
       store,
       nft: options.nft,
-      conntrack: options.conntrack,
+      conntrackCleanup,
       context: () => {
         const { config, node } = settings();
         return nftContextFor(config, node, family);
@@ -172,16 +172,17 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     this.appliedState = snapshot.state;
     this.forceFull = undefined;
 
-    let conntrackFailures = 0;
-    if (plan.transactions.length > 0 && this.options.conntrack !== undefined) {
+    let conntrackDeletions = 0;
+    if (plan.transactions.length > 0 && this.options.conntrackCleanup !== undefined) {
       const deletions = planConntrackCleanup(previousState, snapshot.state);
-      if (deletions.length > 0) conntrackFailures = (await this.options.conntrack.delete(deletions)).failed.length;
+      conntrackDeletions = deletions.length;
+      this.options.conntrackCleanup.enqueue(deletions);
     }
     const end = this.monotonic();
     return {
       result: plan.transactions.length === 0 ? 'unchanged' : 'applied', kind, reason, fullReason, phases: phasesUntil(applyEnd),
       totalSeconds: (end - started) / 1000, plan, writes: writesOf(plan), state: snapshot.state, ruleset, rulesTotal: { [KUBE_PROXY_TABLE]: countRules(ruleset) },
-      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
+      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions,
     };
   }
 

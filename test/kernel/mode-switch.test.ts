@@ -35,7 +35,7 @@ async function bothModes(netns: Netns): Promise<void> {
   for (const object of services) store.upsertService(object);
   for (const object of slices) store.upsertEndpointSlice(object);
   const proxier = new NftablesProxier({
-    family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrack: undefined, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 1000,
+    family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrackCleanup: undefined, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 1000,
     context: () => ({ masqueradeMark: '0x00004000', masqueradeAll: false, localTraffic: undefined, nodePortIPs: 'all', primaryNodeIP: node.ips[0], serviceCIDRs: [] }),
   });
   expect((await proxier.sync('initial')).result).toBe('applied');

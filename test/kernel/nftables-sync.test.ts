@@ -45,7 +45,7 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
 
   const proxierFor = (store: ModelStore, netns: Netns): NftablesProxier =>
     new NftablesProxier({
-      family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrack: undefined, context: () => context,
+      family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrackCleanup: undefined, context: () => context,
       fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 3, now: () => now,
     });
 
