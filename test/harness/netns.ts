@@ -89,3 +89,17 @@ function installExitHook(): void {
     }
   });
 }
+
+/**
+ * Gives a node namespace its address on an interface of its own (NodePorts on a CIDR match local
+ * addresses): a veth pair kept inside the namespace (this kernel has no dummy interfaces), lo up.
+ */
+export async function addNodeAddress(netns: Pick<Netns, 'name'>, cidr: string): Promise<void> {
+  const ip = async (...args: string[]): Promise<void> => {
+    const result = await runProcess('ip', ['-n', netns.name, ...args]);
+    if (result.code !== 0) throw new Error(`ip -n ${netns.name} ${args.join(' ')}: ${result.stderr.trim()}`);
+  };
+  await ip('link', 'add', 'node0', 'type', 'veth', 'peer', 'name', 'node0p');
+  await ip('addr', 'add', cidr, 'dev', 'node0');
+  for (const link of ['node0', 'node0p', 'lo']) await ip('link', 'set', link, 'up');
+}

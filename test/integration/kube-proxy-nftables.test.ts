@@ -8,12 +8,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { nftServicePortNames } from '../../src/nftables/vocabulary.js';
 import { AgentProcess, ApiBridge } from '../harness/agent-process.js';
-import { run } from '../harness/exec.js';
 import {
   createEndpointSlice, createNamespace, createNode, createService, deleteEndpointSlice, deleteNamespace, deleteNode, deleteService,
   kubeClients, setLoadBalancerIngress, uniqueName, type EndpointInput, type KubeClients,
 } from '../harness/kube.js';
-import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
+import { addNodeAddress, createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
 import { normalisedNftTable, type NormalisedTable } from '../harness/nft-table.js';
 import { KUBE_PROXY_HOST_NEUTRAL_FLAGS } from '../harness/upstream-kube-proxy.js';
 import { kubeBinaries } from '../harness/versions.js';
@@ -25,9 +24,7 @@ const CLUSTER_CIDR = '10.244.0.0/16';
 /** A node namespace with the node's address on an interface of its own. */
 async function nodeNetns(label: string): Promise<Netns> {
   const netns = await createNetns(label);
-  await run('ip', ['-n', netns.name, 'link', 'add', 'node0', 'type', 'veth', 'peer', 'name', 'node0p']);
-  await run('ip', ['-n', netns.name, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'node0']);
-  for (const link of ['node0', 'node0p', 'lo']) await run('ip', ['-n', netns.name, 'link', 'set', link, 'up']);
+  await addNodeAddress(netns, `${NODE_IP}/24`);
   return netns;
 }
 

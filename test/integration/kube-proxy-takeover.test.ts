@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { legacyBinaries, nftBinaries } from '../../src/netfilter/exec.js';
 import { parseSave, rulesByChain, serviceChainNames, startAgentInProcess, type InProcessAgent, type KernelTable } from '../harness/agent-in-process.js';
 import { ApiBridge } from '../harness/agent-process.js';
-import { run } from '../harness/exec.js';
 import {
   createEndpointSlice,
   createNamespace,
@@ -28,7 +27,7 @@ import {
   type EndpointInput,
   type KubeClients,
 } from '../harness/kube.js';
-import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
+import { addNodeAddress, createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
 import { KUBE_PROXY_HOST_NEUTRAL_FLAGS } from '../harness/upstream-kube-proxy.js';
 import { kubeBinaries } from '../harness/versions.js';
 
@@ -67,13 +66,7 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     const kubeconfigPath = inject('kubeconfigPath');
     clients = kubeClients(kubeconfigPath);
     netns = await createNetns('takeover');
-    // The node's address on an interface of its own (NodePorts on a CIDR match local addresses); a
-    // veth pair kept inside the namespace (this kernel has no dummy interfaces).
-    await run('ip', ['-n', netns.name, 'link', 'add', 'node0', 'type', 'veth', 'peer', 'name', 'node0p']);
-    await run('ip', ['-n', netns.name, 'addr', 'add', `${NODE_IP}/24`, 'dev', 'node0']);
-    await run('ip', ['-n', netns.name, 'link', 'set', 'node0', 'up']);
-    await run('ip', ['-n', netns.name, 'link', 'set', 'node0p', 'up']);
-    await run('ip', ['-n', netns.name, 'link', 'set', 'lo', 'up']);
+    await addNodeAddress(netns, `${NODE_IP}/24`);
     // kube-proxy reaches the shared apiserver at its own URL from inside the node namespace.
     bridge = await ApiBridge.start(netns.name, inject('apiserverURL'));
     await createNode(clients.core, { name: nodeName, internalIP: NODE_IP, zone: ZONE, podCIDRs: [POD_CIDR] });
