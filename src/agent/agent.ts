@@ -30,6 +30,7 @@ import { healthCheckAddresses, localTrafficFor, renderContextFor, type KernelFea
 import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
 import { Syncer, type SyncReport } from './syncer.js';
+import { SyncReliability } from './reliability.js';
 
 export interface AgentOptions {
   readonly config: AgentConfig;
@@ -67,6 +68,7 @@ export class Agent {
   private readonly syncer: Syncer;
   private readonly scheduler: SyncScheduler;
   private readonly serviceHealth: ServiceHealthServers;
+  private readonly reliability: SyncReliability;
   private readonly logger: Logger;
   private readonly startedAt = Date.now();
   private node: NodeInfo;
@@ -94,6 +96,13 @@ export class Agent {
     this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
     this.node = nodeInfoFromNode(undefined, { name: config.nodeName, ips: config.nodeIP !== undefined ? [config.nodeIP] : [] });
     this.store = new ModelStore(this.node);
+    this.reliability = new SyncReliability({
+      registry: this.registry,
+      logger: this.logger,
+      minSyncPeriodMs: config.minSyncPeriodMs,
+      syncPeriodMs: config.syncPeriodMs,
+      livezSyncFailureTimeoutMs: config.livezSyncFailureTimeoutMs,
+    });
     this.syncer = new Syncer({
       store: this.store,
       netfilter: options.netfilter,
@@ -138,6 +147,7 @@ export class Agent {
       const server = await startHealthServer(config.healthzBindAddress, this.health, {
         onProbe: (probe, statusCode) => this.metrics.healthProbe(probe, statusCode),
         ready: () => this.firstSyncApplied,
+        live: () => this.reliability.live(),
       });
       this.healthPort = server.port;
       this.servers.push(server);
@@ -220,9 +230,12 @@ export class Agent {
     this.lastReport = report;
     this.options.onSyncReport?.(report);
     this.observe(report, sync);
+    const retryDelay = this.reliability.observe(report);
     if (report.result === 'failed') {
-      // A full sync follows; minSyncPeriod paces the retries.
-      this.scheduler.request('retry');
+      // A full sync follows after a growing delay; until it runs, the rules are stale: /healthz
+      // says so after 2 x syncPeriod, as for a change kube-proxy could not apply.
+      this.health.queued();
+      this.scheduler.retryAfter(retryDelay ?? this.options.config.syncPeriodMs);
       return 'failed';
     }
     this.health.updated();

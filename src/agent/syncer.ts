@@ -10,6 +10,8 @@ import { planConntrackCleanup } from '../sync/conntrack-plan.js';
 import type { Netfilter, RestoreResult } from '../netfilter/port.js';
 import type { Conntrack } from '../netfilter/conntrack.js';
 import { readKernelFacts } from './kernel-facts.js';
+import { DriftChecker, type DriftOutcome } from './drift-check.js';
+import { prependRepair } from '../sync/drift.js';
 import type { SyncReason } from './scheduler.js';
 
 const TABLES: readonly TableName[] = ['filter', 'nat'];
@@ -37,6 +39,8 @@ export type SyncReport =
       /** Objects (or parts) the model could not use; same array identity while unchanged. */
       readonly skipped: readonly Skipped[];
       readonly conntrackFailures: number;
+      /** The periodic drift check this sync ran (its repair went into this sync's restore). */
+      readonly drift: DriftOutcome | undefined;
     }
   | {
       readonly result: 'failed';
@@ -49,6 +53,7 @@ export type SyncReport =
       /** The payload line iptables-restore named, when it did. */
       readonly failedLine: string | undefined;
       readonly plan: SyncPlan | undefined;
+      readonly drift: DriftOutcome | undefined;
     };
 
 export type FullSyncReason = 'first' | 'periodic' | 'after-failure' | 'canary-missing' | 'context-changed';
@@ -73,12 +78,14 @@ export class Syncer {
   private lastFullSyncAt = Number.NEGATIVE_INFINITY;
   private lastContext: RenderContext | undefined;
   private cache = new RenderCache();
+  private readonly drift: DriftChecker;
   private readonly now: () => number;
   private readonly monotonic: () => number;
 
   constructor(private readonly options: SyncerOptions) {
     this.now = options.now ?? Date.now;
     this.monotonic = options.monotonic ?? (() => performance.now());
+    this.drift = new DriftChecker(options.netfilter, this.monotonic);
   }
 
   /** The rule set the kernel holds as far as we know (undefined after a failure). */
@@ -100,9 +107,14 @@ export class Syncer {
     }
     this.lastContext = context;
 
+    let drift: DriftOutcome | undefined;
     if (reason === 'periodic') {
       if (this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
-      else if (this.forceFull === undefined && !(await this.canariesPresent())) this.requestFull('canary-missing');
+      else if (this.forceFull === undefined && this.applied !== undefined) {
+        // Every owned chain against what was applied; its repair joins this sync's restore.
+        drift = await this.drift.check(this.applied);
+        if (drift.kind === 'unread' && !(await this.canariesPresent())) this.requestFull('canary-missing');
+      }
     }
 
     const modelStart = this.monotonic();
@@ -119,6 +131,7 @@ export class Syncer {
       plan = planSync(undefined, ruleSet, { ...kernel, forceFull: true, fullSyncChainsPerPart: this.options.fullSyncChainsPerPart ?? 0 });
     } else {
       plan = planSync(this.applied, ruleSet, { forceFull: false, existingChains: new Map(), missingJumps: [] });
+      if (drift?.kind === 'checked') plan = prependRepair(drift.repair, plan);
     }
     const restoreStart = this.monotonic();
     const phasesUntil = (end: number): SyncPhases => ({
@@ -134,7 +147,7 @@ export class Syncer {
       const end = this.monotonic();
       return {
         result: 'unchanged', kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
-        plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0,
+        plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0, drift,
       };
     }
 
@@ -157,7 +170,7 @@ export class Syncer {
       const failedLine = restored.line !== undefined ? (failedPart ?? plan.payload).split('\n')[restored.line - 1] : undefined;
       return {
         result: 'failed', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
-        message: restored.message, failedLine, plan,
+        message: restored.message, failedLine, plan, drift,
       };
     }
     const previousState = this.appliedState;
@@ -174,7 +187,7 @@ export class Syncer {
     const end = this.monotonic();
     return {
       result: 'applied', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
-      plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
+      plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures, drift,
     };
   }
 
