@@ -11,10 +11,11 @@ import { ExecNetfilter, legacyBinaries, nftBinaries, type IptablesBinaries } fro
 import { RenderCache, renderRuleSet } from '../../src/render/index.js';
 import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../src/render/types.js';
 import { planPartialSync } from '../../src/sync/diff.js';
-import { checkDrift, DriftMemo, type DriftFinding } from '../../src/sync/drift.js';
+import { checkDrift, DriftMemo } from '../../src/sync/drift.js';
 import { fullPayload } from '../../src/sync/payload.js';
-import { createNetns, deleteAllNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
+import { createNetns, deleteAllNetns, kernelSkipReason } from '../harness/netns.js';
 import { applyChange, ClusterGenerator } from '../support/generate.js';
+import { comparableView, driftCases } from '../support/drift-cases.js';
 
 const skipReason = kernelSkipReason();
 if (skipReason !== undefined) console.warn(`skipping test/kernel/drift.test.ts: ${skipReason}`);
@@ -54,24 +55,8 @@ function generated(seed: number, services: number, context: RenderContext): { st
   return { store, generator, cache, ruleSet: renderRuleSet(store.snapshot().state, context, cache) };
 }
 
-/** Rules per chain, counters dropped, shared chains' service rules sorted: two kernels compared. */
 async function view(netfilter: ExecNetfilter): Promise<string> {
-  const out: string[] = [];
-  for (const [table, text] of await saveAll(netfilter)) {
-    const lines = text.split('\n').filter((line) => line.startsWith(':') || line.startsWith('-A ')).map((line) => line.replace(/ \[\d+:\d+\]$/, ''));
-    const byChain = new Map<string, string[]>();
-    for (const line of lines.filter((line) => line.startsWith('-A '))) {
-      const chain = line.split(' ')[1] ?? '';
-      byChain.set(chain, [...(byChain.get(chain) ?? []), line]);
-    }
-    out.push(`*${table}`, ...lines.filter((line) => line.startsWith(':')).sort());
-    for (const chain of [...byChain.keys()].sort()) {
-      const rules = byChain.get(chain) ?? [];
-      const shared = ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'KUBE-PROXY-FIREWALL'].includes(chain);
-      out.push(...(shared ? [...rules.slice(0, -1).sort(), ...rules.slice(-1)] : rules));
-    }
-  }
-  return out.join('\n');
+  return comparableView(await saveAll(netfilter));
 }
 
 describe.skipIf(skipReason !== undefined).each(backends)('drift on iptables-%s', (_backend, binaries) => {
@@ -113,41 +98,7 @@ describe.skipIf(skipReason !== undefined).each(backends)('drift on iptables-%s',
       const full = fullPayload(ruleSet, { jumps: 'append' });
       expect(await netfilter.restore(full, { noFlush: true })).toEqual({ ok: true });
       const pristine = await view(netfilter);
-      const svc = [...ruleSet.servicePorts.values()].flatMap((rules) => rules.chains).find((chain) => chain.name.startsWith('KUBE-SVC-') && chain.rules.length >= 3);
-      const sep = [...ruleSet.servicePorts.values()].flatMap((rules) => rules.chains).find((chain) => chain.name.startsWith('KUBE-SEP-'));
-      if (svc === undefined || sep === undefined) throw new Error('the generated rule set lacks a KUBE-SVC- chain with 3 rules or a KUBE-SEP- chain');
-      const iptables = (table: TableName, ...args: string[]) => async (): Promise<void> => {
-        const result = await netns.exec(binaries.iptables, ['-w', '-t', table, ...args]);
-        expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
-      };
-      const restore = (payload: string, noFlush = true) => async (): Promise<void> => {
-        const result = await netns.exec(binaries.restore, noFlush ? ['--noflush'] : [], payload);
-        expect(result.code, result.stderr).toBe(0);
-      };
-      const cases: readonly { readonly name: string; readonly tamper: () => Promise<void>; readonly expected: readonly DriftFinding[] }[] = [
-        { name: 'service rule deleted from KUBE-SERVICES', tamper: iptables('nat', '-D', 'KUBE-SERVICES', '1'), expected: [{ table: 'nat', chain: 'KUBE-SERVICES', kind: 'rule-missing' }] },
-        { name: 'foreign rule added to KUBE-SERVICES', tamper: iptables('nat', '-I', 'KUBE-SERVICES', '2', '-d', '10.99.0.1/32', '-j', 'ACCEPT'), expected: [{ table: 'nat', chain: 'KUBE-SERVICES', kind: 'rule-extra' }] },
-        { name: 'service rule replaced in KUBE-SERVICES', tamper: iptables('nat', '-R', 'KUBE-SERVICES', '1', '-d', '10.99.0.2/32', '-j', 'RETURN'), expected: [{ table: 'nat', chain: 'KUBE-SERVICES', kind: 'rule-changed' }] },
-        { name: 'trailer moved up in KUBE-SERVICES', tamper: async () => {
-          const rules = (await netns.exec(binaries.iptables, ['-w', '-t', 'nat', '-S', 'KUBE-SERVICES'])).stdout.split('\n').filter((line) => line.startsWith('-A '));
-          const trailer = (rules.at(-1) ?? '').slice('-A KUBE-SERVICES '.length);
-          await restore(`*nat\n-D KUBE-SERVICES ${trailer}\n-I KUBE-SERVICES 1 ${trailer}\nCOMMIT\n`)();
-        }, expected: [{ table: 'nat', chain: 'KUBE-SERVICES', kind: 'rules-reordered' }] },
-        { name: 'rule deleted from a KUBE-SVC- chain', tamper: iptables('nat', '-D', svc.name, '2'), expected: [{ table: 'nat', chain: svc.name, kind: 'rule-missing' }] },
-        { name: 'rule appended to a KUBE-SEP- chain', tamper: iptables('nat', '-A', sep.name, '-j', 'RETURN'), expected: [{ table: 'nat', chain: sep.name, kind: 'rule-extra' }] },
-        { name: 'rule changed in a KUBE-SVC- chain', tamper: iptables('nat', '-R', svc.name, '1', '-j', 'RETURN'), expected: [{ table: 'nat', chain: svc.name, kind: 'rule-changed' }] },
-        { name: 'rules of a KUBE-SVC- chain reordered', tamper: async () => {
-          const rule = (await netns.exec(binaries.iptables, ['-w', '-t', 'nat', '-S', svc.name])).stdout.split('\n').filter((line) => line.startsWith('-A '))[0] ?? '';
-          await iptables('nat', '-D', svc.name, '1')();
-          await restore(`*nat\n${rule}\nCOMMIT\n`)();
-        }, expected: [{ table: 'nat', chain: svc.name, kind: 'rules-reordered' }] },
-        { name: 'KUBE-SVC- chain flushed', tamper: iptables('nat', '-F', svc.name), expected: [{ table: 'nat', chain: svc.name, kind: 'chain-flushed' }] },
-        { name: 'canary chain deleted', tamper: iptables('nat', '-X', 'KUBE-PROXY-CANARY'), expected: [{ table: 'nat', chain: 'KUBE-PROXY-CANARY', kind: 'chain-missing' }] },
-        { name: 'filter KUBE-FORWARD flushed', tamper: iptables('filter', '-F', 'KUBE-FORWARD'), expected: [{ table: 'filter', chain: 'KUBE-FORWARD', kind: 'chain-flushed' }] },
-        { name: 'jump from PREROUTING deleted', tamper: iptables('nat', '-D', 'PREROUTING', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'), expected: [{ table: 'nat', chain: 'PREROUTING', kind: 'jump-missing' }] },
-        { name: 'nat table flushed', tamper: restore('*nat\nCOMMIT\n', false), expected: [{ table: 'nat', chain: '*', kind: 'table-flushed' }] },
-        { name: 'filter table flushed', tamper: restore('*filter\nCOMMIT\n', false), expected: [{ table: 'filter', chain: '*', kind: 'table-flushed' }] },
-      ];
+      const cases = driftCases(ruleSet, netns, binaries);
       for (const drift of cases) {
         await drift.tamper();
         const found = checkDrift(ruleSet, await saveAll(netfilter));
