@@ -1,6 +1,11 @@
 // The periodic drift check (issue 12): one iptables-save per table, compared with the RuleSet last
-// applied (sync/drift.ts). Runs on the periodic sync only, so the tables are read once per
-// syncPeriod, never per sync; its repair goes into that sync's restore.
+// applied (sync/drift.ts). Runs on the periodic sync only, so the tables are read at most once per
+// syncPeriod, never per sync; its repair goes into that sync's restore. Its cost is bounded: where
+// a check takes long (a 10k-Service node under load: seconds), the next one waits until the checks
+// have used at most a tenth of the wall time since; periodic syncs in between check the canaries.
+
+/** The share of wall time drift checks may take (reading the tables and comparing). */
+const CHECK_TIME_SHARE = 0.1;
 
 import type { Netfilter } from '../netfilter/port.js';
 import type { RuleSet, TableName } from '../render/types.js';
@@ -11,10 +16,14 @@ import { TABLE_ORDER } from '../sync/payload.js';
 export type DriftOutcome =
   | { readonly kind: 'checked'; readonly findings: readonly DriftFinding[]; readonly repair: SyncPlan | undefined; readonly seconds: number }
   /** A table could not be read: nothing is known, nothing repaired (the next check tries again). */
-  | { readonly kind: 'unread'; readonly message: string; readonly seconds: number };
+  | { readonly kind: 'unread'; readonly message: string; readonly seconds: number }
+  /** Not this time: the last check was expensive (CHECK_TIME_SHARE); the canaries are checked instead. */
+  | { readonly kind: 'deferred'; readonly dueInMs: number; readonly seconds: 0 };
 
 export class DriftChecker {
   private readonly memo = new DriftMemo();
+  /** When the next check may run (monotonic ms). */
+  private notBefore = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly netfilter: Netfilter,
@@ -23,6 +32,14 @@ export class DriftChecker {
 
   async check(applied: RuleSet): Promise<DriftOutcome> {
     const started = this.monotonic();
+    if (started < this.notBefore) return { kind: 'deferred', dueInMs: Math.ceil(this.notBefore - started), seconds: 0 };
+    const outcome = await this.read(applied, started);
+    const elapsed = this.monotonic() - started;
+    this.notBefore = started + elapsed / CHECK_TIME_SHARE;
+    return outcome;
+  }
+
+  private async read(applied: RuleSet, started: number): Promise<DriftOutcome> {
     const saved = new Map<TableName, string>();
     for (const table of TABLE_ORDER) {
       const result = await this.netfilter.save(table);

@@ -59,7 +59,7 @@ export class SyncReliability {
 
   private observeDrift(report: SyncReport): void {
     const drift = report.drift;
-    if (drift === undefined) return;
+    if (drift === undefined || drift.kind === 'deferred') return;
     this.metrics.observeDriftCheck(drift.seconds);
     const log = this.options.logger.child({ component: 'drift' });
     if (drift.kind === 'unread') {

@@ -113,7 +113,7 @@ export class Syncer {
       else if (this.forceFull === undefined && this.applied !== undefined) {
         // Every owned chain against what was applied; its repair joins this sync's restore.
         drift = await this.drift.check(this.applied);
-        if (drift.kind === 'unread' && !(await this.canariesPresent())) this.requestFull('canary-missing');
+        if (drift.kind !== 'checked' && !(await this.canariesPresent())) this.requestFull('canary-missing');
       }
     }
 

@@ -21,6 +21,7 @@ function setup(options: { conntrack?: Conntrack } = {}) {
     renderContext: () => ({ ...defaultRenderContext, clusterCIDR: '10.244.0.0/16', nodeIPs: node.ips, localhostNodePorts: false }),
     fullSyncPeriodMs: 3_600_000,
     now: () => now,
+    monotonic: () => now,
   });
   return { store, netfilter, syncer, advance: (ms: number) => (now += ms) };
 }
