@@ -2,10 +2,10 @@
 // applied (sync/drift.ts). Runs on the periodic sync only, so the tables are read at most once per
 // syncPeriod, never per sync; its repair goes into that sync's restore. Its cost is bounded: where
 // a check takes long (a 10k-Service node under load: seconds), the next one waits until the checks
-// have used at most a tenth of the wall time since; periodic syncs in between check the canaries.
+// have used at most a quarter of the wall time since; periodic syncs in between check the canaries.
 
 /** The share of wall time drift checks may take (reading the tables and comparing). */
-const CHECK_TIME_SHARE = 0.1;
+const CHECK_TIME_SHARE = 0.25;
 
 import type { Netfilter } from '../netfilter/port.js';
 import type { RuleSet, TableName } from '../render/types.js';
