@@ -5,12 +5,12 @@
 // periodic drift check can bring the rules back. Prints the time to repair each kind (goal: within
 // one syncPeriod) and checks the repair was counted under its kind.
 
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nftBinaries } from '../../../src/netfilter/exec.js';
 import type { TableName } from '../../../src/render/types.js';
 import { kernelSkipReason } from '../../harness/netns.js';
-import { startAgentInProcess, type InProcessAgent } from '../../harness/agent-in-process.js';
-import { createEndpointSlice, createNamespace, createService, deleteNamespace, kubeClients, type KubeClients } from '../../harness/kube.js';
+import { createEndpointSlice, createService } from '../../harness/kube.js';
+import { agentSuite } from '../../support/agent-suite.js';
 import { comparableView, driftCases } from '../../support/drift-cases.js';
 
 const skipReason = kernelSkipReason();
@@ -19,28 +19,17 @@ if (skipReason !== undefined) console.warn(`skipping test/integration/faults/dri
 const SYNC_PERIOD_MS = 2000;
 
 describe.skipIf(skipReason !== undefined)('fault: drift in the chains the agent owns', () => {
-  let clients: KubeClients;
-  let node: InProcessAgent;
-  let namespace: string | undefined;
-
-  beforeAll(async () => {
-    const kubeconfigPath = inject('kubeconfigPath');
-    clients = kubeClients(kubeconfigPath);
-    node = await startAgentInProcess({ kubeconfigPath, syncPeriod: `${SYNC_PERIOD_MS / 1000}s`, minSyncPeriod: '100ms' });
-  });
-
-  afterAll(async () => {
-    await node?.stop();
-    if (namespace !== undefined) await deleteNamespace(clients, namespace);
-  });
+  const suite = agentSuite({ syncPeriod: `${SYNC_PERIOD_MS / 1000}s`, minSyncPeriod: '100ms' });
 
   async function view(): Promise<string> {
+    const node = suite.node();
     return comparableView(await Promise.all((['filter', 'nat'] as const).map(async (table): Promise<[TableName, string]> => [table, await node.save(table)])));
   }
 
   it('repairs every kind of drift at the next periodic check, counted per kind', async () => {
-    const ns = await createNamespace(clients.core);
-    namespace = ns;
+    const node = suite.node();
+    const clients = suite.clients();
+    const ns = await suite.namespace();
     for (const [name, count] of [['web', 3], ['api', 1]] as const) {
       await createService(clients.core, { namespace: ns, name, type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080 }] });
       await createEndpointSlice(clients.discovery, {

@@ -6,10 +6,11 @@
 // growing delay up to syncPeriod), when /healthz and /livez reported the failure, and how long the
 // agent took to converge once the cause was gone.
 
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { kernelSkipReason } from '../../harness/netns.js';
-import { endpointChainName, httpGet, serviceChainNames, startAgentInProcess, type InProcessAgent } from '../../harness/agent-in-process.js';
-import { createEndpointSlice, createNamespace, createService, deleteNamespace, kubeClients, setEndpoints, type KubeClients } from '../../harness/kube.js';
+import { endpointChainName, httpGet, serviceChainNames } from '../../harness/agent-in-process.js';
+import { createEndpointSlice, createService, setEndpoints } from '../../harness/kube.js';
+import { agentSuite } from '../../support/agent-suite.js';
 
 const skipReason = kernelSkipReason();
 if (skipReason !== undefined) console.warn(`skipping test/integration/faults/restore-failure.test.ts: ${skipReason}`);
@@ -19,34 +20,22 @@ const LIVEZ_TIMEOUT_S = 20;
 const FAILING_MS = 60_000;
 
 describe.skipIf(skipReason !== undefined)('fault: iptables-restore failing for 60 s', () => {
-  let clients: KubeClients;
-  let node: InProcessAgent;
-  let namespace: string | undefined;
-
-  beforeAll(async () => {
-    const kubeconfigPath = inject('kubeconfigPath');
-    clients = kubeClients(kubeconfigPath);
-    node = await startAgentInProcess({
-      kubeconfigPath, syncPeriod: `${SYNC_PERIOD_S}s`, minSyncPeriod: '100ms', historyLimit: 500,
-      extraArgs: ['--livez-sync-failure-timeout', `${LIVEZ_TIMEOUT_S}s`],
-    });
-  });
-
-  afterAll(async () => {
-    await node?.stop();
-    if (namespace !== undefined) await deleteNamespace(clients, namespace);
+  const suite = agentSuite({
+    syncPeriod: `${SYNC_PERIOD_S}s`, minSyncPeriod: '100ms', historyLimit: 500,
+    extraArgs: ['--livez-sync-failure-timeout', `${LIVEZ_TIMEOUT_S}s`],
   });
 
   /** Whether the probe reports the proxier healthy: /livez by its status; /healthz by its body's
    * `healthy` (its status also depends on the Node object, which this test does not create). */
   const healthy = async (path: '/healthz' | '/livez'): Promise<boolean> => {
-    const answer = await httpGet(`http://127.0.0.1:${node.agent.healthPort ?? 0}${path}`);
+    const answer = await httpGet(`http://127.0.0.1:${suite.node().agent.healthPort ?? 0}${path}`);
     return path === '/livez' ? answer.status === 200 : (JSON.parse(answer.body) as { healthy: boolean }).healthy;
   };
 
   it('backs off, reports the failure on /healthz and /livez, and converges once the cause is gone', async () => {
-    const ns = await createNamespace(clients.core);
-    namespace = ns;
+    const node = suite.node();
+    const clients = suite.clients();
+    const ns = await suite.namespace();
     await createService(clients.core, { namespace: ns, name: 'victim', ports: [{ name: 'http', port: 80, targetPort: 8080 }] });
     const slice = await createEndpointSlice(clients.discovery, {
       namespace: ns, serviceName: 'victim', ports: [{ name: 'http', port: 8080 }], endpoints: [{ address: '10.244.5.1' }, { address: '10.244.5.2' }],
