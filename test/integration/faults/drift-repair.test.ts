@@ -41,8 +41,9 @@ describe.skipIf(skipReason !== undefined)('fault: drift in the chains the agent 
       await node.agent.idle();
       const report = node.status().lastReport;
       if (report === undefined || report.result === 'failed') return undefined;
-      const names = [...report.state.servicePorts.values()].map((servicePort) => `${servicePort.namespace}/${servicePort.name}`);
-      return names.includes(`${ns}/web`) && names.includes(`${ns}/api`) ? report.ruleSet : undefined;
+      // Both with all their endpoints (a Service's rules come before its EndpointSlice's).
+      const endpoints = new Map([...report.state.servicePorts.values()].map((servicePort) => [`${servicePort.namespace}/${servicePort.name}`, servicePort.allEndpoints.length]));
+      return endpoints.get(`${ns}/web`) === 3 && endpoints.get(`${ns}/api`) === 1 ? report.ruleSet : undefined;
     });
     const pristine = await view();
     const figures: { name: string; kind: string; repairMs: number }[] = [];
