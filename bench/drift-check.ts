@@ -1,4 +1,4 @@
-// What the periodic drift check (agent/drift-check.ts, every syncPeriod) costs at 10k Services x
+// What the periodic drift check (sync/drift-check.ts, every syncPeriod) costs at 10k Services x
 // 10 endpoints: the generated rule set restored into a fresh network namespace, then checks as the
 // agent runs them: the first one after start (nothing remembered), the following ones on an
 // unchanged kernel (chains settled by the memo), and one after a dispatch rule was deleted from
@@ -11,12 +11,11 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { ModelStore } from '../src/model/store.js';
 import { ExecNetfilter, legacyBinaries, nftBinaries } from '../src/netfilter/exec.js';
-import type { TableName } from '../src/render/types.js';
+import { TABLES, type TableName } from '../src/netfilter/vocabulary.js';
 import { renderRuleSet } from '../src/render/index.js';
 import { planFullSync } from '../src/sync/diff.js';
 import { checkDrift, DriftMemo } from '../src/sync/drift.js';
 import { DEFAULT_CHAINS_PER_PART } from '../src/sync/full-parts.js';
-import { TABLE_ORDER } from '../src/sync/payload.js';
 import { createNetns } from '../test/harness/netns.js';
 import { applyChange } from '../test/support/generate.js';
 import { benchContext, benchGenerator, benchNode } from './generated-cluster.js';
@@ -50,7 +49,7 @@ try {
     const readStart = performance.now();
     const saved = new Map<TableName, string>();
     let bytes = 0;
-    for (const table of TABLE_ORDER) {
+    for (const table of TABLES) {
       const result = await netfilter.save(table);
       if (!result.ok) throw new Error(result.message);
       saved.set(table, result.text);

@@ -6,9 +6,8 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createReliabilityMetrics, type ReliabilityMetrics } from '../server/reliability-metrics.js';
-import { describeFindings } from '../sync/drift.js';
 import { RetryBackoff } from './retry-backoff.js';
-import type { SyncReport } from './syncer.js';
+import type { DriftFinding, SyncReport } from './proxier.js';
 
 export interface SyncReliabilityOptions {
   readonly registry: Registry;
@@ -70,7 +69,7 @@ export class SyncReliability {
       log.debug({ durationMs: Math.round(drift.seconds * 1000) }, 'drift check: the kernel holds what was applied');
       return;
     }
-    const fields = { repairs: describeFindings(drift.findings), count: drift.findings.length, durationMs: Math.round(drift.seconds * 1000), bytes: drift.repair?.stats.bytes ?? 0 };
+    const fields = { repairs: describeFindings(drift.findings), count: drift.findings.length, durationMs: Math.round(drift.seconds * 1000) };
     if (report.result === 'failed') {
       log.error(fields, 'drift found, but the restore carrying its repair failed');
       return;
@@ -78,4 +77,14 @@ export class SyncReliability {
     for (const finding of drift.findings) this.metrics.driftRepaired(finding.table, finding.kind);
     log.warn(fields, 'drift repaired: rules in chains we own had been changed behind our back');
   }
+}
+
+/** Findings grouped for one log line: kind -> table -> chain names (capped). */
+export function describeFindings(findings: readonly DriftFinding[], cap = 20): Record<string, Record<string, string[]>> {
+  const grouped: Record<string, Record<string, string[]>> = {};
+  for (const finding of findings) {
+    const chains = ((grouped[finding.kind] ??= {})[finding.table] ??= []);
+    if (chains.length < cap) chains.push(finding.chain);
+  }
+  return grouped;
 }

@@ -4,7 +4,8 @@
 // "Table does not exist (do you need to insmod?)" when a module is missing). A held xtables lock
 // (exit 4) says nothing about support and does not fail the check.
 
-import type { IptablesBinaries, ProcessRunner } from './exec.js';
+import type { ProcessRunner } from '../process.js';
+import type { IptablesBinaries } from './exec.js';
 
 export type PreflightResult = { readonly ok: true } | { readonly ok: false; readonly message: string };
 

@@ -2,12 +2,11 @@
 // beside metrics.ts's. Counters alerts take rate() of exist from the start at 0.
 
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { TableName } from '../render/types.js';
-import { DRIFT_KINDS, type DriftKind } from '../sync/drift.js';
+import { DRIFT_KINDS, type DriftKind } from '../agent/proxier.js';
 
 export interface ReliabilityMetrics {
   /** One repaired chain (or missing jump, or flushed table). */
-  driftRepaired(table: TableName, kind: DriftKind): void;
+  driftRepaired(table: string, kind: DriftKind): void;
   /** Seconds one drift check took (reading the tables and comparing). */
   observeDriftCheck(seconds: number): void;
   /** The delay before the next retry after failed syncs; 0 when the last sync succeeded. */

@@ -6,33 +6,21 @@
 // chains must hold our jumps; ensured chains (kubelet's KUBE-FIREWALL) must exist. Rules are
 // compared by rule-canon.ts's identity, so iptables-save's rewriting is not drift. Pure.
 
-import type { BuiltinJump, OrderedChain, RuleSet, TableName } from '../render/types.js';
-import { isOwnedChain } from './cleanup.js';
+import type { DriftFinding as ProxierDriftFinding, DriftKind } from '../agent/proxier.js';
+import type { BuiltinJump, OrderedChain, RuleSet } from '../render/types.js';
+import { isOwnedChain, type TableName } from '../netfilter/vocabulary.js';
 import type { SyncPlan } from './diff.js';
-import { jumpKey } from './kernel-state.js';
+import { jumpKey } from './saved-tables.js';
 import { canonicalRule } from './rule-canon.js';
 import { chainKey, PayloadBuilder, sharedServiceRules, sortedServicePortKeys } from './payload.js';
 import { combineStats } from './full-parts.js';
 
-export type DriftKind =
-  | 'table-flushed'
-  | 'chain-missing'
-  | 'chain-flushed'
-  | 'rule-missing'
-  | 'rule-extra'
-  | 'rule-changed'
-  | 'rules-reordered'
-  | 'jump-missing';
+export type { DriftKind } from '../agent/proxier.js';
+export { DRIFT_KINDS } from '../agent/proxier.js';
 
-export const DRIFT_KINDS: readonly DriftKind[] = [
-  'table-flushed', 'chain-missing', 'chain-flushed', 'rule-missing', 'rule-extra', 'rule-changed', 'rules-reordered', 'jump-missing',
-];
-
-/** One thing found to differ; `chain` is the built-in chain for a missing jump, '*' for a flushed table. */
-export interface DriftFinding {
+/** One thing found to differ, in an iptables table. */
+export interface DriftFinding extends ProxierDriftFinding {
   readonly table: TableName;
-  readonly chain: string;
-  readonly kind: DriftKind;
 }
 
 export interface DriftResult {
@@ -156,16 +144,6 @@ export function prependRepair(repair: SyncPlan | undefined, plan: SyncPlan): Syn
     stats: combineStats(parts),
     ...(plan.parts !== undefined ? { parts: [repair.payload, ...plan.parts] } : {}),
   };
-}
-
-/** Findings grouped for one log line: kind -> table -> chain names. */
-export function describeFindings(findings: readonly DriftFinding[], cap = 20): Record<string, Record<string, string[]>> {
-  const grouped: Record<string, Record<string, string[]>> = {};
-  for (const finding of findings) {
-    const chains = ((grouped[finding.kind] ??= {})[finding.table] ??= []);
-    if (chains.length < cap) chains.push(finding.chain);
-  }
-  return grouped;
 }
 
 function planOf(builder: PayloadBuilder): SyncPlan {

@@ -8,7 +8,7 @@
 // The order of matches inside one rule is lost on purpose: for kube-proxy's rules it never changes
 // what a rule does. Pure.
 
-import { tokenize } from '../netfilter/restore-parser.js';
+import { tokenize } from '../netfilter/vocabulary.js';
 
 /** Long spellings of header options, as `iptables` accepts them. */
 const ALIASES: Readonly<Record<string, string>> = {

@@ -4,7 +4,8 @@
 
 import { expect } from 'vitest';
 import type { IptablesBinaries } from '../../src/netfilter/exec.js';
-import type { RuleSet, TableName } from '../../src/render/types.js';
+import type { RuleSet } from '../../src/render/types.js';
+import type { TableName } from '../../src/netfilter/vocabulary.js';
 import type { DriftFinding } from '../../src/sync/drift.js';
 import type { Netns } from '../harness/netns.js';
 

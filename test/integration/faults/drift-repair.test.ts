@@ -7,7 +7,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { nftBinaries } from '../../../src/netfilter/exec.js';
-import type { TableName } from '../../../src/render/types.js';
+import type { TableName } from '../../../src/netfilter/vocabulary.js';
 import { kernelSkipReason } from '../../harness/netns.js';
 import { createEndpointSlice, createService } from '../../harness/kube.js';
 import { agentSuite } from '../../support/agent-suite.js';

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { SyncReliability } from '../../../src/agent/reliability.js';
-import type { SyncReport } from '../../../src/agent/syncer.js';
+import type { SyncReport } from '../../../src/agent/proxier.js';
 import { createLogger } from '../../../src/log.js';
 
-const failed = { result: 'failed', kind: 'full', reason: 'retry', fullReason: 'after-failure', phases: { modelSeconds: 0, renderSeconds: 0, diffSeconds: 0, restoreSeconds: 0 }, totalSeconds: 0, message: 'boom', failedLine: undefined, plan: undefined, drift: undefined } as const satisfies SyncReport;
+const failed = { result: 'failed', kind: 'full', reason: 'retry', fullReason: 'after-failure', phases: { modelSeconds: 0, renderSeconds: 0, diffSeconds: 0, restoreSeconds: 0 }, totalSeconds: 0, message: 'boom', failedLine: undefined, writes: undefined, drift: undefined } as const satisfies SyncReport;
 
 describe('SyncReliability', () => {
   it('grows the retry delay, and is no longer live once syncs have failed for longer than livezSyncFailureTimeout', async () => {

@@ -7,11 +7,11 @@
 /** The share of wall time drift checks may take (reading the tables and comparing). */
 const CHECK_TIME_SHARE = 0.25;
 
-import type { Netfilter } from '../netfilter/port.js';
-import type { RuleSet, TableName } from '../render/types.js';
-import { checkDrift, DriftMemo, type DriftFinding } from '../sync/drift.js';
-import type { SyncPlan } from '../sync/diff.js';
-import { TABLE_ORDER } from '../sync/payload.js';
+import type { Netfilter } from '../netfilter/netfilter.js';
+import type { RuleSet } from '../render/types.js';
+import { TABLES, type TableName } from '../netfilter/vocabulary.js';
+import { checkDrift, DriftMemo, type DriftFinding } from './drift.js';
+import type { SyncPlan } from './diff.js';
 
 export type DriftOutcome =
   | { readonly kind: 'checked'; readonly findings: readonly DriftFinding[]; readonly repair: SyncPlan | undefined; readonly seconds: number }
@@ -41,7 +41,7 @@ export class DriftChecker {
 
   private async read(applied: RuleSet, started: number): Promise<DriftOutcome> {
     const saved = new Map<TableName, string>();
-    for (const table of TABLE_ORDER) {
+    for (const table of TABLES) {
       const result = await this.netfilter.save(table);
       if (!result.ok) return { kind: 'unread', message: `iptables-save -t ${table}: ${result.message}`, seconds: (this.monotonic() - started) / 1000 };
       saved.set(table, result.text);

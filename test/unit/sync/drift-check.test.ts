@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DriftChecker } from '../../../src/agent/drift-check.js';
+import { DriftChecker } from '../../../src/sync/drift-check.js';
 import { FakeNetfilter } from '../../../src/netfilter/fake.js';
-import type { Netfilter } from '../../../src/netfilter/port.js';
+import type { Netfilter } from '../../../src/netfilter/netfilter.js';
 import { renderRuleSet } from '../../../src/render/index.js';
 import { defaultRenderContext } from '../../../src/render/types.js';
 import { fullPayload } from '../../../src/sync/payload.js';
