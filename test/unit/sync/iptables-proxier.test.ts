@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IptablesProxier } from '../../../src/sync/iptables-proxier.js';
 import { ModelStore } from '../../../src/model/store.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import type { ConntrackCleanupSink } from '../../../src/agent/conntrack-cleaner.js';
 import { conntrackArgs, type ConntrackDeletion } from '../../../src/conntrack/plan.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';
