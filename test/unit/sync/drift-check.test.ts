@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DriftChecker } from '../../../src/sync/drift-check.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import type { Netfilter } from '../../../src/netfilter/netfilter.js';
 import { renderRuleSet } from '../../../src/render/index.js';
 import { defaultRenderContext } from '../../../src/render/types.js';
