@@ -10,6 +10,8 @@ import { createLogger } from '../log.js';
 import { Conntrack } from '../conntrack/tool.js';
 import { NfAcct } from '../netfilter/nfacct.js';
 import { ExecNetfilter } from '../netfilter/exec.js';
+import { runProcess } from '../process.js';
+import { checkIptables } from '../netfilter/preflight.js';
 import { Sysctl, type SysctlAccess } from '../netfilter/sysctl.js';
 import { prepareLocalhostNodePorts } from '../agent/localhost-node-ports.js';
 import type { AgentConfig } from '../config/index.js';
@@ -125,7 +127,8 @@ interface ChosenBackend {
 /**
  * The configured mode's backend, after removing the other mode's rules as kube-proxy does at
  * start (a failure there is logged, not fatal). nftables mode refuses to start when the nft binary
- * is missing, too old or rejects the rules it needs (undefined; the reason is logged).
+ * is missing, too old or rejects the rules it needs, iptables mode when iptables does not work
+ * (undefined; the reason is logged).
  */
 async function chooseBackend(config: AgentConfig, logger: Logger): Promise<ChosenBackend | undefined> {
   const variant = await resolveIptablesVariant(config.iptablesBackend);
@@ -142,6 +145,13 @@ async function chooseBackend(config: AgentConfig, logger: Logger): Promise<Chose
     if (!removed.ok) logger.warn({ reason: removed.message, iptablesBackend: variant.backend }, 'could not remove the iptables mode\'s rules');
     else if (removed.removed > 0) logger.info({ chains: removed.removed, iptablesBackend: variant.backend }, "removed the iptables mode's rules");
     return { factory: nftablesBackend({ nft }), fields: { nftVersion: support.version } };
+  }
+  // As kube-proxy: without a working iptables there is nothing to do; say why and exit.
+  const preflight = await checkIptables(variant.binaries, runProcess);
+  if (!preflight.ok) {
+    logger.fatal({ backend: variant.backend, reason: preflight.message }, 'iptables does not work on this node; not starting');
+    process.stderr.write(`kube-proxy-ts run: iptables (${variant.backend} backend) does not work on this node: ${preflight.message}\n`);
+    return undefined;
   }
   // Only when nft works here: a host without it has no nftables-mode table to remove.
   if ((await nft.support(nftFamily('IPv4'))).ok) {
