@@ -13,6 +13,11 @@
 // rotates service account tokens) and a client certificate with its key when both are files (cert
 // rotation). A new certificate also closes the connections made with the old one, so watches
 // reconnect with it.
+//
+// No message built here quotes the file's text or a value from it: a YAML error names its code,
+// line and column (the parser's own message shows the line, token and all), an unreadable file is
+// named by the field that names it (a token or a PEM key pasted where a path belongs would be
+// printed as the path), and parser warnings are not emitted.
 
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -89,7 +94,7 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfigR
     }
     return {
       ok: true,
-      connection: directConnection(server, fixedTls({ ...(ca !== undefined ? { ca } : {}) }), tokenFileHeader(tokenPath, options)),
+      connection: directConnection(server, fixedTls({ ...(ca !== undefined ? { ca } : {}) }), tokenFileHeader(tokenPath, tokenPath, options)),
       source: 'in-cluster',
       auth: 'token-file',
       context: 'in-cluster',
@@ -137,7 +142,7 @@ function fromFiles(files: readonly string[], source: KubeConfigSource, options: 
     const context = contextName !== undefined ? merged.contexts.get(contextName) : undefined;
     const clusterName = context !== undefined ? asString(context.fields['cluster']) : undefined;
     const cluster = clusterName !== undefined ? merged.clusters.get(clusterName) : undefined;
-    const server = cluster !== undefined ? asString(cluster.fields['server']) : undefined;
+    const server = cluster !== undefined ? checkedServer(cluster) : undefined;
     if (contextName === undefined || context === undefined || cluster === undefined || server === undefined || server === '') {
       return {
         ok: false,
@@ -155,7 +160,7 @@ function fromFiles(files: readonly string[], source: KubeConfigSource, options: 
 }
 
 function mergeFile(into: MergedConfig, file: string): void {
-  const parsed: unknown = parseYaml(readFileSync(file, 'utf8'));
+  const parsed = parseQuietly(readFileSync(file, 'utf8'), file);
   if (parsed === null || parsed === undefined) return; // an empty file adds nothing
   if (!isRecord(parsed)) throw new ConfigError(`${file} is not a kubeconfig (not a mapping)`);
   const dir = dirname(resolve(file));
@@ -164,6 +169,40 @@ function mergeFile(into: MergedConfig, file: string): void {
   mergeEntries(into.clusters, parsed['clusters'], 'cluster', dir, file);
   mergeEntries(into.users, parsed['users'], 'user', dir, file);
   mergeEntries(into.contexts, parsed['contexts'], 'context', dir, file);
+}
+
+/** The YAML document, or a ConfigError that says where it is broken without quoting it. */
+function parseQuietly(text: string, file: string): unknown {
+  try {
+    // logLevel 'error': warnings (an unknown tag) would go to process.emitWarning, source line included.
+    return parseYaml(text, { prettyErrors: false, logLevel: 'error' });
+  } catch (error: unknown) {
+    const code = (error as { code?: unknown }).code;
+    const offset = (error as { pos?: unknown }).pos;
+    let where = '';
+    if (Array.isArray(offset) && typeof offset[0] === 'number') {
+      const before = text.slice(0, offset[0]).split('\n');
+      where = ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
+    }
+    const what = typeof code === 'string' ? code : error instanceof Error ? error.name : 'error';
+    throw new ConfigError(`${file} is not valid YAML (${what}${where}; its text is not shown, it may hold credentials)`);
+  }
+}
+
+/** The cluster's server, refused when it carries user:password (the start-up log prints the server). */
+function checkedServer(cluster: Entry): string | undefined {
+  const server = asString(cluster.fields['server']);
+  if (server === undefined || server === '') return server;
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new ConfigError(`cluster ${cluster.name}: server is not a URL`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new ConfigError(`cluster ${cluster.name}: server carries a user name or password; credentials belong in the user entry`);
+  }
+  return server;
 }
 
 function mergeEntries(into: Map<string, Entry>, list: unknown, key: string, dir: string, file: string): void {
@@ -221,7 +260,10 @@ function connect(
     return { connection: directConnection(server, tlsSource, async () => header), auth: 'token' };
   }
   if (tokenFile !== undefined && tokenFile !== '') {
-    return { connection: directConnection(server, tlsSource, tokenFileHeader(pathIn(user, tokenFile), options)), auth: 'token-file' };
+    return {
+      connection: directConnection(server, tlsSource, tokenFileHeader(pathIn(user, tokenFile), `the file that user ${user.name}'s tokenFile names`, options)),
+      auth: 'token-file',
+    };
   }
   if (username !== undefined && password !== undefined) {
     const header = { Authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` };
@@ -236,7 +278,17 @@ function material(entry: Entry, name: string): Buffer | undefined {
   if (data !== undefined && data !== '') return Buffer.from(data, 'base64');
   const file = asString(entry.fields[name]);
   if (file === undefined || file === '') return undefined;
-  return readFileSync(pathIn(entry, file));
+  try {
+    return readFileSync(pathIn(entry, file));
+  } catch (error: unknown) {
+    throw new ConfigError(`kubeconfig entry ${entry.name}: cannot read the file that ${name} names (${errorCode(error)}; the value is not shown, it may be a credential)`);
+  }
+}
+
+/** An fs error's code (ENOENT, EACCES...): its message would quote the path. */
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : 'unreadable';
 }
 
 /** The path of `<name>` when it is given as a file only (no `<name>-data`). */
@@ -309,14 +361,22 @@ function rotatingClientCertificate(initial: https.RequestOptions, certFile: stri
   };
 }
 
-/** A bearer token read from a file, read again once `credentialFileCacheMs` passed (the kubelet rotates it). */
-function tokenFileHeader(path: string, options: LoadKubeConfigOptions): AuthHeader {
+/**
+ * A bearer token read from a file, read again once `credentialFileCacheMs` passed (the kubelet rotates it).
+ * `label` names the file in errors (a tokenFile value may be a token pasted where its path belongs).
+ */
+function tokenFileHeader(path: string, label: string, options: LoadKubeConfigOptions): AuthHeader {
   const cacheMs = options.credentialFileCacheMs ?? DEFAULT_CREDENTIAL_FILE_CACHE_MS;
   const now = options.now ?? Date.now;
   let cached: { header: Record<string, string>; readAt: number } | undefined;
   return async () => {
     if (cached === undefined || now() - cached.readAt >= cacheMs) {
-      const token = readFileSync(path, 'utf8').trim();
+      let token: string;
+      try {
+        token = readFileSync(path, 'utf8').trim();
+      } catch (error: unknown) {
+        throw new Error(`cannot read ${label} (${errorCode(error)})`);
+      }
       cached = { header: { Authorization: `Bearer ${token}` }, readAt: now() };
     }
     return cached.header;
