@@ -3,13 +3,8 @@
 // follows the Node when its IP changes. All addresses are in 127.0.0.0/8 (local on Linux), so a
 // wrong bind (0.0.0.0) shows as an answer on 127.0.0.1.
 import { createServer } from 'node:net';
-import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent } from '../../../src/agent/agent.js';
-import { parseRunArgs } from '../../../src/config/index.js';
-import { createLogger } from '../../../src/log.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
-import { HttpApiserver } from '../k8s/http-apiserver.js';
+import { startAgentOnStandIn, type AgentOnStandIn } from './agent-on-stand-in.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -42,10 +37,7 @@ function node(ip: string): unknown {
   return { metadata: { name: 'node1', resourceVersion: ip }, status: { addresses: [{ type: 'InternalIP', address: ip }] } };
 }
 
-async function startAgent(nodePortAddresses: string, healthCheckNodePort: number) {
-  const apiserver = new HttpApiserver();
-  const connection = await apiserver.start();
-  cleanups.push(() => apiserver.stop());
+async function startAgent(nodePortAddresses: string, healthCheckNodePort: number): Promise<AgentOnStandIn> {
   const service = {
     metadata: { namespace: 'default', name: 'lb', resourceVersion: '1' },
     spec: {
@@ -59,27 +51,9 @@ async function startAgent(nodePortAddresses: string, healthCheckNodePort: number
     endpoints: [{ addresses: ['10.244.0.5'], conditions: { ready: true }, nodeName: 'node1' }],
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
   };
-  apiserver.lists.set('/api/v1/services', { items: [service], resourceVersion: '1' });
-  apiserver.lists.set('/apis/discovery.k8s.io/v1/endpointslices', { items: [slice], resourceVersion: '1' });
-  apiserver.lists.set('/api/v1/nodes', { items: [node('127.0.0.2')], resourceVersion: '1' });
-  const parsed = parseRunArgs(
-    ['--hostname-override', 'node1', '--metrics-bind-address', '', '--healthz-bind-address', '', '--nodeport-addresses', nodePortAddresses],
-    {},
-    () => '',
-  );
-  if (parsed.kind !== 'ok') throw new Error(JSON.stringify(parsed));
-  const agent = new Agent({
-    config: parsed.config,
-    connection,
-    netfilter: new FakeNetfilter(),
-    conntrack: undefined,
-    logger: createLogger({ level: 'silent' }),
-    registry: new Registry(),
-  });
-  cleanups.push(() => agent.stop());
-  await agent.start();
-  await agent.ready;
-  return { apiserver, agent };
+  const started = await startAgentOnStandIn(['--nodeport-addresses', nodePortAddresses], { services: [service], endpointSlices: [slice], nodes: [node('127.0.0.2')] });
+  cleanups.push(() => started.stop());
+  return started;
 }
 
 describe('healthCheckNodePort servers with nodePortAddresses', () => {
