@@ -68,6 +68,17 @@ function count(samples: readonly Sample[], window: Window): Counts {
   return counts;
 }
 
+/** Seconds from the kube-proxy-ts pod's creation to its Ready condition (its agent's first sync). */
+async function podCreatedToReady(): Promise<number> {
+  const pods = JSON.parse(await kubectl(env, ['-n', 'kube-proxy-ts', 'get', 'pods', '-o', 'json'])) as {
+    items: Array<{ metadata: { creationTimestamp: string; deletionTimestamp?: string }; status: { conditions?: Array<{ type: string; status: string; lastTransitionTime: string }> } }>;
+  };
+  const pod = pods.items.find((item) => item.metadata.deletionTimestamp === undefined);
+  const ready = pod?.status.conditions?.find((condition) => condition.type === 'Ready' && condition.status === 'True');
+  if (pod === undefined || ready === undefined) return Number.NaN;
+  return (Date.parse(ready.lastTransitionTime) - Date.parse(pod.metadata.creationTimestamp)) / 1000;
+}
+
 let env: LocalClusterEnv;
 let wasUp = false;
 let dir: string;
@@ -167,6 +178,7 @@ spec:
     const takeoverFrom = Date.now();
     await localCluster(['install-proxy', 'kube-proxy-ts', '--takeover']);
     const takeoverReady = Date.now();
+    const takeoverPodReady = await podCreatedToReady();
     await sleep(settleMs);
 
     // Switch 2: a rolling update (a new pod template: the old pod goes, a new one starts).
@@ -175,6 +187,7 @@ spec:
       JSON.stringify({ spec: { template: { metadata: { annotations: { 'kube-proxy-ts.test/restarted-at': new Date().toISOString() } } } } })]);
     await kubectl(env, ['-n', 'kube-proxy-ts', 'rollout', 'status', 'daemonset/kube-proxy-ts', '--timeout=180s'], 200_000);
     const rolloutReady = Date.now();
+    const rolloutPodReady = await podCreatedToReady();
     await sleep(settleMs);
 
     const log = await kubectl(env, ['-n', namespace, 'logs', 'client'], 60_000);
@@ -187,12 +200,14 @@ spec:
     const first = samples[0]?.atMs ?? 0;
     const windows: Window[] = [
       { name: 'before (kube-proxy)', fromMs: first, toMs: takeoverFrom },
-      { name: 'takeover: kube-proxy stopped -> kube-proxy-ts Ready (+15 s)', fromMs: takeoverFrom, toMs: takeoverReady + settleMs },
+      { name: 'takeover: install-proxy kube-proxy-ts --takeover until Ready (+15 s)', fromMs: takeoverFrom, toMs: takeoverReady + settleMs },
       { name: 'rolling update of kube-proxy-ts (+15 s)', fromMs: rolloutFrom, toMs: rolloutReady + settleMs },
     ];
     const report = windows.map((window) => ({ window, counts: count(samples, window) }));
     const lines = [
-      `takeover under live traffic: takeover took ${((takeoverReady - takeoverFrom) / 1000).toFixed(1)} s to a Ready pod, rolling update ${((rolloutReady - rolloutFrom) / 1000).toFixed(1)} s`,
+      `takeover under live traffic: install-proxy --takeover took ${((takeoverReady - takeoverFrom) / 1000).toFixed(1)} s ` +
+        `(image check and import, kube-proxy stopped, apply, rollout; the kube-proxy-ts pod went from created to Ready in ${takeoverPodReady} s); ` +
+        `the rolling update took ${((rolloutReady - rolloutFrom) / 1000).toFixed(1)} s (new pod created to Ready in ${rolloutPodReady} s)`,
       ...report.map(({ window, counts }) =>
         `  ${window.name} (${((window.toMs - window.fromMs) / 1000).toFixed(1)} s): ` +
         flows.map((flow) => `${flow} ${counts[flow].failed}/${counts[flow].requests} failed`).join(', '),
