@@ -14,19 +14,18 @@
 // rotation). A new certificate also closes the connections made with the old one, so watches
 // reconnect with it.
 //
-// No message built here quotes the file's text or a value from it: a YAML error names its code,
-// line and column (the parser's own message shows the line, token and all), an unreadable file is
-// named by the field that names it (a token or a PEM key pasted where a path belongs would be
-// printed as the path), and parser warnings are not emitted.
+// No message built here quotes the file's text or a value from it (kubeconfig-quiet.ts): an
+// unreadable file is named by the field that names it.
 
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { delimiter, dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { stringify as toYaml } from 'yaml';
 
 import type { ApiConnection } from './connection.js';
+import { fsErrorCode, parseYamlQuietly, serverUrlProblem } from './kubeconfig-quiet.js';
 import { asRecord, asString, isRecord, messageOf } from '../values.js';
 
 export type KubeConfigSource = 'flag' | 'env' | 'in-cluster';
@@ -160,7 +159,7 @@ function fromFiles(files: readonly string[], source: KubeConfigSource, options: 
 }
 
 function mergeFile(into: MergedConfig, file: string): void {
-  const parsed = parseQuietly(readFileSync(file, 'utf8'), file);
+  const parsed = parseYamlQuietly(readFileSync(file, 'utf8'), file);
   if (parsed === null || parsed === undefined) return; // an empty file adds nothing
   if (!isRecord(parsed)) throw new ConfigError(`${file} is not a kubeconfig (not a mapping)`);
   const dir = dirname(resolve(file));
@@ -171,37 +170,12 @@ function mergeFile(into: MergedConfig, file: string): void {
   mergeEntries(into.contexts, parsed['contexts'], 'context', dir, file);
 }
 
-/** The YAML document, or a ConfigError that says where it is broken without quoting it. */
-function parseQuietly(text: string, file: string): unknown {
-  try {
-    // logLevel 'error': warnings (an unknown tag) would go to process.emitWarning, source line included.
-    return parseYaml(text, { prettyErrors: false, logLevel: 'error' });
-  } catch (error: unknown) {
-    const code = (error as { code?: unknown }).code;
-    const offset = (error as { pos?: unknown }).pos;
-    let where = '';
-    if (Array.isArray(offset) && typeof offset[0] === 'number') {
-      const before = text.slice(0, offset[0]).split('\n');
-      where = ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
-    }
-    const what = typeof code === 'string' ? code : error instanceof Error ? error.name : 'error';
-    throw new ConfigError(`${file} is not valid YAML (${what}${where}; its text is not shown, it may hold credentials)`);
-  }
-}
-
-/** The cluster's server, refused when it carries user:password (the start-up log prints the server). */
+/** The cluster's server, refused when it cannot be used or carries user:password. */
 function checkedServer(cluster: Entry): string | undefined {
   const server = asString(cluster.fields['server']);
   if (server === undefined || server === '') return server;
-  let url: URL;
-  try {
-    url = new URL(server);
-  } catch {
-    throw new ConfigError(`cluster ${cluster.name}: server is not a URL`);
-  }
-  if (url.username !== '' || url.password !== '') {
-    throw new ConfigError(`cluster ${cluster.name}: server carries a user name or password; credentials belong in the user entry`);
-  }
+  const problem = serverUrlProblem(server);
+  if (problem !== undefined) throw new ConfigError(`cluster ${cluster.name}: ${problem}`);
   return server;
 }
 
@@ -281,14 +255,8 @@ function material(entry: Entry, name: string): Buffer | undefined {
   try {
     return readFileSync(pathIn(entry, file));
   } catch (error: unknown) {
-    throw new ConfigError(`kubeconfig entry ${entry.name}: cannot read the file that ${name} names (${errorCode(error)}; the value is not shown, it may be a credential)`);
+    throw new ConfigError(`kubeconfig entry ${entry.name}: cannot read the file that ${name} names (${fsErrorCode(error)}; the value is not shown, it may be a credential)`);
   }
-}
-
-/** An fs error's code (ENOENT, EACCES...): its message would quote the path. */
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? code : 'unreadable';
 }
 
 /** The path of `<name>` when it is given as a file only (no `<name>-data`). */
@@ -375,7 +343,7 @@ function tokenFileHeader(path: string, label: string, options: LoadKubeConfigOpt
       try {
         token = readFileSync(path, 'utf8').trim();
       } catch (error: unknown) {
-        throw new Error(`cannot read ${label} (${errorCode(error)})`);
+        throw new Error(`cannot read ${label} (${fsErrorCode(error)})`);
       }
       cached = { header: { Authorization: `Bearer ${token}` }, readAt: now() };
     }
