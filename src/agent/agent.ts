@@ -1,4 +1,4 @@
-// Wires the running agent: sources -> ModelStore -> scheduler/syncer -> netfilter, with metrics,
+// Wires the running agent: sources -> ModelStore -> scheduler -> Proxier (the backend), with metrics,
 // health and healthCheckNodePort servers reading the outcome. IO lives in the parts it wires.
 
 import type { V1Node } from '@kubernetes/client-node';
@@ -9,13 +9,11 @@ import type { ApiConnection } from '../k8s/connection.js';
 import { startSources, type Sources } from '../k8s/sources.js';
 import type { WatchEvent } from '../k8s/watcher.js';
 import { ModelStore } from '../model/store.js';
+import { deepEqual } from '../model/equal.js';
 import { nodeInfoFromNode } from '../model/node.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
-import type { Netfilter } from '../netfilter/port.js';
-import type { Conntrack } from '../netfilter/conntrack.js';
 import { CT_STATE_INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_ACCEPTED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
 import type { SysctlAccess } from '../netfilter/sysctl.js';
-import type { RuleSet, TableName } from '../render/types.js';
 import {
   createMetrics,
   ProxierHealth,
@@ -26,16 +24,17 @@ import {
   type RunningServer,
   type ServiceHealthEntry,
 } from '../server/index.js';
-import { healthCheckAddresses, localTrafficFor, renderContextFor, type KernelFeatures } from './context.js';
+import { healthCheckAddresses, localTrafficFor } from './context.js';
 import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
-import { Syncer, type SyncReport } from './syncer.js';
+import type { NodeCapabilities, Proxier, ProxierFactory, SyncReport } from './proxier.js';
+import { externalPolicyLocal, internalPolicyLocal } from '../model/endpoints.js';
 
-export interface AgentOptions {
+export interface AgentOptions<Report extends SyncReport = SyncReport> {
   readonly config: AgentConfig;
   readonly connection: ApiConnection;
-  readonly netfilter: Netfilter;
-  readonly conntrack: Conntrack | undefined;
+  /** The data-plane backend (today iptables: sync/iptables-proxier.ts iptablesBackend). */
+  readonly backend: ProxierFactory<Report>;
   /** nfacct counters (kube-proxy's `-m nfacct` on the INVALID drop rule); undefined = none. */
   readonly nfacct?: NfAcct;
   /** Reads and sets net.ipv4.conf.all.route_localnet for localhost NodePorts; undefined = sysctls are
@@ -43,28 +42,24 @@ export interface AgentOptions {
   readonly sysctl?: SysctlAccess;
   readonly logger: Logger;
   readonly registry?: Registry;
-  /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
-  readonly fullSyncPeriodMs?: number;
   /** Watchdog for silent watches (tests shorten it). */
   readonly watchdogMs?: number;
-  /** > 0: split large full syncs into restores of about this many chains (nft backend). */
-  readonly fullSyncChainsPerPart?: number;
   /** Called with every sync's report, in order (tests keep a history; polling status() can miss one). */
-  readonly onSyncReport?: (report: SyncReport) => void;
+  readonly onSyncReport?: (report: Report) => void;
 }
 
-export interface AgentStatus {
+export interface AgentStatus<Report extends SyncReport = SyncReport> {
   readonly ready: boolean;
   readonly syncs: number;
-  readonly lastReport: SyncReport | undefined;
+  readonly lastReport: Report | undefined;
 }
 
-export class Agent {
+export class Agent<Report extends SyncReport = SyncReport> {
   readonly registry: Registry;
   readonly metrics: AgentMetrics;
   readonly health: ProxierHealth;
   private readonly store: ModelStore;
-  private readonly syncer: Syncer;
+  private readonly proxier: Proxier<Report>;
   private readonly scheduler: SyncScheduler;
   private readonly serviceHealth: ServiceHealthServers;
   private readonly logger: Logger;
@@ -75,9 +70,9 @@ export class Agent {
   private started = false;
   private syncCount = 0;
   private firstSyncApplied = false;
-  private lastReport: SyncReport | undefined;
+  private lastReport: Report | undefined;
   private localTrafficShown: string | undefined;
-  private kernelFeatures: KernelFeatures = {};
+  private capabilities: NodeCapabilities = {};
   private lastSkipped: readonly Skipped[] = [];
   private readonly loggedSkips = new Set<string>();
   private readyResolve: () => void = () => undefined;
@@ -86,7 +81,7 @@ export class Agent {
   metricsPort: number | undefined;
   healthPort: number | undefined;
 
-  constructor(private readonly options: AgentOptions) {
+  constructor(private readonly options: AgentOptions<Report>) {
     const { config } = options;
     this.logger = options.logger;
     this.registry = options.registry ?? new Registry();
@@ -94,13 +89,10 @@ export class Agent {
     this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
     this.node = nodeInfoFromNode(undefined, { name: config.nodeName, ips: config.nodeIP !== undefined ? [config.nodeIP] : [] });
     this.store = new ModelStore(this.node);
-    this.syncer = new Syncer({
+    this.proxier = options.backend({
+      family: 'IPv4',
       store: this.store,
-      netfilter: options.netfilter,
-      conntrack: options.conntrack,
-      renderContext: () => renderContextFor(config, this.node, this.kernelFeatures),
-      fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
-      ...(options.fullSyncChainsPerPart !== undefined ? { fullSyncChainsPerPart: options.fullSyncChainsPerPart } : {}),
+      settings: () => ({ config, node: this.node, capabilities: this.capabilities }),
     });
     this.scheduler = new SyncScheduler({
       minSyncPeriodMs: config.minSyncPeriodMs,
@@ -119,7 +111,7 @@ export class Agent {
     });
   }
 
-  status(): AgentStatus {
+  status(): AgentStatus<Report> {
     return { ready: this.syncCount > 0 && this.lastReport?.result !== 'failed', syncs: this.syncCount, lastReport: this.lastReport };
   }
 
@@ -197,7 +189,7 @@ export class Agent {
     this.health.syncNode(node);
     const { config } = this.options;
     const next = nodeInfoFromNode(node, { name: config.nodeName, ...(config.nodeIP !== undefined ? { ips: [config.nodeIP] } : {}) });
-    if (JSON.stringify(next) === JSON.stringify(this.node)) return;
+    if (deepEqual(next, this.node)) return;
     this.node = next;
     this.store.setNode(next);
     // The Node's IPs decide where healthCheckNodePort servers listen when nodePortAddresses is set.
@@ -219,7 +211,7 @@ export class Agent {
     this.logLocalTraffic();
     const pending = this.store.pendingChanges();
     this.metrics.countChanges({ services: pending.services, endpoints: pending.endpointSlices });
-    const report = await this.syncer.sync(reason);
+    const report = await this.proxier.sync(reason);
     this.syncCount += 1;
     this.lastReport = report;
     this.options.onSyncReport?.(report);
@@ -244,7 +236,7 @@ export class Agent {
     const localhost = await prepareLocalhostNodePorts(this.options.config, this.options.sysctl);
     this.logger[localhost.level]({ component: 'localhost-nodeports', ...localhost.fields }, localhost.message);
     this.metrics.setLocalhostNodePorts(localhost.enabled, localhost.off ?? 'enabled');
-    this.kernelFeatures = { localhostNodePorts: localhost.enabled };
+    this.capabilities = { localhostNodePorts: localhost.enabled };
 
     const { nfacct } = this.options;
     if (nfacct === undefined) return;
@@ -252,11 +244,11 @@ export class Agent {
       this.logger.info('nfacct is not available (no nfacct tool or kernel support): the conntrack-INVALID drop rule goes uncounted');
       return;
     }
-    this.kernelFeatures = { ...this.kernelFeatures, invalidDropCounter: CT_STATE_INVALID_DROPPED_COUNTER };
+    this.capabilities = { ...this.capabilities, invalidDropCounter: CT_STATE_INVALID_DROPPED_COUNTER };
     this.metrics.countInvalidDrops(() => nfacct.packets(CT_STATE_INVALID_DROPPED_COUNTER));
     // As kube-proxy: the counter and its metric exist whether or not localhost NodePorts are on.
     if (await nfacct.ensure(LOCALHOST_NODEPORTS_ACCEPTED_COUNTER)) {
-      this.kernelFeatures = { ...this.kernelFeatures, localhostNodePortsCounter: LOCALHOST_NODEPORTS_ACCEPTED_COUNTER };
+      this.capabilities = { ...this.capabilities, localhostNodePortsCounter: LOCALHOST_NODEPORTS_ACCEPTED_COUNTER };
       this.metrics.countLocalhostNodePortPackets(() => nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED_COUNTER));
     }
   }
@@ -280,7 +272,7 @@ export class Agent {
     );
   }
 
-  private observe(report: SyncReport, sync: number): void {
+  private observe(report: Report, sync: number): void {
     const finishedAtSeconds = Date.now() / 1000;
     const phases = {
       model: report.phases.modelSeconds,
@@ -288,7 +280,7 @@ export class Agent {
       diff: report.phases.diffSeconds,
       restore: report.phases.restoreSeconds,
     };
-    const plan = report.plan;
+    const writes = report.writes;
     const log = this.logger.child({ component: 'sync' });
     const common = {
       sync,
@@ -297,32 +289,31 @@ export class Agent {
       fullReason: report.fullReason,
       durationMs: Math.round(report.totalSeconds * 1000 * 10) / 10,
       phasesMs: Object.fromEntries(Object.entries(phases).map(([key, value]) => [key, Math.round(value * 10000) / 10])),
-      bytes: plan?.stats.bytes ?? 0,
-      lines: plan?.stats.lines ?? 0,
-      chainsWritten: plan?.stats.chainsWritten ?? 0,
-      chainsDeleted: plan?.stats.chainsDeleted ?? 0,
-      changedChains: plan?.stats.changedChainNames ?? [],
+      bytes: writes?.bytes ?? 0,
+      lines: writes?.lines ?? 0,
+      chainsWritten: writes?.chainsWritten ?? 0,
+      chainsDeleted: writes?.chainsDeleted ?? 0,
+      changedChains: writes?.changedChainNames ?? [],
     };
     if (report.result === 'failed') {
       this.metrics.observeSync({
         kind: report.kind, result: 'failed', durationSeconds: report.totalSeconds, finishedAtSeconds, phases,
-        ...(plan !== undefined ? { payload: { bytes: plan.stats.bytes, lines: plan.stats.lines } } : {}),
+        ...(writes !== undefined ? { payload: { bytes: writes.bytes, lines: writes.lines } } : {}),
       });
       log.error({ ...common, error: report.message, failedLine: report.failedLine }, 'iptables-restore failed; the next sync is a full resync');
       return;
     }
-    const rulesTotal = countRules(report.ruleSet);
     this.metrics.observeSync({
       kind: report.kind,
       result: report.result,
       durationSeconds: report.totalSeconds,
       finishedAtSeconds,
       phases,
-      ...(plan !== undefined && report.result === 'applied' ? { payload: { bytes: plan.stats.bytes, lines: plan.stats.lines } } : {}),
-      chainsWritten: plan?.stats.chainsWritten ?? 0,
-      chainsDeleted: plan?.stats.chainsDeleted ?? 0,
-      rulesTotal,
-      rulesWritten: plan !== undefined && report.result === 'applied' ? plan.stats.rulesWritten : { filter: 0, nat: 0 },
+      ...(writes !== undefined && report.result === 'applied' ? { payload: { bytes: writes.bytes, lines: writes.lines } } : {}),
+      chainsWritten: writes?.chainsWritten ?? 0,
+      chainsDeleted: writes?.chainsDeleted ?? 0,
+      rulesTotal: report.rulesTotal,
+      rulesWritten: writes !== undefined && report.result === 'applied' ? writes.rulesWritten : zeroed(report.rulesTotal),
       noLocalEndpoints: countNoLocalEndpoints(report.state),
     });
     for (const trigger of report.triggerTimes) {
@@ -366,15 +357,9 @@ export class Agent {
   }
 }
 
-function countRules(ruleSet: RuleSet): Partial<Record<TableName, number>> {
-  const totals: Record<TableName, number> = { filter: 0, nat: 0 };
-  for (const chain of ruleSet.staticChains) totals[chain.table] += chain.rules.length;
-  for (const chain of ruleSet.sharedChains) totals[chain.table] += chain.trailer.length;
-  for (const rules of ruleSet.servicePorts.values()) {
-    for (const chain of rules.chains) totals[chain.table] += chain.rules.length;
-    for (const shared of rules.sharedRules) totals[shared.table] += 1;
-  }
-  return totals;
+/** Every table of `totals` at 0: an unchanged sync wrote no rules. */
+function zeroed(totals: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.keys(totals).map((table) => [table, 0]));
 }
 
 function countNoLocalEndpoints(state: DesiredState): { internal: number; external: number } {
@@ -382,9 +367,8 @@ function countNoLocalEndpoints(state: DesiredState): { internal: number; externa
   let external = 0;
   for (const servicePort of state.servicePorts.values()) {
     if (servicePort.localEndpoints.length > 0) continue;
-    if (servicePort.internalTrafficPolicy === 'Local') internal += 1;
-    const externallyAccessible = servicePort.nodePort !== 0 || servicePort.externalIPs.length > 0 || servicePort.loadBalancerIPs.length > 0;
-    if (servicePort.externalTrafficPolicy === 'Local' && externallyAccessible) external += 1;
+    if (internalPolicyLocal(servicePort)) internal += 1;
+    if (externalPolicyLocal(servicePort)) external += 1;
   }
   return { internal, external };
 }

@@ -1,6 +1,6 @@
 // Turns the agent's configuration and the node's current addresses into a RenderContext. Pure.
 
-import type { AgentConfig, DetectLocal } from '../config/index.js';
+import type { AgentConfig, DetectLocal, NodePortAddresses } from '../config/index.js';
 import type { NodeInfo } from '../model/types.js';
 import {
   defaultRenderContext,
@@ -10,49 +10,43 @@ import {
   type LocalTraffic,
   type RenderContext,
 } from '../render/types.js';
-import { cidrContains, parseIpv4, parseIpv4Cidr } from '../render/ipv4.js';
+import { cidrContains, familyOf, hostPrefixLength, parseCidr } from '../ip.js';
+import type { NodeCapabilities } from './proxier.js';
 
-/** What the agent found the kernel and tools on this node can do (kube-proxy probes the same). */
-export interface KernelFeatures {
-  /** The nfacct counter for the conntrack-INVALID drop rule, when nfacct works here. */
-  readonly invalidDropCounter?: string;
-  /** The nfacct counter for NodePort packets to 127.0.0.0/8, when nfacct works here. */
-  readonly localhostNodePortsCounter?: string;
-  /** Whether NodePorts answer on 127.0.0.1 (localhost-node-ports.ts: the setting, nodePortAddresses
-   * and route_localnet). undefined: not probed yet, the configuration decides. */
-  readonly localhostNodePorts?: boolean;
-}
-
-export function renderContextFor(config: AgentConfig, node: NodeInfo, kernel: KernelFeatures = {}): RenderContext {
+export function renderContextFor(config: AgentConfig, node: NodeInfo, capabilities: NodeCapabilities = {}): RenderContext {
   const nodeIPs = config.nodeIP !== undefined ? [config.nodeIP] : node.ips;
-  let nodePortAddresses: readonly string[];
-  switch (config.nodePortAddresses.kind) {
-    case 'all':
-      nodePortAddresses = [];
-      break;
-    case 'primary':
-      nodePortAddresses = nodeIPs.map((ip) => `${ip}/32`);
-      break;
-    case 'cidrs':
-      nodePortAddresses = config.nodePortAddresses.cidrs;
-      break;
-    default: {
-      const unreachable: never = config.nodePortAddresses;
-      return unreachable;
-    }
-  }
+  const nodePortAddresses = nodePortAddressList(config.nodePortAddresses, nodeIPs);
   return {
     ...defaultRenderContext,
     localTraffic: localTrafficFor(config.detectLocal, config.clusterCIDR, node),
     masqueradeAll: config.masqueradeAll,
-    ...(kernel.invalidDropCounter !== undefined ? { invalidDropCounter: kernel.invalidDropCounter } : {}),
-    ...(kernel.localhostNodePortsCounter !== undefined ? { localhostNodePortsCounter: kernel.localhostNodePortsCounter } : {}),
+    ...(capabilities.invalidDropCounter !== undefined ? { invalidDropCounter: capabilities.invalidDropCounter } : {}),
+    ...(capabilities.localhostNodePortsCounter !== undefined ? { localhostNodePortsCounter: capabilities.localhostNodePortsCounter } : {}),
     nodePortAddresses,
     nodeIPs,
     masqueradeBit: config.masqueradeBit,
     // The renderer also leaves them out where nodePortAddresses does not cover the loopback.
-    localhostNodePorts: kernel.localhostNodePorts ?? config.localhostNodePorts,
+    localhostNodePorts: capabilities.localhostNodePorts ?? config.localhostNodePorts,
   };
+}
+
+/** nodePortAddresses as the renderer takes them: CIDRs, `primary` as the node IPs' host CIDRs, [] for all. */
+export function nodePortAddressList(setting: NodePortAddresses, nodeIPs: readonly string[]): readonly string[] {
+  switch (setting.kind) {
+    case 'all':
+      return [];
+    case 'primary':
+      return nodeIPs.flatMap((ip) => {
+        const family = familyOf(ip);
+        return family === undefined ? [] : [`${ip}/${hostPrefixLength(family)}`];
+      });
+    case 'cidrs':
+      return setting.cidrs;
+    default: {
+      const unreachable: never = setting;
+      return unreachable;
+    }
+  }
 }
 
 /**
@@ -93,7 +87,6 @@ export function healthCheckAddresses(config: AgentConfig, node: NodeInfo): reado
 }
 
 function inCidr(ip: string, cidrText: string): boolean {
-  const address = parseIpv4(ip);
-  const cidr = parseIpv4Cidr(cidrText);
-  return address !== undefined && cidr !== undefined && cidrContains(cidr, address);
+  const cidr = parseCidr(cidrText);
+  return cidr !== undefined && cidrContains(cidr, ip);
 }

@@ -1,43 +1,34 @@
 // `kube-proxy-ts cleanup`: remove every chain and jump we (or kube-proxy in iptables mode) own.
 
-import { parseArgs } from 'node:util';
+import { commandUsage, COMMANDS, DEFAULTS, readCommandLine } from '../config/index.js';
 import { ExecNetfilter } from '../netfilter/exec.js';
-import type { TableName } from '../render/types.js';
+import { TABLES, type TableName } from '../netfilter/vocabulary.js';
 import { cleanupPayload } from '../sync/cleanup.js';
-import { parseBackendFlag, resolveBackend } from './netfilter-setup.js';
-import { messageOf } from '../values.js';
+import { resolveIptablesVariant } from './iptables-variant-setup.js';
 
-const usage = `Usage: kube-proxy-ts cleanup [--iptables-backend auto|nft|legacy]
-
-Removes the KUBE-SERVICES, KUBE-NODEPORTS, KUBE-SVC-*, KUBE-SEP-*, ... chains and the jumps into
-them from the nat and filter tables. kubelet's chains are left alone.
-`;
+const usage = commandUsage(COMMANDS.cleanup, [
+  'Usage: kube-proxy-ts cleanup [--iptables-backend auto|nft|legacy]',
+  '',
+  'Removes the KUBE-SERVICES, KUBE-NODEPORTS, KUBE-SVC-*, KUBE-SEP-*, ... chains and the jumps into',
+  "them from the nat and filter tables. kubelet's chains are left alone.",
+  '',
+]);
 
 export async function cleanupCommand(argv: readonly string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: { 'iptables-backend': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    }));
-  } catch (error: unknown) {
-    process.stderr.write(`cleanup: ${messageOf(error)}\n${usage}`);
-    return 2;
-  }
-  if (values.help === true) {
+  const line = readCommandLine(COMMANDS.cleanup, argv, process.env, () => '');
+  if (line.kind === 'help') {
     process.stdout.write(usage);
     return 0;
   }
-  const configured = parseBackendFlag(values['iptables-backend'] ?? process.env['KUBE_PROXY_TS_IPTABLES_BACKEND']);
-  if (configured === undefined) {
-    process.stderr.write(`cleanup: --iptables-backend must be auto, nft or legacy\n`);
+  if (line.kind === 'invalid' || line.errors.length > 0) {
+    for (const error of line.errors) process.stderr.write(`cleanup: ${error.message}\n`);
+    if (line.kind === 'invalid') process.stderr.write(usage);
     return 2;
   }
-  const backend = await resolveBackend(configured);
+  const backend = await resolveIptablesVariant(line.values.iptablesBackend ?? DEFAULTS.iptablesBackend);
   const netfilter = new ExecNetfilter({ binaries: backend.binaries });
   const saved = new Map<TableName, string>();
-  for (const table of ['filter', 'nat'] as const) {
+  for (const table of TABLES) {
     const result = await netfilter.save(table);
     if (!result.ok) {
       process.stderr.write(`cleanup: cannot read the ${table} table (${backend.backend}): ${result.message}\n`);

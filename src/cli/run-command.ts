@@ -7,7 +7,7 @@ import { Agent } from '../agent/agent.js';
 import { parseRunArgs } from '../config/index.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { createLogger } from '../log.js';
-import { Conntrack } from '../netfilter/conntrack.js';
+import { Conntrack } from '../conntrack/tool.js';
 import { NfAcct } from '../netfilter/nfacct.js';
 import { ExecNetfilter } from '../netfilter/exec.js';
 import { Sysctl, type SysctlAccess } from '../netfilter/sysctl.js';
@@ -16,7 +16,8 @@ import type { AgentConfig } from '../config/index.js';
 import type { Logger } from 'pino';
 import { DEFAULT_CHAINS_PER_PART } from '../sync/full-parts.js';
 import { version } from '../version.js';
-import { resolveBackend } from './netfilter-setup.js';
+import { resolveIptablesVariant } from './iptables-variant-setup.js';
+import { iptablesBackend } from '../sync/iptables-proxier.js';
 import { messageOf } from '../values.js';
 
 export async function runCommand(argv: readonly string[]): Promise<number> {
@@ -40,7 +41,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     process.stderr.write(`kube-proxy-ts run: no usable kubeconfig: ${kube.detail}\n`);
     return 1;
   }
-  const backend = await resolveBackend(config.iptablesBackend);
+  const backend = await resolveIptablesVariant(config.iptablesBackend);
   logger.info(
     { version, nodeName: config.nodeName, server: kube.connection.server, kubeconfigSource: kube.source, context: kube.context, auth: kube.auth, backend: backend.backend, backendReason: backend.reason },
     'starting kube-proxy-ts',
@@ -48,15 +49,17 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const agent = new Agent({
     config,
     connection: kube.connection,
-    netfilter: new ExecNetfilter({ binaries: backend.binaries }),
-    conntrack: new Conntrack(),
+    backend: iptablesBackend({
+      netfilter: new ExecNetfilter({ binaries: backend.binaries }),
+      conntrack: new Conntrack(),
+      // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
+      // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
+      // x 10 endpoints 7 calls took 15.4 s, kube-proxy's one call 12.9 s).
+      ...(backend.backend === 'nft' ? { fullSyncChainsPerPart: DEFAULT_CHAINS_PER_PART } : {}),
+    }),
     nfacct: new NfAcct(),
     sysctl: new Sysctl(),
     logger,
-    // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
-    // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
-    // x 10 endpoints 7 calls took 15.4 s, kube-proxy's one call 12.9 s).
-    ...(backend.backend === 'nft' ? { fullSyncChainsPerPart: DEFAULT_CHAINS_PER_PART } : {}),
   });
 
   let stopping = false;

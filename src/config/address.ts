@@ -1,27 +1,7 @@
-// Address syntax the configuration accepts: IPv4 literals, IPv4 CIDRs and `host:port` bind addresses.
+// `host:port` bind addresses as the configuration takes them (IPs and CIDRs: ../ip.ts).
 
-import { isIP, isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
 import type { BindAddress } from './types.js';
-
-/** The CIDR with its host bits cleared (`10.0.0.5/8` -> `10.0.0.0/8`), or undefined if not an IPv4 CIDR. */
-export function normaliseIPv4Cidr(text: string): string | undefined {
-  const parts = text.trim().split('/');
-  if (parts.length !== 2) return undefined;
-  const [address = '', bitsText = ''] = parts;
-  if (!isIPv4(address) || !/^\d{1,2}$/.test(bitsText)) return undefined;
-  const bits = Number(bitsText);
-  if (bits > 32) return undefined;
-  const value = address.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  const network = (value & mask) >>> 0;
-  return `${network >>> 24}.${(network >>> 16) & 255}.${(network >>> 8) & 255}.${network & 255}/${bits}`;
-}
-
-/** True for an IPv6 CIDR: we only need to tell it apart from garbage to give a precise message. */
-export function isIPv6Cidr(text: string): boolean {
-  const parts = text.trim().split('/');
-  return parts.length === 2 && isIP(parts[0] ?? '') === 6 && /^\d{1,3}$/.test(parts[1] ?? '') && Number(parts[1]) <= 128;
-}
 
 /**
  * `host:port`, `[v6]:port` or `:port` (all IPv4 addresses, as Go's net.Listen reads an empty host).

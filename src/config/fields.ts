@@ -2,8 +2,8 @@
 // variables, flags) and how its raw value is parsed. One table, so the file reader, the
 // environment reader, the flag parser and --help cannot drift apart.
 
-import { isIP, isIPv4 } from 'node:net';
-import { isIPv6Cidr, normaliseIPv4Cidr, parseBindAddress } from './address.js';
+import { familyOf, parseCidr } from '../ip.js';
+import { parseBindAddress } from './address.js';
 import { parseGoDuration } from './duration.js';
 import {
   DETECT_LOCAL_MODES,
@@ -11,7 +11,7 @@ import {
   LOG_LEVELS,
   type BindAddress,
   type DetectLocalMode,
-  type IptablesBackend,
+  type IptablesBackendSetting,
   type LogLevel,
   type NodePortAddresses,
 } from './types.js';
@@ -32,7 +32,8 @@ export const FIELDS = {
   hostnameOverride: {
     file: [['hostnameOverride']],
     env: ['KUBE_PROXY_TS_HOSTNAME_OVERRIDE', 'NODE_NAME'],
-    flags: ['hostname-override'],
+    // `--node-name`: what `render` called it.
+    flags: ['hostname-override', 'node-name'],
     help: "this node's name (default: $NODE_NAME, else the hostname)",
   },
   kubeconfig: {
@@ -82,7 +83,8 @@ export const FIELDS = {
   nodePortAddresses: {
     file: [['nodePortAddresses']],
     env: ['KUBE_PROXY_TS_NODE_PORT_ADDRESSES'],
-    flags: ['nodeport-addresses'],
+    // `--node-port-addresses`: what `render` called it.
+    flags: ['nodeport-addresses', 'node-port-addresses'],
     help: "comma-separated CIDRs, or 'primary', that NodePorts answer on (default: all local addresses)",
   },
   syncPeriod: {
@@ -112,7 +114,8 @@ export const FIELDS = {
   mode: {
     file: [['mode']],
     env: ['KUBE_PROXY_TS_MODE'],
-    flags: ['proxy-mode'],
+    // `--mode`: what `render` called it.
+    flags: ['proxy-mode', 'mode'],
     help: "proxy mode; only 'iptables' is implemented",
   },
   masqueradeBit: {
@@ -187,13 +190,11 @@ function parseClusterCIDR(value: unknown): Parsed<string | undefined> {
   if (parts.length > 2) return fail('must be one CIDR or a dual-stack pair (e.g. 10.244.0.0/16,fd00:10:244::/56)');
   let ipv4: string | undefined;
   for (const part of parts) {
-    const cidr = normaliseIPv4Cidr(part);
-    if (cidr !== undefined) {
-      if (ipv4 !== undefined) return fail('holds two IPv4 CIDRs; a dual-stack pair has one of each family');
-      ipv4 = cidr;
-    } else if (!isIPv6Cidr(part)) {
-      return fail(`has "${part}", which is not a CIDR (e.g. 10.244.0.0/16)`);
-    }
+    const cidr = parseCidr(part);
+    if (cidr === undefined) return fail(`has "${part}", which is not a CIDR (e.g. 10.244.0.0/16)`);
+    if (cidr.family !== 'IPv4') continue;
+    if (ipv4 !== undefined) return fail('holds two IPv4 CIDRs; a dual-stack pair has one of each family');
+    ipv4 = cidr.text;
   }
   if (ipv4 === undefined) return fail('has no IPv4 CIDR; kube-proxy-ts is IPv4-only');
   return ok(ipv4);
@@ -211,14 +212,15 @@ function oneOf<T extends string>(choices: readonly T[], whenEmpty: T): (value: u
 }
 
 // What the kernel accepts as an interface name (IFNAMSIZ - 1 bytes, no '/', ':' or whitespace);
-// iptables' `-i` takes the same, a trailing '+' making it a prefix.
-const INTERFACE_NAME = /^[^\s/:+]{1,15}$/;
+// iptables' `-i` takes the same, a trailing '+' making it a prefix. Quotes and backslashes would
+// end or escape a word of the restore payload the name is written into.
+const INTERFACE_NAME = /^[^\s/:+"'\\]{1,15}$/;
 
 function parseInterfaceName(value: unknown): Parsed<string | undefined> {
   const given = text(value, 'an interface name');
   if (!given.ok) return given;
   if (given.value === '') return ok(undefined);
-  return INTERFACE_NAME.test(given.value) ? ok(given.value) : fail("is not an interface name (1-15 characters, no '/', ':', '+' or spaces)");
+  return INTERFACE_NAME.test(given.value) ? ok(given.value) : fail("is not an interface name (1-15 characters, no '/', ':', '+', quotes, backslashes or spaces)");
 }
 
 /** YAML booleans, or `true`/`false` (any case) from the environment or a flag. */
@@ -249,12 +251,10 @@ function parseNodePortAddresses(value: unknown): Parsed<NodePortAddresses> {
   }
   const cidrs: string[] = [];
   for (const entry of entries) {
-    const cidr = normaliseIPv4Cidr(entry);
-    if (cidr !== undefined) {
-      if (!cidrs.includes(cidr)) cidrs.push(cidr);
-    } else if (!isIPv6Cidr(entry)) {
-      return fail(`has "${entry}", which is neither a CIDR nor 'primary'`);
-    }
+    // A bare IP is not a CIDR, as kube-proxy's validation says (`primary` names the node's IPs).
+    const cidr = parseCidr(entry);
+    if (cidr === undefined) return fail(`has entry "${entry}", which is neither a CIDR nor 'primary'`);
+    if (cidr.family === 'IPv4' && !cidrs.includes(cidr.text)) cidrs.push(cidr.text);
   }
   // Dropping the IPv6 entries is what kube-proxy's IPv4 proxier does; an all-IPv6 list must not
   // silently widen to "every address", so it is an error.
@@ -326,8 +326,9 @@ function parseNodeIP(value: unknown): Parsed<string | undefined> {
   const given = text(value, 'an IPv4 address');
   if (!given.ok) return given;
   if (given.value === '' || given.value === '0.0.0.0' || given.value === '::') return ok(undefined);
-  if (isIPv4(given.value)) return ok(given.value);
-  if (isIP(given.value) === 6) return fail('is an IPv6 address; kube-proxy-ts is IPv4-only');
+  const family = familyOf(given.value);
+  if (family === 'IPv4') return ok(given.value);
+  if (family === 'IPv6') return fail('is not an IPv4 address (an IPv6 one; kube-proxy-ts is IPv4-only)');
   return fail('is not an IPv4 address');
 }
 
@@ -350,7 +351,7 @@ export interface FieldValues {
   readonly masqueradeBit: number;
   readonly logLevel: LogLevel;
   readonly nodeIP: string | undefined;
-  readonly iptablesBackend: IptablesBackend;
+  readonly iptablesBackend: IptablesBackendSetting;
 }
 
 export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<FieldValues[K]> } = {

@@ -12,7 +12,8 @@ import {
   type FieldValues,
   type Parsed,
 } from './fields.js';
-import { envLayer, fileLayer, flagLayer, type Layer, type RawValue } from './sources.js';
+import { COMMANDS } from './commands.js';
+import { envLayer, fileLayer, flagLayer, type CommandFlags, type Layer, type RawValue } from './sources.js';
 import { detectLocalFrom } from './detect-local.js';
 import type { AgentConfig, ConfigError, ConfigResult } from './types.js';
 
@@ -25,12 +26,67 @@ function show(value: unknown): string {
 
 function invalid(field: string, raw: RawValue, reason: string): ConfigError {
   const value = typeof raw.value === 'string' ? raw.value : show(raw.value);
-  return { field, value, source: raw.source, message: `${field} ${show(raw.value)} (from ${raw.source}) ${reason}` };
+  return { field, value, source: raw.source, reason, message: `${field} ${show(raw.value)} (from ${raw.source}) ${reason}` };
 }
 
-function parseField<K extends FieldName>(name: K, raw: RawValue | undefined): Parsed<FieldValues[K]> {
-  if (raw === undefined) return { ok: true, value: DEFAULTS[name] };
+function parseField<K extends FieldName>(name: K, raw: RawValue): Parsed<FieldValues[K]> {
   return PARSERS[name](raw.value);
+}
+
+export type CommandLine =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'invalid'; readonly errors: readonly ConfigError[] }
+  | {
+      readonly kind: 'parsed';
+      /** Each field the command takes and some source set, parsed; absent = default. */
+      readonly values: { -readonly [K in FieldName]?: FieldValues[K] };
+      /** The raw value each set field came from (to blame it in a later check). */
+      readonly merged: Layer;
+      readonly own: Readonly<Record<string, readonly string[]>>;
+      readonly warnings: readonly string[];
+      /** Every field error; the command adds its own checks before giving up. */
+      readonly errors: readonly ConfigError[];
+    };
+
+/**
+ * The one reader of every command's command line: flags (the same names and validation for every
+ * command, COMMANDS in commands.ts), over the environment and a config file where the command
+ * reads them. Pure: the environment and the file reader are passed in.
+ */
+export function readCommandLine(
+  command: CommandFlags & { readonly env: boolean },
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string,
+): CommandLine {
+  const flags = flagLayer(argv, command);
+  if (flags.help) return { kind: 'help' };
+  if (flags.errors.length > 0) return { kind: 'invalid', errors: flags.errors };
+
+  const errors: ConfigError[] = [];
+  const warnings: string[] = [];
+  let fileValues: Layer = {};
+  const envConfig = command.env ? env[CONFIG_ENV] : undefined;
+  const configPath = flags.configPath ?? (envConfig !== undefined && envConfig.trim() !== '' ? envConfig : undefined);
+  if (command.configFile && configPath !== undefined) {
+    const file = fileLayer(configPath, flags.configPath !== undefined ? '--config' : CONFIG_ENV, readFile);
+    errors.push(...file.errors);
+    warnings.push(...file.warnings);
+    fileValues = file.layer;
+  }
+  const all: Layer = { ...fileValues, ...(command.env ? envLayer(env) : {}), ...flags.layer };
+  const merged: Layer = {};
+  const values: { -readonly [K in FieldName]?: FieldValues[K] } = {};
+  const assign = <K extends FieldName>(name: K): void => {
+    const raw = all[name];
+    if (raw === undefined) return;
+    merged[name] = raw;
+    const parsed = parseField(name, raw);
+    if (parsed.ok) values[name] = parsed.value;
+    else errors.push(invalid(fieldLabel(name), raw, parsed.reason));
+  };
+  for (const name of command.fields) assign(name);
+  return { kind: 'parsed', values, merged, own: flags.own, warnings, errors };
 }
 
 /**
@@ -43,31 +99,13 @@ export function parseRunArgs(
   readFile: (path: string) => string,
   hostname?: string,
 ): ConfigResult {
-  const flags = flagLayer(argv);
-  if (flags.help) return { kind: 'help', text: runUsage() };
-  if (flags.errors.length > 0) return { kind: 'invalid', errors: flags.errors };
-
-  const errors: ConfigError[] = [];
-  const warnings: string[] = [];
-  let fileValues: Layer = {};
-  const envConfig = env[CONFIG_ENV];
-  const configPath = flags.configPath ?? (envConfig !== undefined && envConfig.trim() !== '' ? envConfig : undefined);
-  if (configPath !== undefined) {
-    const file = fileLayer(configPath, flags.configPath !== undefined ? '--config' : CONFIG_ENV, readFile);
-    errors.push(...file.errors);
-    warnings.push(...file.warnings);
-    fileValues = file.layer;
-  }
-  const merged: Layer = { ...fileValues, ...envLayer(env), ...flags.layer };
-
-  const values: { -readonly [K in FieldName]?: FieldValues[K] } = {};
-  const assign = <K extends FieldName>(name: K): void => {
-    const raw = merged[name];
-    const parsed = parseField(name, raw);
-    if (parsed.ok) values[name] = parsed.value;
-    else if (raw !== undefined) errors.push(invalid(fieldLabel(name), raw, parsed.reason));
-  };
-  for (const name of Object.keys(FIELDS) as FieldName[]) assign(name);
+  const line = readCommandLine(COMMANDS.run, argv, env, readFile);
+  if (line.kind === 'help') return { kind: 'help', text: runUsage() };
+  if (line.kind === 'invalid') return line;
+  const { merged, warnings } = line;
+  // Unset fields take their defaults (a field set to '' keeps its parsed undefined: a server turned off).
+  const values: Partial<FieldValues> = { ...DEFAULTS, ...line.values };
+  const errors = [...line.errors];
 
   // Blame the one that was set explicitly; syncPeriod when both were.
   const { syncPeriod, minSyncPeriod } = values;
@@ -126,26 +164,34 @@ export function parseRunArgs(
     nodeIP: values.nodeIP,
     iptablesBackend: values.iptablesBackend ?? DEFAULTS.iptablesBackend,
   };
-  return { kind: 'ok', config, warnings, initOnly: flags.initOnly };
+  return { kind: 'ok', config, warnings, initOnly: line.own['init-only']?.[0] === 'true' };
 }
 
 /** `run --help`, generated from the field table so it lists exactly what is accepted. */
 export function runUsage(): string {
-  const lines = [
+  return commandUsage(COMMANDS.run, [
     'Usage: kube-proxy-ts run [flags]',
     '',
     'Precedence: flags > environment > config file > defaults.',
     '',
     `  --config FILE  KubeProxyConfiguration YAML (kubeproxy.config.k8s.io/v1alpha1, or a bare mapping) [$${CONFIG_ENV}]`,
-    '  --init-only    do what needs privilege (set net.ipv4.conf.all.route_localnet=1 for localhost NodePorts), then exit;',
-    '                 the DaemonSet runs it in a privileged init container, so the agent itself needs only NET_ADMIN and NET_RAW',
-  ];
-  for (const name of Object.keys(FIELDS) as FieldName[]) {
+  ]);
+}
+
+/** A command's --help: its header, then its own flags and every field flag it takes (with aliases). */
+export function commandUsage(command: CommandFlags & { readonly env: boolean }, header: readonly string[]): string {
+  const lines = [...header];
+  for (const [name, flag] of Object.entries(command.own)) {
+    lines.push(`  --${name}${flag.value !== undefined ? ` ${flag.value}` : ''}${flag.multiple === true ? ' (repeatable)' : ''}`);
+    lines.push(`      ${flag.help}`);
+  }
+  for (const name of command.fields) {
     const field = FIELDS[name];
     const [flag, ...aliases] = field.flags;
     const aliasText = aliases.length > 0 ? ` (alias ${aliases.map((alias) => `--${alias}`).join(', ')})` : '';
     lines.push(`  --${flag}${aliasText}`);
-    lines.push(`      ${field.help}. Config field ${fieldLabel(name)}; env ${field.env.map((variable) => `$${variable}`).join(', ')}.`);
+    const env = command.env ? `; env ${field.env.map((variable) => `$${variable}`).join(', ')}` : '';
+    lines.push(`      ${field.help}. Config field ${fieldLabel(name)}${env}.`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -150,22 +150,37 @@ export function envLayer(env: Readonly<Record<string, string | undefined>>): Lay
   return layer;
 }
 
+/** A flag a command takes besides the configuration fields (`render --objects`, `run --init-only`). */
+export interface CommandFlag {
+  /** A switch: alone means true, `=true|false` after it. */
+  readonly switch?: true;
+  /** May repeat; every value is kept, in order. */
+  readonly multiple?: true;
+  /** The value's placeholder in --help (`FILE`). */
+  readonly value?: string;
+  readonly help: string;
+}
+
+/** What a command accepts on its command line: which configuration fields (by any of their
+ * flags in FIELDS, so every command spells them alike) and its own flags. */
+export interface CommandFlags {
+  readonly fields: readonly FieldName[];
+  readonly own: Readonly<Record<string, CommandFlag>>;
+  /** `--config FILE` is taken (the command reads a KubeProxyConfiguration). */
+  readonly configFile: boolean;
+}
+
 export interface ParsedFlags {
   readonly layer: Layer;
   readonly configPath: string | undefined;
   readonly help: boolean;
-  /** `--init-only` (kube-proxy's flag): do what needs privilege, then exit. */
-  readonly initOnly: boolean;
+  /** The command's own flags: a switch as 'true'/'false', a multiple one as every value. */
+  readonly own: Readonly<Record<string, readonly string[]>>;
   readonly errors: readonly ConfigError[];
 }
 
-const FLAG_TO_FIELD: ReadonlyMap<string, FieldName> = new Map(
-  (Object.keys(FIELDS) as FieldName[]).flatMap((name) => FIELDS[name].flags.map((flag) => [flag, name] as const)),
-);
-
-function isSwitch(name: FieldName): boolean {
-  const field: FieldSources = FIELDS[name];
-  return field.switch === true;
+function flagError(name: string, value: string, message: string, reason?: string): ConfigError {
+  return { field: name, value, source: `--${name}`, message, ...(reason !== undefined ? { reason } : {}) };
 }
 
 /**
@@ -173,24 +188,17 @@ function isSwitch(name: FieldName): boolean {
  * value only after `=`. A repeated flag keeps its last value, as Go's pflag does. An empty value
  * is kept: `--healthz-bind-address=` disables a server.
  */
-export function flagLayer(argv: readonly string[]): ParsedFlags {
+export function flagLayer(argv: readonly string[], command: CommandFlags): ParsedFlags {
+  const flagToField = new Map<string, FieldName>(command.fields.flatMap((name) => FIELDS[name].flags.map((flag) => [flag, name] as const)));
   const layer: Layer = {};
+  const own: Record<string, string[]> = {};
   const errors: ConfigError[] = [];
   let configPath: string | undefined;
   let help = false;
-  let initOnly = false;
   for (let index = 0; index < argv.length; index += 1) {
     const token = argv[index] ?? '';
     if (token === '--help' || token === '-h') {
       help = true;
-      continue;
-    }
-    // A switch of the command, not a setting: `--init-only`, `--init-only=true|false`.
-    const initOnlyMatch = /^--init-only(?:=(.*))?$/.exec(token);
-    if (initOnlyMatch !== null) {
-      const value = (initOnlyMatch[1] ?? 'true').trim().toLowerCase();
-      if (value === 'true' || value === 'false') initOnly = value === 'true';
-      else errors.push({ field: 'init-only', value: initOnlyMatch[1] ?? '', source: '--init-only', message: `--init-only ${JSON.stringify(initOnlyMatch[1])} must be true or false` });
       continue;
     }
     if (!token.startsWith('--') || token === '--') {
@@ -199,31 +207,45 @@ export function flagLayer(argv: readonly string[]): ParsedFlags {
     }
     const equals = token.indexOf('=');
     const name = token.slice(2, equals < 0 ? undefined : equals);
-    const switchField = FLAG_TO_FIELD.get(name);
+    const field = flagToField.get(name);
+    const ownFlag = Object.prototype.hasOwnProperty.call(command.own, name) ? command.own[name] : undefined;
+    const isSwitch = (field !== undefined && isSwitchField(field)) || ownFlag?.switch === true;
     let value: string;
     if (equals >= 0) {
       value = token.slice(equals + 1);
-    } else if (switchField !== undefined && isSwitch(switchField)) {
+    } else if (isSwitch) {
       value = 'true';
     } else {
       const next = argv[index + 1];
       if (next === undefined) {
-        errors.push({ field: name, value: '', source: `--${name}`, message: `flag --${name} needs a value` });
+        errors.push(flagError(name, '', `flag --${name} needs a value`));
         continue;
       }
       value = next;
       index += 1;
     }
-    if (name === 'config') {
+    if (name === 'config' && command.configFile) {
       configPath = value;
-      continue;
+    } else if (field !== undefined) {
+      layer[field] = { value, source: `--${name}` };
+    } else if (ownFlag !== undefined) {
+      if (ownFlag.switch === true) {
+        const lower = value.trim().toLowerCase();
+        if (lower !== 'true' && lower !== 'false') {
+          errors.push(flagError(name, value, `--${name} ${JSON.stringify(value)} must be true or false`, 'must be true or false'));
+          continue;
+        }
+        value = lower;
+      }
+      own[name] = ownFlag.multiple === true ? [...(own[name] ?? []), value] : [value];
+    } else {
+      errors.push(flagError(name, value, `unknown flag --${name} (see --help)`));
     }
-    const field = FLAG_TO_FIELD.get(name);
-    if (field === undefined) {
-      errors.push({ field: name, value, source: `--${name}`, message: `unknown flag --${name} (see --help)` });
-      continue;
-    }
-    layer[field] = { value, source: `--${name}` };
   }
-  return { layer, configPath, help, initOnly, errors };
+  return { layer, configPath, help, own, errors };
+}
+
+function isSwitchField(name: FieldName): boolean {
+  const field: FieldSources = FIELDS[name];
+  return field.switch === true;
 }

@@ -8,7 +8,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Which iptables binaries to drive; `auto` detects the host's backend from its existing rules. */
 export const IPTABLES_BACKENDS = ['auto', 'nft', 'legacy'] as const;
-export type IptablesBackend = (typeof IPTABLES_BACKENDS)[number];
+export type IptablesBackendSetting = (typeof IPTABLES_BACKENDS)[number];
 
 /** kube-proxy's `detectLocalMode`: how traffic from pods is told from other traffic. */
 export const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
@@ -70,7 +70,7 @@ export interface AgentConfig {
   readonly logLevel: LogLevel;
   /** IPv4 that overrides the node IP taken from the Node object (`nodeIP`, or kube-proxy's `bindAddress`). */
   readonly nodeIP: string | undefined;
-  readonly iptablesBackend: IptablesBackend;
+  readonly iptablesBackend: IptablesBackendSetting;
 }
 
 /** One invalid input: which field, the offending value as given, and where it came from. */
@@ -83,6 +83,8 @@ export interface ConfigError {
   readonly source: string;
   /** A complete sentence naming field, value and source; what the CLI prints. */
   readonly message: string;
+  /** What is wrong with the value alone (`must be true or false`), for a command that words its own message. */
+  readonly reason?: string;
 }
 
 export type ConfigResult =

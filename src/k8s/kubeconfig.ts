@@ -128,7 +128,7 @@ interface MergedConfig {
   currentContext: string | undefined;
 }
 
-class ConfigError extends Error {}
+class KubeconfigError extends Error {}
 
 // Several KUBECONFIG files merge as kubectl merges them: the first file to name a cluster, user or
 // context (or to set current-context) wins.
@@ -161,7 +161,7 @@ function fromFiles(files: readonly string[], source: KubeConfigSource, options: 
 function mergeFile(into: MergedConfig, file: string): void {
   const parsed = parseYamlQuietly(readFileSync(file, 'utf8'), file);
   if (parsed === null || parsed === undefined) return; // an empty file adds nothing
-  if (!isRecord(parsed)) throw new ConfigError(`${file} is not a kubeconfig (not a mapping)`);
+  if (!isRecord(parsed)) throw new KubeconfigError(`${file} is not a kubeconfig (not a mapping)`);
   const dir = dirname(resolve(file));
   const current = parsed['current-context'];
   if (into.currentContext === undefined && typeof current === 'string' && current !== '') into.currentContext = current;
@@ -181,9 +181,9 @@ function checkedServer(cluster: Entry): string | undefined {
 
 function mergeEntries(into: Map<string, Entry>, list: unknown, key: string, dir: string, file: string): void {
   if (list === undefined || list === null) return;
-  if (!Array.isArray(list)) throw new ConfigError(`${file}: ${key}s is not a list`);
+  if (!Array.isArray(list)) throw new KubeconfigError(`${file}: ${key}s is not a list`);
   for (const item of list) {
-    if (!isRecord(item) || typeof item['name'] !== 'string') throw new ConfigError(`${file}: a ${key} entry without a name`);
+    if (!isRecord(item) || typeof item['name'] !== 'string') throw new KubeconfigError(`${file}: a ${key} entry without a name`);
     const fields = item[key];
     if (into.has(item['name'])) continue;
     into.set(item['name'], { name: item['name'], fields: asRecord(fields), dir });
@@ -198,7 +198,7 @@ function connect(
 ): { connection: ApiConnection; auth: AuthKind } {
   const userFields = user?.fields ?? {};
   if (user !== undefined && (userFields['as'] !== undefined || userFields['as-groups'] !== undefined || userFields['as-uid'] !== undefined)) {
-    throw new ConfigError(`user ${user.name} asks for impersonation (as, as-groups, as-uid), which kube-proxy-ts does not support`);
+    throw new KubeconfigError(`user ${user.name} asks for impersonation (as, as-groups, as-uid), which kube-proxy-ts does not support`);
   }
   if (userFields['exec'] !== undefined || userFields['auth-provider'] !== undefined || cluster.fields['proxy-url'] !== undefined) {
     return { connection: clientNodeConnection(server, cluster, user), auth: 'plugin' };
@@ -215,7 +215,7 @@ function connect(
   const cert = material(user, 'client-certificate');
   const key = material(user, 'client-key');
   if ((cert === undefined) !== (key === undefined)) {
-    throw new ConfigError(`user ${user.name} has a client certificate without its key, or a key without its certificate`);
+    throw new KubeconfigError(`user ${user.name} has a client certificate without its key, or a key without its certificate`);
   }
   if (cert !== undefined && key !== undefined) {
     tls.cert = cert;

@@ -41,11 +41,18 @@ export function usesClusterEndpoints(policy: EndpointSelectionPolicy): boolean {
   return policy.internalTrafficPolicy !== 'Local' || externallyAccessible(policy);
 }
 
+/** internalTrafficPolicy Local: cluster-IP traffic goes to node-local endpoints only. */
+export function internalPolicyLocal(policy: EndpointSelectionPolicy): boolean {
+  return policy.internalTrafficPolicy === 'Local';
+}
+
+/** externalTrafficPolicy Local on a port reachable from outside (Local means nothing otherwise). */
+export function externalPolicyLocal(policy: EndpointSelectionPolicy): boolean {
+  return policy.externalTrafficPolicy === 'Local' && externallyAccessible(policy);
+}
+
 export function usesLocalEndpoints(policy: EndpointSelectionPolicy): boolean {
-  return (
-    policy.internalTrafficPolicy === 'Local' ||
-    (policy.externalTrafficPolicy === 'Local' && externallyAccessible(policy))
-  );
+  return internalPolicyLocal(policy) || externalPolicyLocal(policy);
 }
 
 function usable(endpoint: Endpoint): boolean {

@@ -1,6 +1,6 @@
-// Structural equality for the model's plain data (parsed objects, ServicePorts). Lets the store
-// drop no-op updates and keep the object identity of unchanged ServicePorts, like kube-proxy's
-// change trackers compare with reflect.DeepEqual.
+// Structural equality for plain data, the one way the project compares values: parsed objects and
+// ServicePorts (the store drops no-op updates and keeps the identity of unchanged ServicePorts, as
+// kube-proxy's change trackers compare with reflect.DeepEqual), NodeInfo, render contexts, rule lists.
 
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;

@@ -15,7 +15,7 @@ import {
   quote,
   SkipCollector,
 } from './fields.js';
-import { parseIPv4 } from './ip.js';
+import { parseIP, type IPFamily } from '../ip.js';
 import type { Protocol, Skipped } from './types.js';
 import { annotationLastChangeTriggerTime, labelHeadless, labelServiceName, labelServiceProxyName } from './well-known.js';
 
@@ -74,7 +74,8 @@ function byAddress(a: ParsedSliceEndpoint, b: ParsedSliceEndpoint): number {
 }
 
 /** Why a valid EndpointSlice contributes nothing (not an error). */
-export type SliceIgnoredReason = 'ipv6' | 'service-proxy-name-label' | 'headless-label';
+/** `ipv6`/`ipv4`: the slice holds the other family's addresses (valid, another proxier's). */
+export type SliceIgnoredReason = Lowercase<IPFamily> | 'service-proxy-name-label' | 'headless-label';
 
 export type EndpointSliceParse =
   | {
@@ -87,7 +88,7 @@ export type EndpointSliceParse =
   | { readonly kind: 'ignored'; readonly namespace: string; readonly name: string; readonly why: SliceIgnoredReason }
   | { readonly kind: 'invalid'; readonly namespace: string; readonly name: string; readonly skipped: readonly Skipped[] };
 
-export function parseEndpointSlice(endpointSlice: V1EndpointSlice): EndpointSliceParse {
+export function parseEndpointSlice(endpointSlice: V1EndpointSlice, family: IPFamily = 'IPv4'): EndpointSliceParse {
   const source = asRecord(endpointSlice);
   const metadata = asRecord(source['metadata']);
   const rawNamespace = asString(metadata['namespace']);
@@ -112,10 +113,12 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice): EndpointSlic
   if (hasKey(labels, labelHeadless)) return { kind: 'ignored', namespace, name, why: 'headless-label' };
 
   const addressType = source['addressType'];
-  // IPv6 slices are valid, just not ours yet: ignored without counting as invalid.
-  if (addressType === 'IPv6') return { kind: 'ignored', namespace, name, why: 'ipv6' };
-  if (addressType !== 'IPv4') {
-    skip.add('unsupported-address-type', `addressType ${quote(addressType)} is not supported (IPv4 only)`);
+  // Slices of the other family are valid, just not this model's: ignored without counting as invalid.
+  if (addressType !== family && (addressType === 'IPv4' || addressType === 'IPv6')) {
+    return { kind: 'ignored', namespace, name, why: addressType === 'IPv6' ? 'ipv6' : 'ipv4' };
+  }
+  if (addressType !== family) {
+    skip.add('unsupported-address-type', `addressType ${quote(addressType)} is not supported (${family} only)`);
     return invalid();
   }
 
@@ -135,7 +138,7 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice): EndpointSlic
     key: `${namespace}/${name}`,
     serviceKey: `${namespace}/${serviceName}`,
     ports: parseSlicePorts(source['ports'], skip),
-    endpoints: uniqueByAddress(parseSliceEndpoints(source['endpoints'], skip).sort(byAddress)),
+    endpoints: uniqueByAddress(parseSliceEndpoints(source['endpoints'], family, skip).sort(byAddress)),
   };
   const triggerTime = asTime(asStringMap(metadata['annotations'])[annotationLastChangeTriggerTime]);
   return { kind: 'usable', slice, triggerTime, skipped: skip.entries };
@@ -171,7 +174,7 @@ function parseSlicePorts(value: unknown, skip: SkipCollector): ParsedSlicePort[]
   return ports;
 }
 
-function parseSliceEndpoints(value: unknown, skip: SkipCollector): ParsedSliceEndpoint[] {
+function parseSliceEndpoints(value: unknown, family: IPFamily, skip: SkipCollector): ParsedSliceEndpoint[] {
   const entries = asArray(value);
   const endpoints: ParsedSliceEndpoint[] = [];
   // A plain loop with few allocations: this runs for every endpoint of every slice.
@@ -184,9 +187,9 @@ function parseSliceEndpoints(value: unknown, skip: SkipCollector): ParsedSliceEn
       skip.add('invalid-field', `endpoints[${index}].addresses is empty`);
       continue;
     }
-    const ip = typeof address === 'string' ? parseIPv4(address) : undefined;
+    const ip = typeof address === 'string' ? parseIP(address, family) : undefined;
     if (ip === undefined) {
-      skip.add('invalid-ip', `endpoints[${index}].addresses[0] ${quote(address)} is not an IPv4 address`);
+      skip.add('invalid-ip', `endpoints[${index}].addresses[0] ${quote(address)} is not an ${family} address`);
       continue;
     }
     const conditions = asRecord(record['conditions']);

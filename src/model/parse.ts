@@ -16,7 +16,7 @@ import {
   quote,
   SkipCollector,
 } from './fields.js';
-import { ipFamilyOf, parseCidr } from './ip.js';
+import { familyOf, parseCidr, type IPFamily } from '../ip.js';
 import type { Protocol, ServiceType, SessionAffinity, Skipped, TrafficPolicy } from './types.js';
 import { labelHeadless, labelServiceProxyName } from './well-known.js';
 
@@ -61,7 +61,8 @@ export type NotProxiedReason =
   | 'headless'
   | 'external-name'
   | 'no-cluster-ip'
-  | 'no-ipv4-cluster-ip'
+  /** No cluster IP of the family this model serves (e.g. an IPv6-only Service for the IPv4 proxier). */
+  | `no-${Lowercase<IPFamily>}-cluster-ip`
   | 'service-proxy-name-label'
   | 'headless-label';
 
@@ -70,7 +71,8 @@ export type ServiceParse =
   | { readonly kind: 'not-proxied'; readonly namespace: string; readonly name: string; readonly why: NotProxiedReason }
   | { readonly kind: 'invalid'; readonly namespace: string; readonly name: string; readonly skipped: readonly Skipped[] };
 
-export function parseService(service: V1Service): ServiceParse {
+/** Reads the addresses of `family` only; the other family's are valid, just not this model's. */
+export function parseService(service: V1Service, family: IPFamily = 'IPv4'): ServiceParse {
   const metadata = asRecord(service.metadata);
   const spec = asRecord(service.spec);
   const rawNamespace = asString(metadata['namespace']);
@@ -114,11 +116,11 @@ export function parseService(service: V1Service): ServiceParse {
   const clusterIPs: string[] = [];
   rawClusterIPs.forEach((value, index) => {
     const path = clusterIPsField.length > 0 ? `${clusterIPsPath}[${index}]` : clusterIPsPath;
-    const family = typeof value === 'string' ? ipFamilyOf(value) : 'invalid';
-    if (family === 'IPv4') clusterIPs.push(value as string);
-    else if (family === 'invalid') skip.add('invalid-ip', `${path} ${quote(value)} is not an IP address`);
+    const found = typeof value === 'string' ? familyOf(value) : undefined;
+    if (found === family) clusterIPs.push(value as string);
+    else if (found === undefined) skip.add('invalid-ip', `${path} ${quote(value)} is not an IP address`);
   });
-  if (clusterIPs.length === 0) return skip.entries.length > 0 ? invalid() : notProxied('no-ipv4-cluster-ip');
+  if (clusterIPs.length === 0) return skip.entries.length > 0 ? invalid() : notProxied(family === 'IPv4' ? 'no-ipv4-cluster-ip' : 'no-ipv6-cluster-ip');
 
   const sessionAffinity = parseSessionAffinity(spec, skip);
   if (sessionAffinity === undefined) return invalid();
@@ -135,9 +137,9 @@ export function parseService(service: V1Service): ServiceParse {
   const externalTrafficPolicy: TrafficPolicy =
     externallyAccessibleType && rawExternalTrafficPolicy === 'Local' ? 'Local' : 'Cluster';
 
-  const externalIPs = parseIPv4List(rawExternalIPs, 'spec.externalIPs', skip);
-  const loadBalancerIPs = type === 'LoadBalancer' ? parseLoadBalancerIPs(service, skip) : [];
-  const sourceRanges = parseSourceRanges(spec, skip);
+  const externalIPs = parseIPList(rawExternalIPs, 'spec.externalIPs', family, skip);
+  const loadBalancerIPs = type === 'LoadBalancer' ? parseLoadBalancerIPs(service, family, skip) : [];
+  const sourceRanges = parseSourceRanges(spec, family, skip);
   const healthCheckNodePort =
     type === 'LoadBalancer' && externalTrafficPolicy === 'Local' ? parseHealthCheckNodePort(spec, skip) : 0;
 
@@ -188,21 +190,21 @@ function parsePolicy(value: unknown, path: string, skip: SkipCollector): Traffic
   return undefined;
 }
 
-/** IPv4 entries in order, deduplicated; IPv6 entries are ignored, invalid ones reported. */
-function parseIPv4List(values: readonly unknown[], path: string, skip: SkipCollector): string[] {
+/** Entries of `family` in order, deduplicated; the other family's are ignored, invalid ones reported. */
+function parseIPList(values: readonly unknown[], path: string, family: IPFamily, skip: SkipCollector): string[] {
   const result: string[] = [];
   values.forEach((value, index) => {
-    const family = typeof value === 'string' ? ipFamilyOf(value) : 'invalid';
-    if (family === 'IPv4') {
+    const found = typeof value === 'string' ? familyOf(value) : undefined;
+    if (found === family) {
       if (!result.includes(value as string)) result.push(value as string);
-    } else if (family === 'invalid') {
+    } else if (found === undefined) {
       skip.add('invalid-ip', `${path}[${index}] ${quote(value)} is not an IP address`);
     }
   });
   return result;
 }
 
-function parseLoadBalancerIPs(service: V1Service, skip: SkipCollector): string[] {
+function parseLoadBalancerIPs(service: V1Service, family: IPFamily, skip: SkipCollector): string[] {
   const ingress = asArray(asRecord(asRecord(service.status)['loadBalancer'])['ingress']);
   const result: string[] = [];
   ingress.forEach((entry, index) => {
@@ -211,10 +213,10 @@ function parseLoadBalancerIPs(service: V1Service, skip: SkipCollector): string[]
     // Hostname-only ingress has nothing to program; ipMode Proxy means the load balancer
     // terminates traffic itself, so kube-proxy (IsVIPMode) programs nothing for it either.
     if (ip === undefined || ip === null || ip === '' || record['ipMode'] === 'Proxy') return;
-    const family = typeof ip === 'string' ? ipFamilyOf(ip) : 'invalid';
-    if (family === 'IPv4') {
+    const found = typeof ip === 'string' ? familyOf(ip) : undefined;
+    if (found === family) {
       if (!result.includes(ip as string)) result.push(ip as string);
-    } else if (family === 'invalid') {
+    } else if (found === undefined) {
       skip.add('invalid-ip', `status.loadBalancer.ingress[${index}].ip ${quote(ip)} is not an IP address`);
     }
   });
@@ -228,15 +230,16 @@ function parseLoadBalancerIPs(service: V1Service, skip: SkipCollector): string[]
  */
 function parseSourceRanges(
   spec: Readonly<Record<string, unknown>>,
+  family: IPFamily,
   skip: SkipCollector,
 ): { cidrs: string[]; anyInvalid: boolean } {
   const cidrs: string[] = [];
   let anyInvalid = false;
   asArray(spec['loadBalancerSourceRanges']).forEach((value, index) => {
-    const parsed = typeof value === 'string' ? parseCidr(value.trim()) : ({ family: 'invalid' } as const);
-    if (parsed.family === 'IPv4') {
-      if (!cidrs.includes(parsed.cidr)) cidrs.push(parsed.cidr);
-    } else if (parsed.family === 'invalid') {
+    const parsed = typeof value === 'string' ? parseCidr(value) : undefined;
+    if (parsed?.family === family) {
+      if (!cidrs.includes(parsed.text)) cidrs.push(parsed.text);
+    } else if (parsed === undefined) {
       anyInvalid = true;
       skip.add('invalid-cidr', `spec.loadBalancerSourceRanges[${index}] ${quote(value)} is not a CIDR; load-balancer IPs dropped`);
     }

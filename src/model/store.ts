@@ -9,6 +9,7 @@ import { PersistentMap } from './persistent-map.js';
 import { parseService, type ParsedService } from './parse.js';
 import { parseEndpointSlice, type ParsedEndpointSlice } from './parse-endpoint-slice.js';
 import { buildServicePorts } from './service-ports.js';
+import type { IPFamily } from '../ip.js';
 import type { DesiredState, NodeInfo, ServicePort, Skipped } from './types.js';
 
 export interface ModelSnapshot {
@@ -74,14 +75,18 @@ export class ModelStore {
   private servicePorts = PersistentMap.empty<ServicePort>();
   private state: DesiredState;
 
-  constructor(node: NodeInfo = emptyNode) {
+  /** `family`: the addresses this model serves; a dual-stack node runs one store per family. */
+  constructor(
+    node: NodeInfo = emptyNode,
+    private readonly family: IPFamily = 'IPv4',
+  ) {
     this.node = node;
-    this.state = { node, servicePorts: this.servicePorts };
+    this.state = { family, node, servicePorts: this.servicePorts };
   }
 
   /** Returns whether the Service's programmable form changed. */
   upsertService(service: V1Service): boolean {
-    const parsed = parseService(service);
+    const parsed = parseService(service, this.family);
     const key = parsed.kind === 'proxied' ? parsed.service.key : `${parsed.namespace}/${parsed.name}`;
     this.setSkipped(`Service ${key}`, parsed.kind === 'not-proxied' ? [] : parsed.skipped);
     return this.setService(key, parsed.kind === 'proxied' ? parsed.service : undefined);
@@ -95,7 +100,7 @@ export class ModelStore {
 
   /** Returns whether the slice's programmable form changed. */
   upsertEndpointSlice(endpointSlice: V1EndpointSlice): boolean {
-    const parsed = parseEndpointSlice(endpointSlice);
+    const parsed = parseEndpointSlice(endpointSlice, this.family);
     const key = parsed.kind === 'usable' ? parsed.slice.key : `${parsed.namespace}/${parsed.name}`;
     this.setSkipped(`EndpointSlice ${key}`, parsed.kind === 'ignored' ? [] : parsed.skipped);
     if (parsed.kind !== 'usable') return this.setSlice(key, undefined);
@@ -138,7 +143,7 @@ export class ModelStore {
     if (updates.size > 0 || this.nodeChanged) {
       // Copy-on-write: the previous state's map stays intact for whoever still holds it.
       this.servicePorts = this.servicePorts.withUpdates(updates);
-      this.state = { node: this.node, servicePorts: this.servicePorts };
+      this.state = { family: this.family, node: this.node, servicePorts: this.servicePorts };
       this.nodeChanged = false;
     }
 

@@ -1,6 +1,8 @@
 // The desired state of one node: which virtual IPs/ports exist and where they lead, after
 // endpoint selection. Plain immutable data; the contract between k8s/ (input) and render/ (output).
 
+import type { IPFamily } from '../ip.js';
+
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type TrafficPolicy = 'Cluster' | 'Local';
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
@@ -37,15 +39,15 @@ export interface ServicePort {
   readonly servicePortName: string;
   readonly protocol: Protocol;
   readonly type: ServiceType;
-  /** IPv4 cluster IPs (IPv6 entries are ignored for now). Never empty for a rendered port. */
+  /** Cluster IPs of the model's family (the other family's are another proxier's). Never empty for a rendered port. */
   readonly clusterIPs: readonly string[];
   readonly port: number;
   /** 0 when none. */
   readonly nodePort: number;
   readonly externalIPs: readonly string[];
-  /** `status.loadBalancer.ingress[].ip` (IPv4). */
+  /** `status.loadBalancer.ingress[].ip` of the model's family. */
   readonly loadBalancerIPs: readonly string[];
-  /** Normalised CIDRs (`a.b.c.d/n`). Empty = allow all. */
+  /** Normalised CIDRs of the model's family (`a.b.c.d/n`). Empty = allow all. */
   readonly loadBalancerSourceRanges: readonly string[];
   readonly sessionAffinity: SessionAffinity;
   /** Effective policy (kube-proxy's ExternalPolicyLocal): 'Local' only for NodePort/LoadBalancer
@@ -68,11 +70,11 @@ export interface ServicePort {
 /** This node, as the model needs it. */
 export interface NodeInfo {
   readonly name: string;
-  /** Primary IPv4 address(es) of the node, from config or Node.status.addresses (InternalIP first). */
+  /** Primary address(es) of the node in the model's family, from config or Node.status.addresses (InternalIP first). */
   readonly ips: readonly string[];
   readonly zone: string | undefined;
   readonly labels: Readonly<Record<string, string>>;
-  /** The IPv4 pod CIDRs the Node was given (`spec.podCIDRs`, else `spec.podCIDR`); for detectLocalMode NodeCIDR. */
+  /** The pod CIDRs of the model's family the Node was given (`spec.podCIDRs`, else `spec.podCIDR`); for detectLocalMode NodeCIDR. */
   readonly podCIDRs: readonly string[];
 }
 
@@ -100,6 +102,8 @@ export interface Skipped {
 /** Desired state for one node. Service ports keep their object identity while unchanged, so
  * downstream caches (the renderer's) can compare by reference. */
 export interface DesiredState {
+  /** The one address family every IP and CIDR below belongs to. */
+  readonly family: IPFamily;
   readonly node: NodeInfo;
   /** Keyed by ServicePort.key. */
   readonly servicePorts: ReadonlyMap<string, ServicePort>;

@@ -3,15 +3,9 @@
 // rejects jumps to missing chains, deletions of missing rules and of referenced chains, and
 // applies a payload all-or-nothing. Sequences of syncs become unit-testable.
 
-import type { TableName } from '../render/types.js';
-import type { Netfilter, RestoreResult, SaveResult } from './port.js';
-import {
-  joinTokens,
-  parseRestorePayload,
-  ruleTarget,
-  type RestoreCommand,
-  type RuleTarget,
-} from './restore-parser.js';
+import type { Netfilter, RestoreResult, SaveResult } from './netfilter.js';
+import { parseRestorePayload, type RestoreCommand } from './restore-parser.js';
+import { joinTokens, ruleTarget, type RuleTarget, type TableName } from './vocabulary.js';
 
 /** Tables the fake knows; `mangle` and `raw` exist so payloads that touch them (canaries) apply. */
 export type FakeTableName = TableName | 'mangle' | 'raw';

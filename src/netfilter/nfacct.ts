@@ -2,7 +2,7 @@
 // kube-proxy attaches to rules with `-m nfacct` and exports as metrics. Where the tool or the kernel
 // support is missing, `ensure` says so and the rules go without the match, as upstream's do.
 
-import { runProcess, type ProcessRunner } from './exec.js';
+import { runProcess, type ProcessRunner } from '../process.js';
 
 /** kube-proxy's counter on the rule that drops conntrack-INVALID packets in KUBE-FORWARD. */
 export const CT_STATE_INVALID_DROPPED_COUNTER = 'ct_state_invalid_dropped_pkts';

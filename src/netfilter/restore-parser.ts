@@ -1,6 +1,9 @@
 // Parses an iptables-restore payload into table blocks of commands, so the fake (and anything
 // else that wants to read a payload) does not re-implement iptables' line syntax. Syntax only:
-// whether a chain exists or a jump is valid is the fake's business.
+// whether a chain exists or a jump is valid is the fake's business. Words and quoting are the
+// vocabulary's (one tokenizer for the whole project).
+
+import { tokenize } from './vocabulary.js';
 
 export type RestoreCommand =
   /** `:NAME POLICY [packets:bytes]`; policy is `-` for user chains. */
@@ -35,16 +38,6 @@ export type ParseRestoreResult =
   | { readonly ok: true; readonly tables: readonly RestoreTableBlock[] }
   | { readonly ok: false; readonly message: string; readonly line: number };
 
-export type TokenizeResult =
-  | { readonly ok: true; readonly tokens: readonly string[] }
-  | { readonly ok: false; readonly message: string };
-
-/** Where a rule sends a matching packet: `-j TARGET` (jump) or `-g CHAIN` (goto). */
-export interface RuleTarget {
-  readonly name: string;
-  readonly goto: boolean;
-}
-
 const commandAliases: Readonly<Record<string, RestoreCommand['kind'] | 'insertOrAt'>> = {
   '-A': 'append',
   '--append': 'append',
@@ -60,70 +53,6 @@ const commandAliases: Readonly<Record<string, RestoreCommand['kind'] | 'insertOr
   '-F': 'flush',
   '--flush': 'flush',
 };
-
-/**
- * Splits a line like iptables-restore does: whitespace separates words, double quotes group
- * (a backslash inside quotes escapes the next character), quotes may sit inside a word.
- */
-export function tokenize(text: string): TokenizeResult {
-  const tokens: string[] = [];
-  let current = '';
-  let inWord = false;
-  let quoted = false;
-  for (let index = 0; index < text.length; index++) {
-    const char = text.charAt(index);
-    if (quoted) {
-      if (char === '\\' && index + 1 < text.length) {
-        index++;
-        current += text.charAt(index);
-      } else if (char === '"') {
-        quoted = false;
-      } else {
-        current += char;
-      }
-    } else if (char === '"') {
-      quoted = true;
-      inWord = true;
-    } else if (char === ' ' || char === '\t') {
-      if (inWord) tokens.push(current);
-      current = '';
-      inWord = false;
-    } else {
-      current += char;
-      inWord = true;
-    }
-  }
-  if (quoted) return { ok: false, message: 'unterminated quoted string' };
-  if (inWord) tokens.push(current);
-  return { ok: true, tokens };
-}
-
-/** Inverse of `tokenize` for one word: quotes only when needed, as iptables-save does. */
-export function quoteToken(token: string): string {
-  if (token !== '' && !/[\s"\\]/.test(token)) return token;
-  return `"${token.replace(/(["\\])/g, '\\$1')}"`;
-}
-
-/** The canonical text of a rule spec: tokens re-joined with minimal quoting. */
-export function joinTokens(tokens: readonly string[]): string {
-  return tokens.map(quoteToken).join(' ');
-}
-
-/**
- * The `-j`/`-g` target of a rule spec, or undefined for a rule without one (it only counts).
- * Skips the value of `--comment` so a comment that reads "-j" cannot fool it.
- */
-export function ruleTarget(args: readonly string[]): RuleTarget | undefined {
-  for (let index = 0; index < args.length - 1; index++) {
-    const token = args[index];
-    const next = args[index + 1];
-    if (next === undefined) break;
-    if (token === '--comment') index++;
-    else if (token === '-j' || token === '--jump') return { name: next, goto: false };
-    else if (token === '-g' || token === '--goto') return { name: next, goto: true };
-  }
-  return undefined;
-}
 
 /** Parses a whole payload; the first error wins and carries its 1-based line. */
 export function parseRestorePayload(payload: string): ParseRestoreResult {

@@ -5,7 +5,7 @@
 
 import { readFile, writeFile } from 'node:fs/promises';
 import { messageOf } from '../values.js';
-import { runProcess, type ProcessRunner } from './exec.js';
+import { runProcess, type ProcessRunner } from '../process.js';
 
 /** NodePorts on 127.0.0.1 need it: the kernel otherwise drops packets from 127.0.0.0/8 routed off `lo`. */
 export const ROUTE_LOCALNET = 'net/ipv4/conf/all/route_localnet';

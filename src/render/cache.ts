@@ -6,12 +6,8 @@
 import { PersistentMap } from '../model/persistent-map.js';
 import type { ServicePort } from '../model/types.js';
 import { ownedChains } from './chains.js';
-import {
-  sameResolvedContext,
-  sameServicePortContext,
-  type ResolvedContext,
-  type ServicePortContext,
-} from './context.js';
+import { deepEqual } from '../model/equal.js';
+import type { ResolvedContext, ServicePortContext } from './context.js';
 import { dispatchRules } from './dispatch.js';
 import { servicePortChainNames } from './names.js';
 import { planTraffic } from './policy.js';
@@ -63,7 +59,7 @@ export class RenderCache {
 
   /** Node-wide chains and jumps for this context, the same objects as last time if it is unchanged. */
   nodeWideRules(resolved: ResolvedContext): NodeWideRules {
-    if (this.nodeWide === undefined || this.resolved === undefined || !sameResolvedContext(this.resolved, resolved)) {
+    if (this.nodeWide === undefined || this.resolved === undefined || !deepEqual(this.resolved, resolved)) {
       this.resolved = resolved;
       this.nodeWide = {
         staticChains: staticChains(resolved),
@@ -77,7 +73,7 @@ export class RenderCache {
 
   /** Starts a render: a different per-service-port context invalidates every cached ServicePortRules. */
   beginServicePorts(context: ServicePortContext): void {
-    if (this.servicePortContext === undefined || !sameServicePortContext(this.servicePortContext, context)) {
+    if (this.servicePortContext === undefined || !deepEqual(this.servicePortContext, context)) {
       this.servicePortContext = context;
       this.byServicePort = new WeakMap();
       this.lastInput = undefined;

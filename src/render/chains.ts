@@ -4,11 +4,11 @@
 
 import type { Endpoint, ServicePort } from '../model/types.js';
 import type { ServicePortContext } from './context.js';
-import { cidrContains, parseIpv4Cidr } from './ipv4.js';
+import { cidrContains, parseCidr } from '../ip.js';
 import { servicePortEndpointChainName, type ServicePortChainNames } from './names.js';
 import type { TrafficPlan } from './policy.js';
-import { flat } from './flat.js';
-import { kubeMarkMasqChain } from './static.js';
+import { flatten } from './flatten.js';
+import { kubeMarkMasqChain } from '../netfilter/vocabulary.js';
 import type { OrderedChain } from './types.js';
 
 // kube-proxy precomputes these too: a lookup is far cheaper than formatting a float per rule.
@@ -29,7 +29,7 @@ export function probability(n: number): string {
 }
 
 function nat(name: string, rules: string[]): OrderedChain {
-  for (const rule of rules) flat(rule);
+  for (const rule of rules) flatten(rule);
   return { kind: 'ordered', table: 'nat', name, rules };
 }
 
@@ -94,7 +94,7 @@ function firewallChainRules(servicePort: ServicePort, names: ServicePortChainNam
   let allowFromNode = false;
   for (const range of servicePort.loadBalancerSourceRanges) {
     rules.push(`${accept} -s ${range} -j ${names.external}`);
-    const cidr = parseIpv4Cidr(range);
+    const cidr = parseCidr(range);
     if (cidr !== undefined && context.primaryNodeIP !== undefined && cidrContains(cidr, context.primaryNodeIP)) {
       allowFromNode = true;
     }

@@ -1,12 +1,14 @@
 // RenderContext with its defaults applied, plus the narrower slice of it that per-service-port
 // rules depend on (so that e.g. a nodePortAddresses change does not re-render every service).
 
+import type { IPFamily } from '../ip.js';
 import type { DesiredState } from '../model/types.js';
-import { parseIpv4 } from './ipv4.js';
 import { localhostNodePortsEnabled } from './static.js';
 import type { LocalTraffic, RenderContext } from './types.js';
 
 export interface ResolvedContext {
+  /** The family of every address below and of the rules (the model's: one renderer run per family). */
+  readonly family: IPFamily;
   readonly localTraffic: LocalTraffic | undefined;
   readonly nodePortAddresses: readonly string[];
   readonly nodeIPs: readonly string[];
@@ -26,7 +28,7 @@ export interface ServicePortContext {
   readonly localTraffic: LocalTraffic | undefined;
   readonly masqueradeAll: boolean;
   /** kube-proxy's `nodeIP` (the primary one): a source range containing it lets the node reach its LB IPs. */
-  readonly primaryNodeIP: number | undefined;
+  readonly primaryNodeIP: string | undefined;
   /** false in large-cluster mode: per-endpoint comments are dropped. */
   readonly endpointComments: boolean;
   /** The nfacct counter of the extra 127.0.0.0/8 NodePort rules; undefined when localhost NodePorts
@@ -39,6 +41,7 @@ export function resolveContext(ctx: RenderContext, state: DesiredState): Resolve
     throw new RangeError(`masqueradeBit must be an integer in [0, 31], got ${ctx.masqueradeBit}`);
   }
   return {
+    family: state.family,
     localTraffic: ctx.localTraffic,
     nodePortAddresses: ctx.nodePortAddresses,
     // The model knows the node's addresses too; the context wins when it names any.
@@ -59,42 +62,8 @@ export function servicePortContext(resolved: ResolvedContext, largeClusterMode: 
   return {
     localTraffic: resolved.localTraffic,
     masqueradeAll: resolved.masqueradeAll,
-    primaryNodeIP: primary === undefined ? undefined : parseIpv4(primary),
+    primaryNodeIP: primary,
     endpointComments: !largeClusterMode,
     localhostNodePortsCounter: localhostNodePortsEnabled(resolved) ? resolved.localhostNodePortsCounter : undefined,
   };
-}
-
-export function sameServicePortContext(a: ServicePortContext, b: ServicePortContext): boolean {
-  return (
-    sameLocalTraffic(a.localTraffic, b.localTraffic) &&
-    a.masqueradeAll === b.masqueradeAll &&
-    a.primaryNodeIP === b.primaryNodeIP &&
-    a.endpointComments === b.endpointComments &&
-    a.localhostNodePortsCounter === b.localhostNodePortsCounter
-  );
-}
-
-export function sameResolvedContext(a: ResolvedContext, b: ResolvedContext): boolean {
-  return (
-    sameLocalTraffic(a.localTraffic, b.localTraffic) &&
-    sameStrings(a.nodePortAddresses, b.nodePortAddresses) &&
-    sameStrings(a.nodeIPs, b.nodeIPs) &&
-    a.masqueradeMark === b.masqueradeMark &&
-    a.randomFully === b.randomFully &&
-    a.masqueradeAll === b.masqueradeAll &&
-    a.localhostNodePorts === b.localhostNodePorts &&
-    a.localhostNodePortsCounter === b.localhostNodePortsCounter &&
-    a.conntrackTCPBeLiberal === b.conntrackTCPBeLiberal &&
-    a.invalidDropCounter === b.invalidDropCounter &&
-    a.largeClusterEndpointsThreshold === b.largeClusterEndpointsThreshold
-  );
-}
-
-function sameLocalTraffic(a: LocalTraffic | undefined, b: LocalTraffic | undefined): boolean {
-  return a?.ifLocal === b?.ifLocal && a?.ifNotLocal === b?.ifNotLocal;
-}
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((value, index) => value === b[index]);
 }

@@ -5,7 +5,7 @@
 // (`-m comment ... -m tcp -p tcp -d IP --dport N -j TARGET`).
 
 import type { ServicePort } from '../model/types.js';
-import { flat } from './flat.js';
+import { flatten } from './flatten.js';
 import type { ServicePortChainNames } from './names.js';
 import type { TrafficPlan } from './policy.js';
 import {
@@ -13,8 +13,9 @@ import {
   kubeNodePortsChain,
   kubeProxyFirewallChain,
   kubeServicesChain,
-} from './static.js';
-import type { SharedRule, TableName } from './types.js';
+} from '../netfilter/vocabulary.js';
+import type { SharedRule } from './types.js';
+import type { TableName } from '../netfilter/vocabulary.js';
 
 /**
  * `localhostNodePortsCounter`: with localhost NodePorts on and an nfacct counter for them, each
@@ -29,7 +30,7 @@ export function dispatchRules(
 ): SharedRule[] {
   const rules: SharedRule[] = [];
   const add = (table: TableName, chain: string, rule: string): void => {
-    rules.push({ table, chain, rule: flat(rule) });
+    rules.push({ table, chain, rule: flatten(rule) });
   };
   const spn = servicePort.servicePortName;
   const protocol = servicePort.protocol.toLowerCase();

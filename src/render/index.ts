@@ -29,22 +29,6 @@ export function renderRuleSet(state: DesiredState, ctx: RenderContext, cache: Re
 }
 
 export { RenderCache, type RenderStats } from './cache.js';
-export {
-  hash16,
-  isServicePortChain,
-  servicePortChainNames,
-  servicePortEndpointChainName,
-  type ServicePortChainNames,
-} from './names.js';
-export {
-  kubeExternalServicesChain,
-  kubeForwardChain,
-  kubeMarkMasqChain,
-  kubeNodePortsChain,
-  kubePostroutingChain,
-  kubeProxyCanaryChain,
-  kubeProxyFirewallChain,
-  kubeServicesChain,
-  kubeletFirewallChain,
-} from './static.js';
+export { hash16, servicePortChainNames, servicePortEndpointChainName, type ServicePortChainNames } from './names.js';
+export { isServicePortChain } from '../netfilter/vocabulary.js';
 export { probability } from './chains.js';

@@ -5,11 +5,13 @@
 import * as crypto from 'node:crypto';
 import type { Protocol } from '../model/types.js';
 
-export const servicePortPolicyClusterChainPrefix = 'KUBE-SVC-';
-export const servicePortPolicyLocalChainPrefix = 'KUBE-SVL-';
-export const serviceExternalChainPrefix = 'KUBE-EXT-';
-export const serviceFirewallChainPrefix = 'KUBE-FW-';
-export const servicePortEndpointChainPrefix = 'KUBE-SEP-';
+import {
+  serviceExternalChainPrefix,
+  serviceFirewallChainPrefix,
+  servicePortEndpointChainPrefix,
+  servicePortPolicyClusterChainPrefix,
+  servicePortPolicyLocalChainPrefix,
+} from '../netfilter/vocabulary.js';
 
 /** The four chains of one service port share one hash. */
 export interface ServicePortChainNames {
@@ -90,15 +92,4 @@ export function servicePortEndpointChainName(
   endpointPort: number,
 ): string {
   return servicePortEndpointChainPrefix + hash16(`${servicePortName}${protocol.toLowerCase()}${endpointIP}:${endpointPort}`);
-}
-
-/** Whether a chain is one of the per-service-port chains (the ones kube-proxy garbage-collects). */
-export function isServicePortChain(name: string): boolean {
-  return (
-    name.startsWith(servicePortPolicyClusterChainPrefix) ||
-    name.startsWith(servicePortPolicyLocalChainPrefix) ||
-    name.startsWith(serviceExternalChainPrefix) ||
-    name.startsWith(serviceFirewallChainPrefix) ||
-    name.startsWith(servicePortEndpointChainPrefix)
-  );
 }

@@ -2,7 +2,15 @@
 // kube-proxy's syncProxyRules decides it (internal/external policy chains, short-circuiting,
 // REJECT vs DROP). Everything downstream only reads this plan.
 
-import type { Endpoint, ServicePort } from '../model/types.js';
+import {
+  externallyAccessible as isExternallyAccessible,
+  externalPolicyLocal as isExternalPolicyLocal,
+  hasUsableEndpoints,
+  internalPolicyLocal as isInternalPolicyLocal,
+  usesClusterEndpoints as needsClusterEndpoints,
+  usesLocalEndpoints as needsLocalEndpoints,
+} from '../model/endpoints.js';
+import type { ServicePort } from '../model/types.js';
 import type { ServicePortChainNames } from './names.js';
 
 export interface TrafficPlan {
@@ -27,25 +35,18 @@ export interface TrafficPlan {
   readonly loadBalancerTrafficChain: string;
 }
 
-/** Serving endpoints count even when terminating: kube-proxy falls back to them. */
-function usable(endpoint: Endpoint): boolean {
-  return endpoint.ready || (endpoint.serving && endpoint.terminating);
-}
-
 export function planTraffic(servicePort: ServicePort, names: ServicePortChainNames): TrafficPlan {
-  const externallyAccessible =
-    servicePort.nodePort !== 0 || servicePort.externalIPs.length > 0 || servicePort.loadBalancerIPs.length > 0;
-  const internalPolicyLocal = servicePort.internalTrafficPolicy === 'Local';
-  const externalPolicyLocal = externallyAccessible && servicePort.externalTrafficPolicy === 'Local';
-  // Cluster endpoints are needed for Cluster internal policy, and for any external access: even
-  // with Local external policy, pod and host traffic is short-circuited to them.
-  const usesClusterEndpoints = !internalPolicyLocal || externallyAccessible;
-  const usesLocalEndpoints = internalPolicyLocal || externalPolicyLocal;
+  // The policy predicates are the model's (model/endpoints.ts), one source for every backend.
+  const externallyAccessible = isExternallyAccessible(servicePort);
+  const internalPolicyLocal = isInternalPolicyLocal(servicePort);
+  const externalPolicyLocal = isExternalPolicyLocal(servicePort);
+  const usesClusterEndpoints = needsClusterEndpoints(servicePort);
+  const usesLocalEndpoints = needsLocalEndpoints(servicePort);
 
   // As kube-proxy's CategorizeEndpoints: with cluster endpoints in use, the (topology-aware,
   // terminating-fallback) selection is non-empty exactly when something anywhere can serve.
   let hasEndpoints = usesClusterEndpoints && servicePort.clusterEndpoints.length > 0;
-  if (!hasEndpoints && usesLocalEndpoints) hasEndpoints = servicePort.allEndpoints.some(usable);
+  if (!hasEndpoints && usesLocalEndpoints) hasEndpoints = hasUsableEndpoints(servicePort.allEndpoints);
 
   const hasLocalEndpoints = servicePort.localEndpoints.length > 0;
   const hasInternalEndpoints = hasEndpoints && (!internalPolicyLocal || hasLocalEndpoints);

@@ -2,23 +2,27 @@
 // service port, the shared dispatch chains (and the trailer of nat KUBE-SERVICES), and the jumps
 // from the built-in chains. Rule text follows upstream's writer argument for argument.
 
+import { cidrContains, cidrsOverlap, loopbackCidr, parseCidr, type Cidr, type IPFamily } from '../ip.js';
+import {
+  kubeExternalServicesChain,
+  kubeForwardChain,
+  kubeletFirewallChain,
+  kubeMarkMasqChain,
+  kubeNodePortsChain,
+  kubePostroutingChain,
+  kubeProxyCanaryChain,
+  kubeProxyFirewallChain,
+  kubeServicesChain,
+  type BuiltinChain,
+  type TableName,
+} from '../netfilter/vocabulary.js';
 import type { ResolvedContext } from './context.js';
-import { cidrContains, isIpv4Loopback, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from './ipv4.js';
-import type { BuiltinJump, EnsuredChain, OrderedChain, SharedChain, TableName } from './types.js';
-
-export const kubeServicesChain = 'KUBE-SERVICES';
-export const kubeExternalServicesChain = 'KUBE-EXTERNAL-SERVICES';
-export const kubeNodePortsChain = 'KUBE-NODEPORTS';
-export const kubePostroutingChain = 'KUBE-POSTROUTING';
-export const kubeMarkMasqChain = 'KUBE-MARK-MASQ';
-export const kubeForwardChain = 'KUBE-FORWARD';
-export const kubeProxyFirewallChain = 'KUBE-PROXY-FIREWALL';
-export const kubeProxyCanaryChain = 'KUBE-PROXY-CANARY';
-/** kubelet's chain, which kube-proxy duplicates (same single rule) when localhost NodePorts are on.
- * Shared with kubelet: never delete it on cleanup. */
-export const kubeletFirewallChain = 'KUBE-FIREWALL';
+import type { BuiltinJump, EnsuredChain, OrderedChain, SharedChain } from './types.js';
 
 const nodePortsTrailerComment = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
+
+/** The address every node has on lo, per family. */
+const loopbackAddress: Readonly<Record<IPFamily, string>> = { IPv4: '127.0.0.1', IPv6: '::1' };
 
 function ordered(table: TableName, name: string, rules: readonly string[]): OrderedChain {
   return { kind: 'ordered', table, name, rules };
@@ -28,58 +32,61 @@ function shared(table: TableName, name: string, trailer: readonly string[] = [])
   return { kind: 'shared', table, name, trailer };
 }
 
-/** The IPv4 CIDRs of nodePortAddresses (`primary` = the node's IPs); empty = match every local address. */
-function nodePortCidrs(ctx: ResolvedContext): Ipv4Cidr[] {
-  const cidrs: Ipv4Cidr[] = [];
-  for (const entry of ctx.nodePortAddresses) {
-    const texts = entry === 'primary' ? ctx.nodeIPs : [entry];
-    for (const text of texts) {
-      // IPv6 CIDRs belong to the IPv6 proxier; if only those are given, kube-proxy matches all.
-      const cidr = parseIpv4Cidr(text);
-      if (cidr !== undefined) cidrs.push(cidr);
+/** nodePortAddresses CIDRs of one family (`primary` = the node's IPs); empty = match every local address. */
+function familyCidrs(entries: readonly string[], family: IPFamily, nodeIPs: readonly string[]): Cidr[] {
+  const cidrs: Cidr[] = [];
+  for (const entry of entries) {
+    for (const text of entry === 'primary' ? nodeIPs : [entry]) {
+      // The other family's CIDRs belong to the other proxier; if only those are given, kube-proxy matches all.
+      const cidr = parseCidr(text, { bareAddress: entry === 'primary' });
+      if (cidr?.family === family) cidrs.push(cidr);
     }
   }
   return cidrs;
 }
 
-const LOOPBACK_NETWORK = parseIpv4('127.0.0.0') ?? 0;
+function nodePortCidrs(ctx: ResolvedContext): Cidr[] {
+  return familyCidrs(ctx.nodePortAddresses, ctx.family, ctx.nodeIPs);
+}
 
 /** upstream's NodePortAddresses.ContainsIPv4Loopback: a CIDR inside 127.0.0.0/8 or containing it. */
-function allowLoopback(cidrs: readonly Ipv4Cidr[]): boolean {
-  return cidrs.length === 0 || cidrs.some((cidr) => isIpv4Loopback(cidr.network) || cidrContains(cidr, LOOPBACK_NETWORK));
+function allowLoopback(cidrs: readonly Cidr[]): boolean {
+  const loopback = loopbackCidr('IPv4');
+  return cidrs.length === 0 || cidrs.some((cidr) => cidrsOverlap(cidr, loopback));
 }
 
 /**
- * Whether `nodePortAddresses` (IPv4 CIDRs; empty = every address) lets NodePorts answer on the IPv4
+ * Whether `nodePortAddresses` (CIDRs; empty = every address) lets NodePorts answer on the IPv4
  * loopback. As upstream, 127.0.0.2/32 counts too, although no rule then matches 127.0.0.1.
  */
 export function nodePortAddressesAllowLoopback(cidrTexts: readonly string[]): boolean {
-  return allowLoopback(cidrTexts.map((text) => parseIpv4Cidr(text)).filter((cidr): cidr is Ipv4Cidr => cidr !== undefined));
+  return allowLoopback(familyCidrs(cidrTexts, 'IPv4', []));
 }
 
-/** kube-proxy turns localhostNodePorts off unless nodePortAddresses covers the IPv4 loopback. */
+/** kube-proxy turns localhostNodePorts off unless nodePortAddresses covers the IPv4 loopback;
+ * IPv6 has no route_localnet, so never there. */
 export function localhostNodePortsEnabled(ctx: ResolvedContext): boolean {
-  return ctx.localhostNodePorts && allowLoopback(nodePortCidrs(ctx));
+  return ctx.family === 'IPv4' && ctx.localhostNodePorts && allowLoopback(nodePortCidrs(ctx));
 }
 
 /** The rules that end nat KUBE-SERVICES: everything not claimed by a service IP goes on to NodePorts. */
 export function nodePortsTrailer(ctx: ResolvedContext): string[] {
   const localhost = localhostNodePortsEnabled(ctx);
   const cidrs = nodePortCidrs(ctx);
+  const loopback = loopbackCidr(ctx.family);
   if (cidrs.length === 0) {
-    const blockLoopback = localhost ? '' : ' ! -d 127.0.0.0/8';
+    const blockLoopback = localhost ? '' : ` ! -d ${loopback.text}`;
     return [`${nodePortsTrailerComment} -m addrtype --dst-type LOCAL${blockLoopback} -j ${kubeNodePortsChain}`];
   }
   // kube-proxy lists the addresses of the node's interfaces inside the CIDRs; a pure renderer
-  // knows the node IPs, plus the 127.0.0.1 that every node has on lo.
+  // knows the node IPs, plus the loopback address that every node has on lo.
   const rules: string[] = [];
   const seen = new Set<string>();
-  for (const ip of ['127.0.0.1', ...ctx.nodeIPs]) {
-    const address = parseIpv4(ip);
-    if (address === undefined || seen.has(ip)) continue;
+  for (const ip of [loopbackAddress[ctx.family], ...ctx.nodeIPs]) {
+    if (seen.has(ip)) continue;
     seen.add(ip);
-    if (!cidrs.some((cidr) => cidrContains(cidr, address))) continue;
-    if (isIpv4Loopback(address) && !localhost) continue;
+    if (!cidrs.some((cidr) => cidrContains(cidr, ip))) continue;
+    if (cidrContains(loopback, ip) && !localhost) continue;
     rules.push(`${nodePortsTrailerComment} -d ${ip} -j ${kubeNodePortsChain}`);
   }
   return rules;
@@ -147,7 +154,7 @@ export function ensuredChains(ctx: ResolvedContext): EnsuredChain[] {
 /** upstream's iptablesJumpChains, then iptablesKubeletJumpChains. */
 export function builtinJumps(ctx: ResolvedContext): BuiltinJump[] {
   const ctNew = '-m conntrack --ctstate NEW ';
-  const jump = (table: TableName, chain: BuiltinJump['chain'], extra: string, comment: string, target: string): BuiltinJump => ({
+  const jump = (table: TableName, chain: BuiltinChain, extra: string, comment: string, target: string): BuiltinJump => ({
     table,
     chain,
     rule: `${extra}-m comment --comment "${comment}" -j ${target}`,

@@ -1,7 +1,7 @@
 // The netfilter rule set the renderer produces and the differ consumes. Rules are kept as
 // iptables-restore rule specs without the leading `-A <chain> `; the differ adds it.
 
-export type TableName = 'filter' | 'nat';
+import type { BuiltinChain, TableName } from '../netfilter/vocabulary.js';
 
 /**
  * A chain whose rules are order-sensitive: written whole whenever anything in it changes.
@@ -43,7 +43,7 @@ export interface ServicePortRules {
 /** A jump from a built-in chain into ours, e.g. nat PREROUTING -> KUBE-SERVICES. */
 export interface BuiltinJump {
   readonly table: TableName;
-  readonly chain: 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
+  readonly chain: BuiltinChain;
   readonly rule: string;
 }
 

@@ -5,11 +5,7 @@
 
 import { Counter, Gauge, Histogram, collectDefaultMetrics, exponentialBuckets, linearBuckets, type Registry } from 'prom-client';
 import type { SkipReason, Skipped } from '../model/types.js';
-import type { TableName } from '../render/types.js';
-
-/** kube-proxy labels most sync metrics by the proxier's family; we only run an IPv4 proxier. */
-const IP_FAMILY = 'IPv4';
-const TABLES: readonly TableName[] = ['filter', 'nat'];
+import type { IPFamily } from '../ip.js';
 
 export type SyncKind = 'full' | 'partial';
 /** `unchanged`: nothing differed, so nothing was restored; still a successful sync. */
@@ -29,10 +25,11 @@ export interface SyncObservation {
   readonly payload?: { readonly bytes: number; readonly lines: number };
   readonly chainsWritten?: number;
   readonly chainsDeleted?: number;
-  /** Rules we own per table once the sync succeeded (`kubeproxy_sync_proxy_rules_iptables_total`). */
-  readonly rulesTotal?: Partial<Readonly<Record<TableName, number>>>;
+  /** Rules we own per table once the sync succeeded (`kubeproxy_sync_proxy_rules_iptables_total`);
+   * the tables are the backend's word, a label here. */
+  readonly rulesTotal?: Readonly<Record<string, number>>;
   /** Rules this sync wrote per table (`kubeproxy_sync_proxy_rules_iptables_last`). */
-  readonly rulesWritten?: Partial<Readonly<Record<TableName, number>>>;
+  readonly rulesWritten?: Readonly<Record<string, number>>;
   /** Services with a Local traffic policy and no local endpoint, by which policy. */
   readonly noLocalEndpoints?: { readonly internal: number; readonly external: number };
 }
@@ -86,6 +83,8 @@ const CHAIN_BUCKETS = [0, ...exponentialBuckets(1, 2, 17)]; // 0, 1 .. 65536
 export interface MetricsOptions {
   /** Node.js process metrics (`process_*`, `nodejs_*`); default true. */
   readonly processMetrics?: boolean;
+  /** The proxier's family, the `ip_family` label; default IPv4. */
+  readonly family?: IPFamily;
 }
 
 export function createMetrics(registry: Registry, options: MetricsOptions = {}): AgentMetrics {
@@ -267,7 +266,8 @@ export function createMetrics(registry: Registry, options: MetricsOptions = {}):
   });
 
   // Series that alerts take rate() of must exist from the start, not appear on the first failure.
-  const family = { ip_family: IP_FAMILY };
+  // kube-proxy labels most sync metrics by the proxier's family.
+  const family = { ip_family: options.family ?? 'IPv4' };
   restoreFailures.inc(family, 0);
   partialRestoreFailures.inc(family, 0);
   for (const kind of ['full', 'partial'] as const) {
@@ -321,10 +321,7 @@ export function createMetrics(registry: Registry, options: MetricsOptions = {}):
       }
       if (observation.chainsWritten !== undefined) chainsWritten.observe({ kind }, observation.chainsWritten);
       if (observation.chainsDeleted !== undefined) chainsDeleted.observe({ kind }, observation.chainsDeleted);
-      for (const table of TABLES) {
-        const written = observation.rulesWritten?.[table];
-        if (written !== undefined) rulesLast.set({ ...family, table }, written);
-      }
+      for (const [table, written] of Object.entries(observation.rulesWritten ?? {})) rulesLast.set({ ...family, table }, written);
       if (observation.result === 'failed') {
         // As kube-proxy: every failed restore counts, and a failed partial one counts twice over.
         restoreFailures.inc(family);
@@ -332,10 +329,7 @@ export function createMetrics(registry: Registry, options: MetricsOptions = {}):
         return;
       }
       lastSync.set(family, observation.finishedAtSeconds);
-      for (const table of TABLES) {
-        const total = observation.rulesTotal?.[table];
-        if (total !== undefined) rulesTotal.set({ ...family, table }, total);
-      }
+      for (const [table, total] of Object.entries(observation.rulesTotal ?? {})) rulesTotal.set({ ...family, table }, total);
       if (observation.noLocalEndpoints !== undefined) {
         noLocalEndpoints.set({ ...family, traffic_policy: 'internal' }, observation.noLocalEndpoints.internal);
         noLocalEndpoints.set({ ...family, traffic_policy: 'external' }, observation.noLocalEndpoints.external);

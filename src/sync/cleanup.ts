@@ -1,26 +1,7 @@
 // The payload for `kube-proxy-ts cleanup`: delete every jump from a built-in chain into our
 // chains, then flush and delete our chains, leaving other owners' chains (kubelet's) alone. Pure.
 
-import type { TableName } from '../render/types.js';
-
-const OWNED_FIXED = new Set([
-  'KUBE-SERVICES',
-  'KUBE-EXTERNAL-SERVICES',
-  'KUBE-NODEPORTS',
-  'KUBE-POSTROUTING',
-  'KUBE-MARK-MASQ',
-  'KUBE-FORWARD',
-  'KUBE-PROXY-FIREWALL',
-  'KUBE-PROXY-CANARY',
-]);
-const OWNED_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'];
-const BUILTIN = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
-
-/** Chains kube-proxy (and so kube-proxy-ts) owns; kubelet's KUBE-FIREWALL, KUBE-MARK-DROP and
- * KUBE-KUBELET-CANARY are not ours and are never touched. */
-export function isOwnedChain(name: string): boolean {
-  return OWNED_FIXED.has(name) || OWNED_PREFIXES.some((prefix) => name.startsWith(prefix));
-}
+import { isBuiltinChain, isOwnedChain, jumpTarget, type TableName } from '../netfilter/vocabulary.js';
 
 /** Builds a `--noflush` payload removing our jumps and chains from the given `iptables-save` texts. */
 export function cleanupPayload(saved: ReadonlyMap<TableName, string>): string {
@@ -34,8 +15,8 @@ export function cleanupPayload(saved: ReadonlyMap<TableName, string>): string {
         if (isOwnedChain(name)) chains.push(name);
       } else if (line.startsWith('-A ')) {
         const [, chain] = line.split(' ');
-        const target = / -[jg] (\S+)/.exec(line)?.[1];
-        if (chain !== undefined && BUILTIN.has(chain) && target !== undefined && isOwnedChain(target)) {
+        const target = jumpTarget(line);
+        if (chain !== undefined && isBuiltinChain(chain) && target !== undefined && isOwnedChain(target)) {
           // iptables-save prints a rule in a form that `-D` accepts as is.
           jumps.push(`-D ${line.slice(3)}`);
         }

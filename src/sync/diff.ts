@@ -4,12 +4,13 @@
 // proportional to the service ports that changed. Pure.
 
 import { PersistentMap } from '../model/persistent-map.js';
-import type { BuiltinJump, OrderedChain, RuleSet, ServicePortRules, SharedChain, SharedRule, TableName } from '../render/types.js';
+import { deepEqual } from '../model/equal.js';
+import type { BuiltinJump, OrderedChain, RuleSet, ServicePortRules, SharedChain, SharedRule } from '../render/types.js';
+import type { TableName } from '../netfilter/vocabulary.js';
 import {
   buildFullPayload,
   chainKey,
   PayloadBuilder,
-  sameRules,
   sharedServiceRules,
   sortedServicePortKeys,
   type BuiltPayload,
@@ -31,8 +32,8 @@ export interface SyncPlan {
   readonly parts?: readonly string[];
 }
 
-/** What a full sync needs to know about the kernel (kernel-state.ts), per table. */
-export interface KernelFacts {
+/** What a full sync needs to know about the kernel (saved-tables.ts), per table. */
+export interface ObservedTables {
   /** Our chains that exist; those not desired are deleted. */
   readonly existingChains: ReadonlyMap<TableName, ReadonlySet<string>>;
   /** Desired jumps the kernel lacks; only these are inserted, so a full sync never duplicates one. */
@@ -48,7 +49,7 @@ export interface KernelFacts {
  * several restores of about that many chains each (full-parts.ts: iptables-nft-restore's cost
  * grows with the square of one call's size).
  */
-export function planFullSync(desired: RuleSet, kernel: KernelFacts, chainsPerPart = 0): SyncPlan {
+export function planFullSync(desired: RuleSet, kernel: ObservedTables, chainsPerPart = 0): SyncPlan {
   const options: FullPayloadOptions = {
     jumps: 'insert',
     onlyJumps: kernel.missingJumps,
@@ -69,7 +70,7 @@ export function planFullSync(desired: RuleSet, kernel: KernelFacts, chainsPerPar
 export function planSync(
   applied: RuleSet | undefined,
   desired: RuleSet,
-  options: KernelFacts & { readonly forceFull: boolean; readonly fullSyncChainsPerPart?: number },
+  options: ObservedTables & { readonly forceFull: boolean; readonly fullSyncChainsPerPart?: number },
 ): SyncPlan {
   if (applied === undefined || options.forceFull) return planFullSync(desired, options, options.fullSyncChainsPerPart ?? 0);
   return planPartialSync(applied, desired);
@@ -107,7 +108,7 @@ function planStaticChains(builder: PayloadBuilder, applied: readonly OrderedChai
     const id = chainKey(chain.table, chain.name);
     const before = previous.get(id);
     previous.delete(id);
-    if (before !== undefined && sameRules(before.rules, chain.rules)) continue;
+    if (before !== undefined && deepEqual(before.rules, chain.rules)) continue;
     builder.writeChain(chain.table, chain.name, chain.rules);
   }
   for (const chain of previous.values()) builder.deleteChain(chain.table, chain.name);
@@ -126,7 +127,7 @@ function planSharedChains(builder: PayloadBuilder, applied: readonly SharedChain
     const id = chainKey(chain.table, chain.name);
     const before = previous.get(id);
     previous.delete(id);
-    if (before !== undefined && sameRules(before.trailer, chain.trailer)) continue;
+    if (before !== undefined && deepEqual(before.trailer, chain.trailer)) continue;
     rewrite.push(chain);
     handled.add(id);
   }
@@ -223,7 +224,7 @@ function diffServicePort(previous: ServicePortRules | undefined, current: Servic
     const before = previousChains.get(id);
     previousChains.delete(id);
     // Content, not identity: an endpoint change leaves the other endpoints' KUBE-SEP chains as they were.
-    if (before !== undefined && sameRules(before.rules, chain.rules)) continue;
+    if (before !== undefined && deepEqual(before.rules, chain.rules)) continue;
     delta.written.set(id, chain);
   }
   for (const [id, chain] of previousChains) delta.stale.set(id, chain);

@@ -7,21 +7,20 @@
 // (shared dispatch chains, jumps, stale chains deleted last). Until the last part, traffic follows
 // the dispatch chains the kernel already had. Pure.
 
-import type { OrderedChain, RuleSet, TableName } from '../render/types.js';
-import { buildFullPayload, PayloadBuilder, sortedServicePortKeys, TABLE_ORDER, type BuiltPayload, type FullPayloadOptions, type SyncStats } from './payload.js';
+import type { OrderedChain, RuleSet } from '../render/types.js';
+import { jumpTarget, TABLES, type TableName } from '../netfilter/vocabulary.js';
+import { buildFullPayload, PayloadBuilder, sortedServicePortKeys, type BuiltPayload, type FullPayloadOptions, type SyncStats } from './payload.js';
 
 /** Chains per part that keeps iptables-nft-restore near its per-call floor (measured at 10k Services). */
 export const DEFAULT_CHAINS_PER_PART = 1000;
-
-const jumpTarget = /(?:^| )-[jg] (KUBE-\S+)/;
 
 /** Whether every KUBE- chain these rules jump to is in `available`. */
 function jumpsStayWithin(chains: readonly OrderedChain[], available: ReadonlySet<string>): boolean {
   for (const chain of chains) {
     for (const rule of chain.rules) {
       if (!rule.includes('KUBE-')) continue;
-      const target = jumpTarget.exec(rule)?.[1];
-      if (target !== undefined && !available.has(target)) return false;
+      const target = jumpTarget(rule);
+      if (target?.startsWith('KUBE-') === true && !available.has(target)) return false;
     }
   }
   return true;
@@ -77,7 +76,7 @@ export function combineStats(parts: readonly BuiltPayload[]): SyncStats {
   const changedChainNames: string[] = [];
   const rulesWritten: Record<TableName, number> = { filter: 0, nat: 0 };
   for (const { stats } of parts) {
-    for (const table of TABLE_ORDER) rulesWritten[table] += stats.rulesWritten[table];
+    for (const table of TABLES) rulesWritten[table] += stats.rulesWritten[table];
     bytes += stats.bytes;
     lines += stats.lines;
     chainsWritten += stats.chainsWritten;

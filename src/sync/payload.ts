@@ -2,10 +2,10 @@
 // iptables-restore needs them, and the complete payload of a RuleSet (first sync, periodic full
 // sync, the `render` command). Pure.
 
-import type { BuiltinJump, OrderedChain, RuleSet, TableName } from '../render/types.js';
+import type { BuiltinJump, OrderedChain, RuleSet } from '../render/types.js';
+import { TABLES, type TableName } from '../netfilter/vocabulary.js';
 
 /** Tables in payload order. */
-export const TABLE_ORDER: readonly TableName[] = ['filter', 'nat'];
 
 /** Enough chain names to read in a log line; `changedChainCount` says how many there were. */
 const CHANGED_CHAIN_NAMES_CAP = 50;
@@ -224,7 +224,7 @@ export class PayloadBuilder {
     let lines = 0;
     let bytes = 0;
     const rulesWritten: Record<TableName, number> = { filter: 0, nat: 0 };
-    for (const table of TABLE_ORDER) {
+    for (const table of TABLES) {
       const section = this.sections.get(table);
       if (section === undefined) continue;
       rulesWritten[table] = section.bodies.length + section.deferredLines + section.inserts.length + section.jumps.length;
@@ -351,7 +351,7 @@ export interface FullPayloadOptions {
   readonly jumps: 'append' | 'insert' | 'none';
   /** Which jumps to write instead of all of `ruleSet.jumps` (a full sync writes only missing ones). */
   readonly onlyJumps?: readonly BuiltinJump[];
-  /** Our chains the kernel has (kernel-state.ts): those not desired any more are deleted. */
+  /** Our chains the kernel has (saved-tables.ts): those not desired any more are deleted. */
   readonly existingChains?: ReadonlyMap<TableName, ReadonlySet<string>>;
   /** Built-in rules into our chains that match no desired jump: deleted before their targets go. */
   readonly staleJumps?: readonly BuiltinJump[];
@@ -373,7 +373,7 @@ export function fullPayload(ruleSet: RuleSet, options: FullPayloadOptions): stri
  */
 export function buildFullPayload(ruleSet: RuleSet, options: FullPayloadOptions): BuiltPayload {
   const builder = new PayloadBuilder();
-  for (const table of TABLE_ORDER) builder.touch(table);
+  for (const table of TABLES) builder.touch(table);
   const sortedKeys = sortedServicePortKeys(ruleSet);
   const wanted = desiredChainNames(ruleSet, options.existingChains);
 
@@ -411,7 +411,7 @@ export function buildFullPayload(ruleSet: RuleSet, options: FullPayloadOptions):
 
   if (options.servicePortChains ?? true) {
     // The bulk of the payload: declared now, rules generated while the restore reads them.
-    for (const table of TABLE_ORDER) {
+    for (const table of TABLES) {
       const chainsOf = function* (): Generator<OrderedChain> {
         for (const key of sortedKeys) {
           const servicePort = ruleSet.servicePorts.get(key);
@@ -466,12 +466,4 @@ function desiredChainNames(
     for (const chain of servicePort.chains) add(chain.table, chain.name);
   }
   return names;
-}
-
-/** Whether two rule lists are equal, element by element. */
-export function sameRules(a: readonly string[], b: readonly string[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false;
-  return true;
 }

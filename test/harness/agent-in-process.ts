@@ -10,17 +10,17 @@ import { join } from 'node:path';
 import { destination } from 'pino';
 import { Registry } from 'prom-client';
 import { Agent, type AgentStatus } from '../../src/agent/agent.js';
-import type { SyncReport } from '../../src/agent/syncer.js';
+import { iptablesBackend, type IptablesSyncReport as SyncReport } from '../../src/sync/iptables-proxier.js';
 import { parseRunArgs, type AgentConfig, type LogLevel } from '../../src/config/index.js';
 import { loadKubeConfig } from '../../src/k8s/kubeconfig.js';
 import { createLogger } from '../../src/log.js';
 import { NfAcct } from '../../src/netfilter/nfacct.js';
 import { Sysctl, type SysctlAccess } from '../../src/netfilter/sysctl.js';
-import { Conntrack } from '../../src/netfilter/conntrack.js';
+import { Conntrack } from '../../src/conntrack/tool.js';
 import { ExecNetfilter, nftBinaries, type IptablesBinaries } from '../../src/netfilter/exec.js';
-import type { Netfilter, RestoreResult } from '../../src/netfilter/port.js';
+import type { Netfilter, RestoreResult } from '../../src/netfilter/netfilter.js';
 import { servicePortChainNames, servicePortEndpointChainName, type ServicePortChainNames } from '../../src/render/names.js';
-import type { TableName } from '../../src/render/types.js';
+import type { TableName } from '../../src/netfilter/vocabulary.js';
 import type { Protocol } from '../../src/model/types.js';
 import { createNetns, type Netns } from './netns.js';
 import { uniqueName } from './kube.js';
@@ -65,7 +65,7 @@ export interface HttpAnswer {
 }
 
 export interface InProcessAgent {
-  readonly agent: Agent;
+  readonly agent: Agent<SyncReport>;
   readonly config: AgentConfig;
   readonly netns: Netns;
   readonly nodeName: string;
@@ -74,7 +74,7 @@ export interface InProcessAgent {
   readonly restores: readonly RecordedRestore[];
   /** Every distinct sync report seen (polled every 10 ms; newest last, bounded by historyLimit). */
   readonly reports: readonly SyncReport[];
-  status(): AgentStatus;
+  status(): AgentStatus<SyncReport>;
   /** The namespace's `iptables-save -t <table>`, as the kernel prints it. */
   save(table: TableName): Promise<string>;
   kernel(table: TableName): Promise<KernelTable>;
@@ -277,14 +277,16 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     onSyncReport: recordReport,
     config,
     connection: kube.connection,
-    netfilter,
-    conntrack: new Conntrack(undefined, netns.prefix),
+    backend: iptablesBackend({
+      netfilter,
+      conntrack: new Conntrack(undefined, netns.prefix),
+      ...(options.fullSyncPeriodMs !== undefined ? { fullSyncPeriodMs: options.fullSyncPeriodMs } : {}),
+    }),
     nfacct: new NfAcct(undefined, netns.prefix),
     sysctl: options.sysctl ?? new Sysctl(undefined, netns.prefix),
     logger,
     registry: new Registry(),
     ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
-    ...(options.fullSyncPeriodMs !== undefined ? { fullSyncPeriodMs: options.fullSyncPeriodMs } : {}),
   });
 
   const logTail = (lines = 30): string => {

@@ -4,11 +4,11 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { runProcess, type ProcessOutput } from '../../src/netfilter/exec.js';
+import { runProcess, type ProcessOutput } from '../../src/process.js';
 
 export interface Netns {
   readonly name: string;
-  /** ['ip', 'netns', 'exec', name]: for ExecNetfilter / Conntrack / detectBackend `prefix`. */
+  /** ['ip', 'netns', 'exec', name]: for ExecNetfilter / Conntrack / detectIptablesVariant `prefix`. */
   readonly prefix: readonly string[];
   /** Runs a command inside the namespace, `input` on stdin. */
   exec(command: string, args: readonly string[], input?: string): Promise<ProcessOutput>;

@@ -3,9 +3,10 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExecNetfilter, legacyBinaries, nftBinaries } from '../../src/netfilter/exec.js';
-import type { RuleSet, TableName } from '../../src/render/types.js';
+import type { RuleSet } from '../../src/render/types.js';
+import type { TableName } from '../../src/netfilter/vocabulary.js';
 import { planFullSync } from '../../src/sync/diff.js';
-import { readKernelFacts } from '../../src/agent/kernel-facts.js';
+import { readTables } from '../../src/sync/read-tables.js';
 import { deleteAllNetns, kernelSkipReason, withNetns } from '../harness/netns.js';
 import { makeService, SyntheticRenderer, type SyntheticWorld } from '../unit/sync/synthetic.js';
 
@@ -21,7 +22,7 @@ function world(count: number, endpoints: number): SyntheticWorld {
 
 /** A full sync as the syncer runs it: kernel facts from iptables-save, then each part in order. */
 async function fullSync(netfilter: ExecNetfilter, ruleSet: RuleSet, chainsPerPart: number): Promise<number> {
-  const plan = planFullSync(ruleSet, await readKernelFacts(netfilter, ruleSet), chainsPerPart);
+  const plan = planFullSync(ruleSet, await readTables(netfilter, ruleSet), chainsPerPart);
   const parts = plan.parts ?? [plan.payload];
   for (const part of parts) expect(await netfilter.restore(part, { noFlush: true })).toEqual({ ok: true });
   return parts.length;

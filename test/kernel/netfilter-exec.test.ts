@@ -1,12 +1,12 @@
-// ExecNetfilter, kernel-state parsing and backend detection against real iptables (nft and legacy),
+// ExecNetfilter, saved-tables parsing and iptables variant detection against real iptables (nft and legacy),
 // each test in its own throwaway network namespace.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { detectBackend } from '../../src/netfilter/backend.js';
+import { detectIptablesVariant } from '../../src/netfilter/iptables-variant.js';
 import { ExecNetfilter, legacyBinaries, nftBinaries, type IptablesBinaries } from '../../src/netfilter/exec.js';
-import type { TableName } from '../../src/render/types.js';
+import type { TableName } from '../../src/netfilter/vocabulary.js';
 import { planFullSync } from '../../src/sync/diff.js';
-import { parseKernelState } from '../../src/sync/kernel-state.js';
+import { parseSavedTables } from '../../src/sync/saved-tables.js';
 import { fullPayload } from '../../src/sync/payload.js';
 import { deleteAllNetns, kernelSkipReason, withNetns, type Netns } from '../harness/netns.js';
 import { makeService, SyntheticRenderer, syntheticJumps, type SyntheticWorld } from '../unit/sync/synthetic.js';
@@ -81,7 +81,7 @@ describe.skipIf(skipReason !== undefined).each(backends)('ExecNetfilter on iptab
 
       for (const table of ['filter', 'nat'] as const) {
         const jumps = ruleSet.jumps.filter((jump) => jump.table === table);
-        const state = parseKernelState(await savedText(netfilter, table), jumps);
+        const state = parseSavedTables(await savedText(netfilter, table), jumps);
         const owned = [
           ...ruleSet.staticChains, ...ruleSet.sharedChains, ...[...ruleSet.servicePorts.values()].flatMap((rules) => rules.chains),
         ].filter((chain) => chain.table === table).map((chain) => chain.name);
@@ -94,12 +94,12 @@ describe.skipIf(skipReason !== undefined).each(backends)('ExecNetfilter on iptab
       }
 
       // A jump that went missing, and one an older kube-proxy left behind.
-      const dropped = syntheticJumps[4];
+      const dropped = syntheticJumps.find((jump) => jump.table === 'filter' && jump.chain === 'FORWARD' && jump.rule.endsWith('-j KUBE-SERVICES'));
       if (dropped === undefined) throw new Error('fixture');
       const edit = `*filter\n-D ${dropped.chain} ${dropped.rule}\n-A INPUT -s 10.0.0.1 -m comment --comment "old kube-proxy" -j KUBE-SERVICES\nCOMMIT\n`;
       expect(await netfilter.restore(edit, { noFlush: true })).toEqual({ ok: true });
       const filterJumps = ruleSet.jumps.filter((jump) => jump.table === 'filter');
-      const state = parseKernelState(await savedText(netfilter, 'filter'), filterJumps);
+      const state = parseSavedTables(await savedText(netfilter, 'filter'), filterJumps);
       expect(state.missingJumps).toEqual([dropped]);
       expect(state.staleJumps).toEqual([
         { table: 'filter', chain: 'INPUT', rule: '-s 10.0.0.1/32 -m comment --comment "old kube-proxy" -j KUBE-SERVICES' },
@@ -108,36 +108,36 @@ describe.skipIf(skipReason !== undefined).each(backends)('ExecNetfilter on iptab
       // A full sync from that state puts the missing jump back and removes the stale one, as printed.
       const plan = planFullSync(ruleSet, { existingChains: new Map([['filter', state.ourChains]]), missingJumps: state.missingJumps, staleJumps: state.staleJumps });
       expect(await netfilter.restore(plan.payload, { noFlush: true })).toEqual({ ok: true });
-      const after = parseKernelState(await savedText(netfilter, 'filter'), filterJumps);
+      const after = parseSavedTables(await savedText(netfilter, 'filter'), filterJumps);
       expect(after).toMatchObject({ missingJumps: [], staleJumps: [] });
       expect(await savedText(netfilter, 'filter')).toMatch(/^-A INPUT -j KUBE-FIREWALL$/m);
     }));
 });
 
-describe.skipIf(skipReason !== undefined)('detectBackend', () => {
+describe.skipIf(skipReason !== undefined)('detectIptablesVariant', () => {
   it('defaults to nft on a node without rules', () =>
     withNetns(async (netns) => {
-      expect(await detectBackend({ prefix: netns.prefix })).toMatchObject({ backend: 'nft', binaries: nftBinaries });
+      expect(await detectIptablesVariant({ prefix: netns.prefix })).toMatchObject({ backend: 'nft', binaries: nftBinaries });
     }, 'detect'));
 
   it("follows kubelet's chains into legacy", () =>
     withNetns(async (netns) => {
       const created = await netns.exec('iptables-legacy', ['-t', 'mangle', '-N', 'KUBE-KUBELET-CANARY']);
       expect(created.code).toBe(0);
-      expect(await detectBackend({ prefix: netns.prefix })).toMatchObject({ backend: 'legacy', binaries: legacyBinaries });
+      expect(await detectIptablesVariant({ prefix: netns.prefix })).toMatchObject({ backend: 'legacy', binaries: legacyBinaries });
     }, 'detect'));
 
   it("follows kubelet's chains into nft even when legacy has more rules", () =>
     withNetns(async (netns) => {
       expect((await netns.exec('iptables-nft', ['-t', 'mangle', '-N', 'KUBE-IPTABLES-HINT'])).code).toBe(0);
       for (let i = 0; i < 3; i++) expect((await netns.exec('iptables-legacy', ['-A', 'INPUT', '-j', 'ACCEPT'])).code).toBe(0);
-      expect((await detectBackend({ prefix: netns.prefix })).backend).toBe('nft');
+      expect((await detectIptablesVariant({ prefix: netns.prefix })).backend).toBe('nft');
     }, 'detect'));
 
   it('without kubelet chains, picks the backend holding more rules', () =>
     withNetns(async (netns) => {
       for (let i = 0; i < 3; i++) expect((await netns.exec('iptables-legacy', ['-A', 'INPUT', '-j', 'ACCEPT'])).code).toBe(0);
       expect((await netns.exec('iptables-nft', ['-A', 'INPUT', '-j', 'ACCEPT'])).code).toBe(0);
-      expect((await detectBackend({ prefix: netns.prefix })).backend).toBe('legacy');
+      expect((await detectIptablesVariant({ prefix: netns.prefix })).backend).toBe('legacy');
     }, 'detect'));
 });

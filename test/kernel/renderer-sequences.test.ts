@@ -8,9 +8,10 @@ import { ModelStore } from '../../src/model/store.js';
 import type { NodeInfo } from '../../src/model/types.js';
 import { ExecNetfilter, legacyBinaries, nftBinaries, type IptablesBinaries } from '../../src/netfilter/exec.js';
 import { RenderCache, renderRuleSet } from '../../src/render/index.js';
-import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet } from '../../src/render/types.js';
+import type { TableName } from '../../src/netfilter/vocabulary.js';
 import { planFullSync, planPartialSync } from '../../src/sync/diff.js';
-import { parseKernelState } from '../../src/sync/kernel-state.js';
+import { parseSavedTables } from '../../src/sync/saved-tables.js';
 import { fullPayload } from '../../src/sync/payload.js';
 import { createNetns, deleteAllNetns, kernelSkipReason, withNetns, type Netns } from '../harness/netns.js';
 import { applyChange, ClusterGenerator } from '../support/generate.js';
@@ -125,7 +126,7 @@ async function fullSync(netfilter: ExecNetfilter, ruleSet: RuleSet): Promise<voi
   const missingJumps = [];
   const staleJumps = [];
   for (const table of TABLES) {
-    const state = parseKernelState(await save(netfilter, table), ruleSet.jumps.filter((jump) => jump.table === table));
+    const state = parseSavedTables(await save(netfilter, table), ruleSet.jumps.filter((jump) => jump.table === table));
     existingChains.set(table, state.ourChains);
     missingJumps.push(...state.missingJumps);
     staleJumps.push(...state.staleJumps);

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { formatBindAddress, normaliseIPv4Cidr, parseBindAddress } from '../../../src/config/address.js';
+import { formatBindAddress, parseBindAddress } from '../../../src/config/address.js';
+import { parseCidr } from '../../../src/ip.js';
+
+/** The IPv4 CIDR's canonical form, as the configuration reads one (src/ip.ts). */
+function normaliseIPv4Cidr(text: string): string | undefined {
+  const cidr = parseCidr(text);
+  return cidr?.family === 'IPv4' ? cidr.text : undefined;
+}
 
 describe('normaliseIPv4Cidr', () => {
   it.each([

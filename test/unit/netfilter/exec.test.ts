@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ExecNetfilter, legacyBinaries, parseRestoreFailure, runProcess, type ProcessOutput, type ProcessRunner } from '../../../src/netfilter/exec.js';
+import { ExecNetfilter, legacyBinaries, parseRestoreFailure } from '../../../src/netfilter/exec.js';
+import { runProcess, type ProcessOutput, type ProcessRunner } from '../../../src/process.js';
 
 interface Call {
   readonly command: string;

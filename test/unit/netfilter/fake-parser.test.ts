@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { joinTokens, parseRestorePayload, ruleTarget, tokenize } from '../../../src/netfilter/restore-parser.js';
+import { parseRestorePayload } from '../../../src/netfilter/restore-parser.js';
+import { joinTokens, ruleTarget, tokenize } from '../../../src/netfilter/vocabulary.js';
 
 describe('tokenize', () => {
   it('groups double-quoted words and keeps escapes inside quotes', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ProcessOutput, ProcessRunner } from '../../../src/netfilter/exec.js';
+import type { ProcessOutput, ProcessRunner } from '../../../src/process.js';
 import { NfAcct, parsePackets } from '../../../src/netfilter/nfacct.js';
 
 const line = (packets: number, name: string): string => `{ pkts = ${String(packets).padStart(20, '0')}, bytes = 00000000000000004711 } = ${name};\n`;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { runProcess } from '../../../src/netfilter/exec.js';
+import { runProcess } from '../../../src/process.js';
 
 describe('runProcess stdin', () => {
   it('delivers a multi-MB input whole and in order, written in slices', async () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ProcessRunner } from '../../../src/netfilter/exec.js';
+import type { ProcessRunner } from '../../../src/process.js';
 import { ensureSysctl, ROUTE_LOCALNET, Sysctl, sysctlName } from '../../../src/netfilter/sysctl.js';
 
 const roots: string[] = [];

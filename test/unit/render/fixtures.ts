@@ -3,8 +3,10 @@
 
 import { expect } from 'vitest';
 import type { DesiredState, Endpoint, ServicePort, SessionAffinity, TrafficPolicy } from '../../../src/model/types.js';
+import { usesClusterEndpoints, usesLocalEndpoints } from '../../../src/model/endpoints.js';
 import { renderRuleSet } from '../../../src/render/index.js';
-import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type ServicePortRules, type TableName } from '../../../src/render/types.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type ServicePortRules } from '../../../src/render/types.js';
+import type { TableName } from '../../../src/netfilter/vocabulary.js';
 
 export function endpoint(ip: string, options: Partial<Endpoint> = {}): Endpoint {
   const isLocal = options.isLocal ?? false;
@@ -59,9 +61,10 @@ export function servicePort(options: ServicePortOptions = {}): ServicePort {
   const internalTrafficPolicy = options.internalTrafficPolicy ?? 'Cluster';
   const allEndpoints = options.endpoints ?? [];
 
-  const externallyAccessible = nodePort !== 0 || externalIPs.length > 0 || loadBalancerIPs.length > 0;
-  const usesCluster = internalTrafficPolicy === 'Cluster' || externallyAccessible;
-  const usesLocal = internalTrafficPolicy === 'Local' || (externallyAccessible && externalTrafficPolicy === 'Local');
+  // The model's policy predicates (one source); the selection itself stays deliberately simple.
+  const policy = { nodePort, externalIPs, loadBalancerIPs, externalTrafficPolicy, internalTrafficPolicy };
+  const usesCluster = usesClusterEndpoints(policy);
+  const usesLocal = usesLocalEndpoints(policy);
   const clusterEndpoints = usesCluster ? usable(allEndpoints, () => true) : [];
   const localEndpoints = usesLocal ? usable(allEndpoints, (ep) => ep.isLocal) : [];
   const reachable = new Set([...clusterEndpoints, ...localEndpoints]);
@@ -93,6 +96,7 @@ export function servicePort(options: ServicePortOptions = {}): ServicePort {
 
 export function desiredState(servicePorts: readonly ServicePort[]): DesiredState {
   return {
+    family: 'IPv4',
     node: { name: 'test-node', ips: ['192.168.0.2'], zone: undefined, labels: {}, podCIDRs: [] },
     servicePorts: new Map(servicePorts.map((sp) => [sp.key, sp])),
   };

@@ -1,7 +1,7 @@
 // Counts the -A and -I lines of a payload's text per table: the oracle that the builder's
 // SyncStats.rulesWritten is checked against.
 
-import type { TableName } from '../../../src/render/types.js';
+import type { TableName } from '../../../src/netfilter/vocabulary.js';
 
 /** The payload as one string or as consecutive pieces that each end with a newline (SyncPlan.chunks). */
 export function rulesWrittenPerTable(payload: string | Iterable<string>): Partial<Record<TableName, number>> {

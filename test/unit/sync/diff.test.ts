@@ -168,7 +168,7 @@ describe('planPartialSync', () => {
     const body = payload.filter((line) => line.startsWith('-A KUBE-SERVICES '));
     const serviceRules = [...desired.servicePorts.values()].flatMap((rules) => rules.sharedRules.filter((shared) => shared.table === 'nat' && shared.chain === 'KUBE-SERVICES'));
     expect(body).toHaveLength(serviceRules.length + 1);
-    expect(body.at(-1)).toContain('-d 192.168.0.0/16 -j KUBE-NODEPORTS');
+    expect(body.at(-1)).toContain('-d 192.168.0.2 -j KUBE-NODEPORTS');
     expect(payload.some((line) => line.startsWith('-I KUBE-SERVICES '))).toBe(false);
     expect(plan.stats.sharedRulesAdded).toBe(serviceRules.length);
     expectConverges(applied, desired);
@@ -281,7 +281,7 @@ describe('partial sync at scale', () => {
     const renderer = new SyntheticRenderer();
     let world = makeWorld(10_000, 10);
     const applied = renderer.render(world);
-    const target = world.services.get('ns2/svc1234:http/tcp');
+    const target = world.services.get('ns2/svc1234:http/TCP');
     if (target === undefined) throw new Error('fixture');
     world = withService(world, { ...target, endpoints: [...target.endpoints.slice(1), { ip: '10.250.9.9', port: 8080 }] });
     const desired = renderer.render(world);

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { Syncer } from '../../../src/agent/syncer.js';
+import { IptablesProxier } from '../../../src/sync/iptables-proxier.js';
 import { ModelStore } from '../../../src/model/store.js';
 import { FakeNetfilter } from '../../../src/netfilter/fake.js';
 import { renderRuleSet } from '../../../src/render/index.js';
-import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet, type TableName } from '../../../src/render/types.js';
-import { planFullSync, type KernelFacts } from '../../../src/sync/diff.js';
+import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet } from '../../../src/render/types.js';
+import type { TableName } from '../../../src/netfilter/vocabulary.js';
+import { planFullSync, type ObservedTables } from '../../../src/sync/diff.js';
 import { buildFullPayloadParts } from '../../../src/sync/full-parts.js';
-import { readKernelFacts } from '../../../src/agent/kernel-facts.js';
+import { readTables } from '../../../src/sync/read-tables.js';
 import { service, slice } from '../agent/fixtures.js';
 
 const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
@@ -28,8 +29,8 @@ function ruleSetOf(count: number, endpoints: number, shift = 0): RuleSet {
   return renderRuleSet(store.snapshot().state, context);
 }
 
-function kernelFacts(netfilter: FakeNetfilter, ruleSet: RuleSet): Promise<KernelFacts> {
-  return readKernelFacts(netfilter, ruleSet);
+function kernelFacts(netfilter: FakeNetfilter, ruleSet: RuleSet): Promise<ObservedTables> {
+  return readTables(netfilter, ruleSet);
 }
 
 async function tables(netfilter: FakeNetfilter): Promise<string[]> {
@@ -98,7 +99,7 @@ describe('full sync in parts (nft backend)', () => {
     const store = new ModelStore(node);
     fill(store, 30, 3);
     const netfilter = new FakeNetfilter();
-    const syncer = new Syncer({
+    const syncer = new IptablesProxier({
       store,
       netfilter,
       conntrack: undefined,

@@ -2,8 +2,9 @@
 // (jump to a missing chain, -D of a missing rule, -X of a chain in use), so the sync unit tests can
 // run long random sequences quickly. The kernel suite proves the same sequences on real netfilter.
 
-import type { RuleSet, TableName } from '../../../src/render/types.js';
-import { tokenize } from '../../../src/sync/kernel-state.js';
+import type { RuleSet } from '../../../src/render/types.js';
+import type { TableName } from '../../../src/netfilter/vocabulary.js';
+import { ruleWords as tokenize } from '../../../src/netfilter/vocabulary.js';
 
 const BUILTIN_CHAINS: Record<TableName, readonly string[]> = {
   filter: ['INPUT', 'FORWARD', 'OUTPUT'],

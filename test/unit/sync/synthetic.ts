@@ -1,16 +1,23 @@
-// Hand-built RuleSets shaped like the renderer's (kube-proxy's chains and rules), from a tiny
-// "world" of services and endpoints, plus a seeded PRNG that mutates the world. Written for the
-// sync tests only: the real renderer is tested on its own, and the lead reruns these sequences on it.
+// A tiny "world" of services and endpoints and a seeded mutator for the sync tests' sequences,
+// rendered by the real renderer (no second rule generator: chain names, rules and jumps are the
+// product's). Unchanged services keep their object identity, so the RenderCache reuses their rules
+// as it does for the agent's ModelStore.
 
-import { createHash } from 'node:crypto';
-import type { BuiltinJump, OrderedChain, RuleSet, ServicePortRules, SharedChain, SharedRule } from '../../../src/render/types.js';
+import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';
+import { RenderCache, renderRuleSet } from '../../../src/render/index.js';
+import { defaultRenderContext, localTrafficFromCIDR, type BuiltinJump, type RuleSet, type ServicePortRules } from '../../../src/render/types.js';
+import type { DesiredState, ServicePort } from '../../../src/model/types.js';
+import { prng } from '../../support/generate.js';
+import { endpoint as makeEndpoint, servicePort as makeServicePort } from '../render/fixtures.js';
 
+export { prng };
 export interface SyntheticEndpoint {
   readonly ip: string;
   readonly port: number;
 }
 
 export interface SyntheticService {
+  /** The ServicePort key the model gives it (`ns/name:port/PROTOCOL`). */
   readonly key: string;
   /** ns/name:portName, as kube-proxy's comments say it. */
   readonly portName: string;
@@ -30,154 +37,91 @@ export interface SyntheticWorld {
   readonly nodePortAddresses: readonly string[];
 }
 
-const MARK_MASQ = 'KUBE-MARK-MASQ';
 const CLUSTER_CIDR = '10.244.0.0/16';
+const NODE_IP = '192.168.0.2';
 
-function hash16(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 16).toUpperCase();
+function names(service: SyntheticService): ReturnType<typeof servicePortChainNames> {
+  return servicePortChainNames(service.portName, protocolOf(service));
+}
+
+function protocolOf(service: SyntheticService): ServicePort['protocol'] {
+  return service.protocol === 'udp' ? 'UDP' : 'TCP';
 }
 
 export function svcChain(service: SyntheticService): string {
-  return `KUBE-SVC-${hash16(service.portName + service.protocol)}`;
+  return names(service).cluster;
 }
 export function extChain(service: SyntheticService): string {
-  return `KUBE-EXT-${hash16(service.portName + service.protocol)}`;
+  return names(service).external;
 }
 export function sepChain(service: SyntheticService, endpoint: SyntheticEndpoint): string {
-  return `KUBE-SEP-${hash16(`${service.portName}${service.protocol}${endpoint.ip}:${endpoint.port}`)}`;
+  return servicePortEndpointChainName(service.portName, protocolOf(service), endpoint.ip, endpoint.port);
 }
 
-/** Built once: the renderer keeps the identity of unchanged values, and so does this. */
-export const syntheticJumps: readonly BuiltinJump[] = [
-  { table: 'filter', chain: 'INPUT', rule: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
-  { table: 'filter', chain: 'INPUT', rule: '-m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS' },
-  { table: 'filter', chain: 'INPUT', rule: '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES' },
-  { table: 'filter', chain: 'FORWARD', rule: '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD' },
-  { table: 'filter', chain: 'FORWARD', rule: '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
-  { table: 'filter', chain: 'FORWARD', rule: '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES' },
-  { table: 'filter', chain: 'OUTPUT', rule: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
-  { table: 'filter', chain: 'OUTPUT', rule: '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
-  { table: 'nat', chain: 'PREROUTING', rule: '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
-  { table: 'nat', chain: 'OUTPUT', rule: '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
-  { table: 'nat', chain: 'POSTROUTING', rule: '-m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING' },
-];
-
-function staticChains(world: SyntheticWorld): OrderedChain[] {
-  return [
-    { kind: 'ordered', table: 'filter', name: 'KUBE-PROXY-CANARY', rules: [] },
-    {
-      kind: 'ordered', table: 'filter', name: 'KUBE-FORWARD', rules: [
-        '-m conntrack --ctstate INVALID -j DROP',
-        '-m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
-        '-m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
-      ],
-    },
-    { kind: 'ordered', table: 'nat', name: 'KUBE-PROXY-CANARY', rules: [] },
-    { kind: 'ordered', table: 'nat', name: MARK_MASQ, rules: ['-j MARK --or-mark 0x4000'] },
-    {
-      kind: 'ordered', table: 'nat', name: 'KUBE-POSTROUTING', rules: [
-        '-m mark ! --mark 0x4000/0x4000 -j RETURN',
-        '-j MARK --xor-mark 0x4000',
-        `-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${world.randomFully ? ' --random-fully' : ''}`,
-      ],
-    },
-  ];
+/** The model's view of a synthetic service (all endpoints ready, none local). */
+function toServicePort(service: SyntheticService): ServicePort {
+  const [namespace = '', rest = ''] = service.portName.split('/');
+  const [name = '', portName = ''] = rest.split(':');
+  return makeServicePort({
+    namespace,
+    name,
+    portName,
+    protocol: protocolOf(service),
+    clusterIP: service.clusterIP,
+    port: service.port,
+    nodePort: service.nodePort,
+    endpoints: service.endpoints.map((endpoint) => makeEndpoint(endpoint.ip, { port: endpoint.port })),
+  });
 }
 
-function sharedChains(world: SyntheticWorld): SharedChain[] {
-  const comment = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
-  const trailer = world.nodePortAddresses.length === 0
-    ? [`${comment} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`]
-    : world.nodePortAddresses.map((cidr) => `${comment} -d ${cidr} -j KUBE-NODEPORTS`);
-  return [
-    { kind: 'shared', table: 'filter', name: 'KUBE-SERVICES', trailer: [] },
-    { kind: 'shared', table: 'filter', name: 'KUBE-EXTERNAL-SERVICES', trailer: [] },
-    { kind: 'shared', table: 'filter', name: 'KUBE-NODEPORTS', trailer: [] },
-    { kind: 'shared', table: 'filter', name: 'KUBE-PROXY-FIREWALL', trailer: [] },
-    { kind: 'shared', table: 'nat', name: 'KUBE-SERVICES', trailer },
-    { kind: 'shared', table: 'nat', name: 'KUBE-NODEPORTS', trailer: [] },
-  ];
-}
-
+/** The renderer's rules for one synthetic service, alone. */
 export function renderService(service: SyntheticService): ServicePortRules {
-  const name = service.portName;
-  const proto = `-m ${service.protocol} -p ${service.protocol}`;
-  const chains: OrderedChain[] = [];
-  const sharedRules: SharedRule[] = [];
-  if (service.endpoints.length === 0) {
-    sharedRules.push({
-      table: 'filter', chain: 'KUBE-SERVICES',
-      rule: `-m comment --comment "${name} has no endpoints" ${proto} -d ${service.clusterIP} --dport ${service.port} -j REJECT`,
-    });
-    if (service.nodePort !== 0) {
-      sharedRules.push({
-        table: 'filter', chain: 'KUBE-EXTERNAL-SERVICES',
-        rule: `-m comment --comment "${name} has no endpoints" -m addrtype --dst-type LOCAL ${proto} --dport ${service.nodePort} -j REJECT`,
-      });
-    }
-    return { chains, sharedRules };
-  }
-  const svc = svcChain(service);
-  const svcRules = [`-m comment --comment "${name} cluster IP" ${proto} -d ${service.clusterIP} --dport ${service.port} ! -s ${CLUSTER_CIDR} -j ${MARK_MASQ}`];
-  service.endpoints.forEach((endpoint, index) => {
-    const sep = sepChain(service, endpoint);
-    const remaining = service.endpoints.length - index;
-    const probability = remaining > 1 ? ` -m statistic --mode random --probability ${(1 / remaining).toFixed(10)}` : '';
-    svcRules.push(`-m comment --comment "${name} -> ${endpoint.ip}:${endpoint.port}"${probability} -j ${sep}`);
-    chains.push({
-      kind: 'ordered', table: 'nat', name: sep, rules: [
-        `-m comment --comment "${name}" -s ${endpoint.ip} -j ${MARK_MASQ}`,
-        `-m comment --comment "${name}" ${proto} -j DNAT --to-destination ${endpoint.ip}:${endpoint.port}`,
-      ],
-    });
-  });
-  chains.unshift({ kind: 'ordered', table: 'nat', name: svc, rules: svcRules });
-  sharedRules.push({
-    table: 'nat', chain: 'KUBE-SERVICES',
-    rule: `-m comment --comment "${name} cluster IP" ${proto} -d ${service.clusterIP} --dport ${service.port} -j ${svc}`,
-  });
-  if (service.nodePort !== 0) {
-    const ext = extChain(service);
-    chains.push({
-      kind: 'ordered', table: 'nat', name: ext, rules: [
-        `-m comment --comment "masquerade traffic for ${name} external destinations" -j ${MARK_MASQ}`,
-        `-j ${svc}`,
-      ],
-    });
-    sharedRules.push({ table: 'nat', chain: 'KUBE-NODEPORTS', rule: `-m comment --comment "${name}" ${proto} --dport ${service.nodePort} -j ${ext}` });
-  }
-  return { chains, sharedRules };
+  const ruleSet = new SyntheticRenderer().render({ services: new Map([[service.key, service]]), randomFully: true, nodePortAddresses: [] });
+  const rules = ruleSet.servicePorts.get(toServicePort(service).key);
+  if (rules === undefined) throw new Error(`no rules for ${service.key}`);
+  return rules;
 }
 
-/** Memoises per service object, as the real RenderCache does per ServicePort. */
+/** The real renderer over a synthetic world; memoises per service object, as the ModelStore keeps ServicePorts. */
 export class SyntheticRenderer {
-  private readonly cache = new WeakMap<SyntheticService, ServicePortRules>();
+  private readonly servicePorts = new WeakMap<SyntheticService, ServicePort>();
+  private readonly cache = new RenderCache();
 
   render(world: SyntheticWorld): RuleSet {
-    const servicePorts = new Map<string, ServicePortRules>();
-    for (const [key, service] of world.services) {
-      let rules = this.cache.get(service);
-      if (rules === undefined) {
-        rules = renderService(service);
-        this.cache.set(service, rules);
+    const servicePorts = new Map<string, ServicePort>();
+    for (const service of world.services.values()) {
+      let servicePort = this.servicePorts.get(service);
+      if (servicePort === undefined) {
+        servicePort = toServicePort(service);
+        this.servicePorts.set(service, servicePort);
       }
-      servicePorts.set(key, rules);
+      servicePorts.set(servicePort.key, servicePort);
     }
-    return { staticChains: staticChains(world), sharedChains: sharedChains(world), servicePorts, jumps: syntheticJumps, ensuredChains: [] };
+    const state: DesiredState = {
+      family: 'IPv4',
+      node: { name: 'test-node', ips: [NODE_IP], zone: undefined, labels: {}, podCIDRs: [] },
+      servicePorts,
+    };
+    return renderRuleSet(
+      state,
+      {
+        ...defaultRenderContext,
+        localTraffic: localTrafficFromCIDR(CLUSTER_CIDR),
+        randomFully: world.randomFully,
+        nodePortAddresses: world.nodePortAddresses,
+        nodeIPs: [NODE_IP],
+        // Localhost NodePorts off: KUBE-FIREWALL stays kubelet's (ensured, never ours) in every
+        // world, so a partial sync between two worlds is one the agent would also make (it turns
+        // a change of that setting into a full sync).
+        localhostNodePorts: false,
+      },
+      this.cache,
+    );
   }
 }
 
-/** mulberry32: small, seeded, good enough to pick mutations. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The renderer's built-in jumps for a synthetic world (the same for every world). */
+export const syntheticJumps: readonly BuiltinJump[] = new SyntheticRenderer().render({ services: new Map(), randomFully: true, nodePortAddresses: [] }).jumps;
 
 let serial = 0;
 function nextSerial(): number {
@@ -188,7 +132,7 @@ export function makeService(index: number, endpointCount: number, nodePort = 0, 
   const endpoints: SyntheticEndpoint[] = [];
   for (let e = 0; e < endpointCount; e++) endpoints.push(endpointFor(index, e));
   return {
-    key: `ns${index % 7}/svc${index}:http/${protocol}`,
+    key: `ns${index % 7}/svc${index}:http/${protocol.toUpperCase()}`,
     portName: `ns${index % 7}/svc${index}:http`,
     protocol,
     clusterIP: `10.96.${(index >> 8) & 255}.${index & 255}`,

@@ -2,21 +2,12 @@
 // the stale ones), whether the canary is there, and which built-in jumps are present, missing or
 // stale. Pure.
 
-import type { BuiltinJump, TableName } from '../render/types.js';
-import { isOwnedChain } from './cleanup.js';
-import { tokenize as tokenizeRule } from '../netfilter/restore-parser.js';
+import type { BuiltinJump } from '../render/types.js';
+import { isBuiltinChain, isOwnedChain, kubeProxyCanaryChain, ruleComment, ruleTarget, ruleWords, TABLES, type TableName } from '../netfilter/vocabulary.js';
 
-const CANARY = 'KUBE-PROXY-CANARY';
-const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
-
-export interface KernelState {
-  /**
-   * Chains in the saved table(s) that kube-proxy-ts owns. Ownership is cleanup.ts's explicit list of
-   * kube-proxy's fixed chains and per-service prefixes, not "every KUBE- chain": kubelet
-   * (KUBE-FIREWALL, KUBE-MARK-DROP, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT) and other agents
-   * (kube-router's KUBE-ROUTER-*, KUBE-NWPLCY-*, KUBE-POD-FW-*) use the same prefix, and deleting
-   * their chains would break them or fail the restore.
-   */
+export interface SavedTables {
+  /** Chains in the saved table(s) that kube-proxy-ts owns (the vocabulary's isOwnedChain: deleting
+   * kubelet's or kube-router's KUBE- chains would break them or fail the restore). */
   readonly ourChains: ReadonlySet<string>;
   readonly canaryPresent: boolean;
   /** Desired jumps found in the kernel. */
@@ -36,7 +27,7 @@ export interface KernelState {
  * Parses `iptables-save [-t table]` output. `jumps` are the desired jumps; only those of the
  * tables present in the text are reported as present or missing.
  */
-export function parseKernelState(saveText: string, jumps: readonly BuiltinJump[], ensured: ReadonlySet<string> = new Set()): KernelState {
+export function parseSavedTables(saveText: string, jumps: readonly BuiltinJump[], ensured: ReadonlySet<string> = new Set()): SavedTables {
   const ourChains = new Set<string>();
   const presentEnsured = new Set<string>();
   const tables = new Set<TableName>();
@@ -56,29 +47,29 @@ export function parseKernelState(saveText: string, jumps: readonly BuiltinJump[]
     start = end + 1;
     if (line.startsWith('*')) {
       const name = line.slice(1).trim();
-      table = name === 'filter' || name === 'nat' ? name : undefined;
+      table = TABLES.find((owned) => owned === name);
       if (table !== undefined) tables.add(table);
     } else if (table === undefined) {
       continue;
     } else if (line.startsWith(':')) {
       const chain = line.slice(1).split(' ', 1)[0] ?? '';
-      if (chain === CANARY) canaryPresent = true;
+      if (chain === kubeProxyCanaryChain) canaryPresent = true;
       if (isOwnedChain(chain)) ourChains.add(chain);
       else if (ensured.has(chain)) presentEnsured.add(chain);
     } else if (line.startsWith('-A ')) {
       const space = line.indexOf(' ', 3);
       if (space < 0) continue;
       const chain = line.slice(3, space);
-      if (!BUILTIN_CHAINS.has(chain)) continue;
+      if (!isBuiltinChain(chain)) continue;
       const rule = line.slice(space + 1);
       const key = jumpKey(table, chain, rule);
       if (desiredKeys.has(key)) {
         foundKeys.add(key);
         continue;
       }
-      const target = jumpTarget(tokenize(rule));
+      const target = ruleTarget(ruleWords(rule))?.name;
       if (target !== undefined && isOwnedChain(target)) {
-        staleJumps.push({ table, chain: chain as BuiltinJump['chain'], rule });
+        staleJumps.push({ table, chain, rule });
       }
     }
   }
@@ -98,9 +89,9 @@ export function parseKernelState(saveText: string, jumps: readonly BuiltinJump[]
  * chain, the target and the comment; without a comment, the other tokens as a sorted set.
  */
 export function jumpKey(table: TableName, chain: string, rule: string): string {
-  const tokens = tokenize(rule);
-  const target = jumpTarget(tokens) ?? '';
-  const comment = commentOf(tokens);
+  const tokens = ruleWords(rule);
+  const target = ruleTarget(tokens)?.name ?? '';
+  const comment = ruleComment(tokens);
   if (comment !== undefined) return `${table} ${chain} ${target} #${comment}`;
   const rest: string[] = [];
   for (let index = 0; index < tokens.length; index++) {
@@ -114,25 +105,4 @@ export function jumpKey(table: TableName, chain: string, rule: string): string {
     rest.push(token.endsWith('/32') ? token.slice(0, -3) : token);
   }
   return `${table} ${chain} ${target} ${rest.sort().join(' ')}`;
-}
-
-/** Splits a rule spec the way iptables-restore does (one tokenizer for the whole project:
- * restore-parser's); an unterminated quote yields what was read so far. */
-export function tokenize(rule: string): string[] {
-  const result = tokenizeRule(rule);
-  return result.ok ? [...result.tokens] : [];
-}
-
-function jumpTarget(tokens: readonly string[]): string | undefined {
-  for (let index = 0; index < tokens.length - 1; index++) {
-    if (tokens[index] === '-j' || tokens[index] === '-g') return tokens[index + 1];
-  }
-  return undefined;
-}
-
-function commentOf(tokens: readonly string[]): string | undefined {
-  for (let index = 0; index < tokens.length - 1; index++) {
-    if (tokens[index] === '--comment') return tokens[index + 1];
-  }
-  return undefined;
 }

@@ -1,72 +1,66 @@
-// One sync: snapshot the model, render, plan (full or partial), restore, then clean stale UDP
-// flows. Every outcome is a value (SyncReport) that the caller logs and counts; nothing throws.
+// The iptables backend behind the agent's Proxier seam. One sync: snapshot the model, render,
+// plan (full or partial), restore, then clean stale UDP flows. Every outcome is a value
+// (IptablesSyncReport) that the caller logs and counts; nothing throws.
 
 import type { ModelStore } from '../model/store.js';
-import type { DesiredState, Skipped } from '../model/types.js';
+import { deepEqual } from '../model/equal.js';
+import type { DesiredState } from '../model/types.js';
 import { RenderCache, renderRuleSet } from '../render/index.js';
-import type { RenderContext, RuleSet, TableName } from '../render/types.js';
-import { planSync, type SyncPlan } from '../sync/diff.js';
-import { planConntrackCleanup } from '../sync/conntrack-plan.js';
-import type { Netfilter, RestoreResult } from '../netfilter/port.js';
-import type { Conntrack } from '../netfilter/conntrack.js';
-import { readKernelFacts } from './kernel-facts.js';
-import type { SyncReason } from './scheduler.js';
+import type { RenderContext, RuleSet } from '../render/types.js';
+import { planSync, type SyncPlan } from './diff.js';
+import { planConntrackCleanup } from '../conntrack/plan.js';
+import type { Netfilter, RestoreResult } from '../netfilter/netfilter.js';
+import { kubeProxyCanaryChain, TABLES, type TableName } from '../netfilter/vocabulary.js';
+import type { Conntrack } from '../conntrack/tool.js';
+import { readTables } from './read-tables.js';
+import type { SyncReason } from '../agent/scheduler.js';
+import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
+import { renderContextFor } from '../agent/context.js';
 
-const TABLES: readonly TableName[] = ['filter', 'nat'];
-const CANARY = 'KUBE-PROXY-CANARY';
+/** The neutral report plus what the iptables backend planned (tests and the harness read it). */
+export type IptablesSyncReport =
+  | (Extract<SyncReport, { readonly result: 'applied' | 'unchanged' }> & { readonly plan: SyncPlan | undefined; readonly ruleSet: RuleSet })
+  | (Extract<SyncReport, { readonly result: 'failed' }> & { readonly plan: SyncPlan | undefined });
 
-export interface SyncPhases {
-  readonly modelSeconds: number;
-  readonly renderSeconds: number;
-  readonly diffSeconds: number;
-  readonly restoreSeconds: number;
-}
-
-export type SyncReport =
-  | {
-      readonly result: 'applied' | 'unchanged';
-      readonly kind: 'full' | 'partial';
-      readonly reason: SyncReason;
-      readonly fullReason: FullSyncReason | undefined;
-      readonly phases: SyncPhases;
-      readonly totalSeconds: number;
-      readonly plan: SyncPlan | undefined;
-      readonly state: DesiredState;
-      readonly ruleSet: RuleSet;
-      readonly triggerTimes: readonly Date[];
-      /** Objects (or parts) the model could not use; same array identity while unchanged. */
-      readonly skipped: readonly Skipped[];
-      readonly conntrackFailures: number;
-    }
-  | {
-      readonly result: 'failed';
-      readonly kind: 'full' | 'partial';
-      readonly reason: SyncReason;
-      readonly fullReason: FullSyncReason | undefined;
-      readonly phases: SyncPhases;
-      readonly totalSeconds: number;
-      readonly message: string;
-      /** The payload line iptables-restore named, when it did. */
-      readonly failedLine: string | undefined;
-      readonly plan: SyncPlan | undefined;
-    };
-
-export type FullSyncReason = 'first' | 'periodic' | 'after-failure' | 'canary-missing' | 'context-changed';
-
-export interface SyncerOptions {
+export interface IptablesProxierOptions {
   readonly store: ModelStore;
   readonly netfilter: Netfilter;
   readonly conntrack: Conntrack | undefined;
   readonly renderContext: () => RenderContext;
   /** Full syncs at most this often when nothing else forces one (kube-proxy: 1h since 1.28). */
   readonly fullSyncPeriodMs: number;
-  /** > 0: split large full syncs into restores of about this many chains (nft backend; sync/full-parts.ts). */
+  /** > 0: split large full syncs into restores of about this many chains (nft variant; sync/full-parts.ts). */
   readonly fullSyncChainsPerPart?: number;
   readonly now?: () => number;
   readonly monotonic?: () => number;
 }
 
-export class Syncer {
+/** What the agent needs to build an iptables proxier; the rest comes from the agent (ProxierInputs). */
+export interface IptablesBackendOptions {
+  readonly netfilter: Netfilter;
+  readonly conntrack: Conntrack | undefined;
+  /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
+  readonly fullSyncPeriodMs?: number;
+  readonly fullSyncChainsPerPart?: number;
+}
+
+/** The iptables backend as the agent takes it. */
+export function iptablesBackend(options: IptablesBackendOptions): ProxierFactory<IptablesSyncReport> {
+  return ({ store, settings }) =>
+    new IptablesProxier({
+      store,
+      netfilter: options.netfilter,
+      conntrack: options.conntrack,
+      renderContext: () => {
+        const { config, node, capabilities } = settings();
+        return renderContextFor(config, node, capabilities);
+      },
+      fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
+      ...(options.fullSyncChainsPerPart !== undefined ? { fullSyncChainsPerPart: options.fullSyncChainsPerPart } : {}),
+    });
+}
+
+export class IptablesProxier implements Proxier<IptablesSyncReport> {
   private applied: RuleSet | undefined;
   private appliedState: DesiredState | undefined;
   private forceFull: FullSyncReason | undefined = 'first';
@@ -76,7 +70,7 @@ export class Syncer {
   private readonly now: () => number;
   private readonly monotonic: () => number;
 
-  constructor(private readonly options: SyncerOptions) {
+  constructor(private readonly options: IptablesProxierOptions) {
     this.now = options.now ?? Date.now;
     this.monotonic = options.monotonic ?? (() => performance.now());
   }
@@ -91,10 +85,10 @@ export class Syncer {
     this.forceFull ??= reason;
   }
 
-  async sync(reason: SyncReason): Promise<SyncReport> {
+  async sync(reason: SyncReason): Promise<IptablesSyncReport> {
     const started = this.monotonic();
     const context = this.options.renderContext();
-    if (this.lastContext !== undefined && !sameContext(this.lastContext, context)) {
+    if (this.lastContext !== undefined && !deepEqual(this.lastContext, context)) {
       this.cache = new RenderCache();
       this.requestFull('context-changed');
     }
@@ -115,8 +109,8 @@ export class Syncer {
     const kind: 'full' | 'partial' = fullReason !== undefined ? 'full' : 'partial';
     let plan: SyncPlan;
     if (kind === 'full') {
-      const kernel = await readKernelFacts(this.options.netfilter, ruleSet);
-      plan = planSync(undefined, ruleSet, { ...kernel, forceFull: true, fullSyncChainsPerPart: this.options.fullSyncChainsPerPart ?? 0 });
+      const tables = await readTables(this.options.netfilter, ruleSet);
+      plan = planSync(undefined, ruleSet, { ...tables, forceFull: true, fullSyncChainsPerPart: this.options.fullSyncChainsPerPart ?? 0 });
     } else {
       plan = planSync(this.applied, ruleSet, { forceFull: false, existingChains: new Map(), missingJumps: [] });
     }
@@ -134,7 +128,8 @@ export class Syncer {
       const end = this.monotonic();
       return {
         result: 'unchanged', kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
-        plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0,
+        plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
+        triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0,
       };
     }
 
@@ -157,7 +152,7 @@ export class Syncer {
       const failedLine = restored.line !== undefined ? (failedPart ?? plan.payload).split('\n')[restored.line - 1] : undefined;
       return {
         result: 'failed', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
-        message: restored.message, failedLine, plan,
+        message: restored.message, failedLine, plan, writes: writesOf(plan),
       };
     }
     const previousState = this.appliedState;
@@ -174,20 +169,34 @@ export class Syncer {
     const end = this.monotonic();
     return {
       result: 'applied', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
-      plan, state: snapshot.state, ruleSet, triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
+      plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
+      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
     };
   }
 
   /** Cheap tamper check: the canary chain must exist in every table we own. */
   async canariesPresent(): Promise<boolean> {
     for (const table of TABLES) {
-      const exists = await this.options.netfilter.chainExists(table, CANARY);
+      const exists = await this.options.netfilter.chainExists(table, kubeProxyCanaryChain);
       if (exists !== true) return false;
     }
     return true;
   }
 }
 
-function sameContext(a: RenderContext, b: RenderContext): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+function writesOf(plan: SyncPlan): SyncWrites {
+  const { bytes, lines, chainsWritten, chainsDeleted, changedChainNames, rulesWritten } = plan.stats;
+  return { bytes, lines, chainsWritten, chainsDeleted, changedChainNames, rulesWritten };
+}
+
+/** Rules we own per table (kubeproxy_sync_proxy_rules_iptables_total). */
+function countRules(ruleSet: RuleSet): Record<TableName, number> {
+  const totals: Record<TableName, number> = { filter: 0, nat: 0 };
+  for (const chain of ruleSet.staticChains) totals[chain.table] += chain.rules.length;
+  for (const chain of ruleSet.sharedChains) totals[chain.table] += chain.trailer.length;
+  for (const rules of ruleSet.servicePorts.values()) {
+    for (const chain of rules.chains) totals[chain.table] += chain.rules.length;
+    for (const shared of rules.sharedRules) totals[shared.table] += 1;
+  }
+  return totals;
 }

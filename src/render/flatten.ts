@@ -3,7 +3,7 @@
 // half of a cold render was GC). Reading one character flattens the tree into a single string.
 
 /** Returns `text`, flattened into one sequential string. */
-export function flat(text: string): string {
+export function flatten(text: string): string {
   text.charCodeAt(0);
   return text;
 }

@@ -1,7 +1,7 @@
 // The only door to the kernel's netfilter tables. A real implementation spawns iptables-restore /
 // iptables-save; a stateful fake stands in for unit tests.
 
-import type { TableName } from '../render/types.js';
+import type { TableName } from './vocabulary.js';
 
 export type RestoreResult =
   | { readonly ok: true }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BuiltinJump } from '../../../src/render/types.js';
-import { jumpKey, parseKernelState, tokenize } from '../../../src/sync/kernel-state.js';
+import { jumpKey, parseSavedTables } from '../../../src/sync/saved-tables.js';
+import { ruleWords as tokenize } from '../../../src/netfilter/vocabulary.js';
 
 // Captured from iptables-nft-save 1.8.9 after restoring our rules written the way the renderer
 // writes them (matches in our order, no /32, --or-mark) next to kubelet's and kube-router's.
@@ -56,37 +57,37 @@ const preroutingJump: BuiltinJump = { table: 'nat', chain: 'PREROUTING', rule: '
 // iptables-save adds the implied `-m tcp` and reorders.
 const natOutputJump: BuiltinJump = { table: 'nat', chain: 'OUTPUT', rule: '-p tcp --dport 80 -d 10.96.0.0/12 -j KUBE-SERVICES' };
 
-describe('parseKernelState', () => {
+describe('parseSavedTables', () => {
   it("lists our chains only, leaving kubelet's and kube-router's KUBE- chains out", () => {
-    const state = parseKernelState(nftFilter, []);
+    const state = parseSavedTables(nftFilter, []);
     expect([...state.ourChains].sort()).toEqual(['KUBE-NODEPORTS', 'KUBE-PROXY-CANARY', 'KUBE-SERVICES']);
-    expect([...parseKernelState(legacyNat, []).ourChains].sort()).toEqual(['KUBE-MARK-MASQ', 'KUBE-SEP-DEF', 'KUBE-SERVICES', 'KUBE-SVC-ABC']);
+    expect([...parseSavedTables(legacyNat, []).ourChains].sort()).toEqual(['KUBE-MARK-MASQ', 'KUBE-SEP-DEF', 'KUBE-SERVICES', 'KUBE-SVC-ABC']);
   });
 
   it("reports which ensured chains (kubelet's KUBE-FIREWALL) exist, without making them ours", () => {
-    const state = parseKernelState(nftFilter, [], new Set(['KUBE-FIREWALL', 'KUBE-ABSENT']));
+    const state = parseSavedTables(nftFilter, [], new Set(['KUBE-FIREWALL', 'KUBE-ABSENT']));
     expect([...state.presentEnsured]).toEqual(['KUBE-FIREWALL']);
     expect(state.ourChains.has('KUBE-FIREWALL')).toBe(false);
-    expect([...parseKernelState(legacyNat, [], new Set(['KUBE-FIREWALL'])).presentEnsured]).toEqual([]);
+    expect([...parseSavedTables(legacyNat, [], new Set(['KUBE-FIREWALL'])).presentEnsured]).toEqual([]);
   });
 
   it('sees the canary', () => {
-    expect(parseKernelState(nftFilter, []).canaryPresent).toBe(true);
-    expect(parseKernelState(legacyNat, []).canaryPresent).toBe(false);
+    expect(parseSavedTables(nftFilter, []).canaryPresent).toBe(true);
+    expect(parseSavedTables(legacyNat, []).canaryPresent).toBe(false);
   });
 
   it('finds jumps as iptables-save prints them back, and names the missing ones', () => {
-    const state = parseKernelState(nftFilter, [nodePortsJump, forwardJump, outputJump, externalJump]);
+    const state = parseSavedTables(nftFilter, [nodePortsJump, forwardJump, outputJump, externalJump]);
     expect(state.presentJumps).toEqual([nodePortsJump, forwardJump, outputJump]);
     expect(state.missingJumps).toEqual([externalJump]);
     expect(state.staleJumps).toEqual([]);
-    const nat = parseKernelState(legacyNat, [preroutingJump, natOutputJump]);
+    const nat = parseSavedTables(legacyNat, [preroutingJump, natOutputJump]);
     expect(nat.presentJumps).toEqual([preroutingJump, natOutputJump]);
     expect(nat.missingJumps).toEqual([]);
   });
 
   it('reports built-in rules into our chains that no desired jump matches as stale, in saved form', () => {
-    const state = parseKernelState(nftFilter, [nodePortsJump]);
+    const state = parseSavedTables(nftFilter, [nodePortsJump]);
     expect(state.staleJumps).toEqual([
       { table: 'filter', chain: 'FORWARD', rule: forwardJump.rule },
       { table: 'filter', chain: 'OUTPUT', rule: '-d 10.0.0.1/32 -m conntrack --ctstate NEW -j KUBE-SERVICES' },
@@ -96,13 +97,13 @@ describe('parseKernelState', () => {
   });
 
   it('ignores jumps of tables the text does not hold', () => {
-    const state = parseKernelState(nftFilter, [nodePortsJump, preroutingJump]);
+    const state = parseSavedTables(nftFilter, [nodePortsJump, preroutingJump]);
     expect(state.presentJumps).toEqual([nodePortsJump]);
     expect(state.missingJumps).toEqual([]);
   });
 
   it('handles several tables in one save', () => {
-    const state = parseKernelState(nftFilter + legacyNat, [externalJump, preroutingJump]);
+    const state = parseSavedTables(nftFilter + legacyNat, [externalJump, preroutingJump]);
     expect(state.ourChains.has('KUBE-SVC-ABC')).toBe(true);
     expect(state.missingJumps).toEqual([externalJump]);
     expect(state.presentJumps).toEqual([preroutingJump]);

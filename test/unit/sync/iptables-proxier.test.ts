@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { Syncer } from '../../../src/agent/syncer.js';
+import { IptablesProxier } from '../../../src/sync/iptables-proxier.js';
 import { ModelStore } from '../../../src/model/store.js';
 import { FakeNetfilter } from '../../../src/netfilter/fake.js';
-import { Conntrack } from '../../../src/netfilter/conntrack.js';
-import type { ProcessRunner } from '../../../src/netfilter/exec.js';
+import { Conntrack } from '../../../src/conntrack/tool.js';
+import type { ProcessRunner } from '../../../src/process.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';
 import { defaultRenderContext } from '../../../src/render/types.js';
-import { service, slice } from './fixtures.js';
+import { service, slice } from '../agent/fixtures.js';
 
 const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 
@@ -14,7 +14,7 @@ function setup(options: { conntrack?: Conntrack } = {}) {
   const store = new ModelStore(node);
   const netfilter = new FakeNetfilter();
   let now = 1_000_000;
-  const syncer = new Syncer({
+  const syncer = new IptablesProxier({
     store,
     netfilter,
     conntrack: options.conntrack,
@@ -27,7 +27,7 @@ function setup(options: { conntrack?: Conntrack } = {}) {
 
 const svcChain = (name: string) => servicePortChainNames(`default/${name}:p`, 'TCP').cluster;
 
-describe('Syncer', () => {
+describe('IptablesProxier', () => {
   it('writes everything on the first sync, then only the changed service on the next', async () => {
     const { store, netfilter, syncer } = setup();
     store.upsertService(service('a', '10.96.0.1'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildDesiredState } from '../../../src/model/build.js';
-import { conntrackArgs, planConntrackCleanup } from '../../../src/sync/conntrack-plan.js';
+import { conntrackArgs, planConntrackCleanup } from '../../../src/conntrack/plan.js';
 import { service, slice } from '../agent/fixtures.js';
 
 const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };

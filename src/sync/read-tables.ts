@@ -1,19 +1,19 @@
-// What a full sync needs to know about the kernel (sync/diff.ts KernelFacts), read with
+// What a full sync needs to know about the kernel (sync/diff.ts ObservedTables), read with
 // iptables-save: our chains that exist (stale ones get deleted), desired jumps that are missing,
 // built-in rules into our chains that no desired jump matches, and which ensured chains exist.
 
-import type { Netfilter } from '../netfilter/port.js';
-import type { RuleSet, TableName } from '../render/types.js';
-import type { KernelFacts } from '../sync/diff.js';
-import { parseKernelState } from '../sync/kernel-state.js';
-import { TABLE_ORDER } from '../sync/payload.js';
+import type { Netfilter } from '../netfilter/netfilter.js';
+import type { RuleSet } from '../render/types.js';
+import { TABLES, type TableName } from '../netfilter/vocabulary.js';
+import type { ObservedTables } from './diff.js';
+import { parseSavedTables } from './saved-tables.js';
 
-export async function readKernelFacts(netfilter: Netfilter, ruleSet: RuleSet): Promise<Required<KernelFacts>> {
+export async function readTables(netfilter: Netfilter, ruleSet: RuleSet): Promise<Required<ObservedTables>> {
   const existingChains = new Map<TableName, ReadonlySet<string>>();
   const missingJumps: RuleSet['jumps'][number][] = [];
   const staleJumps: RuleSet['jumps'][number][] = [];
   const presentEnsuredChains = new Map<TableName, ReadonlySet<string>>();
-  for (const table of TABLE_ORDER) {
+  for (const table of TABLES) {
     const jumps = ruleSet.jumps.filter((jump) => jump.table === table);
     const ensured = new Set(ruleSet.ensuredChains.filter((chain) => chain.table === table).map((chain) => chain.name));
     const saved = await netfilter.save(table);
@@ -25,7 +25,7 @@ export async function readKernelFacts(netfilter: Netfilter, ruleSet: RuleSet): P
       missingJumps.push(...jumps);
       continue;
     }
-    const state = parseKernelState(saved.text, jumps, ensured);
+    const state = parseSavedTables(saved.text, jumps, ensured);
     existingChains.set(table, state.ourChains);
     presentEnsuredChains.set(table, state.presentEnsured);
     missingJumps.push(...state.missingJumps);

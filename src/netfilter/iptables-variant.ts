@@ -1,23 +1,25 @@
-// Picks the iptables backend (nft or legacy) the host already uses, as iptables-wrappers does:
+// Picks the iptables variant (nft or legacy: iptables calls it the backend) the host already uses, as iptables-wrappers does:
 // writing into the other one leaves two rule sets fighting over the same packets (kubernetes #71305).
 
-import { legacyBinaries, nftBinaries, runProcess, type IptablesBinaries, type ProcessRunner } from './exec.js';
+import { kubeletVariantHintChains } from './vocabulary.js';
+import { legacyBinaries, nftBinaries, type IptablesBinaries } from './exec.js';
+import { runProcess, type ProcessRunner } from '../process.js';
 
-export type IptablesBackend = 'nft' | 'legacy';
+export type IptablesVariant = 'nft' | 'legacy';
 
-export interface BackendDetection {
-  readonly backend: IptablesBackend;
+export interface IptablesVariantDetection {
+  readonly backend: IptablesVariant;
   readonly binaries: IptablesBinaries;
   /** Why, for the startup log. */
   readonly reason: string;
 }
 
-export function binariesFor(backend: IptablesBackend): IptablesBinaries {
+export function binariesFor(backend: IptablesVariant): IptablesBinaries {
   return backend === 'nft' ? nftBinaries : legacyBinaries;
 }
 
 /** What detection looks at; any output that could not be read is ''. */
-export interface BackendEvidence {
+export interface IptablesVariantEvidence {
   /** `iptables-nft-save -t mangle`. */
   readonly nftMangle: string;
   /** `iptables-nft-save` (all tables). */
@@ -31,7 +33,7 @@ export interface BackendEvidence {
  * backend, so those decide first (nft checked first, as it is the common case). Without them, the
  * backend holding more rules wins; a tie (e.g. an empty node) means nft, the default since iptables 1.8.
  */
-export function chooseBackend(evidence: BackendEvidence): BackendDetection {
+export function chooseIptablesVariant(evidence: IptablesVariantEvidence): IptablesVariantDetection {
   if (hasKubeletChains(evidence.nftMangle)) return detection('nft', 'kubelet chains found in iptables-nft');
   if (hasKubeletChains(evidence.legacyAll)) return detection('legacy', 'kubelet chains found in iptables-legacy');
   const legacyRules = countRules(evidence.legacyAll);
@@ -40,14 +42,14 @@ export function chooseBackend(evidence: BackendEvidence): BackendDetection {
   return detection('nft', nftRules > 0 ? `iptables-nft has at least as many rules (${nftRules} >= ${legacyRules})` : 'no rules in either backend: default');
 }
 
-export interface DetectBackendOptions {
+export interface DetectIptablesVariantOptions {
   readonly run?: ProcessRunner;
   /** e.g. ['ip', 'netns', 'exec', 'node1'] in tests. */
   readonly prefix?: readonly string[];
 }
 
 /** Runs the saves (failures count as empty output) and chooses. Never throws. */
-export async function detectBackend(options: DetectBackendOptions = {}): Promise<BackendDetection> {
+export async function detectIptablesVariant(options: DetectIptablesVariantOptions = {}): Promise<IptablesVariantDetection> {
   const run = options.run ?? runProcess;
   const prefix = options.prefix ?? [];
   const read = async (binary: string, args: readonly string[]): Promise<string> => {
@@ -56,18 +58,18 @@ export async function detectBackend(options: DetectBackendOptions = {}): Promise
     return output.code === 0 ? output.stdout : '';
   };
   const nftMangle = await read(nftBinaries.save, ['-t', 'mangle']);
-  if (hasKubeletChains(nftMangle)) return chooseBackend({ nftMangle, nftAll: '', legacyAll: '' });
+  if (hasKubeletChains(nftMangle)) return chooseIptablesVariant({ nftMangle, nftAll: '', legacyAll: '' });
   const legacyAll = await read(legacyBinaries.save, []);
   const nftAll = await read(nftBinaries.save, []);
-  return chooseBackend({ nftMangle, nftAll, legacyAll });
+  return chooseIptablesVariant({ nftMangle, nftAll, legacyAll });
 }
 
-function detection(backend: IptablesBackend, reason: string): BackendDetection {
+function detection(backend: IptablesVariant, reason: string): IptablesVariantDetection {
   return { backend, binaries: binariesFor(backend), reason };
 }
 
 function hasKubeletChains(saveText: string): boolean {
-  return /^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY) /m.test(saveText);
+  return kubeletVariantHintChains.some((chain) => saveText.includes(`\n:${chain} `) || saveText.startsWith(`:${chain} `));
 }
 
 function countRules(saveText: string): number {

@@ -1,7 +1,7 @@
 // Deletes conntrack entries with the `conntrack` tool. "0 flow entries" is success, not an error.
 
-import { conntrackArgs, type ConntrackDeletion } from '../sync/conntrack-plan.js';
-import { runProcess, type ProcessRunner } from './exec.js';
+import { conntrackArgs, type ConntrackDeletion } from './plan.js';
+import { runProcess, type ProcessRunner } from '../process.js';
 
 export interface ConntrackResult {
   readonly attempted: number;

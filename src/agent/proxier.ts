@@ -1,0 +1,94 @@
+// The seam between the agent and a data-plane backend. The agent owns the model, the schedule,
+// health, metrics and the servers; a Proxier turns a snapshot of the model (one address family)
+// into kernel state and reports what it did as plain values. Today's backend is iptables
+// (sync/iptables-proxier.ts); an nftables one implements the same interface. Backend-neutral:
+// no iptables types here.
+
+import type { AgentConfig } from '../config/index.js';
+import type { IPFamily } from '../ip.js';
+import type { ModelStore } from '../model/store.js';
+import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
+import type { SyncReason } from './scheduler.js';
+
+/** What the agent found the kernel and tools on this node can do (kube-proxy probes the same). */
+export interface NodeCapabilities {
+  /** The nfacct counter for the conntrack-INVALID drop rule, when nfacct works here. */
+  readonly invalidDropCounter?: string;
+  /** The nfacct counter for NodePort packets to 127.0.0.0/8, when nfacct works here. */
+  readonly localhostNodePortsCounter?: string;
+  /** Whether NodePorts answer on 127.0.0.1 (localhost-node-ports.ts: the setting, nodePortAddresses
+   * and route_localnet). undefined: not probed yet, the configuration decides. */
+  readonly localhostNodePorts?: boolean;
+}
+
+/** Everything node-wide a backend's rules depend on, as of now (the Node object and probes change it). */
+export interface NodeSettings {
+  readonly config: AgentConfig;
+  readonly node: NodeInfo;
+  readonly capabilities: NodeCapabilities;
+}
+
+/** What the agent hands a backend when it creates one. */
+export interface ProxierInputs {
+  readonly family: IPFamily;
+  readonly store: ModelStore;
+  readonly settings: () => NodeSettings;
+}
+
+export type FullSyncReason = 'first' | 'periodic' | 'after-failure' | 'canary-missing' | 'context-changed';
+
+export interface SyncPhases {
+  readonly modelSeconds: number;
+  readonly renderSeconds: number;
+  readonly diffSeconds: number;
+  readonly restoreSeconds: number;
+}
+
+/** What one sync wrote, in the words metrics and logs use (`table` is the backend's own word). */
+export interface SyncWrites {
+  readonly bytes: number;
+  readonly lines: number;
+  readonly chainsWritten: number;
+  readonly chainsDeleted: number;
+  /** The first chains the sync touched, capped. */
+  readonly changedChainNames: readonly string[];
+  /** Rules written per table. */
+  readonly rulesWritten: Readonly<Record<string, number>>;
+}
+
+interface SyncReportBase {
+  readonly kind: 'full' | 'partial';
+  readonly reason: SyncReason;
+  readonly fullReason: FullSyncReason | undefined;
+  readonly phases: SyncPhases;
+  readonly totalSeconds: number;
+  /** undefined when nothing was planned (the sync failed before). */
+  readonly writes: SyncWrites | undefined;
+}
+
+export type SyncReport =
+  | (SyncReportBase & {
+      readonly result: 'applied' | 'unchanged';
+      readonly state: DesiredState;
+      readonly triggerTimes: readonly Date[];
+      /** Objects (or parts) the model could not use; same array identity while unchanged. */
+      readonly skipped: readonly Skipped[];
+      /** Rules the backend owns per table once the sync succeeded. */
+      readonly rulesTotal: Readonly<Record<string, number>>;
+      readonly conntrackFailures: number;
+    })
+  | (SyncReportBase & {
+      readonly result: 'failed';
+      readonly message: string;
+      /** The payload line the kernel tool named, when it did. */
+      readonly failedLine: string | undefined;
+    });
+
+/** A data-plane backend for one address family. Never throws from `sync`: failures are reports. */
+export interface Proxier<Report extends SyncReport = SyncReport> {
+  sync(reason: SyncReason): Promise<Report>;
+  /** Forces the next sync to be full (e.g. the settings changed under it). */
+  requestFull(reason: FullSyncReason): void;
+}
+
+export type ProxierFactory<Report extends SyncReport = SyncReport> = (inputs: ProxierInputs) => Proxier<Report>;
