@@ -175,7 +175,7 @@ function checkedServer(cluster: Entry): string | undefined {
   const server = asString(cluster.fields['server']);
   if (server === undefined || server === '') return server;
   const problem = serverUrlProblem(server);
-  if (problem !== undefined) throw new ConfigError(`cluster ${cluster.name}: ${problem}`);
+  if (problem !== undefined) throw new KubeconfigError(`cluster ${cluster.name}: ${problem}`);
   return server;
 }
 
@@ -255,7 +255,7 @@ function material(entry: Entry, name: string): Buffer | undefined {
   try {
     return readFileSync(pathIn(entry, file));
   } catch (error: unknown) {
-    throw new ConfigError(`kubeconfig entry ${entry.name}: cannot read the file that ${name} names (${fsErrorCode(error)}; the value is not shown, it may be a credential)`);
+    throw new KubeconfigError(`kubeconfig entry ${entry.name}: cannot read the file that ${name} names (${fsErrorCode(error)}; the value is not shown, it may be a credential)`);
   }
 }
 

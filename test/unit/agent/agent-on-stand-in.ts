@@ -5,10 +5,11 @@ import { Agent } from '../../../src/agent/agent.js';
 import { parseRunArgs } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log.js';
 import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { iptablesBackend, type IptablesSyncReport } from '../../../src/sync/iptables-proxier.js';
 import { HttpApiserver } from '../k8s/http-apiserver.js';
 
 export interface AgentOnStandIn {
-  readonly agent: Agent;
+  readonly agent: Agent<IptablesSyncReport>;
   readonly apiserver: HttpApiserver;
   stop(): Promise<void>;
 }
@@ -29,8 +30,7 @@ export async function startAgentOnStandIn(
   const agent = new Agent({
     config: parsed.config,
     connection,
-    netfilter: new FakeNetfilter(),
-    conntrack: undefined,
+    backend: iptablesBackend({ netfilter: new FakeNetfilter(), conntrack: undefined }),
     logger: createLogger({ level: 'silent' }),
     registry: new Registry(),
   });
