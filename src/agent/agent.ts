@@ -14,6 +14,7 @@ import { nodeInfoFromNode } from '../model/node.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import { CT_STATE_INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_ACCEPTED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
 import type { SysctlAccess } from '../netfilter/sysctl.js';
+import type { ConntrackDeleter } from '../conntrack/tool.js';
 import {
   createMetrics,
   ProxierHealth,
@@ -22,19 +23,23 @@ import {
   startMetricsServer,
   type AgentMetrics,
   type RunningServer,
-  type ServiceHealthEntry,
 } from '../server/index.js';
+import { createConntrackMetrics } from '../server/conntrack-metrics.js';
 import { healthCheckAddresses, localTrafficFor } from './context.js';
 import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
 import type { NodeCapabilities, Proxier, ProxierFactory, SyncReport } from './proxier.js';
 import { externalPolicyLocal, internalPolicyLocal } from '../model/endpoints.js';
+import { ConntrackCleaner } from './conntrack-cleaner.js';
+import { serviceHealthEntries } from './service-health-entries.js';
 
 export interface AgentOptions<Report extends SyncReport = SyncReport> {
   readonly config: AgentConfig;
   readonly connection: ApiConnection;
   /** The data-plane backend (today iptables: sync/iptables-proxier.ts iptablesBackend). */
   readonly backend: ProxierFactory<Report>;
+  /** Deletes stale UDP flows after syncs (run beside them by ConntrackCleaner); undefined = never. */
+  readonly conntrack: ConntrackDeleter | undefined;
   /** nfacct counters (kube-proxy's `-m nfacct` on the INVALID drop rule); undefined = none. */
   readonly nfacct?: NfAcct;
   /** Reads and sets net.ipv4.conf.all.route_localnet for localhost NodePorts; undefined = sysctls are
@@ -62,6 +67,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
   private readonly proxier: Proxier<Report>;
   private readonly scheduler: SyncScheduler;
   private readonly serviceHealth: ServiceHealthServers;
+  private readonly conntrackCleaner: ConntrackCleaner | undefined;
   private readonly logger: Logger;
   private readonly startedAt = Date.now();
   private node: NodeInfo;
@@ -89,9 +95,16 @@ export class Agent<Report extends SyncReport = SyncReport> {
     this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
     this.node = nodeInfoFromNode(undefined, { name: config.nodeName, ips: config.nodeIP !== undefined ? [config.nodeIP] : [] });
     this.store = new ModelStore(this.node);
+    this.conntrackCleaner = options.conntrack === undefined ? undefined : new ConntrackCleaner({
+      deleter: options.conntrack,
+      logger: this.logger.child({ component: 'conntrack' }),
+      metrics: createConntrackMetrics(this.registry),
+      maxRetryDelayMs: config.syncPeriodMs,
+    });
     this.proxier = options.backend({
       family: 'IPv4',
       store: this.store,
+      conntrackCleanup: this.conntrackCleaner,
       settings: () => ({ config, node: this.node, capabilities: this.capabilities }),
     });
     this.scheduler = new SyncScheduler({
@@ -159,6 +172,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
   async stop(): Promise<void> {
     this.started = false;
     await this.scheduler.stop();
+    await this.conntrackCleaner?.stop();
     await this.sources?.stop();
     await this.serviceHealth.close();
     await Promise.all(this.servers.map((server) => server.close()));
@@ -168,6 +182,11 @@ export class Agent<Report extends SyncReport = SyncReport> {
   /** Resolves when no sync is running or queued (tests). */
   async idle(): Promise<void> {
     await this.scheduler.idle();
+  }
+
+  /** Resolves when no stale-UDP conntrack cleanup round is running (tests). */
+  async conntrackIdle(): Promise<void> {
+    await this.conntrackCleaner?.idle();
   }
 
   private onEvent<T extends { metadata?: { namespace?: string; name?: string } }>(
@@ -321,8 +340,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       if (trigger.getTime() < this.startedAt) continue;
       this.metrics.observeNetworkProgramming(Math.max(0, Date.now() - trigger.getTime()) / 1000);
     }
-    if (report.conntrackFailures > 0) log.warn({ failures: report.conntrackFailures }, 'some stale UDP conntrack entries could not be deleted');
-    if (report.result === 'applied') log.info({ ...common, servicePorts: report.state.servicePorts.size }, 'sync applied');
+    if (report.result === 'applied') log.info({ ...common, servicePorts: report.state.servicePorts.size, conntrackDeletionsQueued: report.conntrackDeletions }, 'sync applied');
     else log.debug(common, 'sync: nothing to change');
   }
 
@@ -344,16 +362,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
   }
 
   private async syncServiceHealth(state: DesiredState): Promise<void> {
-    const wanted = new Map<string, ServiceHealthEntry>();
-    for (const servicePort of state.servicePorts.values()) {
-      if (servicePort.healthCheckNodePort === 0) continue;
-      const key = `${servicePort.namespace}/${servicePort.name}`;
-      const previous = wanted.get(key);
-      // One server per Service: its local endpoint count is the largest over its ports.
-      const localEndpoints = Math.max(previous?.localEndpoints ?? 0, servicePort.localEndpoints.length);
-      wanted.set(key, { namespace: servicePort.namespace, name: servicePort.name, healthCheckNodePort: servicePort.healthCheckNodePort, localEndpoints });
-    }
-    await this.serviceHealth.sync(wanted);
+    await this.serviceHealth.sync(serviceHealthEntries(state));
   }
 }
 

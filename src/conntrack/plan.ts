@@ -1,6 +1,9 @@
 // Which UDP conntrack entries must go after a sync, so UDP clients stop sending to endpoints that
 // left and to service IPs that had no endpoints (kube-proxy's stale-UDP cleanup; field failure
 // kubernetes #139628: a stale entry blackholed traffic for hours after a scale to zero). Pure.
+// Each deletion is one `conntrack -D` filter, and every filter costs the kernel a walk of the whole
+// conntrack table, so the plan keeps them few: a service port left without endpoints gets one
+// filter per service IP and NodePort, not one per endpoint that left.
 
 import type { DesiredState, ServicePort } from '../model/types.js';
 
@@ -9,9 +12,10 @@ export type ConntrackDeletion =
   | { readonly kind: 'service-ip-endpoint'; readonly serviceIP: string; readonly port: number; readonly endpointIP: string }
   /** Flows to a NodePort that were DNATed to a removed endpoint. */
   | { readonly kind: 'node-port-endpoint'; readonly nodePort: number; readonly endpointIP: string }
-  /** Flows to a service IP that had no endpoints before (they hold a REJECTed or unDNATed entry). */
+  /** Every flow to a service IP: it had no endpoints before (its flows were never DNATed), or it has
+   * none left (every DNATed flow is stale). */
   | { readonly kind: 'service-ip'; readonly serviceIP: string; readonly port: number }
-  /** Flows to a NodePort that had no endpoints before. */
+  /** Every flow to a NodePort, for the same two reasons. */
   | { readonly kind: 'node-port'; readonly nodePort: number };
 
 function serviceIPs(servicePort: ServicePort): string[] {
@@ -41,6 +45,11 @@ export function planConntrackCleanup(previous: DesiredState | undefined, next: D
     const after = next.servicePorts.get(key);
     if (after === before) continue;
     const kept = endpointIPs(after);
+    if (kept.size === 0 && before.reachableEndpoints.length > 0) {
+      for (const serviceIP of serviceIPs(before)) add({ kind: 'service-ip', serviceIP, port: before.port });
+      if (before.nodePort !== 0) add({ kind: 'node-port', nodePort: before.nodePort });
+      continue;
+    }
     for (const endpointIP of endpointIPs(before)) {
       if (kept.has(endpointIP)) continue;
       for (const serviceIP of serviceIPs(before)) add({ kind: 'service-ip-endpoint', serviceIP, port: before.port, endpointIP });
@@ -57,13 +66,22 @@ export function planConntrackCleanup(previous: DesiredState | undefined, next: D
   return deletions;
 }
 
-/** `conntrack` arguments for one deletion (without the binary and any netns prefix). */
+/** Identifies a deletion (queues merge repeated ones). */
+export function conntrackDeletionKey(deletion: ConntrackDeletion): string {
+  return conntrackArgs(deletion).join(' ');
+}
+
+/**
+ * `conntrack` arguments for one deletion (without the binary and any netns prefix). The endpoint is
+ * matched as the reply's source, as upstream's filters do: `--dst-nat` would also require the
+ * entry's DNAT status bit.
+ */
 export function conntrackArgs(deletion: ConntrackDeletion): string[] {
   switch (deletion.kind) {
     case 'service-ip-endpoint':
-      return ['-D', '-p', 'udp', '--orig-dst', deletion.serviceIP, '--dport', String(deletion.port), '--dst-nat', deletion.endpointIP];
+      return ['-D', '-p', 'udp', '--orig-dst', deletion.serviceIP, '--dport', String(deletion.port), '--reply-src', deletion.endpointIP];
     case 'node-port-endpoint':
-      return ['-D', '-p', 'udp', '--dport', String(deletion.nodePort), '--dst-nat', deletion.endpointIP];
+      return ['-D', '-p', 'udp', '--dport', String(deletion.nodePort), '--reply-src', deletion.endpointIP];
     case 'service-ip':
       return ['-D', '-p', 'udp', '--orig-dst', deletion.serviceIP, '--dport', String(deletion.port)];
     case 'node-port':

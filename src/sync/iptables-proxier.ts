@@ -1,5 +1,6 @@
 // The iptables backend behind the agent's Proxier seam. One sync: snapshot the model, render,
-// plan (full or partial), restore, then clean stale UDP flows. Every outcome is a value
+// plan (full or partial), restore, then queue the stale UDP flows' deletion (run beside the syncs
+// by agent/conntrack-cleaner.ts). Every outcome is a value
 // (IptablesSyncReport) that the caller logs and counts; nothing throws.
 
 import type { ModelStore } from '../model/store.js';
@@ -11,7 +12,7 @@ import { planSync, type SyncPlan } from './diff.js';
 import { planConntrackCleanup } from '../conntrack/plan.js';
 import type { Netfilter, RestoreResult } from '../netfilter/netfilter.js';
 import { kubeProxyCanaryChain, TABLES, type TableName } from '../netfilter/vocabulary.js';
-import type { Conntrack } from '../conntrack/tool.js';
+import type { ConntrackCleanupSink } from '../agent/conntrack-cleaner.js';
 import { readTables } from './read-tables.js';
 import type { SyncReason } from '../agent/scheduler.js';
 import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
@@ -25,7 +26,8 @@ export type IptablesSyncReport =
 export interface IptablesProxierOptions {
   readonly store: ModelStore;
   readonly netfilter: Netfilter;
-  readonly conntrack: Conntrack | undefined;
+  /** Receives the stale-UDP conntrack deletions of every applied sync; the sync does not wait for them. */
+  readonly conntrackCleanup: ConntrackCleanupSink | undefined;
   readonly renderContext: () => RenderContext;
   /** Full syncs at most this often when nothing else forces one (kube-proxy: 1h since 1.28). */
   readonly fullSyncPeriodMs: number;
@@ -38,7 +40,6 @@ export interface IptablesProxierOptions {
 /** What the agent needs to build an iptables proxier; the rest comes from the agent (ProxierInputs). */
 export interface IptablesBackendOptions {
   readonly netfilter: Netfilter;
-  readonly conntrack: Conntrack | undefined;
   /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
   readonly fullSyncPeriodMs?: number;
   readonly fullSyncChainsPerPart?: number;
@@ -46,11 +47,11 @@ export interface IptablesBackendOptions {
 
 /** The iptables backend as the agent takes it. */
 export function iptablesBackend(options: IptablesBackendOptions): ProxierFactory<IptablesSyncReport> {
-  return ({ store, settings }) =>
+  return ({ store, settings, conntrackCleanup }) =>
     new IptablesProxier({
       store,
       netfilter: options.netfilter,
-      conntrack: options.conntrack,
+      conntrackCleanup,
       renderContext: () => {
         const { config, node, capabilities } = settings();
         return renderContextFor(config, node, capabilities);
@@ -129,7 +130,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       return {
         result: 'unchanged', kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
         plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
-        triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0,
+        triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions: 0,
       };
     }
 
@@ -161,16 +162,17 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     this.forceFull = undefined;
     if (kind === 'full') this.lastFullSyncAt = this.now();
 
-    let conntrackFailures = 0;
-    if (this.options.conntrack !== undefined) {
+    let conntrackDeletions = 0;
+    if (this.options.conntrackCleanup !== undefined) {
       const deletions = planConntrackCleanup(previousState, snapshot.state);
-      if (deletions.length > 0) conntrackFailures = (await this.options.conntrack.delete(deletions)).failed.length;
+      conntrackDeletions = deletions.length;
+      this.options.conntrackCleanup.enqueue(deletions);
     }
     const end = this.monotonic();
     return {
       result: 'applied', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
       plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
-      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
+      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions,
     };
   }
 

@@ -45,6 +45,8 @@ export interface InProcessAgentOptions {
   /** The namespace's sysctls (route_localnet for localhost NodePorts); default the namespace's own,
    * through `ip netns exec` (never the host's). */
   readonly sysctl?: SysctlAccess;
+  /** The `conntrack` binary the agent runs (a missing one for fault tests); default `conntrack`. */
+  readonly conntrackBinary?: string;
 }
 
 export interface RecordedRestore {
@@ -279,9 +281,9 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     connection: kube.connection,
     backend: iptablesBackend({
       netfilter,
-      conntrack: new Conntrack(undefined, netns.prefix),
       ...(options.fullSyncPeriodMs !== undefined ? { fullSyncPeriodMs: options.fullSyncPeriodMs } : {}),
     }),
+    conntrack: new Conntrack(undefined, netns.prefix, options.conntrackBinary),
     nfacct: new NfAcct(undefined, netns.prefix),
     sysctl: options.sysctl ?? new Sysctl(undefined, netns.prefix),
     logger,

@@ -13,8 +13,8 @@ describe('planConntrackCleanup', () => {
     const before = state([dns], [slice('dns', ['10.244.1.1', '10.244.1.2'], { protocol: 'UDP' })]);
     const after = state([dns], [slice('dns', ['10.244.1.1'], { protocol: 'UDP' })]);
     expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([
-      ['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--dst-nat', '10.244.1.2'],
-      ['-D', '-p', 'udp', '--dport', '30053', '--dst-nat', '10.244.1.2'],
+      ['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--reply-src', '10.244.1.2'],
+      ['-D', '-p', 'udp', '--dport', '30053', '--reply-src', '10.244.1.2'],
     ]);
   });
 
@@ -23,6 +23,22 @@ describe('planConntrackCleanup', () => {
     const before = state([dns], []);
     const after = state([dns], [slice('dns', ['10.244.1.1'], { protocol: 'UDP' })]);
     expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53']]);
+  });
+
+  it('a service port left without endpoints costs one filter per service IP and NodePort, however many endpoints left', () => {
+    const dns = service('dns', '10.96.0.10', { protocol: 'UDP', port: 53, nodePort: 30053 });
+    const many = Array.from({ length: 1000 }, (_, index) => `10.244.${Math.floor(index / 250)}.${(index % 250) + 1}`);
+    const before = state([dns], [slice('dns', many, { protocol: 'UDP' })]);
+    const after = state([dns], []);
+    expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([
+      ['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53'],
+      ['-D', '-p', 'udp', '--dport', '30053'],
+    ]);
+    // The Service deleted along with its endpoints: the same two filters.
+    expect(planConntrackCleanup(before, state([], [])).map(conntrackArgs)).toEqual([
+      ['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53'],
+      ['-D', '-p', 'udp', '--dport', '30053'],
+    ]);
   });
 
   it('ignores TCP services, unchanged services and the first sync', () => {

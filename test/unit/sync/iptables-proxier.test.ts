@@ -2,22 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { IptablesProxier } from '../../../src/sync/iptables-proxier.js';
 import { ModelStore } from '../../../src/model/store.js';
 import { FakeNetfilter } from '../../../src/netfilter/fake.js';
-import { Conntrack } from '../../../src/conntrack/tool.js';
-import type { ProcessRunner } from '../../../src/process.js';
+import type { ConntrackCleanupSink } from '../../../src/agent/conntrack-cleaner.js';
+import { conntrackArgs, type ConntrackDeletion } from '../../../src/conntrack/plan.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';
 import { defaultRenderContext } from '../../../src/render/types.js';
 import { service, slice } from '../agent/fixtures.js';
 
 const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 
-function setup(options: { conntrack?: Conntrack } = {}) {
+function setup(options: { conntrackCleanup?: ConntrackCleanupSink } = {}) {
   const store = new ModelStore(node);
   const netfilter = new FakeNetfilter();
   let now = 1_000_000;
   const syncer = new IptablesProxier({
     store,
     netfilter,
-    conntrack: options.conntrack,
+    conntrackCleanup: options.conntrackCleanup,
     renderContext: () => ({ ...defaultRenderContext, clusterCIDR: '10.244.0.0/16', nodeIPs: node.ips, localhostNodePorts: false }),
     fullSyncPeriodMs: 3_600_000,
     now: () => now,
@@ -107,19 +107,18 @@ describe('IptablesProxier', () => {
     expect(report.fullReason).toBe('periodic');
   });
 
-  it('deletes UDP conntrack entries of a removed endpoint after the rules changed', async () => {
-    const calls: string[][] = [];
-    const run: ProcessRunner = async (command, args) => {
-      calls.push([command, ...args]);
-      return { code: 0, stdout: '', stderr: '' };
-    };
-    const { store, syncer } = setup({ conntrack: new Conntrack(run) });
+  it('queues the UDP conntrack deletions of a removed endpoint after the rules changed, without running them', async () => {
+    const queued: ConntrackDeletion[][] = [];
+    const { store, syncer, netfilter } = setup({ conntrackCleanup: { enqueue: (deletions) => queued.push([...deletions]) } });
     store.upsertService(service('dns', '10.96.0.10', { protocol: 'UDP', port: 53 }));
     store.upsertEndpointSlice(slice('dns', ['10.244.1.1', '10.244.1.2'], { protocol: 'UDP' }));
     await syncer.sync('initial');
-    expect(calls).toEqual([]);
+    expect(queued.flat()).toEqual([]);
     store.upsertEndpointSlice(slice('dns', ['10.244.1.1'], { protocol: 'UDP' }));
-    await syncer.sync('change');
-    expect(calls).toEqual([['conntrack', '-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--dst-nat', '10.244.1.2']]);
+    const report = await syncer.sync('change');
+    expect(report.result === 'applied' && report.conntrackDeletions).toBe(1);
+    expect(queued.flat().map(conntrackArgs)).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--reply-src', '10.244.1.2']]);
+    // The rules were in the kernel before the deletion was handed over.
+    expect(netfilter.hasChain('nat', servicePortEndpointChainName('default/dns:p', 'UDP', '10.244.1.2', 8080))).toBe(false);
   });
 });
