@@ -30,7 +30,8 @@ export async function startAgentOnStandIn(
   const agent = new Agent({
     config: parsed.config,
     connection,
-    backend: iptablesBackend({ netfilter: new FakeNetfilter(), conntrack: undefined }),
+    backend: iptablesBackend({ netfilter: new FakeNetfilter() }),
+    conntrack: undefined,
     logger: createLogger({ level: 'silent' }),
     registry: new Registry(),
   });
