@@ -12,8 +12,14 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "render pipeline at 10,000 Services x 10 endpoints (bench/render-bench.ts)"
 npx tsx bench/render-bench.ts
 
+step "trace on a node of 10,000 Services x 10 endpoints: parse the rules, trace one cluster IP (bench/trace-bench.ts)"
+npx tsx bench/trace-bench.ts
+
 step "chain declaration order and iptables-legacy-restore, 10,000 Services x 10 endpoints (bench/restore-order.ts; root, ~2 min)"
 npx tsx bench/restore-order.ts
+
+step "the periodic drift check at 10,000 Services x 10 endpoints (bench/drift-check.ts; root, ~2 min)"
+npx tsx bench/drift-check.ts
 
 step "kube-proxy-ts vs upstream kube-proxy, ${BENCH_SCALES:-100,1000,5000,10000} Services x 10 endpoints (bench/compare/main.ts; root, ~1 h at 10k)"
 npx tsx bench/compare/main.ts --scales "${BENCH_SCALES:-100,1000,5000,10000}" ${BENCH_COMPARE_ARGS:-}

@@ -28,6 +28,7 @@ import { createConntrackMetrics } from '../server/conntrack-metrics.js';
 import { healthCheckAddresses, localTrafficFor } from './context.js';
 import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
+import { SyncReliability } from './reliability.js';
 import type { NodeCapabilities, Proxier, ProxierFactory, SyncReport } from './proxier.js';
 import { externalPolicyLocal, internalPolicyLocal } from '../model/endpoints.js';
 import { ConntrackCleaner } from './conntrack-cleaner.js';
@@ -67,6 +68,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
   private readonly proxier: Proxier<Report>;
   private readonly scheduler: SyncScheduler;
   private readonly serviceHealth: ServiceHealthServers;
+  private readonly reliability: SyncReliability;
   private readonly conntrackCleaner: ConntrackCleaner | undefined;
   private readonly logger: Logger;
   private readonly startedAt = Date.now();
@@ -95,6 +97,13 @@ export class Agent<Report extends SyncReport = SyncReport> {
     this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
     this.node = nodeInfoFromNode(undefined, { name: config.nodeName, ips: config.nodeIP !== undefined ? [config.nodeIP] : [] });
     this.store = new ModelStore(this.node);
+    this.reliability = new SyncReliability({
+      registry: this.registry,
+      logger: this.logger,
+      minSyncPeriodMs: config.minSyncPeriodMs,
+      syncPeriodMs: config.syncPeriodMs,
+      livezSyncFailureTimeoutMs: config.livezSyncFailureTimeoutMs,
+    });
     this.conntrackCleaner = options.conntrack === undefined ? undefined : new ConntrackCleaner({
       deleter: options.conntrack,
       logger: this.logger.child({ component: 'conntrack' }),
@@ -143,6 +152,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       const server = await startHealthServer(config.healthzBindAddress, this.health, {
         onProbe: (probe, statusCode) => this.metrics.healthProbe(probe, statusCode),
         ready: () => this.firstSyncApplied,
+        live: () => this.reliability.live(),
       });
       this.healthPort = server.port;
       this.servers.push(server);
@@ -235,9 +245,12 @@ export class Agent<Report extends SyncReport = SyncReport> {
     this.lastReport = report;
     this.options.onSyncReport?.(report);
     this.observe(report, sync);
+    const retryDelay = this.reliability.observe(report);
     if (report.result === 'failed') {
-      // A full sync follows; minSyncPeriod paces the retries.
-      this.scheduler.request('retry');
+      // A full sync follows after a growing delay; until it runs, the rules are stale: /healthz
+      // says so after 2 x syncPeriod, as for a change kube-proxy could not apply.
+      this.health.queued();
+      this.scheduler.retryAfter(retryDelay ?? this.options.config.syncPeriodMs);
       return 'failed';
     }
     this.health.updated();

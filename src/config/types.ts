@@ -71,6 +71,8 @@ export interface AgentConfig {
   /** IPv4 that overrides the node IP taken from the Node object (`nodeIP`, or kube-proxy's `bindAddress`). */
   readonly nodeIP: string | undefined;
   readonly iptablesBackend: IptablesBackendSetting;
+  /** `/livez` fails once syncs have kept failing this long (kube-proxy-ts's own); 0 = never for this reason. */
+  readonly livezSyncFailureTimeoutMs: number;
 }
 
 /** One invalid input: which field, the offending value as given, and where it came from. */

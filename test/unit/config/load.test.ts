@@ -42,6 +42,7 @@ describe('parseRunArgs defaults', () => {
       logLevel: 'info',
       nodeIP: undefined,
       iptablesBackend: 'auto',
+      livezSyncFailureTimeoutMs: 300_000,
     } satisfies AgentConfig);
   });
 
