@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { Agent } from '../../../src/agent/agent.js';
 import { parseRunArgs } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import { iptablesBackend, type IptablesSyncReport } from '../../../src/sync/iptables-proxier.js';
 import { HttpApiserver } from '../k8s/http-apiserver.js';
 
