@@ -32,5 +32,8 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --chmod=0755 hack/docker-entrypoint.sh /app/hack/docker-entrypoint.sh
+# `kube-proxy-ts` on PATH, so that `kubectl exec ds/kube-proxy-ts -- kube-proxy-ts trace ...` works
+# (the entrypoint passes every command but run/cleanup straight to the CLI).
+RUN ln -s /app/hack/docker-entrypoint.sh /usr/local/bin/kube-proxy-ts
 ENTRYPOINT ["/app/hack/docker-entrypoint.sh"]
 CMD ["run"]
