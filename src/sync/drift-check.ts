@@ -92,6 +92,11 @@ export class DriftChecker {
     return { ...outcome, seconds: spentMs / 1000 };
   }
 
+  /** Whether start() would begin a read now (none under way, the budget allows one). */
+  due(): boolean {
+    return this.read === undefined && this.monotonic() >= this.notBefore;
+  }
+
   /** Resolves once the read under way (if any) has finished; for tests and shutdown. */
   async readSettled(): Promise<void> {
     await this.read?.settled;

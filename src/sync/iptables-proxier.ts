@@ -113,7 +113,10 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       // outside the syncs): every owned chain against what was applied; its repair joins this
       // sync's restore. Discarded when a restore ran since the read began.
       drift = this.drift.take(this.generation);
-      if (reason === 'periodic' && drift?.kind !== 'checked' && !(await this.canariesPresent())) this.requestFull('canary-missing');
+      // Without a full check this period (none compared now, none to begin after this sync: the
+      // budget defers it, the last read failed or one is still under way), the canaries.
+      const fullCheck = drift?.kind === 'checked' || (drift === undefined && this.drift.due());
+      if (reason === 'periodic' && !fullCheck && !(await this.canariesPresent())) this.requestFull('canary-missing');
     }
 
     const modelStart = this.monotonic();

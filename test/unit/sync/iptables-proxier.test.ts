@@ -162,6 +162,25 @@ describe('IptablesProxier', () => {
     expect((await syncer.sync('periodic')).drift).toMatchObject({ kind: 'checked', findings: [] });
   });
 
+  it('checks the canaries only when no full check runs this period: a change sync took the read, the next periodic sync begins one', async () => {
+    const { store, netfilter, syncer } = setup();
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+    await syncer.sync('initial');
+    await syncer.sync('periodic');
+    await syncer.driftReadSettled();
+    store.upsertEndpointSlice(slice('a', ['10.244.1.2']));
+    expect((await syncer.sync('change')).drift).toMatchObject({ kind: 'checked', findings: [] });
+    netfilter.flushTable('nat');
+    // No read to compare, but one begins after this sync: no canary fallback, no full sync.
+    const periodic = await syncer.sync('periodic');
+    expect(periodic.kind).toBe('partial');
+    await syncer.driftReadSettled();
+    const repair = await syncer.sync('periodic');
+    expect(repair.drift?.kind === 'checked' ? repair.drift.findings : undefined).toEqual([{ table: 'nat', chain: '*', kind: 'table-flushed' }]);
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(true);
+  });
+
   it('reads the tables for the drift check outside the sync: a change is applied while a slow iptables-save is under way', async () => {
     let slow: ReturnType<typeof slowSave> | undefined;
     const { store, netfilter, syncer } = setup({ wrap: (fake) => (slow = slowSave(fake)).netfilter });
