@@ -43,6 +43,8 @@ export class DriftChecker {
   /** When the next check may start (monotonic ms). */
   private notBefore = Number.NEGATIVE_INFINITY;
   private read: Read | undefined;
+  /** The last finished read was older than a restore and thrown away: nothing was compared. */
+  lastReadDiscarded = false;
 
   constructor(
     private readonly netfilter: Netfilter,
@@ -76,7 +78,8 @@ export class DriftChecker {
     if (read === undefined || read.done === undefined) return undefined;
     this.read = undefined;
     const { result, ended } = read.done;
-    if (read.generation !== generation) {
+    this.lastReadDiscarded = read.generation !== generation;
+    if (this.lastReadDiscarded) {
       this.spent(read.started, ended - read.started);
       return undefined;
     }

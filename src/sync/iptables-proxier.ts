@@ -82,11 +82,6 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     this.drift = new DriftChecker(options.netfilter, this.monotonic);
   }
 
-  /** The rule set the kernel holds as far as we know (undefined after a failure). */
-  get appliedRuleSet(): RuleSet | undefined {
-    return this.applied;
-  }
-
   /** Resolves once the drift check's read of the tables under way (if any) has finished. */
   driftReadSettled(): Promise<void> {
     return this.drift.readSettled();
@@ -114,8 +109,10 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       // sync's restore. Discarded when a restore ran since the read began.
       drift = this.drift.take(this.generation);
       // Without a full check this period (none compared now, none to begin after this sync: the
-      // budget defers it, the last read failed or one is still under way), the canaries.
-      const fullCheck = drift?.kind === 'checked' || (drift === undefined && this.drift.due());
+      // budget defers it, the last read failed, was discarded by a restore since, or one is still
+      // under way), the canaries. On a node with a change every period every read is discarded, so
+      // the canaries are all that catches a flushed table there.
+      const fullCheck = drift?.kind === 'checked' || (drift === undefined && !this.drift.lastReadDiscarded && this.drift.due());
       if (reason === 'periodic' && !fullCheck && !(await this.canariesPresent())) this.requestFull('canary-missing');
     }
 

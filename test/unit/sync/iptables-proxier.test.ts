@@ -236,6 +236,29 @@ describe('IptablesProxier', () => {
     expect((await syncer.sync('periodic')).drift).toMatchObject({ kind: 'checked', findings: [] });
   });
 
+  it('checks the canaries when a restore discarded the read: a node with a change every period still catches a flushed table', async () => {
+    let slow: ReturnType<typeof slowSave> | undefined;
+    const { store, netfilter, syncer } = setup({ wrap: (fake) => (slow = slowSave(fake)).netfilter });
+    if (slow === undefined) throw new Error('no netfilter');
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+    await syncer.sync('initial');
+    slow.arm();
+    await syncer.sync('periodic');
+    // A change is applied while the read is under way: the read is older than the kernel.
+    store.upsertEndpointSlice(slice('a', ['10.244.1.2']));
+    expect((await syncer.sync('change')).result).toBe('applied');
+    slow.release();
+    await syncer.driftReadSettled();
+    netfilter.flushTable('nat');
+    // The read is discarded, so nothing was compared this period: the canaries find the flush.
+    const periodic = await syncer.sync('periodic');
+    expect(periodic.drift).toBeUndefined();
+    expect(periodic.kind).toBe('full');
+    expect(periodic.fullReason).toBe('canary-missing');
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(true);
+  });
+
   it('does a periodic full sync once fullSyncPeriod has passed', async () => {
     const { store, syncer, advance } = setup();
     store.upsertService(service('a', '10.96.0.1'));
