@@ -33,6 +33,18 @@ const svcChain = (name: string) => servicePortChainNames(`default/${name}:p`, 'T
  * A netfilter whose iptables-save, once armed, takes the kernel's picture when called but answers
  * only once the test releases it (a slow iptables-nft-save at 10k Services).
  */
+/** Service a synced on a node whose next iptables-save waits until `slow.release()`. */
+async function syncedWithSlowSave() {
+  let slow: ReturnType<typeof slowSave> | undefined;
+  const synced = setup({ wrap: (fake) => (slow = slowSave(fake)).netfilter });
+  if (slow === undefined) throw new Error('no netfilter');
+  synced.store.upsertService(service('a', '10.96.0.1'));
+  synced.store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+  await synced.syncer.sync('initial');
+  slow.arm();
+  return { ...synced, slow };
+}
+
 function slowSave(fake: FakeNetfilter) {
   let release: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => (release = resolve));
@@ -182,13 +194,7 @@ describe('IptablesProxier', () => {
   });
 
   it('reads the tables for the drift check outside the sync: a change is applied while a slow iptables-save is under way', async () => {
-    let slow: ReturnType<typeof slowSave> | undefined;
-    const { store, netfilter, syncer } = setup({ wrap: (fake) => (slow = slowSave(fake)).netfilter });
-    if (slow === undefined) throw new Error('no netfilter');
-    store.upsertService(service('a', '10.96.0.1'));
-    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
-    await syncer.sync('initial');
-    slow.arm();
+    const { store, netfilter, syncer, slow } = await syncedWithSlowSave();
     // The periodic sync starts the read and finishes without waiting for it.
     expect(await settlesSoon(syncer.sync('periodic'))).toBe(true);
     expect(slow.saves()).toBeGreaterThan(0);
@@ -237,13 +243,7 @@ describe('IptablesProxier', () => {
   });
 
   it('checks the canaries when a restore discarded the read: a node with a change every period still catches a flushed table', async () => {
-    let slow: ReturnType<typeof slowSave> | undefined;
-    const { store, netfilter, syncer } = setup({ wrap: (fake) => (slow = slowSave(fake)).netfilter });
-    if (slow === undefined) throw new Error('no netfilter');
-    store.upsertService(service('a', '10.96.0.1'));
-    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
-    await syncer.sync('initial');
-    slow.arm();
+    const { store, netfilter, syncer, slow } = await syncedWithSlowSave();
     await syncer.sync('periodic');
     // A change is applied while the read is under way: the read is older than the kernel.
     store.upsertEndpointSlice(slice('a', ['10.244.1.2']));
