@@ -4,7 +4,6 @@
 import { isIPv6 } from 'node:net';
 
 export type IPFamily = 'IPv4' | 'IPv6';
-export const IP_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
 
 /** The address itself, or undefined when `text` is not a canonical IPv4 address (no leading zeros). */
 export function parseIPv4(text: string): string | undefined {

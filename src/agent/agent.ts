@@ -221,6 +221,10 @@ export class Agent<Report extends SyncReport = SyncReport> {
     if (deepEqual(next, this.node)) return;
     this.node = next;
     this.store.setNode(next);
+    // The Node's IPs decide where healthCheckNodePort servers listen when nodePortAddresses is set.
+    this.serviceHealth.setAddresses(healthCheckAddresses(config, next)).catch((error: unknown) => {
+      this.logger.error({ component: 'health-check-node-ports', error: String(error) }, 'cannot move healthcheck servers');
+    });
     this.changed({ kind: 'Node', event: event.type, key: config.nodeName });
   }
 

@@ -73,13 +73,17 @@ export function localTrafficFor(detectLocal: DetectLocal, clusterCIDR: string | 
   }
 }
 
-/** The addresses healthCheckNodePort servers listen on: kube-proxy binds only to node IPs
- * matching nodePortAddresses when that is set. */
+/**
+ * The addresses healthCheckNodePort servers listen on: every address when nodePortAddresses is
+ * unset; otherwise, as kube-proxy, only this node's IPs that nodePortAddresses matches (and
+ * 127.0.0.1 when a CIDR covers it). Empty until the Node (or --node-ip) gives a matching IP: never
+ * every address as a fallback, which would open the port where NodePorts are closed.
+ */
 export function healthCheckAddresses(config: AgentConfig, node: NodeInfo): readonly string[] {
   if (config.nodePortAddresses.kind === 'all') return ['0.0.0.0'];
   const context = renderContextFor(config, node);
-  const matching = context.nodeIPs.filter((ip) => context.nodePortAddresses.some((cidr) => inCidr(ip, cidr)));
-  return matching.length > 0 ? matching : ['0.0.0.0'];
+  const candidates = config.nodePortAddresses.kind === 'cidrs' ? [...context.nodeIPs, '127.0.0.1'] : context.nodeIPs;
+  return [...new Set(candidates.filter((ip) => context.nodePortAddresses.some((cidr) => inCidr(ip, cidr))))];
 }
 
 function inCidr(ip: string, cidrText: string): boolean {
