@@ -44,6 +44,11 @@ export function parseIP(text: string, family: IPFamily): string | undefined {
   return family === 'IPv4' ? parseIPv4(text) : isIPv6(text) ? text : undefined;
 }
 
+/** `ip:port`, or `[ip]:port` for IPv6, as Go's net.JoinHostPort writes it (kube-proxy's Endpoint.String()). */
+export function joinHostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
 const BITS: Readonly<Record<IPFamily, number>> = { IPv4: 32, IPv6: 128 };
 
 /** The longest prefix of a family: `/32` or `/128`, a single address. */

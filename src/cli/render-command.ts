@@ -9,7 +9,8 @@ import { renderRuleSet } from '../render/index.js';
 import { defaultRenderContext, type RenderContext } from '../render/types.js';
 import { fullPayload } from '../sync/payload.js';
 import { commandUsage, COMMANDS, DEFAULTS, detectLocalFrom, FIELDS, readCommandLine } from '../config/index.js';
-import { localTrafficFor, nodePortAddressList } from '../agent/context.js';
+import { localTrafficFor, nodePortAddressList, ofFamily } from '../agent/context.js';
+import { IP_FAMILIES } from '../ip.js';
 import { messageOf } from '../values.js';
 
 export interface CommandIO {
@@ -28,7 +29,8 @@ const renderHeader = [
   'Usage: kube-proxy-ts render --objects FILE [--objects FILE...] --node-name NAME --node-ip IP [flags]',
   '',
   'Reads Services, EndpointSlices and Nodes (multi-document YAML or JSON) and prints one complete',
-  'iptables-restore payload that programs NAME from scratch: iptables-restore < payload.',
+  'iptables-restore payload that programs NAME from scratch: iptables-restore < payload (with',
+  '--ip-family IPv6, the IPv6 rules: ip6tables-restore < payload; --node-ip takes a pair v4,v6).',
   "NodePorts answer on 127.0.0.1 too unless --iptables-localhost-nodeports=false (as run; they need",
   "net.ipv4.conf.all.route_localnet=1 on the node, which render does not set). Flags are run's, with",
   'the same names and checks (--hostname-override, --nodeport-addresses, --proxy-mode...).',
@@ -55,9 +57,15 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   const { values } = line;
   const files = line.own['objects'] ?? [];
   const nodeName = values.hostnameOverride;
-  const nodeIP = values.nodeIP;
-  if (files.length === 0 || nodeName === undefined || nodeIP === undefined) {
+  const nodeIPs = values.nodeIP ?? [];
+  if (files.length === 0 || nodeName === undefined || nodeIPs.length === 0) {
     io.stderr(`render: --objects, --node-name and --node-ip are required\n${renderUsage}`);
+    return 2;
+  }
+  const familyText = line.own['ip-family']?.[0] ?? 'IPv4';
+  const family = IP_FAMILIES.find((candidate) => candidate === familyText);
+  if (family === undefined) {
+    io.stderr(`render: --ip-family ${JSON.stringify(familyText)} must be IPv4 or IPv6\n`);
     return 2;
   }
   const local = detectLocalFrom(values.detectLocalMode ?? DEFAULTS.detectLocalMode, values.podBridgeInterface, values.podInterfaceNamePrefix);
@@ -87,12 +95,13 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   }
   const bundle = mergeBundles(bundles);
   const nodeObject = bundle.nodes.find((node) => node.metadata?.name === nodeName);
-  const node = nodeInfoFromNode(nodeObject, { name: nodeName, ips: [nodeIP] });
+  const node = nodeInfoFromNode(nodeObject, { name: nodeName, ips: ofFamily(nodeIPs, family), family });
   const nodePortAddresses = nodePortAddressList(values.nodePortAddresses ?? DEFAULTS.nodePortAddresses, node.ips);
   const { state, skipped } = buildDesiredState({
     services: bundle.services,
     endpointSlices: bundle.endpointSlices,
     node,
+    family,
   });
   if (skipped.length > 0) {
     for (const entry of skipped) {
@@ -103,7 +112,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   }
   const context: RenderContext = {
     ...defaultRenderContext,
-    localTraffic: localTrafficFor(local.detectLocal, values.clusterCIDR, node),
+    localTraffic: localTrafficFor(local.detectLocal, ofFamily(values.clusterCIDR ?? [], family)[0], node),
     masqueradeAll: values.masqueradeAll ?? DEFAULTS.masqueradeAll,
     nodePortAddresses,
     nodeIPs: node.ips,

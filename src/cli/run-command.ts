@@ -9,7 +9,8 @@ import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { createLogger } from '../log.js';
 import { Conntrack } from '../conntrack/tool.js';
 import { NfAcct } from '../netfilter/nfacct.js';
-import { ExecNetfilter } from '../netfilter/exec.js';
+import { ExecNetfilter, ipv6Binaries } from '../netfilter/exec.js';
+import { familyOf, type IPFamily } from '../ip.js';
 import { Sysctl, type SysctlAccess } from '../netfilter/sysctl.js';
 import { prepareLocalhostNodePorts } from '../agent/localhost-node-ports.js';
 import type { AgentConfig } from '../config/index.js';
@@ -46,11 +47,18 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     { version, nodeName: config.nodeName, server: kube.connection.server, kubeconfigSource: kube.source, context: kube.context, auth: kube.auth, backend: backend.backend, backendReason: backend.reason },
     'starting kube-proxy-ts',
   );
+  // As kube-proxy: dual-stack wherever both families can be programmed (ip6tables answers).
+  const ipv6Netfilter = new ExecNetfilter({ binaries: ipv6Binaries(backend.binaries) });
+  const ipv6 = await ipv6Netfilter.save('nat');
+  const families: IPFamily[] = ipv6.ok ? ['IPv4', 'IPv6'] : ['IPv4'];
+  if (!ipv6.ok) logger.warn({ reason: ipv6.message }, 'ip6tables does not work here: IPv6 Services are not proxied (single-stack IPv4)');
   const agent = new Agent({
     config,
     connection: kube.connection,
+    families: primaryFirst(families, config.nodeIPs),
     backend: iptablesBackend({
       netfilter: new ExecNetfilter({ binaries: backend.binaries }),
+      ipv6Netfilter,
       conntrack: new Conntrack(),
       // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
       // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
@@ -93,6 +101,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     () => undefined,
   );
   return stopped;
+}
+
+/** kube-proxy's primary family is its node IP's: a configured IPv6 node IP puts IPv6 first. */
+export function primaryFirst(families: readonly IPFamily[], nodeIPs: readonly string[]): IPFamily[] {
+  const first = nodeIPs[0] === undefined ? undefined : familyOf(nodeIPs[0]);
+  return [...families].sort((a, b) => Number(b === first) - Number(a === first));
 }
 
 /**

@@ -2,6 +2,7 @@
 // left and to service IPs that had no endpoints (kube-proxy's stale-UDP cleanup; field failure
 // kubernetes #139628: a stale entry blackholed traffic for hours after a scale to zero). Pure.
 
+import type { IPFamily } from '../ip.js';
 import type { DesiredState, ServicePort } from '../model/types.js';
 
 export type ConntrackDeletion =
@@ -57,8 +58,14 @@ export function planConntrackCleanup(previous: DesiredState | undefined, next: D
   return deletions;
 }
 
-/** `conntrack` arguments for one deletion (without the binary and any netns prefix). */
-export function conntrackArgs(deletion: ConntrackDeletion): string[] {
+/** `conntrack` arguments for one deletion (without the binary and any netns prefix); the tool reads
+ * IPv4 unless told `-f ipv6`, so an IPv6 model's deletions say so (as kube-proxy's conntrack calls). */
+export function conntrackArgs(deletion: ConntrackDeletion, family: IPFamily = 'IPv4'): string[] {
+  const args = deletionArgs(deletion);
+  return family === 'IPv6' ? [...args, '-f', 'ipv6'] : args;
+}
+
+function deletionArgs(deletion: ConntrackDeletion): string[] {
   switch (deletion.kind) {
     case 'service-ip-endpoint':
       return ['-D', '-p', 'udp', '--orig-dst', deletion.serviceIP, '--dport', String(deletion.port), '--dst-nat', deletion.endpointIP];

@@ -1,6 +1,7 @@
 // Deletes conntrack entries with the `conntrack` tool. "0 flow entries" is success, not an error.
 
 import { conntrackArgs, type ConntrackDeletion } from './plan.js';
+import type { IPFamily } from '../ip.js';
 import { runProcess, type ProcessRunner } from '../process.js';
 
 export interface ConntrackResult {
@@ -16,10 +17,11 @@ export class Conntrack {
     private readonly binary = 'conntrack',
   ) {}
 
-  async delete(deletions: readonly ConntrackDeletion[]): Promise<ConntrackResult> {
+  /** `family`: the model the deletions came from (IPv6 flows are only found with `-f ipv6`). */
+  async delete(deletions: readonly ConntrackDeletion[], family: IPFamily = 'IPv4'): Promise<ConntrackResult> {
     const failed: { deletion: ConntrackDeletion; message: string }[] = [];
     for (const deletion of deletions) {
-      const argv = [...this.prefix, this.binary, ...conntrackArgs(deletion)];
+      const argv = [...this.prefix, this.binary, ...conntrackArgs(deletion, family)];
       const [command, ...args] = argv;
       if (command === undefined) continue;
       const output = await this.run(command, args);

@@ -60,22 +60,27 @@ export function preferredDuplicate(existing: { readonly terminating: boolean }, 
   return existing.terminating && !candidate.terminating;
 }
 
-/** Orders IPs as their "ip:port" strings order for any one port: as if each ended in ':'. */
-function byAddress(a: ParsedSliceEndpoint, b: ParsedSliceEndpoint): number {
-  const left = a.ip;
-  const right = b.ip;
-  const length = Math.max(left.length, right.length);
-  for (let i = 0; i < length; i++) {
-    const l = i < left.length ? left.charCodeAt(i) : 58;
-    const r = i < right.length ? right.charCodeAt(i) : 58;
-    if (l !== r) return l - r;
-  }
-  return 0;
+/** Orders IPs as their "ip:port" strings (`[ip]:port` for IPv6, Go's JoinHostPort) order for any
+ * one port: as if each ended in ':' (IPv4) or ']' (IPv6). */
+function byAddress(family: IPFamily): (a: ParsedSliceEndpoint, b: ParsedSliceEndpoint) => number {
+  const end = family === 'IPv6' ? 93 : 58;
+  return (a, b) => {
+    const left = a.ip;
+    const right = b.ip;
+    const length = Math.max(left.length, right.length);
+    for (let i = 0; i < length; i++) {
+      const l = i < left.length ? left.charCodeAt(i) : end;
+      const r = i < right.length ? right.charCodeAt(i) : end;
+      if (l !== r) return l - r;
+    }
+    return 0;
+  };
 }
 
 /** Why a valid EndpointSlice contributes nothing (not an error). */
-/** `ipv6`/`ipv4`: the slice holds the other family's addresses (valid, another proxier's). */
-export type SliceIgnoredReason = Lowercase<IPFamily> | 'service-proxy-name-label' | 'headless-label';
+/** `ipv6`/`ipv4`: the slice holds the other family's addresses (valid, another proxier's);
+ * `fqdn`: hostnames, which kube-proxy does not proxy. */
+export type SliceIgnoredReason = Lowercase<IPFamily> | 'fqdn' | 'service-proxy-name-label' | 'headless-label';
 
 export type EndpointSliceParse =
   | {
@@ -117,6 +122,8 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice, family: IPFam
   if (addressType !== family && (addressType === 'IPv4' || addressType === 'IPv6')) {
     return { kind: 'ignored', namespace, name, why: addressType === 'IPv6' ? 'ipv6' : 'ipv4' };
   }
+  // kube-proxy's change tracker drops FQDN slices as an unsupported address type, silently.
+  if (addressType === 'FQDN') return { kind: 'ignored', namespace, name, why: 'fqdn' };
   if (addressType !== family) {
     skip.add('unsupported-address-type', `addressType ${quote(addressType)} is not supported (${family} only)`);
     return invalid();
@@ -138,7 +145,7 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice, family: IPFam
     key: `${namespace}/${name}`,
     serviceKey: `${namespace}/${serviceName}`,
     ports: parseSlicePorts(source['ports'], skip),
-    endpoints: uniqueByAddress(parseSliceEndpoints(source['endpoints'], family, skip).sort(byAddress)),
+    endpoints: uniqueByAddress(parseSliceEndpoints(source['endpoints'], family, skip).sort(byAddress(family))),
   };
   const triggerTime = asTime(asStringMap(metadata['annotations'])[annotationLastChangeTriggerTime]);
   return { kind: 'usable', slice, triggerTime, skipped: skip.entries };

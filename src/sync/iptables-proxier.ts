@@ -16,6 +16,7 @@ import { readTables } from './read-tables.js';
 import type { SyncReason } from '../agent/scheduler.js';
 import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
 import { renderContextFor } from '../agent/context.js';
+import type { IPFamily } from '../ip.js';
 
 /** The neutral report plus what the iptables backend planned (tests and the harness read it). */
 export type IptablesSyncReport =
@@ -23,6 +24,8 @@ export type IptablesSyncReport =
   | (Extract<SyncReport, { readonly result: 'failed' }> & { readonly plan: SyncPlan | undefined });
 
 export interface IptablesProxierOptions {
+  /** The family of `store` and of `netfilter`'s binaries (iptables or ip6tables); default IPv4. */
+  readonly family?: IPFamily;
   readonly store: ModelStore;
   readonly netfilter: Netfilter;
   readonly conntrack: Conntrack | undefined;
@@ -37,7 +40,10 @@ export interface IptablesProxierOptions {
 
 /** What the agent needs to build an iptables proxier; the rest comes from the agent (ProxierInputs). */
 export interface IptablesBackendOptions {
+  /** The IPv4 rules' door (iptables binaries). */
   readonly netfilter: Netfilter;
+  /** The IPv6 rules' door (ip6tables binaries); required for an IPv6 proxier. */
+  readonly ipv6Netfilter?: Netfilter;
   readonly conntrack: Conntrack | undefined;
   /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
   readonly fullSyncPeriodMs?: number;
@@ -46,18 +52,22 @@ export interface IptablesBackendOptions {
 
 /** The iptables backend as the agent takes it. */
 export function iptablesBackend(options: IptablesBackendOptions): ProxierFactory<IptablesSyncReport> {
-  return ({ store, settings }) =>
-    new IptablesProxier({
+  return ({ family, store, settings }) => {
+    const netfilter = family === 'IPv4' ? options.netfilter : options.ipv6Netfilter;
+    if (netfilter === undefined) throw new Error(`iptablesBackend: no ip6tables Netfilter for the ${family} proxier`);
+    return new IptablesProxier({
+      family,
       store,
-      netfilter: options.netfilter,
+      netfilter,
       conntrack: options.conntrack,
       renderContext: () => {
         const { config, node, capabilities } = settings();
-        return renderContextFor(config, node, capabilities);
+        return renderContextFor(config, node, capabilities, family);
       },
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
       ...(options.fullSyncChainsPerPart !== undefined ? { fullSyncChainsPerPart: options.fullSyncChainsPerPart } : {}),
     });
+  };
 }
 
 export class IptablesProxier implements Proxier<IptablesSyncReport> {
@@ -69,8 +79,10 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
   private cache = new RenderCache();
   private readonly now: () => number;
   private readonly monotonic: () => number;
+  readonly family: IPFamily;
 
   constructor(private readonly options: IptablesProxierOptions) {
+    this.family = options.family ?? 'IPv4';
     this.now = options.now ?? Date.now;
     this.monotonic = options.monotonic ?? (() => performance.now());
   }
@@ -127,7 +139,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       this.appliedState = snapshot.state;
       const end = this.monotonic();
       return {
-        result: 'unchanged', kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
+        result: 'unchanged', family: this.family, kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
         plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
         triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0,
       };
@@ -151,7 +163,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       this.forceFull = 'after-failure';
       const failedLine = restored.line !== undefined ? (failedPart ?? plan.payload).split('\n')[restored.line - 1] : undefined;
       return {
-        result: 'failed', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
+        result: 'failed', family: this.family, kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
         message: restored.message, failedLine, plan, writes: writesOf(plan),
       };
     }
@@ -164,11 +176,11 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     let conntrackFailures = 0;
     if (this.options.conntrack !== undefined) {
       const deletions = planConntrackCleanup(previousState, snapshot.state);
-      if (deletions.length > 0) conntrackFailures = (await this.options.conntrack.delete(deletions)).failed.length;
+      if (deletions.length > 0) conntrackFailures = (await this.options.conntrack.delete(deletions, this.family)).failed.length;
     }
     const end = this.monotonic();
     return {
-      result: 'applied', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
+      result: 'applied', family: this.family, kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
       plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
       triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
     };

@@ -158,7 +158,7 @@ describe('render: invalid input names the file and the object', () => {
 
   it.each([
     ['a Service with an invalid clusterIP', [webService, badClusterIP], ['bad.yaml', 'Service default/bad-ip', 'spec.clusterIPs[0]', '10.96.0.999']],
-    ['an EndpointSlice with addressType FQDN', [webService, fqdnSlice], ['bad.yaml', 'EndpointSlice default/web-fqdn', 'unsupported-address-type', 'FQDN']],
+    ['an EndpointSlice with an unknown addressType', [webService, { ...fqdnSlice, addressType: 'IPv5' }], ['bad.yaml', 'EndpointSlice default/web-fqdn', 'unsupported-address-type', 'IPv5']],
     ['an EndpointSlice with an invalid address', [webService, badEndpoint], ['bad.yaml', 'EndpointSlice default/web-broken', '10.244.1.300']],
     ['a Service port out of range', [badPort], ['bad.yaml', 'Service shop/bad-port', 'spec.ports[0].port', '70000']],
     ['a Service port with an unknown protocol', [badProtocol], ['bad.yaml', 'Service shop/bad-protocol', 'ICMP']],
@@ -213,8 +213,8 @@ describe('render: flags', () => {
   });
 
   it.each([
-    ['--node-ip', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', '192.168.0.256'], '"192.168.0.256" is not an IPv4 address'],
-    ['--node-ip (IPv6)', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', 'fd00::2'], '"fd00::2" is not an IPv4 address'],
+    ['--node-ip', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', '192.168.0.256'], '"192.168.0.256" has "192.168.0.256", which is not an IP address'],
+    ['--node-ip (two IPv6)', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', 'fd00::2,fd00::3'], '"fd00::2,fd00::3" holds two IPv6 addresses'],
     ['--cluster-cidr', ['--objects', 'objects.yaml', ...flags.slice(0, 4), '--cluster-cidr', '10.244.0.0/33'], '--cluster-cidr "10.244.0.0/33"'],
     ['--node-port-addresses', ['--objects', 'objects.yaml', ...flags, '--node-port-addresses', '192.168.0.0/24,nonsense'], 'entry "nonsense"'],
     ['--mode', ['--objects', 'objects.yaml', ...flags, '--mode', 'ipvs'], '--mode "ipvs" is not supported'],

@@ -12,7 +12,7 @@ describe('planConntrackCleanup', () => {
     const dns = service('dns', '10.96.0.10', { protocol: 'UDP', port: 53, nodePort: 30053 });
     const before = state([dns], [slice('dns', ['10.244.1.1', '10.244.1.2'], { protocol: 'UDP' })]);
     const after = state([dns], [slice('dns', ['10.244.1.1'], { protocol: 'UDP' })]);
-    expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([
+    expect(planConntrackCleanup(before, after).map((deletion) => conntrackArgs(deletion))).toEqual([
       ['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--dst-nat', '10.244.1.2'],
       ['-D', '-p', 'udp', '--dport', '30053', '--dst-nat', '10.244.1.2'],
     ]);
@@ -22,7 +22,7 @@ describe('planConntrackCleanup', () => {
     const dns = service('dns', '10.96.0.10', { protocol: 'UDP', port: 53 });
     const before = state([dns], []);
     const after = state([dns], [slice('dns', ['10.244.1.1'], { protocol: 'UDP' })]);
-    expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53']]);
+    expect(planConntrackCleanup(before, after).map((deletion) => conntrackArgs(deletion))).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53']]);
   });
 
   it('ignores TCP services, unchanged services and the first sync', () => {

@@ -171,7 +171,6 @@ describe('buildDesiredState', () => {
     expect(port(state, 'ns/good:http/TCP')).toEqual(port(alone.state, 'ns/good:http/TCP'));
     expect([...state.servicePorts.keys()].sort()).toEqual(['ns/good:http/TCP', 'ns/half:ok/TCP']);
     expect(skipped.map((entry) => `${entry.kind} ${entry.namespace}/${entry.name} ${entry.reason}`)).toEqual([
-      'EndpointSlice ns/fqdn-1 unsupported-address-type',
       'EndpointSlice ns/orphan missing-service-name-label',
       'Service ns/bad-ip invalid-ip',
       'Service ns/half unknown-protocol',
