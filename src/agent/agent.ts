@@ -13,6 +13,7 @@ import { deepEqual } from '../model/equal.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import { CT_STATE_INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_ACCEPTED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
 import type { SysctlAccess } from '../netfilter/sysctl.js';
+import type { ConntrackDeleter } from '../conntrack/tool.js';
 import {
   createMetrics,
   ProxierHealth,
@@ -23,6 +24,7 @@ import {
   type RunningServer,
   type ServiceHealthEntry,
 } from '../server/index.js';
+import { createConntrackMetrics } from '../server/conntrack-metrics.js';
 import { clusterCIDRFor, healthCheckAddresses, localTrafficFor, nodeInfoFor } from './context.js';
 import { FamilyLane } from './lane.js';
 import type { IPFamily } from '../ip.js';
@@ -30,6 +32,8 @@ import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import type { SyncOutcome, SyncReason, SyncTrigger } from './scheduler.js';
 import type { NodeCapabilities, ProxierFactory, SyncReport } from './proxier.js';
 import { externalPolicyLocal, internalPolicyLocal } from '../model/endpoints.js';
+import { ConntrackCleaner } from './conntrack-cleaner.js';
+import { serviceHealthEntries } from './service-health-entries.js';
 
 export interface AgentOptions<Report extends SyncReport = SyncReport> {
   readonly config: AgentConfig;
@@ -39,6 +43,9 @@ export interface AgentOptions<Report extends SyncReport = SyncReport> {
   /** One proxier per family, the first the primary (default IPv4 only; `run` adds IPv6 where
    * ip6tables works, as kube-proxy runs dual-stack wherever both families can be programmed). */
   readonly families?: readonly IPFamily[];
+  /** Deletes stale UDP flows after syncs (run beside them by ConntrackCleaner, for every family:
+   * each deletion names its own); undefined = never. */
+  readonly conntrack: ConntrackDeleter | undefined;
   /** nfacct counters (kube-proxy's `-m nfacct` on the INVALID drop rule); undefined = none. */
   readonly nfacct?: NfAcct;
   /** Reads and sets net.ipv4.conf.all.route_localnet for localhost NodePorts; undefined = sysctls are
@@ -68,6 +75,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
   readonly health: ProxierHealth;
   private readonly lanes: readonly FamilyLane<Report>[];
   private readonly serviceHealth: ServiceHealthServers;
+  private readonly conntrackCleaner: ConntrackCleaner | undefined;
   private readonly logger: Logger;
   private readonly startedAt = Date.now();
   private sources: Sources | undefined;
@@ -92,12 +100,20 @@ export class Agent<Report extends SyncReport = SyncReport> {
     const families = options.families ?? ['IPv4'];
     this.metrics = createMetrics(this.registry, { families });
     this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
+    this.conntrackCleaner = options.conntrack === undefined ? undefined : new ConntrackCleaner({
+      deleter: options.conntrack,
+      logger: this.logger.child({ component: 'conntrack' }),
+      metrics: createConntrackMetrics(this.registry),
+      maxRetryDelayMs: config.syncPeriodMs,
+    });
+    const conntrackCleanup = this.conntrackCleaner;
     this.lanes = families.map(
       (family) =>
         new FamilyLane<Report>({
           family,
           node: nodeInfoFor(config, undefined, family),
           backend: options.backend,
+          conntrackCleanup,
           settings: () => ({ config, capabilities: this.capabilities }),
           minSyncPeriodMs: config.minSyncPeriodMs,
           syncPeriodMs: config.syncPeriodMs,
@@ -178,6 +194,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
   async stop(): Promise<void> {
     this.started = false;
     await Promise.all(this.lanes.map((lane) => lane.scheduler.stop()));
+    await this.conntrackCleaner?.stop();
     await this.sources?.stop();
     await this.serviceHealth.close();
     await Promise.all(this.servers.map((server) => server.close()));
@@ -187,6 +204,11 @@ export class Agent<Report extends SyncReport = SyncReport> {
   /** Resolves when no sync is running or queued (tests). */
   async idle(): Promise<void> {
     await Promise.all(this.lanes.map((lane) => lane.scheduler.idle()));
+  }
+
+  /** Resolves when no stale-UDP conntrack cleanup round is running (tests). */
+  async conntrackIdle(): Promise<void> {
+    await this.conntrackCleaner?.idle();
   }
 
   private onEvent<T extends { metadata?: { namespace?: string; name?: string } }>(
@@ -350,8 +372,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       if (trigger.getTime() < this.startedAt) continue;
       this.metrics.observeNetworkProgramming(Math.max(0, Date.now() - trigger.getTime()) / 1000, report.family);
     }
-    if (report.conntrackFailures > 0) log.warn({ failures: report.conntrackFailures }, 'some stale UDP conntrack entries could not be deleted');
-    if (report.result === 'applied') log.info({ ...common, servicePorts: report.state.servicePorts.size }, 'sync applied');
+    if (report.result === 'applied') log.info({ ...common, servicePorts: report.state.servicePorts.size, conntrackDeletionsQueued: report.conntrackDeletions }, 'sync applied');
     else log.debug(common, 'sync: nothing to change');
   }
 
@@ -385,14 +406,12 @@ export class Agent<Report extends SyncReport = SyncReport> {
    * the most any family's port has. */
   private async syncServiceHealth(): Promise<void> {
     const wanted = new Map<string, ServiceHealthEntry>();
-    const servicePorts = this.lanes.flatMap((lane) => (lane.lastState === undefined ? [] : [...lane.lastState.servicePorts.values()]));
-    for (const servicePort of servicePorts) {
-      if (servicePort.healthCheckNodePort === 0) continue;
-      const key = `${servicePort.namespace}/${servicePort.name}`;
-      const previous = wanted.get(key);
-      // One server per Service: its local endpoint count is the largest over its ports.
-      const localEndpoints = Math.max(previous?.localEndpoints ?? 0, servicePort.localEndpoints.length);
-      wanted.set(key, { namespace: servicePort.namespace, name: servicePort.name, healthCheckNodePort: servicePort.healthCheckNodePort, localEndpoints });
+    for (const lane of this.lanes) {
+      if (lane.lastState === undefined) continue;
+      for (const [key, entry] of serviceHealthEntries(lane.lastState)) {
+        const previous = wanted.get(key);
+        if (previous === undefined || entry.localEndpoints > previous.localEndpoints) wanted.set(key, entry);
+      }
     }
     await this.serviceHealth.sync(wanted);
   }

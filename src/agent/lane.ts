@@ -3,6 +3,7 @@
 // on its own and a failure in one never holds the other back. The agent fans events out to lanes.
 
 import type { Logger } from 'pino';
+import type { ConntrackCleanupSink } from './conntrack-cleaner.js';
 import type { IPFamily } from '../ip.js';
 import { ModelStore } from '../model/store.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
@@ -13,6 +14,7 @@ export interface LaneOptions<Report extends SyncReport> {
   readonly family: IPFamily;
   readonly node: NodeInfo;
   readonly backend: ProxierFactory<Report>;
+  readonly conntrackCleanup: ConntrackCleanupSink | undefined;
   readonly settings: (node: NodeInfo) => Omit<NodeSettings, 'node'>;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
@@ -43,6 +45,7 @@ export class FamilyLane<Report extends SyncReport = SyncReport> {
     this.proxier = options.backend({
       family: options.family,
       store: this.store,
+      conntrackCleanup: options.conntrackCleanup,
       settings: () => ({ ...options.settings(this.node), node: this.node }),
     });
     this.scheduler = new SyncScheduler({

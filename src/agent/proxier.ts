@@ -9,6 +9,7 @@ import type { IPFamily } from '../ip.js';
 import type { ModelStore } from '../model/store.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import type { SyncReason } from './scheduler.js';
+import type { ConntrackCleanupSink } from './conntrack-cleaner.js';
 
 /** What the agent found the kernel and tools on this node can do (kube-proxy probes the same). */
 export interface NodeCapabilities {
@@ -33,6 +34,8 @@ export interface ProxierInputs {
   readonly family: IPFamily;
   readonly store: ModelStore;
   readonly settings: () => NodeSettings;
+  /** Where a sync hands its stale-UDP conntrack deletions (run beside the syncs); undefined = none. */
+  readonly conntrackCleanup: ConntrackCleanupSink | undefined;
 }
 
 export type FullSyncReason = 'first' | 'periodic' | 'after-failure' | 'canary-missing' | 'context-changed';
@@ -77,7 +80,8 @@ export type SyncReport =
       readonly skipped: readonly Skipped[];
       /** Rules the backend owns per table once the sync succeeded. */
       readonly rulesTotal: Readonly<Record<string, number>>;
-      readonly conntrackFailures: number;
+      /** Stale-UDP conntrack filters this sync queued. */
+      readonly conntrackDeletions: number;
     })
   | (SyncReportBase & {
       readonly result: 'failed';

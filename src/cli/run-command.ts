@@ -59,12 +59,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     backend: iptablesBackend({
       netfilter: new ExecNetfilter({ binaries: backend.binaries }),
       ipv6Netfilter,
-      conntrack: new Conntrack(),
       // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
       // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
       // x 10 endpoints 7 calls took 15.4 s, kube-proxy's one call 12.9 s).
       ...(backend.backend === 'nft' ? { fullSyncChainsPerPart: DEFAULT_CHAINS_PER_PART } : {}),
     }),
+    conntrack: new Conntrack(),
     nfacct: new NfAcct(),
     sysctl: new Sysctl(),
     logger,

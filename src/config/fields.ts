@@ -209,16 +209,19 @@ function oneOf<T extends string>(choices: readonly T[], whenEmpty: T): (value: u
   };
 }
 
-// What the kernel accepts as an interface name (IFNAMSIZ - 1 bytes, no '/', ':' or whitespace);
-// iptables' `-i` takes the same, a trailing '+' making it a prefix. Quotes and backslashes would
-// end or escape a word of the restore payload the name is written into.
-const INTERFACE_NAME = /^[^\s/:+"'\\]{1,15}$/;
+// What the kernel accepts as an interface name (IFNAMSIZ - 1 bytes, no '/', ':' or whitespace, not
+// '.' or '..'), narrowed to printable ASCII without the quoting characters of an iptables-restore
+// payload (a '"' there swallows the rest of the rule): the name goes into `-i NAME` unquoted.
+// iptables' `-i` takes a trailing '+' as a prefix, so '+' is not allowed either.
+const INTERFACE_NAME = /^[\x21-\x7e]{1,15}$/;
+const NOT_IN_INTERFACE_NAME = /[/:+"'\\]/;
 
 function parseInterfaceName(value: unknown): Parsed<string | undefined> {
   const given = text(value, 'an interface name');
   if (!given.ok) return given;
   if (given.value === '') return ok(undefined);
-  return INTERFACE_NAME.test(given.value) ? ok(given.value) : fail("is not an interface name (1-15 characters, no '/', ':', '+', quotes, backslashes or spaces)");
+  const valid = INTERFACE_NAME.test(given.value) && !NOT_IN_INTERFACE_NAME.test(given.value) && given.value !== '.' && given.value !== '..';
+  return valid ? ok(given.value) : fail(`is not an interface name (1-15 printable ASCII characters, none of / : + " ' \\ or spaces)`);
 }
 
 /** YAML booleans, or `true`/`false` (any case) from the environment or a flag. */

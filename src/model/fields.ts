@@ -37,6 +37,21 @@ export function isObjectName(value: string | undefined): value is string {
   return value !== undefined && value.length <= 253 && subdomain.test(value);
 }
 
+// Namespaces are DNS-1123 labels and Service names DNS-1035 labels (a letter first), at most 63
+// characters, as the apiserver validates them. Objects from elsewhere (render's files) are held to
+// the same: the names go into rule comments, and iptables cuts a comment past 255 characters
+// without a word; with these bounds the longest comment rendered is under 255.
+const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const label1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+
+export function isNamespaceName(value: string | undefined): value is string {
+  return value !== undefined && value.length <= 63 && label.test(value);
+}
+
+export function isServiceName(value: string | undefined): value is string {
+  return value !== undefined && value.length <= 63 && label1035.test(value);
+}
+
 // Port names: DNS labels or IANA service names (letters, digits, hyphens). Empty = unnamed.
 const portName = /^([a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)?$/;
 

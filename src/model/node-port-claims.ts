@@ -1,7 +1,8 @@
 // Who owns each node port. The apiserver's allocator normally prevents two Services sharing a
 // nodePort+protocol, but a restored etcd or a buggy writer can produce one; then the older Service
-// (creationTimestamp, tie: ns/name) keeps it and the other's service port is left out, instead of
-// both programming the same KUBE-NODEPORTS match and one silently shadowing the other.
+// (creationTimestamp, tie: ns/name) keeps it and the other's service port is programmed without
+// it (its cluster, external and load-balancer IPs keep working), instead of both programming the same
+// KUBE-NODEPORTS match and one silently shadowing the other (upstream writes both).
 import { deepEqual } from './equal.js';
 import type { ParsedService } from './parse.js';
 import type { Skipped } from './types.js';
@@ -97,7 +98,7 @@ export class NodePortClaims {
           namespace: claim.namespace,
           name: claim.name,
           reason: 'port-clash',
-          detail: `spec.ports[${claim.portIndex}].nodePort ${claim.nodePort}/${claim.protocol} is already used by ${owner}`,
+          detail: `spec.ports[${claim.portIndex}].nodePort ${claim.nodePort}/${claim.protocol} is already used by ${owner}; the port is programmed without it`,
         },
       });
     }

@@ -8,7 +8,9 @@ import {
   asStringMap,
   asTime,
   hasKey,
+  isNamespaceName,
   isObjectName,
+  isServiceName,
   isPortName,
   isPortNumber,
   parseProtocol,
@@ -78,8 +80,8 @@ function byAddress(family: IPFamily): (a: ParsedSliceEndpoint, b: ParsedSliceEnd
 }
 
 /** Why a valid EndpointSlice contributes nothing (not an error). */
-/** `ipv6`/`ipv4`: the slice holds the other family's addresses (valid, another proxier's);
- * `fqdn`: hostnames, which kube-proxy does not proxy. */
+/** `ipv6`/`ipv4`: the slice holds the other family's addresses (valid, another proxier's). `fqdn`:
+ * valid and for no proxy (upstream ignores them silently too). */
 export type SliceIgnoredReason = Lowercase<IPFamily> | 'fqdn' | 'service-proxy-name-label' | 'headless-label';
 
 export type EndpointSliceParse =
@@ -103,8 +105,8 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice, family: IPFam
   const skip = new SkipCollector('EndpointSlice', namespace, name);
   const invalid = (): EndpointSliceParse => ({ kind: 'invalid', namespace, name, skipped: skip.entries });
 
-  if (!isObjectName(rawNamespace)) {
-    skip.add('invalid-name', `metadata.namespace ${quote(rawNamespace)} is not a valid namespace`);
+  if (!isNamespaceName(rawNamespace)) {
+    skip.add('invalid-name', `metadata.namespace ${quote(rawNamespace)} is not a valid namespace (a DNS label of at most 63 characters)`);
     return invalid();
   }
   if (!isObjectName(rawName)) {
@@ -122,7 +124,6 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice, family: IPFam
   if (addressType !== family && (addressType === 'IPv4' || addressType === 'IPv6')) {
     return { kind: 'ignored', namespace, name, why: addressType === 'IPv6' ? 'ipv6' : 'ipv4' };
   }
-  // kube-proxy's change tracker drops FQDN slices as an unsupported address type, silently.
   if (addressType === 'FQDN') return { kind: 'ignored', namespace, name, why: 'fqdn' };
   if (addressType !== family) {
     skip.add('unsupported-address-type', `addressType ${quote(addressType)} is not supported (${family} only)`);
@@ -134,8 +135,8 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice, family: IPFam
     skip.add('missing-service-name-label', `metadata.labels["${labelServiceName}"] is missing`);
     return invalid();
   }
-  if (!isObjectName(serviceName)) {
-    skip.add('invalid-name', `metadata.labels["${labelServiceName}"] ${quote(serviceName)} is not a valid Service name`);
+  if (!isServiceName(serviceName)) {
+    skip.add('invalid-name', `metadata.labels["${labelServiceName}"] ${quote(serviceName)} is not a valid Service name (a DNS-1035 label of at most 63 characters)`);
     return invalid();
   }
 

@@ -9,7 +9,8 @@ import {
   asStringMap,
   asTime,
   hasKey,
-  isObjectName,
+  isNamespaceName,
+  isServiceName,
   isPortName,
   isPortNumber,
   parseProtocol,
@@ -83,12 +84,12 @@ export function parseService(service: V1Service, family: IPFamily = 'IPv4'): Ser
   const invalid = (): ServiceParse => ({ kind: 'invalid', namespace, name, skipped: skip.entries });
   const notProxied = (why: NotProxiedReason): ServiceParse => ({ kind: 'not-proxied', namespace, name, why });
 
-  if (!isObjectName(rawNamespace)) {
-    skip.add('invalid-name', `metadata.namespace ${quote(rawNamespace)} is not a valid namespace`);
+  if (!isNamespaceName(rawNamespace)) {
+    skip.add('invalid-name', `metadata.namespace ${quote(rawNamespace)} is not a valid namespace (a DNS label of at most 63 characters)`);
     return invalid();
   }
-  if (!isObjectName(rawName)) {
-    skip.add('invalid-name', `metadata.name ${quote(rawName)} is not a valid name`);
+  if (!isServiceName(rawName)) {
+    skip.add('invalid-name', `metadata.name ${quote(rawName)} is not a valid Service name (a DNS-1035 label of at most 63 characters)`);
     return invalid();
   }
 

@@ -1,5 +1,5 @@
 // An immutable string-keyed map whose updates copy only what they touch. Each snapshot publishes a
-// new DesiredState.servicePorts while earlier ones stay valid (the syncer diffs old against new);
+// new DesiredState.servicePorts while earlier ones stay valid (the proxier diffs old against new);
 // copying a plain Map of 10,000+ entries for every one-endpoint change would cost milliseconds.
 // Keys are spread over fixed shards by hash; an update copies the touched shards and shares the rest.
 

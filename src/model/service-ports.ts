@@ -12,22 +12,23 @@ export function servicePortKey(serviceKey: string, port: Pick<ParsedServicePort,
 
 /**
  * @param slices the Service's usable slices, sorted by name.
- * @param excludedPorts spec.ports indexes to leave out (node port clashes lost).
+ * @param lostNodePorts spec.ports indexes whose node port another Service owns (a clash): the port
+ *   is built without it, so its cluster, external and load-balancer IPs still work.
  */
 export function buildServicePorts(
   service: ParsedService,
   slices: readonly ParsedEndpointSlice[],
   node: EndpointSelectionNode,
-  excludedPorts: ReadonlySet<number>,
+  lostNodePorts: ReadonlySet<number>,
 ): ServicePort[] {
   const result: ServicePort[] = [];
   for (const port of service.ports) {
-    if (excludedPorts.has(port.index)) continue;
+    const nodePort = lostNodePorts.has(port.index) ? 0 : port.nodePort;
     const allEndpoints = mergeEndpoints(slices, port.name, port.protocol, node.name);
     const policy = {
       internalTrafficPolicy: service.internalTrafficPolicy,
       externalTrafficPolicy: service.externalTrafficPolicy,
-      nodePort: port.nodePort,
+      nodePort,
       externalIPs: service.externalIPs,
       loadBalancerIPs: service.loadBalancerIPs,
     };
@@ -42,7 +43,7 @@ export function buildServicePorts(
       type: service.type,
       clusterIPs: service.clusterIPs,
       port: port.port,
-      nodePort: port.nodePort,
+      nodePort,
       externalIPs: service.externalIPs,
       loadBalancerIPs: service.loadBalancerIPs,
       loadBalancerSourceRanges: service.loadBalancerSourceRanges,

@@ -233,8 +233,8 @@ export class ModelStore {
     const nextKeys: string[] = [];
     if (service !== undefined) {
       const slices = [...(this.slicesByService.get(serviceKey)?.values() ?? [])].sort(byName);
-      const excluded = new Set(lost.map((claim) => claim.portIndex));
-      for (const servicePort of buildServicePorts(service, slices, this.node, excluded)) {
+      const lostNodePorts = new Set(lost.map((claim) => claim.portIndex));
+      for (const servicePort of buildServicePorts(service, slices, this.node, lostNodePorts)) {
         nextKeys.push(servicePort.key);
         const previous = this.servicePorts.get(servicePort.key);
         if (previous === undefined || !deepEqual(previous, servicePort)) updates.set(servicePort.key, servicePort);

@@ -1,5 +1,6 @@
 // The iptables backend behind the agent's Proxier seam. One sync: snapshot the model, render,
-// plan (full or partial), restore, then clean stale UDP flows. Every outcome is a value
+// plan (full or partial), restore, then queue the stale UDP flows' deletion (run beside the syncs
+// by agent/conntrack-cleaner.ts). Every outcome is a value
 // (IptablesSyncReport) that the caller logs and counts; nothing throws.
 
 import type { ModelStore } from '../model/store.js';
@@ -11,7 +12,7 @@ import { planSync, type SyncPlan } from './diff.js';
 import { planConntrackCleanup } from '../conntrack/plan.js';
 import type { Netfilter, RestoreResult } from '../netfilter/netfilter.js';
 import { kubeProxyCanaryChain, TABLES, type TableName } from '../netfilter/vocabulary.js';
-import type { Conntrack } from '../conntrack/tool.js';
+import type { ConntrackCleanupSink } from '../agent/conntrack-cleaner.js';
 import { readTables } from './read-tables.js';
 import type { SyncReason } from '../agent/scheduler.js';
 import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
@@ -28,7 +29,8 @@ export interface IptablesProxierOptions {
   readonly family?: IPFamily;
   readonly store: ModelStore;
   readonly netfilter: Netfilter;
-  readonly conntrack: Conntrack | undefined;
+  /** Receives the stale-UDP conntrack deletions of every applied sync; the sync does not wait for them. */
+  readonly conntrackCleanup: ConntrackCleanupSink | undefined;
   readonly renderContext: () => RenderContext;
   /** Full syncs at most this often when nothing else forces one (kube-proxy: 1h since 1.28). */
   readonly fullSyncPeriodMs: number;
@@ -44,7 +46,6 @@ export interface IptablesBackendOptions {
   readonly netfilter: Netfilter;
   /** The IPv6 rules' door (ip6tables binaries); required for an IPv6 proxier. */
   readonly ipv6Netfilter?: Netfilter;
-  readonly conntrack: Conntrack | undefined;
   /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
   readonly fullSyncPeriodMs?: number;
   readonly fullSyncChainsPerPart?: number;
@@ -52,14 +53,14 @@ export interface IptablesBackendOptions {
 
 /** The iptables backend as the agent takes it. */
 export function iptablesBackend(options: IptablesBackendOptions): ProxierFactory<IptablesSyncReport> {
-  return ({ family, store, settings }) => {
+  return ({ family, store, settings, conntrackCleanup }) => {
     const netfilter = family === 'IPv4' ? options.netfilter : options.ipv6Netfilter;
     if (netfilter === undefined) throw new Error(`iptablesBackend: no ip6tables Netfilter for the ${family} proxier`);
     return new IptablesProxier({
       family,
       store,
       netfilter,
-      conntrack: options.conntrack,
+      conntrackCleanup,
       renderContext: () => {
         const { config, node, capabilities } = settings();
         return renderContextFor(config, node, capabilities, family);
@@ -141,7 +142,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       return {
         result: 'unchanged', family: this.family, kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
         plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
-        triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures: 0,
+        triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions: 0,
       };
     }
 
@@ -173,16 +174,17 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     this.forceFull = undefined;
     if (kind === 'full') this.lastFullSyncAt = this.now();
 
-    let conntrackFailures = 0;
-    if (this.options.conntrack !== undefined) {
+    let conntrackDeletions = 0;
+    if (this.options.conntrackCleanup !== undefined) {
       const deletions = planConntrackCleanup(previousState, snapshot.state);
-      if (deletions.length > 0) conntrackFailures = (await this.options.conntrack.delete(deletions, this.family)).failed.length;
+      conntrackDeletions = deletions.length;
+      this.options.conntrackCleanup.enqueue(deletions);
     }
     const end = this.monotonic();
     return {
       result: 'applied', family: this.family, kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
       plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
-      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackFailures,
+      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions,
     };
   }
 

@@ -49,6 +49,8 @@ export interface InProcessAgentOptions {
   /** The agent's proxiers (`run` picks both where ip6tables works); default IPv4 only, as most
    * tests look at one family. IPv6 rules go to the namespace's ip6tables. */
   readonly families?: readonly IPFamily[];
+  /** The `conntrack` binary the agent runs (a missing one for fault tests); default `conntrack`. */
+  readonly conntrackBinary?: string;
 }
 
 export interface RecordedRestore {
@@ -286,9 +288,9 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     backend: iptablesBackend({
       netfilter,
       ipv6Netfilter: new RecordingNetfilter(real6, historyLimit),
-      conntrack: new Conntrack(undefined, netns.prefix),
       ...(options.fullSyncPeriodMs !== undefined ? { fullSyncPeriodMs: options.fullSyncPeriodMs } : {}),
     }),
+    conntrack: new Conntrack(undefined, netns.prefix, options.conntrackBinary),
     nfacct: new NfAcct(undefined, netns.prefix),
     sysctl: options.sysctl ?? new Sysctl(undefined, netns.prefix),
     logger,

@@ -310,9 +310,10 @@ export class E2ECluster {
   /**
    * Waits until every agent has finished two more syncs (`kube_proxy_ts_syncs_total`; periodic
    * ones count, they come every sync period). Syncs are serialised and counted after their
-   * restore and conntrack cleanup, so whatever sync was running or queued when this was called
-   * has finished. Use it once a change is visible in the data plane, before relying on conntrack
-   * state that its sync may still clean up.
+   * restore, so whatever sync was running or queued when this was called has finished, and the
+   * conntrack cleanup it queued (milliseconds, beside the next sync) with it in practice. Use it
+   * once a change is visible in the data plane, before relying on conntrack state that its sync
+   * may still clean up.
    */
   async settled(label = 'agents settled'): Promise<void> {
     const syncs = async (agent: AgentProcess): Promise<number> => metricSum(await agent.metrics(), 'kube_proxy_ts_syncs_total');

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kernelSkipReason } from '../harness/netns.js';
 import {
+  endpointChainName,
   httpGet,
   matching,
   parsePrometheusText,
@@ -178,6 +179,22 @@ describe.skipIf(skipReason !== undefined)('agent metrics, /healthz and healthChe
     expect(local.headers['x-load-balancing-endpoint-weight']).toBe('2');
     expect(JSON.parse(local.body)).toEqual({ service: { namespace, name: 'lb' }, localEndpoints: 2, serviceProxyHealthy: true });
     expect(await node.metric('kube_proxy_ts_health_check_node_port_servers')).toBe(1);
+
+    // Only a terminating local endpoint (still serving): upstream counts ready endpoints only, so
+    // load balancers drain the node while the rules keep its last connections flowing.
+    await setEndpoints(clients.discovery, namespace, slice.metadata?.name ?? '', [
+      { address: '10.244.8.1', nodeName: node.nodeName, ready: false, serving: true, terminating: true },
+      { address: '10.244.9.1', nodeName: 'another-node' },
+    ]);
+    const draining = await node.waitFor('the health check answers 503 with only a terminating local endpoint', async () => {
+      const answer = await httpGet(url);
+      return answer.status === 503 ? answer : undefined;
+    });
+    expect(draining.headers['x-load-balancing-endpoint-weight']).toBe('0');
+    expect(JSON.parse(draining.body)).toMatchObject({ localEndpoints: 0, serviceProxyHealthy: true });
+    const localChain = serviceChainNames(namespace, 'lb', 'http').local;
+    const nat = await node.kernel('nat');
+    expect(nat.rules.filter((rule) => rule.startsWith(`-A ${localChain} `)).join('\n')).toContain(endpointChainName(namespace, 'lb', 'http', '10.244.8.1', 8080));
 
     // Only a remote endpoint left: load balancers must stop sending traffic to this node.
     await setEndpoints(clients.discovery, namespace, slice.metadata?.name ?? '', [{ address: '10.244.9.1', nodeName: 'another-node' }]);

@@ -1,4 +1,4 @@
-// ExecNetfilter, kernel-state parsing and backend detection against real iptables (nft and legacy),
+// ExecNetfilter, saved-tables parsing and iptables variant detection against real iptables (nft and legacy),
 // each test in its own throwaway network namespace.
 
 import { afterAll, describe, expect, it } from 'vitest';

@@ -150,7 +150,7 @@ describe('render: valid input', () => {
 
 describe('render: invalid input names the file and the object', () => {
   const badClusterIP = { ...webService, metadata: { namespace: 'default', name: 'bad-ip' }, spec: { ...webService.spec, clusterIP: '10.96.0.999', clusterIPs: ['10.96.0.999'] } };
-  const fqdnSlice = { ...webSlice, metadata: { ...webSlice.metadata, name: 'web-fqdn' }, addressType: 'FQDN', endpoints: [{ addresses: ['db.example.com'] }] };
+  const oddSlice = { ...webSlice, metadata: { ...webSlice.metadata, name: 'web-odd' }, addressType: 'IPX', endpoints: [{ addresses: ['db.example.com'] }] };
   const badEndpoint = { ...webSlice, metadata: { ...webSlice.metadata, name: 'web-broken' }, endpoints: [{ addresses: ['10.244.1.300'] }] };
   const badPort = { ...webService, metadata: { namespace: 'shop', name: 'bad-port' }, spec: { ...webService.spec, ports: [{ name: 'http', protocol: 'TCP', port: 70000 }] } };
   const badProtocol = { ...webService, metadata: { namespace: 'shop', name: 'bad-protocol' }, spec: { ...webService.spec, ports: [{ name: 'http', protocol: 'ICMP', port: 80 }] } };
@@ -158,7 +158,7 @@ describe('render: invalid input names the file and the object', () => {
 
   it.each([
     ['a Service with an invalid clusterIP', [webService, badClusterIP], ['bad.yaml', 'Service default/bad-ip', 'spec.clusterIPs[0]', '10.96.0.999']],
-    ['an EndpointSlice with an unknown addressType', [webService, { ...fqdnSlice, addressType: 'IPv5' }], ['bad.yaml', 'EndpointSlice default/web-fqdn', 'unsupported-address-type', 'IPv5']],
+    ['an EndpointSlice of an unknown addressType', [webService, oddSlice], ['bad.yaml', 'EndpointSlice default/web-odd', 'unsupported-address-type', 'IPX']],
     ['an EndpointSlice with an invalid address', [webService, badEndpoint], ['bad.yaml', 'EndpointSlice default/web-broken', '10.244.1.300']],
     ['a Service port out of range', [badPort], ['bad.yaml', 'Service shop/bad-port', 'spec.ports[0].port', '70000']],
     ['a Service port with an unknown protocol', [badProtocol], ['bad.yaml', 'Service shop/bad-protocol', 'ICMP']],
@@ -172,6 +172,13 @@ describe('render: invalid input names the file and the object', () => {
     expect(run.stdout).toBe('');
     for (const mention of mentions) expect(run.stderr).toContain(mention);
     expect(run.stderr).not.toContain('good.yaml');
+  });
+
+  it('an FQDN EndpointSlice is ignored silently, as upstream: exit 0, the same payload, nothing on stderr', async () => {
+    const fqdnSlice = { ...webSlice, metadata: { ...webSlice.metadata, name: 'web-fqdn' }, addressType: 'FQDN', endpoints: [{ addresses: ['db.example.com'] }] };
+    const without = await render(['--objects', 'good.yaml', ...flags], { 'good.yaml': yamlDocuments([webService, webSlice]) });
+    const withFqdn = await render(['--objects', 'good.yaml', ...flags], { 'good.yaml': yamlDocuments([webService, webSlice, fqdnSlice]) });
+    expect(withFqdn).toEqual({ ...without, code: 0, stderr: '' });
   });
 
   it('an unreadable file: exit 1 naming it', async () => {

@@ -181,7 +181,7 @@ describe('buildDesiredState', () => {
     const nodePortService = (name: string, created: string, ports: { name: string; port: number; nodePort: number; protocol?: string }[]) =>
       makeService('ns', name, { type: 'NodePort', ports }, { creationTimestamp: new Date(created) });
 
-    it('the older Service keeps the node port; only the clashing port of the newer one is skipped', () => {
+    it('the older Service keeps the node port; the clashing port of the newer one loses only its node port', () => {
       const { state, skipped } = buildDesiredState({
         services: [
           nodePortService('newer', '2024-02-01T00:00:00Z', [
@@ -194,9 +194,18 @@ describe('buildDesiredState', () => {
         endpointSlices: [],
         node,
       });
-      expect([...state.servicePorts.keys()].sort()).toEqual(['ns/newer:other/TCP', 'ns/older:http/TCP', 'ns/udp:http/UDP']);
+      expect([...state.servicePorts.keys()].sort()).toEqual(['ns/newer:http/TCP', 'ns/newer:other/TCP', 'ns/older:http/TCP', 'ns/udp:http/UDP']);
+      expect(port(state, 'ns/newer:http/TCP')?.nodePort).toBe(0);
+      expect(port(state, 'ns/newer:other/TCP')?.nodePort).toBe(30081);
+      expect(port(state, 'ns/older:http/TCP')?.nodePort).toBe(30080);
       expect(skipped).toEqual([
-        { kind: 'Service', namespace: 'ns', name: 'newer', reason: 'port-clash', detail: 'spec.ports[0].nodePort 30080/TCP is already used by ns/older' },
+        {
+          kind: 'Service',
+          namespace: 'ns',
+          name: 'newer',
+          reason: 'port-clash',
+          detail: 'spec.ports[0].nodePort 30080/TCP is already used by ns/older; the port is programmed without it',
+        },
       ]);
     });
 
@@ -209,7 +218,8 @@ describe('buildDesiredState', () => {
         endpointSlices: [],
         node,
       });
-      expect([...state.servicePorts.keys()]).toEqual(['ns/alpha:http/TCP']);
+      expect(port(state, 'ns/alpha:http/TCP')?.nodePort).toBe(30080);
+      expect(port(state, 'ns/zeta:http/TCP')?.nodePort).toBe(0);
       expect(skipped.map((entry) => entry.name)).toEqual(['zeta']);
     });
   });

@@ -119,18 +119,20 @@ describe('ModelStore', () => {
     const newer = makeService('ns', 'newer', { type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080 }] }, { creationTimestamp: new Date('2024-02-01') });
     store.upsertService(older);
     store.upsertService(newer);
+    const nodePorts = (): Record<string, number> =>
+      Object.fromEntries([...store.snapshot().state.servicePorts.values()].map((servicePort) => [servicePort.key, servicePort.nodePort]));
     let snapshot = store.snapshot();
-    expect([...snapshot.state.servicePorts.keys()]).toEqual(['ns/older:http/TCP']);
+    expect(nodePorts()).toEqual({ 'ns/older:http/TCP': 30080, 'ns/newer:http/TCP': 0 });
     expect(snapshot.skipped.map((entry) => entry.reason)).toEqual(['port-clash']);
 
     store.deleteService('ns', 'older');
     snapshot = store.snapshot();
-    expect([...snapshot.state.servicePorts.keys()]).toEqual(['ns/newer:http/TCP']);
+    expect(nodePorts()).toEqual({ 'ns/newer:http/TCP': 30080 });
     expect(snapshot.skipped).toEqual([]);
 
     store.upsertService(older);
     snapshot = store.snapshot();
-    expect([...snapshot.state.servicePorts.keys()]).toEqual(['ns/older:http/TCP']);
+    expect(nodePorts()).toEqual({ 'ns/older:http/TCP': 30080, 'ns/newer:http/TCP': 0 });
     expect(snapshot.changedServicePortKeys).toEqual(new Set(['ns/older:http/TCP', 'ns/newer:http/TCP']));
   });
 

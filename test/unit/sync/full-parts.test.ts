@@ -102,7 +102,7 @@ describe('full sync in parts (nft backend)', () => {
     const syncer = new IptablesProxier({
       store,
       netfilter,
-      conntrack: undefined,
+      conntrackCleanup: undefined,
       renderContext: () => context,
       fullSyncPeriodMs: 3_600_000,
       fullSyncChainsPerPart: 20,

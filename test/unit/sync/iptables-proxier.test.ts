@@ -3,22 +3,22 @@ import { IptablesProxier, iptablesBackend } from '../../../src/sync/iptables-pro
 import { parseRunArgs, type AgentConfig } from '../../../src/config/index.js';
 import { ModelStore } from '../../../src/model/store.js';
 import { FakeNetfilter } from '../../../src/netfilter/fake.js';
-import { Conntrack } from '../../../src/conntrack/tool.js';
-import type { ProcessRunner } from '../../../src/process.js';
+import type { ConntrackCleanupSink } from '../../../src/agent/conntrack-cleaner.js';
+import { conntrackArgs, type ConntrackDeletion } from '../../../src/conntrack/plan.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';
 import { defaultRenderContext } from '../../../src/render/types.js';
 import { service, slice } from '../agent/fixtures.js';
 
 const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 
-function setup(options: { conntrack?: Conntrack } = {}) {
+function setup(options: { conntrackCleanup?: ConntrackCleanupSink } = {}) {
   const store = new ModelStore(node);
   const netfilter = new FakeNetfilter();
   let now = 1_000_000;
   const syncer = new IptablesProxier({
     store,
     netfilter,
-    conntrack: options.conntrack,
+    conntrackCleanup: options.conntrackCleanup,
     renderContext: () => ({ ...defaultRenderContext, clusterCIDR: '10.244.0.0/16', nodeIPs: node.ips, localhostNodePorts: false }),
     fullSyncPeriodMs: 3_600_000,
     now: () => now,
@@ -114,20 +114,19 @@ describe('IptablesProxier', () => {
     expect(report.fullReason).toBe('periodic');
   });
 
-  it('deletes UDP conntrack entries of a removed endpoint after the rules changed', async () => {
-    const calls: string[][] = [];
-    const run: ProcessRunner = async (command, args) => {
-      calls.push([command, ...args]);
-      return { code: 0, stdout: '', stderr: '' };
-    };
-    const { store, syncer } = setup({ conntrack: new Conntrack(run) });
+  it('queues the UDP conntrack deletions of a removed endpoint after the rules changed, without running them', async () => {
+    const queued: ConntrackDeletion[][] = [];
+    const { store, syncer, netfilter } = setup({ conntrackCleanup: { enqueue: (deletions) => queued.push([...deletions]) } });
     store.upsertService(service('dns', '10.96.0.10', { protocol: 'UDP', port: 53 }));
     store.upsertEndpointSlice(slice('dns', ['10.244.1.1', '10.244.1.2'], { protocol: 'UDP' }));
     await syncer.sync('initial');
-    expect(calls).toEqual([]);
+    expect(queued.flat()).toEqual([]);
     store.upsertEndpointSlice(slice('dns', ['10.244.1.1'], { protocol: 'UDP' }));
-    await syncer.sync('change');
-    expect(calls).toEqual([['conntrack', '-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--dst-nat', '10.244.1.2']]);
+    const report = await syncer.sync('change');
+    expect(report.result === 'applied' && report.conntrackDeletions).toBe(1);
+    expect(queued.flat().map(conntrackArgs)).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--reply-src', '10.244.1.2']]);
+    // The rules were in the kernel before the deletion was handed over.
+    expect(netfilter.hasChain('nat', servicePortEndpointChainName('default/dns:p', 'UDP', '10.244.1.2', 8080))).toBe(false);
   });
 });
 
@@ -141,27 +140,28 @@ describe('iptablesBackend: one proxier per family', () => {
     return { ...base, metadata: { ...base.metadata, name: `${name}-v6` }, addressType: 'IPv6' };
   };
 
-  function dualSetup(run: ProcessRunner) {
+  function dualSetup() {
     const ipv4Netfilter = new FakeNetfilter();
     const ipv6Netfilter = new FakeNetfilter();
-    const factory = iptablesBackend({ netfilter: ipv4Netfilter, ipv6Netfilter, conntrack: new Conntrack(run) });
+    const queued: ConntrackDeletion[] = [];
+    const factory = iptablesBackend({ netfilter: ipv4Netfilter, ipv6Netfilter });
     const lanes = (['IPv4', 'IPv6'] as const).map((family) => {
       const familyNode = { ...node, ips: family === 'IPv4' ? ['172.30.0.10'] : ['fd00:30::10'] };
       const store = new ModelStore(familyNode, family);
-      const proxier = factory({ family, store, settings: () => ({ config: configFor(), node: familyNode, capabilities: { localhostNodePorts: true } }) });
+      const proxier = factory({
+        family,
+        store,
+        conntrackCleanup: { enqueue: (deletions) => queued.push(...deletions) },
+        settings: () => ({ config: configFor(), node: familyNode, capabilities: { localhostNodePorts: true } }),
+      });
       return { family, store, proxier };
     });
     const feed = (apply: (store: ModelStore) => void): void => lanes.forEach((lane) => apply(lane.store));
-    return { ipv4Netfilter, ipv6Netfilter, lanes, feed };
+    return { ipv4Netfilter, ipv6Netfilter, lanes, feed, queued };
   }
 
   it('writes each family through its own binaries, IPv6 without localhost NodePorts, and cleans IPv6 flows with -f ipv6', async () => {
-    const calls: string[][] = [];
-    const run: ProcessRunner = async (command, args) => {
-      calls.push([command, ...args]);
-      return { code: 0, stdout: '', stderr: '' };
-    };
-    const { ipv4Netfilter, ipv6Netfilter, lanes, feed } = dualSetup(run);
+    const { ipv4Netfilter, ipv6Netfilter, lanes, feed, queued } = dualSetup();
     feed((store) => store.upsertService(dualStack('dns', '10.96.0.10', 'fd00:96::10', { protocol: 'UDP', port: 53 })));
     feed((store) => store.upsertEndpointSlice(slice('dns', ['10.244.1.1', '10.244.1.2'], { protocol: 'UDP' })));
     feed((store) => store.upsertEndpointSlice(sliceV6('dns', ['fd00:244::1', 'fd00:244::2'], { protocol: 'UDP' })));
@@ -185,11 +185,11 @@ describe('iptablesBackend: one proxier per family', () => {
     const [v4Again, v6Again] = await Promise.all(lanes.map((lane) => lane.proxier.sync('change')));
     expect(v4Again?.result).toBe('unchanged');
     expect(v6Again?.result).toBe('applied');
-    expect(calls).toEqual([['conntrack', '-D', '-p', 'udp', '--orig-dst', 'fd00:96::10', '--dport', '53', '--dst-nat', 'fd00:244::2', '-f', 'ipv6']]);
+    expect(queued.map((deletion) => conntrackArgs(deletion))).toEqual([['-D', '-p', 'udp', '--orig-dst', 'fd00:96::10', '--dport', '53', '--reply-src', 'fd00:244::2', '-f', 'ipv6']]);
   });
 
   it('a failed IPv6 restore leaves IPv4 programmed and syncing; the next IPv6 sync is full and repairs it', async () => {
-    const { ipv4Netfilter, ipv6Netfilter, lanes, feed } = dualSetup(async () => ({ code: 0, stdout: '', stderr: '' }));
+    const { ipv4Netfilter, ipv6Netfilter, lanes, feed } = dualSetup();
     const [ipv4Lane, ipv6Lane] = lanes;
     if (ipv4Lane === undefined || ipv6Lane === undefined) throw new Error('setup');
     feed((store) => store.upsertService(dualStack('web', '10.96.0.20', 'fd00:96::20')));
