@@ -12,6 +12,9 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "render pipeline at 10,000 Services x 10 endpoints (bench/render-bench.ts)"
 npx tsx bench/render-bench.ts
 
+step "trace on a node of 10,000 Services x 10 endpoints: parse the rules, trace one cluster IP (bench/trace-bench.ts)"
+npx tsx bench/trace-bench.ts
+
 step "chain declaration order and iptables-legacy-restore, 10,000 Services x 10 endpoints (bench/restore-order.ts; root, ~2 min)"
 npx tsx bench/restore-order.ts
 

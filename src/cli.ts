@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Entry point: dispatches to the `render`, `run` and `cleanup` commands.
+// Entry point: dispatches to the `render`, `run`, `trace` and `cleanup` commands.
 
 const usage = `kube-proxy-ts: a Kubernetes node agent that replaces kube-proxy (iptables mode)
 
@@ -8,6 +8,9 @@ Usage:
       Watch Services, EndpointSlices and this Node; program this node's netfilter rules.
   kube-proxy-ts render --objects FILE [--objects FILE...] --node-name NAME --node-ip IP [--cluster-cidr CIDR]
       Print the complete iptables-restore payload for a fresh node.
+  kube-proxy-ts trace --source IP --destination IP:PORT [--protocol tcp|udp|sctp] [--from pod|node|outside]
+                      [--objects FILE... --node-name NAME --node-ip IP] [-o text|json]
+      Explain where a new connection goes on this node (rules, Service, endpoints, masquerade, verdict).
   kube-proxy-ts cleanup [--iptables-backend auto|nft|legacy]
       Remove every chain and jump kube-proxy-ts (or kube-proxy) owns, then exit.
   kube-proxy-ts version
@@ -26,6 +29,10 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'run': {
       const { runCommand } = await import('./cli/run-command.js');
       return runCommand(rest);
+    }
+    case 'trace': {
+      const { traceCommand } = await import('./cli/trace-command.js');
+      return traceCommand(rest);
     }
     case 'cleanup': {
       const { cleanupCommand } = await import('./cli/cleanup-command.js');

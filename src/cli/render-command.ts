@@ -6,9 +6,10 @@ import { mergeBundles, parseObjects, type ObjectBundle } from '../input/objects.
 import { buildDesiredState } from '../model/build.js';
 import { nodeInfoFromNode } from '../model/node.js';
 import { renderRuleSet } from '../render/index.js';
-import { defaultRenderContext, type RenderContext } from '../render/types.js';
+import { defaultRenderContext, type RenderContext, type RuleSet } from '../render/types.js';
+import type { DesiredState } from '../model/types.js';
 import { fullPayload } from '../sync/payload.js';
-import { commandUsage, COMMANDS, DEFAULTS, detectLocalFrom, FIELDS, readCommandLine } from '../config/index.js';
+import { commandUsage, COMMANDS, DEFAULTS, detectLocalFrom, FIELDS, readCommandLine, type CommandLine } from '../config/index.js';
 import { localTrafficFor, nodePortAddressList, ofFamily } from '../agent/context.js';
 import { IP_FAMILIES } from '../ip.js';
 import { messageOf } from '../values.js';
@@ -39,38 +40,68 @@ const renderHeader = [
 
 export const renderUsage = commandUsage(COMMANDS.render, renderHeader);
 
-/** Returns the process exit code. */
-export async function renderCommand(argv: readonly string[], io: CommandIO = defaultIO): Promise<number> {
-  const line = readCommandLine(COMMANDS.render, argv, {}, () => '');
+/** What the objects and flags give: the node's desired state and the rules for a fresh node. */
+export interface RenderedObjects {
+  readonly state: DesiredState;
+  readonly ruleSet: RuleSet;
+}
+
+type ParsedLine = Extract<CommandLine, { kind: 'parsed' }>;
+
+/**
+ * A command line read by readCommandLine: the parsed line, or the exit code after the errors (and,
+ * for a malformed line, the usage) on stderr. Shared by the commands that render from objects.
+ */
+export function commandLineOrExit(line: CommandLine, io: CommandIO, command: string, usage: string): ParsedLine | number {
   if (line.kind === 'help') {
-    io.stdout(renderUsage);
+    io.stdout(usage);
     return 0;
   }
   if (line.kind === 'invalid' || line.errors.length > 0) {
     // Worded for the command line: `--flag "value" reason`.
     for (const error of line.errors) {
-      io.stderr(`render: ${error.reason !== undefined ? `${error.source} ${JSON.stringify(error.value)} ${error.reason}` : error.message}\n`);
+      io.stderr(`${command}: ${error.reason !== undefined ? `${error.source} ${JSON.stringify(error.value)} ${error.reason}` : error.message}\n`);
     }
-    if (line.kind === 'invalid') io.stderr(renderUsage);
+    if (line.kind === 'invalid') io.stderr(usage);
     return 2;
   }
+  return line;
+}
+
+/** Returns the process exit code. */
+export async function renderCommand(argv: readonly string[], io: CommandIO = defaultIO): Promise<number> {
+  const line = commandLineOrExit(readCommandLine(COMMANDS.render, argv, {}, () => ''), io, 'render', renderUsage);
+  if (typeof line === 'number') return line;
+  const rendered = await renderObjects(line, io, 'render', renderUsage);
+  if (typeof rendered === 'number') return rendered;
+  io.stdout(fullPayload(rendered.ruleSet, { jumps: 'append' }));
+  return 0;
+}
+
+/**
+ * Reads the object files (`--objects`) and renders them with the rule fields of the line: the
+ * result, or the exit code after a message on stderr (`command` prefixes it).
+ */
+export async function renderObjects(line: ParsedLine, io: CommandIO, command: string, usage: string): Promise<RenderedObjects | number> {
   const { values } = line;
   const files = line.own['objects'] ?? [];
   const nodeName = values.hostnameOverride;
   const nodeIPs = values.nodeIP ?? [];
   if (files.length === 0 || nodeName === undefined || nodeIPs.length === 0) {
-    io.stderr(`render: --objects, --node-name and --node-ip are required\n${renderUsage}`);
+    io.stderr(`${command}: --objects, --node-name and --node-ip are required\n${usage}`);
     return 2;
   }
-  const familyText = line.own['ip-family']?.[0] ?? 'IPv4';
+  // `render --ip-family`; a command without the flag (trace) takes IPv4.
+  const ownFlags: Readonly<Record<string, readonly string[] | undefined>> = line.own;
+  const familyText = ownFlags['ip-family']?.[0] ?? 'IPv4';
   const family = IP_FAMILIES.find((candidate) => candidate === familyText);
   if (family === undefined) {
-    io.stderr(`render: --ip-family ${JSON.stringify(familyText)} must be IPv4 or IPv6\n`);
+    io.stderr(`${command}: --ip-family ${JSON.stringify(familyText)} must be IPv4 or IPv6\n`);
     return 2;
   }
   const local = detectLocalFrom(values.detectLocalMode ?? DEFAULTS.detectLocalMode, values.podBridgeInterface, values.podInterfaceNamePrefix);
   if (!local.ok) {
-    io.stderr(`render: --detect-local-mode ${values.detectLocalMode ?? ''} needs --${FIELDS[local.missing].flags[0]}\n`);
+    io.stderr(`${command}: --detect-local-mode ${values.detectLocalMode ?? ''} needs --${FIELDS[local.missing].flags[0]}\n`);
     return 2;
   }
 
@@ -81,12 +112,12 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     try {
       text = await io.readTextFile(file);
     } catch (error: unknown) {
-      io.stderr(`render: cannot read ${file}: ${messageOf(error)}\n`);
+      io.stderr(`${command}: cannot read ${file}: ${messageOf(error)}\n`);
       return 1;
     }
     const loaded = parseObjects(file, text);
     if (!loaded.ok) {
-      io.stderr(`render: ${loaded.message}\n`);
+      io.stderr(`${command}: ${loaded.message}\n`);
       return 1;
     }
     bundles.push(loaded.bundle);
@@ -106,7 +137,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
   if (skipped.length > 0) {
     for (const entry of skipped) {
       const file = origin.get(`${entry.kind} ${entry.namespace}/${entry.name}`) ?? '<input>';
-      io.stderr(`render: ${file}: ${entry.kind} ${entry.namespace}/${entry.name}: ${entry.reason}: ${entry.detail}\n`);
+      io.stderr(`${command}: ${file}: ${entry.kind} ${entry.namespace}/${entry.name}: ${entry.reason}: ${entry.detail}\n`);
     }
     return 1;
   }
@@ -120,7 +151,5 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
     // As the agent's default (no nfacct counters: render probes nothing).
     localhostNodePorts: values.localhostNodePorts ?? DEFAULTS.localhostNodePorts,
   };
-  const ruleSet = renderRuleSet(state, context);
-  io.stdout(fullPayload(ruleSet, { jumps: 'append' }));
-  return 0;
+  return { state, ruleSet: renderRuleSet(state, context) };
 }

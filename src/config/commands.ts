@@ -52,6 +52,27 @@ export const COMMANDS = {
     configFile: false,
     env: false,
   },
+  trace: {
+    // The rule fields for --objects (rendered as `render` does); the apiserver and the iptables
+    // variant for a live node.
+    fields: [...RULE_FIELDS, 'kubeconfig', 'iptablesBackend'],
+    own: {
+      source: { value: 'IP', help: "the packet's source address (required)" },
+      destination: { value: 'IP:PORT', help: 'where it is sent, [IP]:PORT for IPv6 (required)' },
+      protocol: { value: 'tcp|udp|sctp', help: 'default tcp' },
+      from: {
+        value: 'pod|node|outside',
+        help: "where it enters: a pod on this node, the node itself, or outside (default: node for the node's addresses, pod for --cluster-cidr or an endpoint on this node, else outside)",
+      },
+      'in-interface': { value: 'NAME', help: 'the interface it arrives on, for -i matches (default: unknown, explored both ways)' },
+      'out-interface': { value: 'NAME', help: 'the interface it leaves by, for -o matches (default: unknown, explored both ways)' },
+      output: { value: 'text|json', short: 'o', help: 'default text' },
+      'iptables-save': { value: 'FILE', help: "read the rules from this iptables-save output instead of this node's" },
+      objects: { multiple: true, value: 'FILE', help: 'render the rules from these objects (as render does) instead of reading them' },
+    },
+    configFile: false,
+    env: true,
+  },
   cleanup: {
     fields: ['iptablesBackend'],
     own: {},

@@ -182,7 +182,8 @@ export function runUsage(): string {
 export function commandUsage(command: CommandFlags & { readonly env: boolean }, header: readonly string[]): string {
   const lines = [...header];
   for (const [name, flag] of Object.entries(command.own)) {
-    lines.push(`  --${name}${flag.value !== undefined ? ` ${flag.value}` : ''}${flag.multiple === true ? ' (repeatable)' : ''}`);
+    const short = flag.short !== undefined ? `-${flag.short}, ` : '';
+    lines.push(`  ${short}--${name}${flag.value !== undefined ? ` ${flag.value}` : ''}${flag.multiple === true ? ' (repeatable)' : ''}`);
     lines.push(`      ${flag.help}`);
   }
   for (const name of command.fields) {

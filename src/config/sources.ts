@@ -158,6 +158,8 @@ export interface CommandFlag {
   readonly multiple?: true;
   /** The value's placeholder in --help (`FILE`). */
   readonly value?: string;
+  /** A one-letter spelling, `-o` for `--output` (as kubectl's). */
+  readonly short?: string;
   readonly help: string;
 }
 
@@ -195,8 +197,10 @@ export function flagLayer(argv: readonly string[], command: CommandFlags): Parse
   const errors: ConfigError[] = [];
   let configPath: string | undefined;
   let help = false;
+  const shortFlags = new Map<string, string>(Object.entries(command.own).flatMap(([name, flag]) => (flag.short !== undefined ? [[`-${flag.short}`, `--${name}`]] : [])));
   for (let index = 0; index < argv.length; index += 1) {
-    const token = argv[index] ?? '';
+    const given = argv[index] ?? '';
+    const token = shortFlags.get(given) ?? given;
     if (token === '--help' || token === '-h') {
       help = true;
       continue;

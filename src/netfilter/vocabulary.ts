@@ -82,6 +82,8 @@ export type TokenizeResult =
  * (a backslash inside quotes escapes the next character), quotes may sit inside a word.
  */
 export function tokenize(text: string): TokenizeResult {
+  // Most lines quote nothing: plain splitting is several times faster on large payloads and dumps.
+  if (!text.includes('"')) return { ok: true, tokens: text.split(/[ \t]+/).filter((token) => token !== '') };
   const tokens: string[] = [];
   let current = '';
   let inWord = false;

@@ -2,16 +2,11 @@
 // restored into a node's network namespace, and connections from a pod, the node and an external
 // client answered (or refused) by the pods of the Topology harness.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { ExecNetfilter, nftBinaries } from '../../src/netfilter/exec.js';
-import { exec } from '../harness/exec.js';
 import { kernelSkipReason } from '../harness/netns.js';
-import { CLUSTER_CIDR, EXTERNAL_IP, Topology, type NodeHandle, type PodHandle, type ProbeResult } from '../harness/topology.js';
+import { renderedNode, type RenderedNode } from '../harness/rendered-node.js';
+import { EXTERNAL_IP, type NodeHandle, type PodHandle, type ProbeResult, type Topology } from '../harness/topology.js';
 
 const skipReason = kernelSkipReason();
 if (skipReason !== undefined) console.warn(`skipping test/kernel/packets-basic.test.ts: ${skipReason}`);
@@ -91,33 +86,18 @@ async function answeringPods(
 }
 
 describe.skipIf(skipReason !== undefined)('packets through the rules of `render`', () => {
+  let rendered: RenderedNode | undefined;
   let topology: Topology | undefined;
   let node: NodeHandle;
-  let pods: PodHandle[];
-  let directory: string | undefined;
+  let pods: readonly PodHandle[];
 
   beforeAll(async () => {
-    topology = await Topology.create(['node1']);
-    node = topology.node('node1');
-    pods = [await topology.addPod(node, 'pod-a'), await topology.addPod(node, 'pod-b')];
-    directory = await mkdtemp(join(tmpdir(), 'kpt-render-'));
-    const file = join(directory, 'objects.yaml');
-    await writeFile(file, objects(pods).map((object) => stringify(object)).join('---\n'));
-
-    const rendered = await exec(
-      'npx',
-      ['tsx', 'src/cli.ts', 'render', '--objects', file, '--node-name', node.name, '--node-ip', node.ip, '--cluster-cidr', CLUSTER_CIDR],
-      { timeoutMs: 60_000 },
-    );
-    expect(rendered.code, rendered.stderr).toBe(0);
-    expect(rendered.stdout).toMatch(/^\*filter\n/);
-    const netfilter = new ExecNetfilter({ binaries: nftBinaries, prefix: ['ip', 'netns', 'exec', node.netns] });
-    expect(await netfilter.restore(rendered.stdout, { noFlush: true }), rendered.stdout).toEqual({ ok: true });
+    rendered = await renderedNode((_, podHandles) => objects(podHandles));
+    ({ topology, node, pods } = rendered);
   });
 
   afterAll(async () => {
-    await topology?.destroy();
-    if (directory !== undefined) await rm(directory, { recursive: true, force: true });
+    await rendered?.destroy();
   });
 
   it('a pod reaching the ClusterIP over TCP is answered by both pods, its own address kept', async () => {

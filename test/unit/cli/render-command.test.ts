@@ -4,9 +4,10 @@
 
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { renderCommand, type CommandIO } from '../../../src/cli/render-command.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
-import { describeOutcome, trace } from '../../../src/netfilter/tracer.js';
+import { renderCommand } from '../../../src/cli/render-command.js';
+import { memoryIO } from '../../support/memory-io.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
+import { describeOutcome, trace } from '../../../src/trace/tracer.js';
 
 interface Run {
   readonly code: number;
@@ -15,23 +16,9 @@ interface Run {
 }
 
 async function render(argv: readonly string[], files: Readonly<Record<string, string>>): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const io: CommandIO = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readTextFile: (path) => {
-      const text = files[path];
-      if (text === undefined) return Promise.reject(new Error(`ENOENT: no such file or directory, open '${path}'`));
-      return Promise.resolve(text);
-    },
-  };
-  const code = await renderCommand(argv, io);
-  return { code, stdout, stderr };
+  const memory = memoryIO(files);
+  const code = await renderCommand(argv, memory.io);
+  return { code, stdout: memory.stdout(), stderr: memory.stderr() };
 }
 
 const flags = ['--node-name', 'node1', '--node-ip', '192.168.0.2', '--cluster-cidr', '10.244.0.0/16'];
@@ -93,7 +80,7 @@ describe('render: valid input', () => {
     const run = await render(['--objects', 'objects.yaml', ...flags], { 'objects.yaml': validYaml });
     const fake = new FakeNetfilter();
     expect(fake.restoreSync(run.stdout, { noFlush: false })).toEqual({ ok: true });
-    const result = trace(fake, {
+    const result = trace(fake.savedTables(), {
       source: '10.244.1.50',
       destination: '10.96.0.10',
       destinationPort: 80,

@@ -2,17 +2,19 @@
 // FakeNetfilter, then ask the packet tracer where new connections end up. This module holds the
 // node under test, object builders and the `FlowNode` that applies syncs the way the agent does.
 
-import type { V1Endpoint, V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { expect } from 'vitest';
 import { ModelStore } from '../../../src/model/store.js';
 import type { NodeInfo } from '../../../src/model/types.js';
-import { FakeNetfilter, type FakeTableName } from '../../../src/netfilter/fake.js';
-import { describeOutcome, trace, type TraceOptions, type TracePacket } from '../../../src/netfilter/tracer.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
+import { normalisedTables } from '../../support/normalise.js';
+import { describeOutcome, trace, type TraceOptions, type TracePacket } from '../../../src/trace/tracer.js';
 import { RenderCache, renderRuleSet } from '../../../src/render/index.js';
 import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet } from '../../../src/render/types.js';
 import { planPartialSync, type SyncPlan } from '../../../src/sync/diff.js';
 import { fullPayload } from '../../../src/sync/payload.js';
 import { applyChange, type ClusterChange } from '../../support/generate.js';
+import { endpointSliceObject, serviceObject, type EndpointInput } from '../../support/objects.js';
 
 export const NODE_IP = '192.168.0.2';
 export const CLUSTER_CIDR = '10.244.0.0/16';
@@ -45,22 +47,14 @@ export interface ServiceOptions {
 
 /** One port named `http` (targetPort 8080 in the slices). */
 export function service(name: string, options: ServiceOptions): V1Service {
-  const port: V1ServicePort = {
-    name: 'http',
-    protocol: options.protocol ?? 'TCP',
-    port: options.port ?? 80,
-    targetPort: 8080,
-    ...(options.nodePort === undefined ? {} : { nodePort: options.nodePort }),
-  };
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { namespace: 'default', name },
+  const built = serviceObject({
+    namespace: 'default',
+    name,
+    type: options.type ?? (options.nodePort === undefined ? 'ClusterIP' : 'NodePort'),
+    clusterIP: options.clusterIP,
+    ports: [{ name: 'http', protocol: options.protocol ?? 'TCP', port: options.port ?? 80, targetPort: 8080, ...(options.nodePort === undefined ? {} : { nodePort: options.nodePort }) }],
     spec: {
-      type: options.type ?? (options.nodePort === undefined ? 'ClusterIP' : 'NodePort'),
-      clusterIP: options.clusterIP,
       clusterIPs: [options.clusterIP],
-      ports: [port],
       externalIPs: options.externalIPs === undefined ? undefined : [...options.externalIPs],
       loadBalancerSourceRanges: options.sourceRanges === undefined ? undefined : [...options.sourceRanges],
       sessionAffinity: options.affinity === true ? 'ClientIP' : 'None',
@@ -68,8 +62,8 @@ export function service(name: string, options: ServiceOptions): V1Service {
       internalTrafficPolicy: options.internalTrafficPolicy,
       healthCheckNodePort: options.healthCheckNodePort,
     },
-    status: options.ingress === undefined ? {} : { loadBalancer: { ingress: options.ingress.map((ip) => ({ ip })) } },
-  };
+  });
+  return { ...built, status: options.ingress === undefined ? {} : { loadBalancer: { ingress: options.ingress.map((ip) => ({ ip })) } } };
 }
 
 export type Condition = 'ready' | 'not-ready' | 'terminating' | 'terminating-not-serving';
@@ -84,7 +78,7 @@ export function endpoint(ip: string, nodeName: string, condition: Condition = 'r
   return { ip, node: nodeName, condition };
 }
 
-const conditions: Readonly<Record<Condition, V1Endpoint['conditions']>> = {
+const conditions: Readonly<Record<Condition, Pick<EndpointInput, 'ready' | 'serving' | 'terminating'>>> = {
   ready: { ready: true, serving: true, terminating: false },
   'not-ready': { ready: false, serving: false, terminating: false },
   terminating: { ready: false, serving: true, terminating: true },
@@ -93,14 +87,13 @@ const conditions: Readonly<Record<Condition, V1Endpoint['conditions']>> = {
 
 /** The Service's one slice (`<service>-slice`), its `http` port on 8080. */
 export function slice(serviceName: string, endpoints: readonly EndpointSpec[], protocol: 'TCP' | 'UDP' | 'SCTP' = 'TCP'): V1EndpointSlice {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { namespace: 'default', name: `${serviceName}-slice`, labels: { 'kubernetes.io/service-name': serviceName } },
-    addressType: 'IPv4',
-    endpoints: endpoints.map((spec) => ({ addresses: [spec.ip], nodeName: spec.node, conditions: conditions[spec.condition ?? 'ready'] })),
+  return endpointSliceObject({
+    namespace: 'default',
+    serviceName,
+    name: `${serviceName}-slice`,
     ports: [{ name: 'http', protocol, port: 8080 }],
-  };
+    endpoints: endpoints.map((spec) => ({ address: spec.ip, nodeName: spec.node, ...conditions[spec.condition ?? 'ready'] })),
+  });
 }
 
 export function upsert(object: V1Service | V1EndpointSlice): ClusterChange {
@@ -129,9 +122,9 @@ export function packet(probe: Probe): TracePacket {
     case 'pod':
       return { ...base, origin: 'pod', source: probe.source ?? POD_IP };
     case 'node':
-      return { ...base, origin: 'local', source: probe.source ?? NODE_IP };
+      return { ...base, origin: 'node', source: probe.source ?? NODE_IP };
     case 'outside':
-      return { ...base, origin: 'external', source: probe.source ?? '203.0.113.7' };
+      return { ...base, origin: 'outside', source: probe.source ?? '203.0.113.7' };
     default: {
       const unreachable: never = probe.from;
       throw new Error(`unknown origin ${String(unreachable)}`);
@@ -141,32 +134,11 @@ export function packet(probe: Probe): TracePacket {
 
 /** Every possible outcome of a new connection, e.g. `ACCEPT 10.244.1.11:8080 masquerade`, sorted. */
 export function outcomes(fake: FakeNetfilter, probe: Probe, options: TraceOptions = {}): string[] {
-  const described = trace(fake, packet(probe), options).outcomes.map(describeOutcome);
+  const described = trace(fake.savedTables(), packet(probe), options).outcomes.map(describeOutcome);
   return [...new Set(described)].sort();
 }
 
 // ---- syncing -------------------------------------------------------------------------------
-
-const sharedChains: ReadonlySet<string> = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'KUBE-PROXY-FIREWALL']);
-
-/** The fake's tables as comparable text: shared chains' service rules sorted (in-place `-I`
- * reorders them), the trailing KUBE-NODEPORTS jump kept last. */
-export function tablesView(fake: FakeNetfilter): string {
-  const out: string[] = [];
-  for (const table of ['filter', 'nat'] as const satisfies readonly FakeTableName[]) {
-    out.push(`*${table}`);
-    for (const chain of fake.chains(table)) {
-      const rules = [...(fake.rules(table, chain) ?? [])];
-      out.push(`:${chain}`);
-      if (sharedChains.has(chain)) {
-        const trailer = rules.filter((rule) => rule.endsWith('-j KUBE-NODEPORTS'));
-        rules.splice(0, rules.length, ...rules.filter((rule) => !rule.endsWith('-j KUBE-NODEPORTS')).sort(), ...trailer);
-      }
-      for (const rule of rules) out.push(`-A ${chain} ${rule}`);
-    }
-  }
-  return out.join('\n');
-}
 
 /** A fresh fake node given the full payload of `ruleSet`. */
 export function freshNode(ruleSet: RuleSet): FakeNetfilter {
@@ -208,7 +180,7 @@ export class FlowNode {
       if (plan.payload !== '') {
         expect(this.fake.restoreSync(plan.payload, { noFlush: true }), `${label}\n${plan.payload}`).toEqual({ ok: true });
       }
-      expect(tablesView(this.fake), `${label}\n${plan.payload}`).toBe(tablesView(freshNode(desired)));
+      expect(normalisedTables(this.fake, desired), `${label}\n${plan.payload}`).toBe(normalisedTables(freshNode(desired), desired));
     }
     this.applied = desired;
     return plan;
@@ -221,7 +193,7 @@ export class FlowNode {
   /** Total probability of each described outcome (random choices only; `recent` assumed a miss). */
   probabilities(probe: Probe): Map<string, number> {
     const totals = new Map<string, number>();
-    for (const outcome of trace(this.fake, packet(probe), { recentState: false }).outcomes) {
+    for (const outcome of trace(this.fake.savedTables(), packet(probe), { recentState: false }).outcomes) {
       const key = describeOutcome(outcome);
       totals.set(key, (totals.get(key) ?? 0) + outcome.probability);
     }

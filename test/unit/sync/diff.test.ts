@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { BuiltinJump, RuleSet } from '../../../src/render/types.js';
 import { planFullSync, planPartialSync, planSync, type SyncPlan } from '../../../src/sync/diff.js';
 import { fullPayload } from '../../../src/sync/payload.js';
-import { MiniKernel } from './mini-kernel.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
+import { normalisedTables } from '../../support/normalise.js';
 import { endpoint, render, servicePort as renderPort, testContext } from '../render/fixtures.js';
 import {
   extChain,
@@ -37,15 +38,15 @@ function lines(plan: SyncPlan): string[] {
   return plan.payload.split('\n').filter((line) => line !== '');
 }
 
-/** Applies the plan on top of `applied` in a MiniKernel and checks it equals a fresh full restore. */
+/** Applies the plan on top of `applied` in the fake netfilter and checks it equals a fresh full restore. */
 function expectConverges(applied: RuleSet, desired: RuleSet): void {
-  const incremental = new MiniKernel();
-  expect(incremental.restore(fullPayload(applied, { jumps: 'append' }))).toEqual({ ok: true });
+  const incremental = new FakeNetfilter();
+  expect(incremental.restoreSync(fullPayload(applied, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });
   const plan = planPartialSync(applied, desired);
-  if (plan.payload !== '') expect(incremental.restore(plan.payload)).toEqual({ ok: true });
-  const fresh = new MiniKernel();
-  expect(fresh.restore(fullPayload(desired, { jumps: 'append' }))).toEqual({ ok: true });
-  expect(incremental.normalised(desired)).toBe(fresh.normalised(desired));
+  if (plan.payload !== '') expect(incremental.restoreSync(plan.payload, { noFlush: true })).toEqual({ ok: true });
+  const fresh = new FakeNetfilter();
+  expect(fresh.restoreSync(fullPayload(desired, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });
+  expect(normalisedTables(incremental, desired)).toBe(normalisedTables(fresh, desired));
 }
 
 describe('planPartialSync', () => {
@@ -118,16 +119,16 @@ describe('planPartialSync', () => {
     const added = renderPort({ name: 'new', clusterIP: '172.30.0.51', nodePort: 30051, endpoints: [endpoint('10.0.5.2')] });
     const applied = render([existing], context);
     const desired = render([existing, added], context);
-    const kernel = new MiniKernel();
-    expect(kernel.restore(fullPayload(applied, { jumps: 'append' }))).toEqual({ ok: true });
-    expect(kernel.restore(planPartialSync(applied, desired).payload)).toEqual({ ok: true });
-    const nodePorts = (kernel.chains('nat').get('KUBE-NODEPORTS') ?? []).filter((rule) => rule.includes('ns1/new:p80'));
+    const kernel = new FakeNetfilter();
+    expect(kernel.restoreSync(fullPayload(applied, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });
+    expect(kernel.restoreSync(planPartialSync(applied, desired).payload, { noFlush: true })).toEqual({ ok: true });
+    const nodePorts = (kernel.rules('nat', 'KUBE-NODEPORTS') ?? []).filter((rule) => rule.includes('ns1/new:p80'));
     expect(nodePorts).toHaveLength(2);
     expect(nodePorts[0]).toContain('-d 127.0.0.0/8 --dport 30051 -m nfacct --nfacct-name localhost_nps_accepted_pkts');
     expect(nodePorts[1]).toContain('-m tcp -p tcp --dport 30051 -j KUBE-EXT-');
-    const fresh = new MiniKernel();
-    expect(fresh.restore(fullPayload(desired, { jumps: 'append' }))).toEqual({ ok: true });
-    expect((fresh.chains('nat').get('KUBE-NODEPORTS') ?? []).filter((rule) => rule.includes('ns1/new:p80'))).toEqual(nodePorts);
+    const fresh = new FakeNetfilter();
+    expect(fresh.restoreSync(fullPayload(desired, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });
+    expect((fresh.rules('nat', 'KUBE-NODEPORTS') ?? []).filter((rule) => rule.includes('ns1/new:p80'))).toEqual(nodePorts);
   });
 
   it('on a removed service deletes its shared rules before its chains', () => {
@@ -219,22 +220,22 @@ describe('planPartialSync', () => {
     expectConverges(applied, desired);
   });
 
-  it('converges over long random sequences (mini kernel)', () => {
+  it('converges over long random sequences (fake netfilter)', () => {
     for (let seed = 1; seed <= 25; seed++) {
       const random = prng(seed);
       const renderer = new SyntheticRenderer();
       let world = makeWorld(12, 2);
       let applied = renderer.render(world);
-      const kernel = new MiniKernel();
-      expect(kernel.restore(fullPayload(applied, { jumps: 'append' }))).toEqual({ ok: true });
+      const kernel = new FakeNetfilter();
+      expect(kernel.restoreSync(fullPayload(applied, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });
       for (let step = 0; step < 30; step++) {
         world = mutate(world, random).world;
         const desired = renderer.render(world);
         const plan = planPartialSync(applied, desired);
-        if (plan.payload !== '') expect(kernel.restore(plan.payload), `seed ${seed} step ${step}\n${plan.payload}`).toEqual({ ok: true });
-        const fresh = new MiniKernel();
-        expect(fresh.restore(fullPayload(desired, { jumps: 'append' }))).toEqual({ ok: true });
-        expect(kernel.normalised(desired), `seed ${seed} step ${step}`).toBe(fresh.normalised(desired));
+        if (plan.payload !== '') expect(kernel.restoreSync(plan.payload, { noFlush: true }), `seed ${seed} step ${step}\n${plan.payload}`).toEqual({ ok: true });
+        const fresh = new FakeNetfilter();
+        expect(fresh.restoreSync(fullPayload(desired, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });
+        expect(normalisedTables(kernel, desired), `seed ${seed} step ${step}`).toBe(normalisedTables(fresh, desired));
         applied = desired;
       }
     }
@@ -266,13 +267,13 @@ describe('planSync / planFullSync', () => {
     );
     expect(plan.stats.chainsDeleted).toBe(1);
     // A full sync over a kernel that holds an older state converges too.
-    const mini = new MiniKernel();
-    expect(mini.restore('*filter\n:KUBE-SVC-OLD - [0:0]\n-A KUBE-SVC-OLD -j ACCEPT\n-A INPUT -m comment --comment "old" -j KUBE-SVC-OLD\nCOMMIT\n')).toEqual({ ok: true });
-    expect(mini.restore(fullPayload(desired, { jumps: 'append', onlyJumps: desired.jumps.filter((jump) => jump.table === 'filter') }))).toEqual({ ok: true });
-    expect(mini.restore(plan.payload)).toEqual({ ok: true });
-    const fresh = new MiniKernel();
-    expect(fresh.restore(fullPayload(desired, { jumps: 'append' }))).toEqual({ ok: true });
-    expect(mini.normalised(desired)).toBe(fresh.normalised(desired));
+    const node = new FakeNetfilter();
+    expect(node.restoreSync('*filter\n:KUBE-SVC-OLD - [0:0]\n-A KUBE-SVC-OLD -j ACCEPT\n-A INPUT -m comment --comment "old" -j KUBE-SVC-OLD\nCOMMIT\n', { noFlush: true })).toEqual({ ok: true });
+    expect(node.restoreSync(fullPayload(desired, { jumps: 'append', onlyJumps: desired.jumps.filter((jump) => jump.table === 'filter') }), { noFlush: true })).toEqual({ ok: true });
+    expect(node.restoreSync(plan.payload, { noFlush: true })).toEqual({ ok: true });
+    const fresh = new FakeNetfilter();
+    expect(fresh.restoreSync(fullPayload(desired, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });
+    expect(normalisedTables(node, desired)).toBe(normalisedTables(fresh, desired));
   });
 });
 

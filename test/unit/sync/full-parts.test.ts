@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IptablesProxier } from '../../../src/sync/iptables-proxier.js';
 import { ModelStore } from '../../../src/model/store.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import { renderRuleSet } from '../../../src/render/index.js';
 import { localTrafficFromCIDR, defaultRenderContext, type RenderContext, type RuleSet } from '../../../src/render/types.js';
 import type { TableName } from '../../../src/netfilter/vocabulary.js';

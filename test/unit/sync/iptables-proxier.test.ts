@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IptablesProxier, iptablesBackend } from '../../../src/sync/iptables-proxier.js';
 import { parseRunArgs, type AgentConfig } from '../../../src/config/index.js';
 import { ModelStore } from '../../../src/model/store.js';
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import type { ConntrackCleanupSink } from '../../../src/agent/conntrack-cleaner.js';
 import { conntrackArgs, type ConntrackDeletion } from '../../../src/conntrack/plan.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BuiltinJump, RuleSet, ServicePortRules } from '../../../src/render/types.js';
 import { buildFullPayload, fullPayload, PayloadBuilder } from '../../../src/sync/payload.js';
-import { MiniKernel } from './mini-kernel.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import { makeService, makeWorld, svcChain, SyntheticRenderer, syntheticJumps, type SyntheticWorld } from './synthetic.js';
 
 function worldOf(...services: ReturnType<typeof makeService>[]): SyntheticWorld {
@@ -80,10 +80,10 @@ describe('fullPayload', () => {
   });
 
   it('inserts jumps so they end up in RuleSet order, above rules others already have', () => {
-    const kernel = new MiniKernel();
-    expect(kernel.restore('*filter\n-A INPUT -j ACCEPT\nCOMMIT\n')).toEqual({ ok: true });
-    expect(kernel.restore(fullPayload(ruleSet, { jumps: 'insert' }))).toEqual({ ok: true });
-    const input = kernel.chains('filter').get('INPUT');
+    const kernel = new FakeNetfilter();
+    expect(kernel.restoreSync('*filter\n-A INPUT -j ACCEPT\nCOMMIT\n', { noFlush: true })).toEqual({ ok: true });
+    expect(kernel.restoreSync(fullPayload(ruleSet, { jumps: 'insert' }), { noFlush: true })).toEqual({ ok: true });
+    const input = kernel.rules('filter', 'INPUT');
     const wanted = syntheticJumps.filter((jump) => jump.table === 'filter' && jump.chain === 'INPUT').map((jump) => jump.rule);
     expect(input).toEqual([...wanted, '-j ACCEPT']);
     expect(fullPayload(ruleSet, { jumps: 'insert' })).toMatch(/^-I INPUT 1 /m);
@@ -137,9 +137,9 @@ describe('fullPayload', () => {
     expect(nat.slice(-2)).toEqual(['-X KUBE-SEP-0STALE', '-X KUBE-SVC-ZSTALE']);
   });
   it('restores into an empty kernel and reports its own size', () => {
-    const kernel = new MiniKernel();
+    const kernel = new FakeNetfilter();
     const built = buildFullPayload(ruleSet, { jumps: 'append' });
-    expect(kernel.restore(built.payload)).toEqual({ ok: true });
+    expect(kernel.restoreSync(built.payload, { noFlush: true })).toEqual({ ok: true });
     expect(built.stats.lines).toBe(built.payload.split('\n').length - 1);
     expect(built.stats.bytes).toBe(Buffer.byteLength(built.payload));
     const owned = [...ruleSet.servicePorts.values()].reduce((sum, rules) => sum + rules.chains.length, 0);

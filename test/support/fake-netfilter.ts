@@ -1,11 +1,13 @@
 // A stateful, in-memory stand-in for iptables-restore / iptables-save, strict enough that a
 // payload it accepts has a good chance of being accepted by the kernel: it honours --noflush,
 // rejects jumps to missing chains, deletions of missing rules and of referenced chains, and
-// applies a payload all-or-nothing. Sequences of syncs become unit-testable.
+// applies a payload all-or-nothing. Sequences of syncs become unit-testable. Test support only:
+// the packet tracer (src/trace) reads its `saveText`, as it reads a node's iptables-save.
 
-import type { Netfilter, RestoreResult, SaveResult } from './netfilter.js';
-import { parseRestorePayload, type RestoreCommand } from './restore-parser.js';
-import { joinTokens, ruleTarget, type RuleTarget, type TableName } from './vocabulary.js';
+import type { Netfilter, RestoreResult, SaveResult } from '../../src/netfilter/netfilter.js';
+import { parseRestorePayload, type RestoreCommand } from '../../src/netfilter/restore-parser.js';
+import { joinTokens, ruleTarget, type RuleTarget, type TableName } from '../../src/netfilter/vocabulary.js';
+import { parseSavedTables, type SavedTables } from '../../src/trace/tables.js';
 
 /** Tables the fake knows; `mangle` and `raw` exist so payloads that touch them (canaries) apply. */
 export type FakeTableName = TableName | 'mangle' | 'raw';
@@ -125,6 +127,7 @@ export class FakeNetfilter implements Netfilter {
   private lastRestore: { payload: string; noFlush: boolean } | undefined;
   private pendingRestoreFailure: { message: string; line: number | undefined } | undefined;
   private pendingSaveFailure: string | undefined;
+  private saved: SavedTables | undefined;
   /** When set, `chainExists` answers undefined (the check itself failed). */
   chainCheckFails = false;
 
@@ -178,6 +181,7 @@ export class FakeNetfilter implements Netfilter {
       throw error;
     }
     for (const [name, table] of working) this.tables.set(name, table);
+    this.saved = undefined;
     return { ok: true };
   }
 
@@ -211,9 +215,18 @@ export class FakeNetfilter implements Netfilter {
     return this.table(table).chains.get(chain)?.map((rule) => rule.text);
   }
 
-  /** Parsed rules of a chain, for the packet tracer. */
-  ruleEntries(table: FakeTableName, chain: string): readonly FakeRule[] | undefined {
-    return this.table(table).chains.get(chain);
+  /**
+   * Every table as the tracer reads a node: parsed from this fake's iptables-save text. Kept until
+   * the tables change, so repeated traces of one state reuse the tracer's compiled rules.
+   */
+  savedTables(): SavedTables {
+    if (this.saved === undefined) {
+      const text = (Object.keys(builtinChains) as FakeTableName[]).map((table) => this.saveText(table)).join('');
+      const parsed = parseSavedTables(text);
+      if (!parsed.ok) throw new Error(`FakeNetfilter: its own save text does not parse: ${parsed.message} (line ${parsed.line})`);
+      this.saved = parsed.saved;
+    }
+    return this.saved;
   }
 
   /** Policy of a built-in chain; undefined for user chains. */
@@ -253,6 +266,7 @@ export class FakeNetfilter implements Netfilter {
    */
   flushTable(table: FakeTableName, options: { readonly deleteChains: boolean } = { deleteChains: true }): void {
     this.table(table).flushAll(options.deleteChains);
+    this.saved = undefined;
   }
 
   /** Tampering: `iptables -F chain; iptables -X chain`. Throws where iptables would refuse. */
@@ -266,6 +280,7 @@ export class FakeNetfilter implements Netfilter {
     }
     state.flushChain(chain);
     state.chains.delete(chain);
+    this.saved = undefined;
   }
 
   /** Tampering: `iptables -D chain rule` with the rule's canonical text. Throws when missing. */
@@ -274,6 +289,7 @@ export class FakeNetfilter implements Netfilter {
     const index = state.chains.get(chain)?.findIndex((rule) => rule.text === ruleText) ?? -1;
     if (index < 0) throw new Error(`FakeNetfilter.deleteRule: no rule '${ruleText}' in ${table}/${chain}`);
     state.removeRule(chain, index);
+    this.saved = undefined;
   }
 
   private table(name: FakeTableName): TableState {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { FakeNetfilter } from '../../../src/netfilter/fake.js';
+import { FakeNetfilter } from '../../support/fake-netfilter.js';
 
 const lines = (...text: string[]): string => `${text.join('\n')}\n`;
 

@@ -1,40 +1,40 @@
-// A packet tracer over FakeNetfilter's tables, for behavioural tests: where does a new connection
-// end up (which endpoint, masqueraded or not, accepted or rejected)? Random choices
-// (`-m statistic`) and unknown history (`-m recent --rcheck`) are explored both ways, so a trace
-// returns every possible outcome. A test-time tool: rules it cannot model throw.
+// A packet tracer over a node's saved netfilter tables (`iptables-save`): where does a new
+// connection end up (which endpoint, masqueraded or not, accepted, rejected or dropped), through
+// which rules? Random choices (`-m statistic`), unknown history (`-m recent --rcheck`) and
+// conditions the tracer cannot decide (other software's matches) are explored both ways, so a
+// trace returns every possible outcome, each with its probability and the assumptions it made.
+// Only the nat and filter tables are walked: they hold every rule kube-proxy writes.
 
 import { isIP } from 'node:net';
 
-import type { ChainPolicy, FakeRule, FakeTableName } from './fake.js';
 import {
-  cidrMatcher,
   compileRule,
-  formatAddress,
   type CompiledRule,
   type Flow,
   type Fork,
   type MatchContext,
+  type Step,
   type Target,
   type Verdict,
-} from './tracer-rules.js';
+} from './rules.js';
+import { savedChain, type SavedTables } from './tables.js';
+import { cidrMatcher, formatAddress } from './values.js';
 
-export type { Verdict } from './tracer-rules.js';
+export type { Step, Verdict } from './rules.js';
 
-/** What the tracer reads; FakeNetfilter satisfies it. */
-export interface TraceTables {
-  ruleEntries(table: FakeTableName, chain: string): readonly FakeRule[] | undefined;
-  policy(table: FakeTableName, chain: string): ChainPolicy | undefined;
-}
+/** Where the packet enters the node. */
+export type Origin = 'outside' | 'pod' | 'node';
 
 export interface TracePacket {
   readonly source: string;
   readonly destination: string;
   readonly protocol: 'TCP' | 'UDP' | 'SCTP';
   readonly destinationPort: number;
+  /** Unknown interfaces make `-i`/`-o` matches unknown conditions, explored both ways. */
   readonly inInterface?: string;
   readonly outInterface?: string;
-  /** external: arrives from off the node; pod: arrives from a local pod (forwarded); local: generated on the node. */
-  readonly origin: 'external' | 'local' | 'pod';
+  /** outside: from off the node; pod: from a local pod (forwarded); node: generated on the node. */
+  readonly origin: Origin;
   /** Addresses that `-m addrtype LOCAL` treats as the node's own (127.0.0.0/8 and ::1 always are). */
   readonly localAddresses: readonly string[];
 }
@@ -47,6 +47,8 @@ export interface TraceOptions {
   readonly recentState?: boolean | Readonly<Record<string, boolean>>;
   /** Initial packet mark (default 0). */
   readonly mark?: number;
+  /** How many unknown conditions may fork the trace (default 64); past it they are assumed not to match. */
+  readonly exploreLimit?: number;
 }
 
 export interface TraceOutcome {
@@ -55,11 +57,15 @@ export interface TraceOutcome {
   readonly masquerade: boolean;
   /** Chains entered, in order, as `table/CHAIN`. */
   readonly path: readonly string[];
+  /** The rules that matched, in order. */
+  readonly steps: readonly Step[];
   /** Product of the `-m statistic` branches taken (given the assumptions). */
   readonly probability: number;
-  /** `-m recent` outcomes assumed on the way, e.g. `recent KUBE-SEP-X: hit`. */
+  /** Assumptions made on the way, e.g. `recent KUBE-SEP-X: hit`. */
   readonly assumptions: readonly string[];
   readonly mark: number;
+  /** Why the verdict is UNKNOWN. */
+  readonly unknown?: string;
 }
 
 export interface TraceResult {
@@ -74,9 +80,9 @@ export function describeOutcome(outcome: TraceOutcome): string {
   return parts.join(' ');
 }
 
-/** Walks a new connection through nat and filter hooks as the kernel would for its origin. */
-export function trace(tables: TraceTables, packet: TracePacket, options: TraceOptions = {}): TraceResult {
-  const context = makeContext(tables, packet, options);
+/** Walks a new connection through the nat and filter hooks as the kernel would for its origin. */
+export function trace(saved: SavedTables, packet: TracePacket, options: TraceOptions = {}): TraceResult {
+  const context = makeContext(saved, packet, options);
   const outcomes: TraceOutcome[] = [];
   const start: Flow = {
     destination: packet.destination,
@@ -85,15 +91,16 @@ export function trace(tables: TraceTables, packet: TracePacket, options: TraceOp
     dnat: undefined,
     masquerade: false,
     path: [],
+    steps: [],
     probability: 1,
     assumptions: [],
     recentLists: new Set(),
+    unknown: undefined,
   };
-  const hook = (table: FakeTableName, chain: string, flows: readonly Flow[]): Flow[] =>
-    runHook(context, table, chain, flows, outcomes);
+  const hook = (table: string, chain: string, flows: readonly Flow[]): Flow[] => runHook(context, table, chain, flows, outcomes);
 
   let flows: Flow[];
-  if (packet.origin === 'local') {
+  if (packet.origin === 'node') {
     flows = hook('filter', 'OUTPUT', hook('nat', 'OUTPUT', [start]));
     flows = hook('nat', 'POSTROUTING', flows);
     // Traffic to the node itself loops back and is delivered through filter INPUT.
@@ -112,47 +119,52 @@ export function trace(tables: TraceTables, packet: TracePacket, options: TraceOp
 }
 
 interface Context extends MatchContext {
-  readonly tables: TraceTables;
+  readonly saved: SavedTables;
 }
 
 type Ending = { readonly flow: Flow; readonly end: 'continue' | 'return' | Verdict };
 
 const maxDepth = 64;
 
-function makeContext(tables: TraceTables, packet: TracePacket, options: TraceOptions): Context {
+function makeContext(saved: SavedTables, packet: TracePacket, options: TraceOptions): Context {
   for (const address of [packet.source, packet.destination, ...packet.localAddresses]) {
     if (isIP(address) === 0) throw new Error(`trace: '${address}' is not an IP address`);
   }
   const local = ['127.0.0.0/8', '::1', ...packet.localAddresses].map(cidrMatcher);
   const isLocal = (address: string): boolean => local.some((matches) => matches(address));
-  return { tables, packet, recentState: options.recentState, isLocal };
+  let budget = options.exploreLimit ?? 64;
+  const mayExplore = (): boolean => budget-- > 0;
+  return { saved, packet, recentState: options.recentState, isLocal, mayExplore };
 }
 
-function runHook(
-  context: Context,
-  table: FakeTableName,
-  chain: string,
-  flows: readonly Flow[],
-  outcomes: TraceOutcome[],
-): Flow[] {
-  const policy = context.tables.policy(table, chain) ?? 'ACCEPT';
+function runHook(context: Context, table: string, chain: string, flows: readonly Flow[], outcomes: TraceOutcome[]): Flow[] {
+  // A table or built-in chain missing from the dump has no rules: the packet passes.
+  const policy = savedChain(context.saved, table, chain)?.policy ?? 'ACCEPT';
   const passed: Flow[] = [];
   for (const flow of flows) {
     for (const { flow: after, end } of runChain(context, table, chain, flow, 0)) {
-      const verdict = end === 'return' || end === 'continue' ? policy : end;
-      if (verdict === 'ACCEPT') passed.push(after);
-      else outcomes.push(toOutcome(after, verdict));
+      if (end === 'return' || end === 'continue') {
+        if (policy === 'ACCEPT') passed.push(after);
+        else outcomes.push(toOutcome(withStep(after, { table, chain, number: undefined, text: `policy ${policy}`, comment: undefined, target: policy }), policy));
+      } else if (end === 'ACCEPT') passed.push(after);
+      else outcomes.push(toOutcome(after, end));
     }
   }
   return passed;
 }
 
+function withStep(flow: Flow, step: Step): Flow {
+  return { ...flow, steps: [...flow.steps, step] };
+}
+
 /** Runs a chain; every ending is 'return' (fell off the end or RETURN) or a verdict. */
-function runChain(context: Context, table: FakeTableName, chain: string, flow: Flow, depth: number): Ending[] {
-  if (depth > maxDepth) throw new Error(`trace: chain nesting deeper than ${maxDepth} at ${table}/${chain} (a loop?)`);
-  const rules = context.tables.ruleEntries(table, chain);
-  if (!rules) throw new Error(`trace: no chain ${table}/${chain}`);
-  let live: Flow[] = [{ ...flow, path: [...flow.path, `${table}/${chain}`] }];
+function runChain(context: Context, table: string, chain: string, flow: Flow, depth: number): Ending[] {
+  const entered: Flow = { ...flow, path: [...flow.path, `${table}/${chain}`] };
+  if (depth > maxDepth) {
+    return [{ flow: { ...entered, unknown: `chains nested deeper than ${maxDepth} at ${table}/${chain} (a loop?)` }, end: 'UNKNOWN' }];
+  }
+  const rules = savedChain(context.saved, table, chain)?.rules ?? [];
+  let live: Flow[] = [entered];
   const endings: Ending[] = [];
   for (const rule of rules) {
     if (live.length === 0) break;
@@ -164,7 +176,7 @@ function runChain(context: Context, table: FakeTableName, chain: string, flow: F
           next.push(fork.flow);
           continue;
         }
-        for (const ending of applyTarget(context, table, compiled.target, fork.flow, depth)) {
+        for (const ending of applyTarget(context, compiled, fork.flow, depth)) {
           if (ending.end === 'continue') next.push(ending.flow);
           else endings.push(ending);
         }
@@ -180,13 +192,36 @@ function evaluate(rule: CompiledRule, context: Context, flow: Flow): Fork[] {
   let forks: Fork[] = [{ flow, matched: true }];
   for (const branch of rule.branches) {
     const next: Fork[] = [];
-    for (const fork of forks) next.push(...(fork.matched ? branch(context, fork.flow) : [fork]));
+    for (const fork of forks) next.push(...(fork.matched ? branch(context, fork.flow, rule.rule) : [fork]));
     forks = next;
   }
   return forks;
 }
 
-function applyTarget(context: Context, table: FakeTableName, target: Target, flow: Flow, depth: number): Ending[] {
+function targetName(target: Target): string {
+  switch (target.kind) {
+    case 'none':
+      return target.name ?? '';
+    case 'verdict':
+      return target.verdict;
+    case 'return':
+      return 'RETURN';
+    case 'chain':
+      return target.chain;
+    case 'dnat':
+      return 'DNAT';
+    case 'masquerade':
+      return target.name;
+    case 'mark':
+      return 'MARK';
+    case 'opaque':
+      return 'UNKNOWN';
+  }
+}
+
+function applyTarget(context: Context, compiled: CompiledRule, matched: Flow, depth: number): Ending[] {
+  const { rule, target } = compiled;
+  const flow = withStep(matched, { table: rule.table, chain: rule.chain, number: rule.number, text: rule.text, comment: rule.comment, target: targetName(target) });
   switch (target.kind) {
     case 'none':
       return [{ flow, end: 'continue' }];
@@ -204,14 +239,17 @@ function applyTarget(context: Context, table: FakeTableName, target: Target, flo
     }
     case 'masquerade':
       return [{ flow: { ...flow, masquerade: true }, end: 'ACCEPT' }];
-    case 'chain':
+    case 'opaque':
+      return [{ flow: { ...flow, unknown: target.reason }, end: 'UNKNOWN' }];
+    case 'chain': {
+      if (savedChain(context.saved, rule.table, target.chain) === undefined) {
+        const reason = `target ${target.chain} (${rule.table} ${rule.chain} #${rule.number}) is neither a chain in the dump nor a target the tracer knows`;
+        return [{ flow: { ...flow, unknown: reason }, end: 'UNKNOWN' }];
+      }
       // A goto's RETURN goes back past the chain that did the goto.
-      return runChain(context, table, target.chain, flow, depth + 1).map((ending) =>
+      return runChain(context, rule.table, target.chain, flow, depth + 1).map((ending) =>
         ending.end === 'return' && !target.goto ? { flow: ending.flow, end: 'continue' } : ending,
       );
-    default: {
-      const unreachable: never = target;
-      throw new Error(`trace: unhandled target ${JSON.stringify(unreachable)}`);
     }
   }
 }
@@ -222,8 +260,10 @@ function toOutcome(flow: Flow, verdict: Verdict): TraceOutcome {
     ...(flow.dnat ? { dnat: flow.dnat } : {}),
     masquerade: flow.masquerade,
     path: flow.path,
+    steps: flow.steps,
     probability: flow.probability,
     assumptions: flow.assumptions,
     mark: flow.mark,
+    ...(flow.unknown === undefined ? {} : { unknown: flow.unknown }),
   };
 }
