@@ -20,6 +20,8 @@ npx tsx bench/restore-order.ts
 
 step "dual-stack: 5,000 dual-stack Services x 10 endpoints, first sync of each family and one family's change (bench/dual-stack.ts; root, ~1 min)"
 npx tsx bench/dual-stack.ts --services 5000
+step "the periodic drift check at 10,000 Services x 10 endpoints (bench/drift-check.ts; root, ~2 min)"
+npx tsx bench/drift-check.ts
 
 step "kube-proxy-ts vs upstream kube-proxy, ${BENCH_SCALES:-100,1000,5000,10000} Services x 10 endpoints (bench/compare/main.ts; root, ~1 h at 10k)"
 npx tsx bench/compare/main.ts --scales "${BENCH_SCALES:-100,1000,5000,10000}" ${BENCH_COMPARE_ARGS:-}

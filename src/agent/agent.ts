@@ -30,6 +30,7 @@ import { FamilyLane } from './lane.js';
 import type { IPFamily } from '../ip.js';
 import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
 import type { SyncOutcome, SyncReason, SyncTrigger } from './scheduler.js';
+import { SyncReliability } from './reliability.js';
 import type { NodeCapabilities, ProxierFactory, SyncReport } from './proxier.js';
 import { externalPolicyLocal, internalPolicyLocal } from '../model/endpoints.js';
 import { ConntrackCleaner } from './conntrack-cleaner.js';
@@ -75,6 +76,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
   readonly health: ProxierHealth;
   private readonly lanes: readonly FamilyLane<Report>[];
   private readonly serviceHealth: ServiceHealthServers;
+  private readonly reliability: SyncReliability;
   private readonly conntrackCleaner: ConntrackCleaner | undefined;
   private readonly logger: Logger;
   private readonly startedAt = Date.now();
@@ -100,6 +102,13 @@ export class Agent<Report extends SyncReport = SyncReport> {
     const families = options.families ?? ['IPv4'];
     this.metrics = createMetrics(this.registry, { families });
     this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
+    this.reliability = new SyncReliability({
+      registry: this.registry,
+      logger: this.logger,
+      minSyncPeriodMs: config.minSyncPeriodMs,
+      syncPeriodMs: config.syncPeriodMs,
+      livezSyncFailureTimeoutMs: config.livezSyncFailureTimeoutMs,
+    });
     this.conntrackCleaner = options.conntrack === undefined ? undefined : new ConntrackCleaner({
       deleter: options.conntrack,
       logger: this.logger.child({ component: 'conntrack' }),
@@ -160,6 +169,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       const server = await startHealthServer(config.healthzBindAddress, this.health, {
         onProbe: (probe, statusCode) => this.metrics.healthProbe(probe, statusCode),
         ready: () => this.firstSyncApplied,
+        live: () => this.reliability.live(),
       });
       this.healthPort = server.port;
       this.servers.push(server);
@@ -258,10 +268,12 @@ export class Agent<Report extends SyncReport = SyncReport> {
     lane.lastReport = report;
     this.options.onSyncReport?.(report);
     this.observe(report, sync);
+    const retryDelay = this.reliability.observe(report);
     if (report.result === 'failed') {
-      // A full sync of this family follows; minSyncPeriod paces the retries. The other family's
-      // lane goes on unaffected.
-      lane.request('retry');
+      // A full sync of this family follows after a growing delay; until it runs, its rules are
+      // stale: /healthz says so after 2 x syncPeriod. The other family's lane goes on unaffected.
+      this.health.queued(Date.now(), lane.family);
+      lane.scheduler.retryAfter(retryDelay ?? this.options.config.syncPeriodMs);
       return 'failed';
     }
     this.health.updated(Date.now(), lane.family);

@@ -38,6 +38,36 @@ export interface ProxierInputs {
   readonly conntrackCleanup: ConntrackCleanupSink | undefined;
 }
 
+/** How the kernel differed from what a backend had applied (iptables: sync/drift.ts). */
+export type DriftKind =
+  | 'table-flushed'
+  | 'chain-missing'
+  | 'chain-flushed'
+  | 'rule-missing'
+  | 'rule-extra'
+  | 'rule-changed'
+  | 'rules-reordered'
+  | 'jump-missing';
+
+export const DRIFT_KINDS: readonly DriftKind[] = [
+  'table-flushed', 'chain-missing', 'chain-flushed', 'rule-missing', 'rule-extra', 'rule-changed', 'rules-reordered', 'jump-missing',
+];
+
+/** One thing found to differ; `chain` is the built-in chain for a missing jump, '*' for a flushed table. */
+export interface DriftFinding {
+  readonly table: string;
+  readonly chain: string;
+  readonly kind: DriftKind;
+}
+
+/** The periodic check of the kernel against what the backend applied, when a sync ran one. */
+export type DriftCheck =
+  | { readonly kind: 'checked'; readonly findings: readonly DriftFinding[]; readonly seconds: number }
+  /** The tables could not be read: nothing is known, nothing repaired. */
+  | { readonly kind: 'unread'; readonly message: string; readonly seconds: number }
+  /** Not this time: checks are kept to a share of the wall time (a cheaper check ran instead). */
+  | { readonly kind: 'deferred'; readonly dueInMs: number; readonly seconds: 0 };
+
 export type FullSyncReason = 'first' | 'periodic' | 'after-failure' | 'canary-missing' | 'context-changed';
 
 export interface SyncPhases {
@@ -69,6 +99,8 @@ interface SyncReportBase {
   readonly totalSeconds: number;
   /** undefined when nothing was planned (the sync failed before). */
   readonly writes: SyncWrites | undefined;
+  /** The periodic drift check this sync ran (its repair went into this sync's restore). */
+  readonly drift?: DriftCheck | undefined;
 }
 
 export type SyncReport =

@@ -8,6 +8,9 @@
 //   directly) and the periodic one (the canary check of its iptables monitor) take no token.
 // - Beyond upstream: a sync that had nothing to write gives its token back, so a change arriving
 //   just after it is not held back by a sync that did nothing.
+// - After a failed sync, `retryAfter(delay)` holds every sync (changes and periodic ones too) until
+//   the delay has passed: one retry then runs with whatever accumulated (agent/retry-backoff.ts
+//   grows the delay up to syncPeriod), so a failing restore never takes the xtables lock back to back.
 // Every decision is logged at debug level (component "scheduler"): why a sync ran at once or
 // waited, which syncs spent the tokens, and what each sync did with its token.
 
@@ -77,6 +80,8 @@ export class SyncScheduler {
   private nextSync = 1;
   private periodicHandle: unknown;
   private stopped = false;
+  /** No sync starts before this time (a retry backoff); 0 = no hold. */
+  private holdUntil = 0;
 
   constructor(private readonly options: SchedulerOptions) {
     this.timers = options.timers ?? realTimers;
@@ -101,6 +106,11 @@ export class SyncScheduler {
       this.debug({ reason, trigger, into: this.queued.sync, intoReason: this.queued.reason }, 'sync request: joins the queued sync');
       return;
     }
+    if (now < this.holdUntil) {
+      this.armHold(now);
+      this.debug({ reason, trigger, dueInMs: this.holdUntil - now }, 'sync request: joins the retry after the backoff');
+      return;
+    }
     if (this.pending !== undefined) {
       if (!takesToken(reason)) {
         // A token-free sync now covers what the pending one waits for.
@@ -120,6 +130,20 @@ export class SyncScheduler {
     this.schedule(reason, now, trigger);
   }
 
+  /**
+   * Holds every sync for `delayMs` (after a failure), then runs one retry: requests made meanwhile
+   * join it, a sync already queued waits for it.
+   */
+  retryAfter(delayMs: number): void {
+    if (this.stopped) return;
+    const now = this.timers.now();
+    this.holdUntil = now + delayMs;
+    if (this.pending !== undefined) this.timers.clearTimeout(this.pending.handle);
+    this.pending = undefined;
+    this.armHold(now);
+    this.debug({ delayMs }, `sync failed: the next attempt waits ${delayMs} ms (backoff)`);
+  }
+
   /** Resolves when no sync is running or queued. */
   async idle(): Promise<void> {
     await this.queue.onIdle();
@@ -133,6 +157,17 @@ export class SyncScheduler {
     this.queue.clear();
     this.queued = undefined;
     await this.queue.onIdle();
+  }
+
+  /** Makes sure one retry is armed for the end of the hold. */
+  private armHold(now: number): void {
+    if (this.pending !== undefined) return;
+    const requestedAt = now;
+    const handle = this.timers.setTimeout(() => {
+      this.pending = undefined;
+      this.enqueue('retry', requestedAt, `retry: the backoff of ${this.holdUntil - requestedAt} ms has passed, runs now`);
+    }, Math.max(0, this.holdUntil - now));
+    this.pending = { handle, reason: 'retry', requestedAt, dueAt: this.holdUntil };
   }
 
   private armPeriodic(): void {
@@ -190,6 +225,12 @@ export class SyncScheduler {
     void this.queue.add(async () => {
       // Changes arriving from here on need another sync: clear the flag before running.
       this.queued = undefined;
+      if (this.timers.now() < this.holdUntil) {
+        // Queued before a failure asked for a backoff: the retry at the end of it covers this one.
+        this.armHold(this.timers.now());
+        this.debug({ sync, reason }, 'sync held back by the retry backoff');
+        return;
+      }
       this.running = { sync, reason };
       let spender: Spender | undefined;
       if (takesToken(reason)) {

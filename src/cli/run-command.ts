@@ -11,6 +11,8 @@ import { Conntrack } from '../conntrack/tool.js';
 import { NfAcct } from '../netfilter/nfacct.js';
 import { ExecNetfilter, ipv6Binaries } from '../netfilter/exec.js';
 import { familyOf, type IPFamily } from '../ip.js';
+import { runProcess } from '../process.js';
+import { checkIptables } from '../netfilter/preflight.js';
 import { Sysctl, type SysctlAccess } from '../netfilter/sysctl.js';
 import { prepareLocalhostNodePorts } from '../agent/localhost-node-ports.js';
 import type { AgentConfig } from '../config/index.js';
@@ -47,6 +49,13 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     { version, nodeName: config.nodeName, server: kube.connection.server, kubeconfigSource: kube.source, context: kube.context, auth: kube.auth, backend: backend.backend, backendReason: backend.reason },
     'starting kube-proxy-ts',
   );
+  // As kube-proxy: without a working iptables there is nothing to do; say why and exit.
+  const preflight = await checkIptables(backend.binaries, runProcess);
+  if (!preflight.ok) {
+    logger.fatal({ backend: backend.backend, reason: preflight.message }, 'iptables does not work on this node; not starting');
+    process.stderr.write(`kube-proxy-ts run: iptables (${backend.backend} backend) does not work on this node: ${preflight.message}\n`);
+    return 1;
+  }
   // As kube-proxy: dual-stack wherever both families can be programmed (ip6tables answers).
   const ipv6Netfilter = new ExecNetfilter({ binaries: ipv6Binaries(backend.binaries) });
   const ipv6 = await ipv6Netfilter.save('nat');

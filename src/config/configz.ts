@@ -31,6 +31,7 @@ export function kubeProxyConfiguration(config: AgentConfig): Record<string, unkn
     // kube-proxy-ts's own fields (not in KubeProxyConfiguration; its config file accepts them too).
     logLevel: config.logLevel,
     iptablesBackend: config.iptablesBackend,
+    livezSyncFailureTimeout: formatDuration(config.livezSyncFailureTimeoutMs),
   };
 }
 

@@ -137,6 +137,12 @@ export const FIELDS = {
     flags: ['node-ip', 'bind-address'],
     help: "this node's IP, or a dual-stack pair v4,v6 (default: from the Node object, the InternalIP of each family)",
   },
+  livezSyncFailureTimeout: {
+    file: [['livezSyncFailureTimeout']],
+    env: ['KUBE_PROXY_TS_LIVEZ_SYNC_FAILURE_TIMEOUT'],
+    flags: ['livez-sync-failure-timeout'],
+    help: '/livez fails once every sync has failed for this long, a Go duration; 0 = never for this reason (default 5m)',
+  },
   iptablesBackend: {
     file: [['iptablesBackend']],
     env: ['KUBE_PROXY_TS_IPTABLES_BACKEND'],
@@ -363,6 +369,7 @@ export interface FieldValues {
   readonly logLevel: LogLevel;
   readonly nodeIP: readonly string[];
   readonly iptablesBackend: IptablesBackendSetting;
+  readonly livezSyncFailureTimeout: number;
 }
 
 export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<FieldValues[K]> } = {
@@ -384,6 +391,7 @@ export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<Fi
   logLevel: parseLogLevel,
   nodeIP: parseNodeIP,
   iptablesBackend: oneOf(IPTABLES_BACKENDS, 'auto'),
+  livezSyncFailureTimeout: parseNonNegativeDuration,
 };
 
 /** Values used when no source sets a field (kube-proxy's defaults where it has one). */
@@ -406,4 +414,5 @@ export const DEFAULTS: FieldValues = {
   logLevel: 'info',
   nodeIP: [],
   iptablesBackend: 'auto',
+  livezSyncFailureTimeout: 5 * 60_000,
 };

@@ -163,6 +163,7 @@ export function parseRunArgs(
     logLevel: values.logLevel ?? DEFAULTS.logLevel,
     nodeIPs: values.nodeIP ?? DEFAULTS.nodeIP,
     iptablesBackend: values.iptablesBackend ?? DEFAULTS.iptablesBackend,
+    livezSyncFailureTimeoutMs: values.livezSyncFailureTimeout ?? DEFAULTS.livezSyncFailureTimeout,
   };
   return { kind: 'ok', config, warnings, initOnly: line.own['init-only']?.[0] === 'true' };
 }

@@ -74,6 +74,8 @@ export interface AgentConfig {
    * Node object (`nodeIP`, or kube-proxy's `bindAddress`; `v4,v6` for both). */
   readonly nodeIPs: readonly string[];
   readonly iptablesBackend: IptablesBackendSetting;
+  /** `/livez` fails once syncs have kept failing this long (kube-proxy-ts's own); 0 = never for this reason. */
+  readonly livezSyncFailureTimeoutMs: number;
 }
 
 /** One invalid input: which field, the offending value as given, and where it came from. */

@@ -114,6 +114,9 @@ export interface HealthServerOptions {
    * applied), so a readiness probe never admits a node without rules. /livez ignores it: a slow
    * initial list of a big cluster must not get the agent restarted. Default: always ready. */
   readonly ready?: () => boolean;
+  /** /livez (and /healthz) also answer 503 while this says false: syncs have kept failing for too
+   * long (livezSyncFailureTimeout). Default: always live. */
+  readonly live?: () => boolean;
 }
 
 /**
@@ -135,7 +138,8 @@ export async function startHealthServer(
     const probe: HealthProbe = path === '/healthz' ? 'healthz' : 'livez';
     const snapshot = health.snapshot();
     const ready = options.ready?.() ?? true;
-    const healthy = probe === 'healthz' ? ready && snapshot.healthy && snapshot.nodeEligible : snapshot.healthy;
+    const live = options.live?.() ?? true;
+    const healthy = probe === 'healthz' ? ready && live && snapshot.healthy && snapshot.nodeEligible : live && snapshot.healthy;
     const statusCode = healthy ? 200 : 503;
     options.onProbe?.(probe, statusCode);
     response.writeHead(statusCode, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });

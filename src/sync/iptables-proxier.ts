@@ -14,6 +14,8 @@ import type { Netfilter, RestoreResult } from '../netfilter/netfilter.js';
 import { kubeProxyCanaryChain, TABLES, type TableName } from '../netfilter/vocabulary.js';
 import type { ConntrackCleanupSink } from '../agent/conntrack-cleaner.js';
 import { readTables } from './read-tables.js';
+import { DriftChecker, type DriftOutcome } from './drift-check.js';
+import { prependRepair } from './drift.js';
 import type { SyncReason } from '../agent/scheduler.js';
 import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
 import { renderContextFor } from '../agent/context.js';
@@ -21,8 +23,8 @@ import type { IPFamily } from '../ip.js';
 
 /** The neutral report plus what the iptables backend planned (tests and the harness read it). */
 export type IptablesSyncReport =
-  | (Extract<SyncReport, { readonly result: 'applied' | 'unchanged' }> & { readonly plan: SyncPlan | undefined; readonly ruleSet: RuleSet })
-  | (Extract<SyncReport, { readonly result: 'failed' }> & { readonly plan: SyncPlan | undefined });
+  | (Extract<SyncReport, { readonly result: 'applied' | 'unchanged' }> & { readonly plan: SyncPlan | undefined; readonly ruleSet: RuleSet; readonly drift: DriftOutcome | undefined })
+  | (Extract<SyncReport, { readonly result: 'failed' }> & { readonly plan: SyncPlan | undefined; readonly drift: DriftOutcome | undefined });
 
 export interface IptablesProxierOptions {
   /** The family of `store` and of `netfilter`'s binaries (iptables or ip6tables); default IPv4. */
@@ -81,11 +83,13 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
   private readonly now: () => number;
   private readonly monotonic: () => number;
   readonly family: IPFamily;
+  private readonly drift: DriftChecker;
 
   constructor(private readonly options: IptablesProxierOptions) {
     this.family = options.family ?? 'IPv4';
     this.now = options.now ?? Date.now;
     this.monotonic = options.monotonic ?? (() => performance.now());
+    this.drift = new DriftChecker(options.netfilter, this.monotonic);
   }
 
   /** The rule set the kernel holds as far as we know (undefined after a failure). */
@@ -107,9 +111,14 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     }
     this.lastContext = context;
 
+    let drift: DriftOutcome | undefined;
     if (reason === 'periodic') {
       if (this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
-      else if (this.forceFull === undefined && !(await this.canariesPresent())) this.requestFull('canary-missing');
+      else if (this.forceFull === undefined && this.applied !== undefined) {
+        // Every owned chain against what was applied; its repair joins this sync's restore.
+        drift = await this.drift.check(this.applied);
+        if (drift.kind !== 'checked' && !(await this.canariesPresent())) this.requestFull('canary-missing');
+      }
     }
 
     const modelStart = this.monotonic();
@@ -126,6 +135,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       plan = planSync(undefined, ruleSet, { ...tables, forceFull: true, fullSyncChainsPerPart: this.options.fullSyncChainsPerPart ?? 0 });
     } else {
       plan = planSync(this.applied, ruleSet, { forceFull: false, existingChains: new Map(), missingJumps: [] });
+      if (drift?.kind === 'checked') plan = prependRepair(drift.repair, plan);
     }
     const restoreStart = this.monotonic();
     const phasesUntil = (end: number): SyncPhases => ({
@@ -142,7 +152,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       return {
         result: 'unchanged', family: this.family, kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
         plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
-        triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions: 0,
+        triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions: 0, drift,
       };
     }
 
@@ -165,7 +175,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       const failedLine = restored.line !== undefined ? (failedPart ?? plan.payload).split('\n')[restored.line - 1] : undefined;
       return {
         result: 'failed', family: this.family, kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
-        message: restored.message, failedLine, plan, writes: writesOf(plan),
+        message: restored.message, failedLine, plan, writes: writesOf(plan), drift,
       };
     }
     const previousState = this.appliedState;
@@ -184,7 +194,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     return {
       result: 'applied', family: this.family, kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
       plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
-      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions,
+      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions, drift,
     };
   }
 

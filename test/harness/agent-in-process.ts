@@ -56,6 +56,9 @@ export interface InProcessAgentOptions {
 export interface RecordedRestore {
   readonly payload: string;
   readonly result: RestoreResult;
+  /** When the restore started and ended (ms since the epoch). */
+  readonly startedAt: number;
+  readonly endedAt: number;
 }
 
 export interface MetricSample {
@@ -225,9 +228,10 @@ class RecordingNetfilter implements Netfilter {
     return this.inner.chainExists(table, chain);
   }
   async restore(payload: string, options: { readonly noFlush: boolean }): Promise<RestoreResult> {
+    const startedAt = Date.now();
     const result = await this.inner.restore(payload, options);
     if (this.limit > 0) {
-      this.restores.push({ payload, result });
+      this.restores.push({ payload, result, startedAt, endedAt: Date.now() });
       if (this.restores.length > this.limit) this.restores.shift();
     }
     return result;

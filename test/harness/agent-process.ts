@@ -26,6 +26,9 @@ export interface AgentProcessOptions {
   readonly logDir?: string;
   /** Extra environment variables for the agent. */
   readonly env?: Readonly<Record<string, string>>;
+  /** A command the agent's `ip netns exec ...` runs under (its arguments follow), e.g. a mount
+   * namespace set up by `unshare`. It must exec the command, so the child's pid stays the agent's. */
+  readonly wrap?: readonly string[];
   /** How long to wait for the first applied sync. Default 60 s. */
   readonly readyTimeoutMs?: number;
 }
@@ -137,7 +140,8 @@ export class AgentProcess {
     let child: ChildProcess;
     try {
       // `ip netns exec` execs the command, so the child's pid is the agent's.
-      child = spawn('ip', args, { cwd: repoRoot, stdio: ['ignore', logFd, logFd], env: { ...process.env, ...options.env } });
+      const [command, ...rest] = [...(options.wrap ?? []), 'ip', ...args];
+      child = spawn(command ?? 'ip', rest, { cwd: repoRoot, stdio: ['ignore', logFd, logFd], env: { ...process.env, ...options.env } });
     } finally {
       closeSync(logFd);
     }

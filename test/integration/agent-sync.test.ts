@@ -1,7 +1,7 @@
 // The agent against the shared real apiserver, its iptables in a throwaway network namespace:
 // Services and EndpointSlices become kube-proxy's chains, an endpoint change is a partial sync that
 // touches only that service's chains, a deletion removes them, a nat flush behind the agent's back
-// is repaired by the next periodic sync, and objects it cannot use are skipped and counted.
+// is repaired by the next periodic drift check, and objects it cannot use are skipped and counted.
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kernelSkipReason } from '../harness/netns.js';
@@ -152,29 +152,29 @@ describe.skipIf(skipReason !== undefined)('agent against a real apiserver and re
     expect(before.chains.has('KUBE-PROXY-CANARY')).toBe(true);
     expect(before.rules.some((rule) => rule === '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES')).toBe(true);
 
-    const fullBefore = await node.metric('kube_proxy_ts_syncs_total', { kind: 'full', result: 'applied' });
-    expect(node.reports.filter((report) => report.fullReason === 'canary-missing')).toEqual([]);
+    const repairsBefore = await node.metric('kube_proxy_ts_drift_repairs_total', { table: 'nat', kind: 'table-flushed' });
     const reportsBefore = new Set(node.reports);
     // Like `iptables -t nat -F; iptables -t nat -X`, in one step (a restore without --noflush
     // flushes every chain and deletes every user chain), so no periodic sync falls in between.
     const flush = await node.netns.exec('iptables-nft-restore', [], '*nat\nCOMMIT\n');
     expect(flush.code, flush.stderr).toBe(0);
 
-    // No apiserver change follows: only the periodic canary check can bring the rules back.
+    // No apiserver change follows: only the periodic drift check can bring the rules back.
     const restored = await node.waitFor('the nat table is restored', async () => {
       const nat = await node.kernel('nat');
       return nat.chains.has(gamma.cluster) && nat.chains.has('KUBE-PROXY-CANARY') ? nat : undefined;
     });
     expect(byChain(restored)).toEqual(byChain(before));
     expect(rulesOf(restored, 'KUBE-SERVICES').at(-1)).toContain('-j KUBE-NODEPORTS');
-    expect(await node.metric('kube_proxy_ts_syncs_total', { kind: 'full', result: 'applied' })).toBeGreaterThan(fullBefore);
-    // The first full sync after the flush is the repair, and the periodic canary check asked for it.
+    expect(await node.metric('kube_proxy_ts_drift_repairs_total', { table: 'nat', kind: 'table-flushed' })).toBe(repairsBefore + 1);
+    // The repair came with a periodic sync's drift check, not a full resync.
     const after = node.reports.filter((report) => !reportsBefore.has(report));
-    const repair = after.find((report) => report.kind === 'full');
+    const repair = after.find((report) => report.drift?.kind === 'checked' && report.drift.findings.length > 0);
     const seen = after.map((report) => `${report.reason}/${report.kind}/${report.fullReason ?? '-'}/${report.result}`).join(', ');
-    expect(repair?.fullReason, `syncs after the flush: ${seen}`).toBe('canary-missing');
-    expect(repair?.reason).toBe('periodic');
+    expect(repair?.reason, `syncs after the flush: ${seen}`).toBe('periodic');
+    expect(repair?.kind).toBe('partial');
     expect(repair?.result).toBe('applied');
+    expect(repair?.drift?.kind === 'checked' ? repair.drift.findings : undefined).toEqual([{ table: 'nat', chain: '*', kind: 'table-flushed' }]);
   });
 
   it('skips and counts EndpointSlices it cannot use while other Services keep working', async () => {

@@ -247,6 +247,46 @@ describe('SyncScheduler', () => {
     await instance.stop();
   });
 
+  it('after a failure, holds every sync (changes, periodic) for the retry delay, then runs one retry', async () => {
+    const { instance, runs, advance } = scheduler(100, 10_000, (run) => (run <= 2 ? 'failed' : 'wrote'));
+    instance.start();
+    await advance(0);
+    expect(runs).toEqual([{ reason: 'initial', at: 0 }]);
+    instance.retryAfter(1000);
+    // Changes during the hold, and the periodic sync, join the retry instead of taking the lock again.
+    for (let index = 0; index < 20; index += 1) {
+      instance.request('change');
+      await advance(40);
+    }
+    instance.request('periodic');
+    await advance(150);
+    expect(runs).toEqual([{ reason: 'initial', at: 0 }]);
+    await advance(50);
+    expect(runs).toEqual([{ reason: 'initial', at: 0 }, { reason: 'retry', at: 1000 }]);
+    instance.retryAfter(2000);
+    await advance(1999);
+    expect(runs).toHaveLength(2);
+    await advance(1);
+    expect(runs.at(-1)).toEqual({ reason: 'retry', at: 3000 });
+    await instance.stop();
+  });
+
+  it('a sync queued while the failing one ran waits for the retry instead of running right after it', async () => {
+    const { instance, runs, advance, hold } = scheduler(0, 10_000, (run) => (run === 1 ? 'failed' : 'wrote'));
+    const release = hold(1);
+    instance.start();
+    await advance(0);
+    instance.request('change');
+    await advance(0);
+    instance.retryAfter(500);
+    release();
+    await advance(499);
+    expect(runs).toEqual([{ reason: 'initial', at: 0 }]);
+    await advance(1);
+    expect(runs).toEqual([{ reason: 'initial', at: 0 }, { reason: 'retry', at: 500 }]);
+    await instance.stop();
+  });
+
   it('logs at debug level why a sync waited, which syncs spent the tokens and whether each wrote anything', async () => {
     const { instance, advance, lines } = scheduler(1000, 30_000, (run) => (run === 2 ? 'unchanged' : 'wrote'));
     instance.start();

@@ -43,6 +43,7 @@ describe('parseRunArgs defaults', () => {
       logLevel: 'info',
       nodeIPs: [],
       iptablesBackend: 'auto',
+      livezSyncFailureTimeoutMs: 300_000,
     } satisfies AgentConfig);
   });
 

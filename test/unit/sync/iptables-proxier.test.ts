@@ -22,6 +22,7 @@ function setup(options: { conntrackCleanup?: ConntrackCleanupSink } = {}) {
     renderContext: () => ({ ...defaultRenderContext, clusterCIDR: '10.244.0.0/16', nodeIPs: node.ips, localhostNodePorts: false }),
     fullSyncPeriodMs: 3_600_000,
     now: () => now,
+    monotonic: () => now,
   });
   return { store, netfilter, syncer, advance: (ms: number) => (now += ms) };
 }
@@ -89,7 +90,7 @@ describe('IptablesProxier', () => {
     expect(netfilter.hasChain('nat', svcChain('b'))).toBe(true);
   });
 
-  it('notices a flushed table at the periodic check and resyncs fully', async () => {
+  it('notices a flushed table at the periodic check and repairs it in the same sync', async () => {
     const { store, netfilter, syncer } = setup();
     store.upsertService(service('a', '10.96.0.1'));
     store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
@@ -98,10 +99,33 @@ describe('IptablesProxier', () => {
     netfilter.flushTable('nat');
     expect(netfilter.hasChain('nat', svcChain('a'))).toBe(false);
     const report = await syncer.sync('periodic');
-    expect(report.kind).toBe('full');
-    expect(report.fullReason).toBe('canary-missing');
+    expect(report.result).toBe('applied');
+    expect(report.drift?.kind === 'checked' ? report.drift.findings : undefined).toEqual([{ table: 'nat', chain: '*', kind: 'table-flushed' }]);
     expect(netfilter.hasChain('nat', svcChain('a'))).toBe(true);
     expect(netfilter.rules('nat', 'PREROUTING')?.some((rule) => rule.includes('-j KUBE-SERVICES'))).toBe(true);
+  });
+
+  it('repairs a dispatch rule deleted from KUBE-SERVICES at the next periodic check, touching only that rule, in the restore of that sync', async () => {
+    const { store, netfilter, syncer } = setup();
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+    store.upsertService(service('b', '10.96.0.2'));
+    store.upsertEndpointSlice(slice('b', ['10.244.1.2']));
+    await syncer.sync('initial');
+    const dispatch = netfilter.rules('nat', 'KUBE-SERVICES')?.find((rule) => rule.includes(svcChain('a'))) ?? '';
+    netfilter.deleteRule('nat', 'KUBE-SERVICES', dispatch);
+    // A change elsewhere (a partial sync) does not see it: only the periodic check does.
+    store.upsertEndpointSlice(slice('b', ['10.244.1.3']));
+    await syncer.sync('change');
+    expect(netfilter.rules('nat', 'KUBE-SERVICES')?.some((rule) => rule.includes(svcChain('a')))).toBe(false);
+    store.upsertEndpointSlice(slice('b', ['10.244.1.4']));
+    const restoresBefore = netfilter.restoreCalls;
+    const report = await syncer.sync('periodic');
+    expect(netfilter.restoreCalls - restoresBefore).toBe(1);
+    expect(report.drift?.kind === 'checked' ? report.drift.findings : undefined).toEqual([{ table: 'nat', chain: 'KUBE-SERVICES', kind: 'rule-missing' }]);
+    expect(report.drift?.kind === 'checked' ? report.drift.repair?.payload : undefined).toBe(`*nat\n-I KUBE-SERVICES 1 ${dispatch}\nCOMMIT\n`);
+    expect(netfilter.rules('nat', 'KUBE-SERVICES')?.some((rule) => rule.includes(svcChain('a')))).toBe(true);
+    expect((await syncer.sync('periodic')).drift).toMatchObject({ kind: 'checked', findings: [] });
   });
 
   it('does a periodic full sync once fullSyncPeriod has passed', async () => {
