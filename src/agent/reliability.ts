@@ -80,7 +80,7 @@ export class SyncReliability {
 }
 
 /** Findings grouped for one log line: kind -> table -> chain names (capped). */
-export function describeFindings(findings: readonly DriftFinding[], cap = 20): Record<string, Record<string, string[]>> {
+function describeFindings(findings: readonly DriftFinding[], cap = 20): Record<string, Record<string, string[]>> {
   const grouped: Record<string, Record<string, string[]>> = {};
   for (const finding of findings) {
     const chains = ((grouped[finding.kind] ??= {})[finding.table] ??= []);

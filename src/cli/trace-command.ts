@@ -15,7 +15,7 @@ import { explainTrace } from '../trace/explain.js';
 import { formatReport } from '../trace/format.js';
 import { parseSavedTables, type SavedTables } from '../trace/tables.js';
 import type { Origin, TracePacket } from '../trace/tracer.js';
-import { cidrMatcher } from '../trace/values.js';
+import { cidrMatcher, localMatcher, parseAddressPort } from '../trace/values.js';
 import { messageOf } from '../values.js';
 import { commandUsage, COMMANDS, DEFAULTS, readCommandLine, type IptablesBackendSetting } from '../config/index.js';
 import { TABLES } from '../netfilter/vocabulary.js';
@@ -170,12 +170,14 @@ function parsePacketFlags(own: (name: string) => string | undefined): PacketRequ
   const destination = own('destination');
   if (source === undefined || destination === undefined) return '--source and --destination are required';
   if (isIP(source) === 0) return `--source "${source}" is not an IP address`;
-  const address = /^\[([^\]]+)\]:(\d+)$/.exec(destination) ?? /^([^:]+):(\d+)$/.exec(destination);
-  const ip = address?.[1];
-  const port = Number(address?.[2]);
-  if (ip === undefined || isIP(ip) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-    return `--destination "${destination}" is not IP:PORT (IPv6: [IP]:PORT)`;
+  let address: { ip: string; port: number | undefined };
+  try {
+    address = parseAddressPort(destination);
+  } catch {
+    address = { ip: '', port: undefined };
   }
+  const { ip, port } = address;
+  if (port === undefined || port < 1 || port > 65535) return `--destination "${destination}" is not IP:PORT (IPv6: [IP]:PORT)`;
   const protocolText = own('protocol') ?? 'tcp';
   const protocol = protocols[protocolText.toLowerCase() as keyof typeof protocols] as TracePacket['protocol'] | undefined;
   if (protocol === undefined) return `--protocol "${protocolText}" must be tcp, udp or sctp`;
@@ -200,15 +202,12 @@ function inferOrigin(
   clusterCIDR: string | undefined,
   model: DesiredState | undefined,
 ): { origin: Origin; why: string } {
-  if (['127.0.0.0/8', '::1', ...localAddresses].some((local) => cidrMatcher(local)(source))) {
+  if (localMatcher(localAddresses)(source)) {
     return { origin: 'node', why: `${source} is an address of this node` };
   }
-  if (clusterCIDR !== undefined) {
-    try {
-      if (cidrMatcher(clusterCIDR)(source)) return { origin: 'pod', why: `${source} is in the cluster CIDR ${clusterCIDR}` };
-    } catch {
-      // An invalid --cluster-cidr was refused by render already; live traces only use it here.
-    }
+  // --cluster-cidr was validated by the flag reader (parseClusterCIDR) before we get here.
+  if (clusterCIDR !== undefined && cidrMatcher(clusterCIDR)(source)) {
+    return { origin: 'pod', why: `${source} is in the cluster CIDR ${clusterCIDR}` };
   }
   for (const servicePort of model?.servicePorts.values() ?? []) {
     const endpoint = servicePort.allEndpoints.find((candidate) => candidate.ip === source);

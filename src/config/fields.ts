@@ -103,7 +103,7 @@ export const FIELDS = {
     file: [['metricsBindAddress']],
     env: ['KUBE_PROXY_TS_METRICS_BIND_ADDRESS'],
     flags: ['metrics-bind-address'],
-    help: "IP:port of the /metrics server, '' to disable (default 0.0.0.0:10249)",
+    help: "IP:port of the /metrics and /configz server, '' to disable (default 127.0.0.1:10249, as kube-proxy)",
   },
   healthzBindAddress: {
     file: [['healthzBindAddress']],
@@ -407,7 +407,9 @@ export const DEFAULTS: FieldValues = {
   nodePortAddresses: { kind: 'all' },
   syncPeriod: 30_000,
   minSyncPeriod: 1_000,
-  metricsBindAddress: { host: '0.0.0.0', port: 10249 },
+  // kube-proxy's default: /metrics and /configz (which shows the configuration) stay on the node
+  // unless the operator opens them (the DaemonSet binds the node IP for Prometheus).
+  metricsBindAddress: { host: '127.0.0.1', port: 10249 },
   healthzBindAddress: { host: '0.0.0.0', port: 10256 },
   mode: 'iptables',
   masqueradeBit: 14,

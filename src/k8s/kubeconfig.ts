@@ -13,15 +13,19 @@
 // rotates service account tokens) and a client certificate with its key when both are files (cert
 // rotation). A new certificate also closes the connections made with the old one, so watches
 // reconnect with it.
+//
+// No message built here quotes the file's text or a value from it (kubeconfig-quiet.ts): an
+// unreadable file is named by the field that names it.
 
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { delimiter, dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { stringify as toYaml } from 'yaml';
 
 import type { ApiConnection } from './connection.js';
+import { fsErrorCode, parseYamlQuietly, serverUrlProblem } from './kubeconfig-quiet.js';
 import { asRecord, asString, isRecord, messageOf } from '../values.js';
 
 export type KubeConfigSource = 'flag' | 'env' | 'in-cluster';
@@ -89,7 +93,7 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfigR
     }
     return {
       ok: true,
-      connection: directConnection(server, fixedTls({ ...(ca !== undefined ? { ca } : {}) }), tokenFileHeader(tokenPath, options)),
+      connection: directConnection(server, fixedTls({ ...(ca !== undefined ? { ca } : {}) }), tokenFileHeader(tokenPath, tokenPath, options)),
       source: 'in-cluster',
       auth: 'token-file',
       context: 'in-cluster',
@@ -137,7 +141,7 @@ function fromFiles(files: readonly string[], source: KubeConfigSource, options: 
     const context = contextName !== undefined ? merged.contexts.get(contextName) : undefined;
     const clusterName = context !== undefined ? asString(context.fields['cluster']) : undefined;
     const cluster = clusterName !== undefined ? merged.clusters.get(clusterName) : undefined;
-    const server = cluster !== undefined ? asString(cluster.fields['server']) : undefined;
+    const server = cluster !== undefined ? checkedServer(cluster) : undefined;
     if (contextName === undefined || context === undefined || cluster === undefined || server === undefined || server === '') {
       return {
         ok: false,
@@ -155,7 +159,7 @@ function fromFiles(files: readonly string[], source: KubeConfigSource, options: 
 }
 
 function mergeFile(into: MergedConfig, file: string): void {
-  const parsed: unknown = parseYaml(readFileSync(file, 'utf8'));
+  const parsed = parseYamlQuietly(readFileSync(file, 'utf8'), file);
   if (parsed === null || parsed === undefined) return; // an empty file adds nothing
   if (!isRecord(parsed)) throw new KubeconfigError(`${file} is not a kubeconfig (not a mapping)`);
   const dir = dirname(resolve(file));
@@ -164,6 +168,15 @@ function mergeFile(into: MergedConfig, file: string): void {
   mergeEntries(into.clusters, parsed['clusters'], 'cluster', dir, file);
   mergeEntries(into.users, parsed['users'], 'user', dir, file);
   mergeEntries(into.contexts, parsed['contexts'], 'context', dir, file);
+}
+
+/** The cluster's server, refused when it cannot be used or carries user:password. */
+function checkedServer(cluster: Entry): string | undefined {
+  const server = asString(cluster.fields['server']);
+  if (server === undefined || server === '') return server;
+  const problem = serverUrlProblem(server);
+  if (problem !== undefined) throw new KubeconfigError(`cluster ${cluster.name}: ${problem}`);
+  return server;
 }
 
 function mergeEntries(into: Map<string, Entry>, list: unknown, key: string, dir: string, file: string): void {
@@ -221,7 +234,10 @@ function connect(
     return { connection: directConnection(server, tlsSource, async () => header), auth: 'token' };
   }
   if (tokenFile !== undefined && tokenFile !== '') {
-    return { connection: directConnection(server, tlsSource, tokenFileHeader(pathIn(user, tokenFile), options)), auth: 'token-file' };
+    return {
+      connection: directConnection(server, tlsSource, tokenFileHeader(pathIn(user, tokenFile), `the file that user ${user.name}'s tokenFile names`, options)),
+      auth: 'token-file',
+    };
   }
   if (username !== undefined && password !== undefined) {
     const header = { Authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` };
@@ -236,7 +252,11 @@ function material(entry: Entry, name: string): Buffer | undefined {
   if (data !== undefined && data !== '') return Buffer.from(data, 'base64');
   const file = asString(entry.fields[name]);
   if (file === undefined || file === '') return undefined;
-  return readFileSync(pathIn(entry, file));
+  try {
+    return readFileSync(pathIn(entry, file));
+  } catch (error: unknown) {
+    throw new KubeconfigError(`kubeconfig entry ${entry.name}: cannot read the file that ${name} names (${fsErrorCode(error)}; the value is not shown, it may be a credential)`);
+  }
 }
 
 /** The path of `<name>` when it is given as a file only (no `<name>-data`). */
@@ -309,14 +329,22 @@ function rotatingClientCertificate(initial: https.RequestOptions, certFile: stri
   };
 }
 
-/** A bearer token read from a file, read again once `credentialFileCacheMs` passed (the kubelet rotates it). */
-function tokenFileHeader(path: string, options: LoadKubeConfigOptions): AuthHeader {
+/**
+ * A bearer token read from a file, read again once `credentialFileCacheMs` passed (the kubelet rotates it).
+ * `label` names the file in errors (a tokenFile value may be a token pasted where its path belongs).
+ */
+function tokenFileHeader(path: string, label: string, options: LoadKubeConfigOptions): AuthHeader {
   const cacheMs = options.credentialFileCacheMs ?? DEFAULT_CREDENTIAL_FILE_CACHE_MS;
   const now = options.now ?? Date.now;
   let cached: { header: Record<string, string>; readAt: number } | undefined;
   return async () => {
     if (cached === undefined || now() - cached.readAt >= cacheMs) {
-      const token = readFileSync(path, 'utf8').trim();
+      let token: string;
+      try {
+        token = readFileSync(path, 'utf8').trim();
+      } catch (error: unknown) {
+        throw new Error(`cannot read ${label} (${fsErrorCode(error)})`);
+      }
       cached = { header: { Authorization: `Bearer ${token}` }, readAt: now() };
     }
     return cached.header;

@@ -20,7 +20,8 @@ export interface ServiceHealthServersOptions {
   readonly isProxyHealthy: () => boolean;
   /**
    * IPs to listen on, default `0.0.0.0`. kube-proxy listens only on the node IPs that match
-   * `nodePortAddresses` when that is set; the caller resolves those.
+   * `nodePortAddresses` when that is set; the caller resolves those (and calls setAddresses when
+   * the Node's addresses change). Empty: no server listens until an address is set.
    */
   readonly addresses?: readonly string[];
   readonly logger: Logger;
@@ -60,11 +61,14 @@ function errorCode(error: unknown): string {
 
 export class ServiceHealthServers {
   private readonly instances = new Map<number, Instance>();
-  private readonly addresses: readonly string[];
+  private addresses: readonly string[];
   private readonly logger: Logger;
+  /** What the last sync asked for, served again on new addresses. */
+  private lastWanted: ReadonlyMap<string, ServiceHealthEntry> = new Map();
   // Syncs and close() run one at a time: each awaits listen/close of the previous one.
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private waitingLogged = false;
 
   constructor(private readonly options: ServiceHealthServersOptions) {
     this.addresses = options.addresses ?? ['0.0.0.0'];
@@ -79,6 +83,22 @@ export class ServiceHealthServers {
    */
   sync(services: ReadonlyMap<string, ServiceHealthEntry>): Promise<ServiceHealthSyncResult> {
     return this.enqueue(() => this.apply(services));
+  }
+
+  /**
+   * Moves every server to these addresses (the Node's IPs matching nodePortAddresses, known only
+   * once the Node is listed, and changing with it). Nothing happens when they are the same.
+   */
+  setAddresses(addresses: readonly string[]): Promise<ServiceHealthSyncResult> {
+    return this.enqueue(async () => {
+      const same = addresses.length === this.addresses.length && addresses.every((address, index) => address === this.addresses[index]);
+      if (same || this.closed) return { listening: this.ports(), failed: [] };
+      this.logger.info({ from: this.addresses, to: addresses }, 'healthcheck servers move to new addresses');
+      this.addresses = [...addresses];
+      await Promise.all([...this.instances.values()].map((instance) => this.stop(instance)));
+      this.instances.clear();
+      return this.apply(this.lastWanted);
+    });
   }
 
   /** Closes every server; later syncs do nothing. */
@@ -104,6 +124,13 @@ export class ServiceHealthServers {
 
   private async apply(services: ReadonlyMap<string, ServiceHealthEntry>): Promise<ServiceHealthSyncResult> {
     if (this.closed) return { listening: [], failed: [] };
+    this.lastWanted = services;
+    if (this.addresses.length === 0) {
+      if (services.size > 0 && !this.waitingLogged) this.logger.warn({ services: services.size }, 'no node IP matches nodePortAddresses: healthcheck servers wait for one');
+      this.waitingLogged = services.size > 0;
+      this.options.metrics?.setHealthCheckNodePortServers(0);
+      return { listening: [], failed: [] };
+    }
     const wanted = new Map<number, ServiceHealthEntry>();
     // Sorted so that, should two Services ever claim one port, the same one wins every time.
     for (const key of [...services.keys()].sort()) {

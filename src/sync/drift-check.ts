@@ -1,8 +1,14 @@
 // The periodic drift check (issue 12): one iptables-save per table, compared with the RuleSet last
-// applied (sync/drift.ts). Runs on the periodic sync only, so the tables are read at most once per
-// syncPeriod, never per sync; its repair goes into that sync's restore. Its cost is bounded: where
-// a check takes long (a 10k-Service node under load: seconds), the next one waits until the checks
-// have used at most a quarter of the wall time since; periodic syncs in between check the canaries.
+// applied (sync/drift.ts). The tables are read OUTSIDE the sync: a periodic sync that finds a check
+// due only starts the read (start) and goes on; at 10k Services iptables-nft-save takes tens of
+// seconds, and a Service change must not wait for it. The next sync (periodic or change) takes the
+// finished read (take) and compares it with what was applied, but only if nothing was applied since
+// the read began (the generation it was started with); otherwise the kernel picture is older than
+// what we applied and it is discarded (the next check reads again). The repair goes into that
+// sync's restore. So a drift is repaired within two syncPeriods (plus the read). At most one read
+// at a time and one per syncPeriod; its cost is bounded: where a check takes long, the next one
+// waits until the checks have used at most a quarter of the wall time since; periodic syncs
+// without a finished check check the canaries.
 
 /** The share of wall time drift checks may take (reading the tables and comparing). */
 const CHECK_TIME_SHARE = 0.25;
@@ -20,33 +26,100 @@ export type DriftOutcome =
   /** Not this time: the last check was expensive (CHECK_TIME_SHARE); the canaries are checked instead. */
   | { readonly kind: 'deferred'; readonly dueInMs: number; readonly seconds: 0 };
 
+type ReadResult = { readonly ok: true; readonly saved: ReadonlyMap<TableName, string> } | { readonly ok: false; readonly message: string };
+
+/** A read of the tables begun against one applied RuleSet (its generation). */
+interface Read {
+  readonly applied: RuleSet;
+  readonly generation: number;
+  readonly started: number;
+  /** Set when the read has finished: its result and when it ended. */
+  done: { readonly result: ReadResult; readonly ended: number } | undefined;
+  settled: Promise<void>;
+}
+
 export class DriftChecker {
   private readonly memo = new DriftMemo();
-  /** When the next check may run (monotonic ms). */
+  /** When the next check may start (monotonic ms). */
   private notBefore = Number.NEGATIVE_INFINITY;
+  private read: Read | undefined;
+  /** The last finished read was older than a restore and thrown away: nothing was compared. */
+  lastReadDiscarded = false;
 
   constructor(
     private readonly netfilter: Netfilter,
     private readonly monotonic: () => number = () => performance.now(),
   ) {}
 
-  async check(applied: RuleSet): Promise<DriftOutcome> {
+  /**
+   * Starts reading the tables in the background when a check is due and none is under way;
+   * `generation` names the applied RuleSet (it changes whenever the kernel was written).
+   * Returns 'deferred' when the budget holds the check back, undefined otherwise.
+   */
+  start(applied: RuleSet, generation: number): Extract<DriftOutcome, { kind: 'deferred' }> | undefined {
+    if (this.read !== undefined) return undefined;
     const started = this.monotonic();
     if (started < this.notBefore) return { kind: 'deferred', dueInMs: Math.ceil(this.notBefore - started), seconds: 0 };
-    const outcome = await this.read(applied, started);
-    const elapsed = this.monotonic() - started;
-    this.notBefore = started + elapsed / CHECK_TIME_SHARE;
-    return outcome;
+    const read: Read = { applied, generation, started, done: undefined, settled: Promise.resolve() };
+    read.settled = this.saveAll().then((result) => {
+      read.done = { result, ended: this.monotonic() };
+    });
+    this.read = read;
+    return undefined;
   }
 
-  private async read(applied: RuleSet, started: number): Promise<DriftOutcome> {
-    const saved = new Map<TableName, string>();
-    for (const table of TABLES) {
-      const result = await this.netfilter.save(table);
-      if (!result.ok) return { kind: 'unread', message: `iptables-save -t ${table}: ${result.message}`, seconds: (this.monotonic() - started) / 1000 };
-      saved.set(table, result.text);
+  /**
+   * The finished read, compared with what it was started against, if nothing was applied since
+   * (`generation` is still the one it began with); undefined when no read has finished or the
+   * finished one was discarded.
+   */
+  take(generation: number): Exclude<DriftOutcome, { kind: 'deferred' }> | undefined {
+    const read = this.read;
+    if (read === undefined || read.done === undefined) return undefined;
+    this.read = undefined;
+    const { result, ended } = read.done;
+    this.lastReadDiscarded = read.generation !== generation;
+    if (this.lastReadDiscarded) {
+      this.spent(read.started, ended - read.started);
+      return undefined;
     }
-    const result = checkDrift(applied, saved, this.memo);
-    return { kind: 'checked', findings: result.findings, repair: result.repair, seconds: (this.monotonic() - started) / 1000 };
+    const compareStart = this.monotonic();
+    const outcome: Exclude<DriftOutcome, { kind: 'deferred' }> = result.ok
+      ? (() => {
+          const drift = checkDrift(read.applied, result.saved, this.memo);
+          return { kind: 'checked' as const, findings: drift.findings, repair: drift.repair, seconds: 0 };
+        })()
+      : { kind: 'unread', message: result.message, seconds: 0 };
+    const spentMs = ended - read.started + (this.monotonic() - compareStart);
+    this.spent(read.started, spentMs);
+    return { ...outcome, seconds: spentMs / 1000 };
+  }
+
+  /** Whether start() would begin a read now (none under way, the budget allows one). */
+  due(): boolean {
+    return this.read === undefined && this.monotonic() >= this.notBefore;
+  }
+
+  /** Resolves once the read under way (if any) has finished; for tests and shutdown. */
+  async readSettled(): Promise<void> {
+    await this.read?.settled;
+  }
+
+  private spent(started: number, spentMs: number): void {
+    this.notBefore = started + spentMs / CHECK_TIME_SHARE;
+  }
+
+  private async saveAll(): Promise<ReadResult> {
+    const saved = new Map<TableName, string>();
+    try {
+      for (const table of TABLES) {
+        const result = await this.netfilter.save(table);
+        if (!result.ok) return { ok: false, message: `iptables-save -t ${table}: ${result.message}` };
+        saved.set(table, result.text);
+      }
+    } catch (error) {
+      return { ok: false, message: `iptables-save: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    return { ok: true, saved };
   }
 }

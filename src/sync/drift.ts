@@ -8,15 +8,13 @@
 
 import type { DriftFinding as ProxierDriftFinding, DriftKind } from '../agent/proxier.js';
 import type { BuiltinJump, OrderedChain, RuleSet } from '../render/types.js';
-import { isOwnedChain, type TableName } from '../netfilter/vocabulary.js';
+import { BUILTIN_CHAINS, isOwnedChain, type TableName } from '../netfilter/vocabulary.js';
 import type { SyncPlan } from './diff.js';
 import { jumpKey } from './saved-tables.js';
 import { canonicalRule } from './rule-canon.js';
 import { chainKey, PayloadBuilder, sharedServiceRules, sortedServicePortKeys } from './payload.js';
 import { combineStats } from './full-parts.js';
 
-export type { DriftKind } from '../agent/proxier.js';
-export { DRIFT_KINDS } from '../agent/proxier.js';
 
 /** One thing found to differ, in an iptables table. */
 export interface DriftFinding extends ProxierDriftFinding {
@@ -32,7 +30,6 @@ export interface DriftResult {
   readonly chainsFromMemo: number;
 }
 
-const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
 
 /** One table as iptables-save printed it: every chain, and the rule specs of ours and of built-in chains. */
 interface KernelTable {

@@ -84,6 +84,8 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
   private readonly monotonic: () => number;
   readonly family: IPFamily;
   private readonly drift: DriftChecker;
+  /** Changes whenever a restore ran: a read of the tables begun before it shows an older kernel. */
+  private generation = 0;
 
   constructor(private readonly options: IptablesProxierOptions) {
     this.family = options.family ?? 'IPv4';
@@ -92,9 +94,9 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     this.drift = new DriftChecker(options.netfilter, this.monotonic);
   }
 
-  /** The rule set the kernel holds as far as we know (undefined after a failure). */
-  get appliedRuleSet(): RuleSet | undefined {
-    return this.applied;
+  /** Resolves once the drift check's read of the tables under way (if any) has finished. */
+  driftReadSettled(): Promise<void> {
+    return this.drift.readSettled();
   }
 
   /** Forces the next sync to be full (e.g. a table was flushed behind our back). */
@@ -112,13 +114,18 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     this.lastContext = context;
 
     let drift: DriftOutcome | undefined;
-    if (reason === 'periodic') {
-      if (this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
-      else if (this.forceFull === undefined && this.applied !== undefined) {
-        // Every owned chain against what was applied; its repair joins this sync's restore.
-        drift = await this.drift.check(this.applied);
-        if (drift.kind !== 'checked' && !(await this.canariesPresent())) this.requestFull('canary-missing');
-      }
+    if (reason === 'periodic' && this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
+    if (this.forceFull === undefined && this.applied !== undefined) {
+      // A drift check's read of the tables that finished since (begun after a periodic sync, run
+      // outside the syncs): every owned chain against what was applied; its repair joins this
+      // sync's restore. Discarded when a restore ran since the read began.
+      drift = this.drift.take(this.generation);
+      // Without a full check this period (none compared now, none to begin after this sync: the
+      // budget defers it, the last read failed, was discarded by a restore since, or one is still
+      // under way), the canaries. On a node with a change every period every read is discarded, so
+      // the canaries are all that catches a flushed table there.
+      const fullCheck = drift?.kind === 'checked' || (drift === undefined && !this.drift.lastReadDiscarded && this.drift.due());
+      if (reason === 'periodic' && !fullCheck && !(await this.canariesPresent())) this.requestFull('canary-missing');
     }
 
     const modelStart = this.monotonic();
@@ -148,6 +155,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     if (plan.stats.bytes === 0) {
       this.applied = ruleSet;
       this.appliedState = snapshot.state;
+      if (reason === 'periodic' && kind === 'partial') drift = this.startDriftRead(drift, ruleSet);
       const end = this.monotonic();
       return {
         result: 'unchanged', family: this.family, kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
@@ -168,6 +176,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       restored = await this.options.netfilter.restore(plan.chunks, { noFlush: true });
     }
     const restoreEnd = this.monotonic();
+    this.generation += 1;
     if (!restored.ok) {
       // Forget what was applied: the next sync is full and rebuilt from the kernel's real state.
       this.applied = undefined;
@@ -183,6 +192,8 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     this.appliedState = snapshot.state;
     this.forceFull = undefined;
     if (kind === 'full') this.lastFullSyncAt = this.now();
+    // The next drift check reads the tables in the background, after this restore.
+    if (reason === 'periodic' && kind === 'partial') drift = this.startDriftRead(drift, ruleSet);
 
     let conntrackDeletions = 0;
     if (this.options.conntrackCleanup !== undefined) {
@@ -196,6 +207,12 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
       triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions, drift,
     };
+  }
+
+  /** Begins the next drift check's read when one is due; the sync does not wait for it. */
+  private startDriftRead(taken: DriftOutcome | undefined, applied: RuleSet): DriftOutcome | undefined {
+    const deferred = this.drift.start(applied, this.generation);
+    return taken ?? deferred;
   }
 
   /** Cheap tamper check: the canary chain must exist in every table we own. */

@@ -18,7 +18,7 @@ import {
   type Verdict,
 } from './rules.js';
 import { savedChain, type SavedTables } from './tables.js';
-import { cidrMatcher, formatAddress } from './values.js';
+import { formatAddress, localMatcher } from './values.js';
 
 export type { Step, Verdict } from './rules.js';
 
@@ -130,8 +130,7 @@ function makeContext(saved: SavedTables, packet: TracePacket, options: TraceOpti
   for (const address of [packet.source, packet.destination, ...packet.localAddresses]) {
     if (isIP(address) === 0) throw new Error(`trace: '${address}' is not an IP address`);
   }
-  const local = ['127.0.0.0/8', '::1', ...packet.localAddresses].map(cidrMatcher);
-  const isLocal = (address: string): boolean => local.some((matches) => matches(address));
+  const isLocal = localMatcher(packet.localAddresses);
   let budget = options.exploreLimit ?? 64;
   const mayExplore = (): boolean => budget-- > 0;
   return { saved, packet, recentState: options.recentState, isLocal, mayExplore };

@@ -41,6 +41,12 @@ export function parseAddressPort(text: string): { ip: string; port: number | und
   return { ip, port: port === undefined ? undefined : Number(port) };
 }
 
+/** Whether an address is this node's: loopback or one of `localAddresses`. */
+export function localMatcher(localAddresses: readonly string[]): (address: string) => boolean {
+  const local = ['127.0.0.0/8', '::1', ...localAddresses].map(cidrMatcher);
+  return (address) => local.some((matches) => matches(address));
+}
+
 export function formatAddress(ip: string, port: number): string {
   return isIP(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
 }

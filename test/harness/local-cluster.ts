@@ -80,10 +80,10 @@ export interface HostFootprint {
 
 const ownedPaths = ['/var/lib/kube-proxy-ts-cluster', '/run/kube-proxy-ts-cluster', '/var/lib/kubelet', '/var/log/pods', '/var/log/containers', '/var/lib/cni'];
 const kubeletSysctls = ['kernel.panic', 'kernel.panic_on_oops', 'vm.overcommit_memory', 'kernel.keys.root_maxkeys', 'kernel.keys.root_maxbytes'];
-// Processes of the cluster: started from the project's cache or with the cluster's state paths
-// (a host's own containerd or etcd, e.g. one a package install started, is not ours), and what
-// runs in its containers.
-const processPattern = /(kube-proxy-ts-cluster|\.cache\/kube-proxy-ts\/(k8s|prometheus|coredns)\/|^\/agnhost|^\/coredns|^\/pause\b|containerd-shim|\/app\/(dist\/src\/cli\.js|hack\/docker-entrypoint\.sh))/;
+// Processes of the cluster: started with the cluster's state paths (every component `up` starts
+// names one; a host's own containerd or etcd, and the control planes other test projects start
+// from the same cached binaries, do not), and what runs in its containers.
+const processPattern = /(kube-proxy-ts-cluster|^\/agnhost|^\/coredns|^\/pause\b|containerd-shim|\/app\/(dist\/src\/cli\.js|hack\/docker-entrypoint\.sh))/;
 
 export async function hostFootprint(): Promise<HostFootprint> {
   const processes: string[] = [];

@@ -125,18 +125,21 @@ describe('the DaemonSet', () => {
     expect(pod.serviceAccountName).toBe(find('ServiceAccount').metadata.name);
   });
 
-  it('gets NET_ADMIN and NET_RAW, not privilege', () => {
+  it('gets NET_ADMIN and NET_RAW, not privilege, a read-only root filesystem and the runtime\'s seccomp profile', () => {
     expect(pod.containers).toHaveLength(1);
     expect(container.securityContext.privileged).toBe(false);
     expect(container.securityContext.allowPrivilegeEscalation).toBe(false);
     expect(container.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] });
+    expect(container.securityContext.readOnlyRootFilesystem).toBe(true);
+    expect(pod.initContainers[0].securityContext.readOnlyRootFilesystem).toBe(true);
+    expect(pod.securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' } });
   });
 
   it('sets route_localnet for localhost NodePorts in its one privileged part: an init container running `run --init-only` on the same config', () => {
     expect(pod.initContainers).toHaveLength(1);
     const init = pod.initContainers[0] as Manifest;
     expect(init.name).toBe('route-localnet');
-    expect(init.securityContext).toEqual({ privileged: true });
+    expect(init.securityContext).toEqual({ privileged: true, readOnlyRootFilesystem: true });
     // The agent's image, its CLI straight (no backend detection), the agent's config file.
     expect(init.image).toBe(container.image);
     expect(init.imagePullPolicy).toBe(container.imagePullPolicy);
@@ -194,11 +197,13 @@ describe('the DaemonSet', () => {
     const configMap = find('ConfigMap', configVolume?.configMap?.name);
     const files: Record<string, string> = { '/etc/kube-proxy-ts/config.yaml': configMap.data['config.yaml'] };
 
-    // The pod's environment as the kubelet would build it for a node named kind-worker.
+    // The pod's environment as the kubelet would build it for a node named kind-worker with the IP
+    // 172.18.0.3 (a hostNetwork pod's IP is its node's), $(VAR) references expanded.
     const env: Record<string, string> = {};
+    const fields: Record<string, string> = { 'spec.nodeName': 'kind-worker', 'status.podIP': '172.18.0.3' };
     for (const variable of container.env as Manifest[]) {
-      if (variable.value !== undefined) env[variable.name] = variable.value;
-      else if (variable.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName') env[variable.name] = 'kind-worker';
+      if (variable.value !== undefined) env[variable.name] = (variable.value as string).replace(/\$\(([A-Z_]+)\)/g, (_, name: string) => env[name] ?? `$(${name})`);
+      else if (variable.valueFrom?.fieldRef?.fieldPath in fields) env[variable.name] = fields[variable.valueFrom.fieldRef.fieldPath]!;
     }
     const result = parseRunArgs(container.args.slice(1), env, (path) => {
       const text = files[path];
@@ -218,7 +223,8 @@ describe('the DaemonSet', () => {
       nodePortAddresses: { kind: 'all' },
       syncPeriodMs: 30_000,
       minSyncPeriodMs: 1_000,
-      metricsBindAddress: { host: '0.0.0.0', port: 10249 },
+      // Prometheus scrapes the node IP; the agent's own default would be 127.0.0.1.
+      metricsBindAddress: { host: '172.18.0.3', port: 10249 },
       healthzBindAddress: { host: '0.0.0.0', port: 10256 },
       mode: 'iptables',
       masqueradeBit: 14,
@@ -243,7 +249,7 @@ describe('the DaemonSet', () => {
 });
 
 describe('the ClusterRole', () => {
-  it('grants reads of Services, EndpointSlices and Nodes and writes of Events only', () => {
+  it('grants list and watch of Services, EndpointSlices and Nodes, nothing else (test/unit/agent/rbac.test.ts: what the agent uses)', () => {
     const rules = find('ClusterRole', 'kube-proxy-ts').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
     const grants = rules.flatMap((rule) =>
       rule.apiGroups.flatMap((group) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${group}/${resource}:${verb}`))),
@@ -254,13 +260,8 @@ describe('the ClusterRole', () => {
         '/services:watch',
         'discovery.k8s.io/endpointslices:list',
         'discovery.k8s.io/endpointslices:watch',
-        '/nodes:get',
         '/nodes:list',
         '/nodes:watch',
-        '/events:create',
-        '/events:patch',
-        'events.k8s.io/events:create',
-        'events.k8s.io/events:patch',
       ].sort(),
     );
   });

@@ -136,6 +136,21 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
       state: { terminated?: { exitCode: number } };
     }>;
     expect(init).toEqual([expect.objectContaining({ name: 'route-localnet', state: { terminated: expect.objectContaining({ exitCode: 0 }) } })]);
+
+    // `kube-proxy-ts trace` as docs/trace.md tells users to run it: inside the agent's pod, on this
+    // node's live rules and the apiserver's objects (the pod's service account).
+    const clusterIP = (await kubectl(env, ['-n', ns, 'get', 'service', 'web', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
+    const podIP = (await kubectl(env, ['-n', ns, 'get', 'pod', 'web', '-o', 'jsonpath={.status.podIP}'])).trim();
+    const traced = JSON.parse(await kubectl(env, ['-n', 'kube-proxy-ts', 'exec', 'ds/kube-proxy-ts', '-c', 'kube-proxy-ts', '--',
+      'kube-proxy-ts', 'trace', '--source', env.nodeIP, '--destination', `${clusterIP}:80`, '-o', 'json'], 120_000)) as {
+      packet: { origin: string };
+      service: { namespace: string; name: string; matchedBy: string } | null;
+      outcomes: Array<{ verdict: string; endpoint: string | null; probability: number }>;
+    };
+    expect(traced.packet.origin).toBe('node');
+    expect(traced.service).toMatchObject({ namespace: ns, name: 'web', matchedBy: 'cluster IP' });
+    expect(traced.outcomes.map((outcome) => [outcome.verdict, outcome.endpoint, outcome.probability]))
+      .toEqual([['ACCEPT', `${podIP}:8080`, 1]]);
     await kubectl(env, ['delete', 'namespace', ns, '--wait=false']);
   });
 

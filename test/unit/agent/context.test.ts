@@ -49,5 +49,10 @@ describe('renderContextFor', () => {
   it('binds healthCheckNodePort servers to matching node IPs only when nodePortAddresses is set', () => {
     expect(healthCheckAddresses(config([]), node)).toEqual(['0.0.0.0']);
     expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24']), node)).toEqual(['172.30.0.10']);
+    expect(healthCheckAddresses(config(['--nodeport-addresses', 'primary']), node)).toEqual(['172.30.0.10']);
+    expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24,127.0.0.0/8']), node)).toEqual(['172.30.0.10', '127.0.0.1']);
+    // Before the Node is known (or when nothing matches): nowhere, not every address.
+    expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24']), { ...node, ips: [] })).toEqual([]);
+    expect(healthCheckAddresses(config(['--nodeport-addresses', '10.0.0.0/8']), node)).toEqual([]);
   });
 });

@@ -36,7 +36,7 @@ describe('parseRunArgs defaults', () => {
       nodePortAddresses: { kind: 'all' },
       syncPeriodMs: 30_000,
       minSyncPeriodMs: 1_000,
-      metricsBindAddress: { host: '0.0.0.0', port: 10249 },
+      metricsBindAddress: { host: '127.0.0.1', port: 10249 },
       healthzBindAddress: { host: '0.0.0.0', port: 10256 },
       mode: 'iptables',
       masqueradeBit: 14,

@@ -173,7 +173,8 @@ describe('the connection a kubeconfig describes', () => {
     const result = loadKubeConfig({ kubeconfigPath: path, env: {} });
     expect(result).toMatchObject({ ok: true, auth: 'plugin', connection: { server: 'https://10.0.0.1:6443' } });
     if (result.ok) expect((await result.connection.requestOptions()).headers).toMatchObject({ Authorization: 'Bearer from-plugin' });
-  });
+    // Loading client-node takes ~2.5 s on an idle 2-core machine, over 5 s (vitest's default) on a busy one.
+  }, 30_000);
 
   it('rejects a client certificate without its key, naming the user', () => {
     const half = writeIn('half', {

@@ -23,10 +23,14 @@ describe('DriftChecker', () => {
       chainExists: (table, chain) => fake.chainExists(table, chain),
     };
     const checker = new DriftChecker(slow, () => now);
-    expect(await checker.check(ruleSet)).toMatchObject({ kind: 'checked', findings: [], seconds: 2 });
+    expect(checker.start(ruleSet, 1)).toBeUndefined();
+    await checker.readSettled();
+    expect(checker.take(1)).toMatchObject({ kind: 'checked', findings: [], seconds: 2 });
     now = 5_000;
-    expect(await checker.check(ruleSet)).toEqual({ kind: 'deferred', dueInMs: 3_000, seconds: 0 });
+    expect(checker.start(ruleSet, 1)).toEqual({ kind: 'deferred', dueInMs: 3_000, seconds: 0 });
     now = 8_000;
-    expect(await checker.check(ruleSet)).toMatchObject({ kind: 'checked', findings: [] });
+    expect(checker.start(ruleSet, 1)).toBeUndefined();
+    await checker.readSettled();
+    expect(checker.take(1)).toMatchObject({ kind: 'checked', findings: [] });
   });
 });

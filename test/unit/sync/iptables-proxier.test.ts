@@ -3,6 +3,7 @@ import { IptablesProxier, iptablesBackend } from '../../../src/sync/iptables-pro
 import { parseRunArgs, type AgentConfig } from '../../../src/config/index.js';
 import { ModelStore } from '../../../src/model/store.js';
 import { FakeNetfilter } from '../../support/fake-netfilter.js';
+import type { Netfilter, SaveResult } from '../../../src/netfilter/netfilter.js';
 import type { ConntrackCleanupSink } from '../../../src/agent/conntrack-cleaner.js';
 import { conntrackArgs, type ConntrackDeletion } from '../../../src/conntrack/plan.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../../src/render/names.js';
@@ -11,13 +12,13 @@ import { service, slice } from '../agent/fixtures.js';
 
 const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
 
-function setup(options: { conntrackCleanup?: ConntrackCleanupSink } = {}) {
+function setup(options: { conntrackCleanup?: ConntrackCleanupSink; wrap?: (fake: FakeNetfilter) => Netfilter } = {}) {
   const store = new ModelStore(node);
   const netfilter = new FakeNetfilter();
   let now = 1_000_000;
   const syncer = new IptablesProxier({
     store,
-    netfilter,
+    netfilter: options.wrap?.(netfilter) ?? netfilter,
     conntrackCleanup: options.conntrackCleanup,
     renderContext: () => ({ ...defaultRenderContext, clusterCIDR: '10.244.0.0/16', nodeIPs: node.ips, localhostNodePorts: false }),
     fullSyncPeriodMs: 3_600_000,
@@ -34,6 +35,49 @@ function configFor(): AgentConfig {
 }
 
 const svcChain = (name: string) => servicePortChainNames(`default/${name}:p`, 'TCP').cluster;
+
+/**
+ * A netfilter whose iptables-save, once armed, takes the kernel's picture when called but answers
+ * only once the test releases it (a slow iptables-nft-save at 10k Services).
+ */
+/** Service a synced on a node whose next iptables-save waits until `slow.release()`. */
+async function syncedWithSlowSave() {
+  let slow: ReturnType<typeof slowSave> | undefined;
+  const synced = setup({ wrap: (fake) => (slow = slowSave(fake)).netfilter });
+  if (slow === undefined) throw new Error('no netfilter');
+  synced.store.upsertService(service('a', '10.96.0.1'));
+  synced.store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+  await synced.syncer.sync('initial');
+  slow.arm();
+  return { ...synced, slow };
+}
+
+function slowSave(fake: FakeNetfilter) {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let armed = false;
+  let saves = 0;
+  const netfilter: Netfilter = {
+    save: async (table): Promise<SaveResult> => {
+      if (!armed) return fake.save(table);
+      saves += 1;
+      const picture = await fake.save(table);
+      await gate;
+      return picture;
+    },
+    restore: (payload, options) => fake.restore(payload, options),
+    chainExists: (table, chain) => fake.chainExists(table, chain),
+  };
+  return { netfilter, arm: () => (armed = true), release: () => release(), saves: () => saves };
+}
+
+/** Whether the promise settles within a few event-loop turns (no real waiting on anything else). */
+async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  void promise.then(() => (settled = true), () => (settled = true));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return settled;
+}
 
 describe('IptablesProxier', () => {
   it('writes everything on the first sync, then only the changed service on the next', async () => {
@@ -90,14 +134,19 @@ describe('IptablesProxier', () => {
     expect(netfilter.hasChain('nat', svcChain('b'))).toBe(true);
   });
 
-  it('notices a flushed table at the periodic check and repairs it in the same sync', async () => {
+  it('notices a flushed table at a periodic check and repairs it in the restore of the next sync', async () => {
     const { store, netfilter, syncer } = setup();
     store.upsertService(service('a', '10.96.0.1'));
     store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
     await syncer.sync('initial');
+    // The periodic sync starts the check's read of the tables; the next sync compares it.
     expect((await syncer.sync('periodic')).result).toBe('unchanged');
+    await syncer.driftReadSettled();
     netfilter.flushTable('nat');
     expect(netfilter.hasChain('nat', svcChain('a'))).toBe(false);
+    // Its read came before the flush: nothing found; it starts the next read.
+    expect((await syncer.sync('periodic')).drift).toMatchObject({ kind: 'checked', findings: [] });
+    await syncer.driftReadSettled();
     const report = await syncer.sync('periodic');
     expect(report.result).toBe('applied');
     expect(report.drift?.kind === 'checked' ? report.drift.findings : undefined).toEqual([{ table: 'nat', chain: '*', kind: 'table-flushed' }]);
@@ -105,7 +154,7 @@ describe('IptablesProxier', () => {
     expect(netfilter.rules('nat', 'PREROUTING')?.some((rule) => rule.includes('-j KUBE-SERVICES'))).toBe(true);
   });
 
-  it('repairs a dispatch rule deleted from KUBE-SERVICES at the next periodic check, touching only that rule, in the restore of that sync', async () => {
+  it('repairs a dispatch rule deleted from KUBE-SERVICES by the next periodic check, touching only that rule, in the restore of the sync after its read', async () => {
     const { store, netfilter, syncer } = setup();
     store.upsertService(service('a', '10.96.0.1'));
     store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
@@ -118,6 +167,9 @@ describe('IptablesProxier', () => {
     store.upsertEndpointSlice(slice('b', ['10.244.1.3']));
     await syncer.sync('change');
     expect(netfilter.rules('nat', 'KUBE-SERVICES')?.some((rule) => rule.includes(svcChain('a')))).toBe(false);
+    // The periodic sync reads the tables after its restore; the next sync compares and repairs.
+    await syncer.sync('periodic');
+    await syncer.driftReadSettled();
     store.upsertEndpointSlice(slice('b', ['10.244.1.4']));
     const restoresBefore = netfilter.restoreCalls;
     const report = await syncer.sync('periodic');
@@ -125,7 +177,93 @@ describe('IptablesProxier', () => {
     expect(report.drift?.kind === 'checked' ? report.drift.findings : undefined).toEqual([{ table: 'nat', chain: 'KUBE-SERVICES', kind: 'rule-missing' }]);
     expect(report.drift?.kind === 'checked' ? report.drift.repair?.payload : undefined).toBe(`*nat\n-I KUBE-SERVICES 1 ${dispatch}\nCOMMIT\n`);
     expect(netfilter.rules('nat', 'KUBE-SERVICES')?.some((rule) => rule.includes(svcChain('a')))).toBe(true);
+    await syncer.driftReadSettled();
     expect((await syncer.sync('periodic')).drift).toMatchObject({ kind: 'checked', findings: [] });
+  });
+
+  it('checks the canaries only when no full check runs this period: a change sync took the read, the next periodic sync begins one', async () => {
+    const { store, netfilter, syncer } = setup();
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1']));
+    await syncer.sync('initial');
+    await syncer.sync('periodic');
+    await syncer.driftReadSettled();
+    store.upsertEndpointSlice(slice('a', ['10.244.1.2']));
+    expect((await syncer.sync('change')).drift).toMatchObject({ kind: 'checked', findings: [] });
+    netfilter.flushTable('nat');
+    // No read to compare, but one begins after this sync: no canary fallback, no full sync.
+    const periodic = await syncer.sync('periodic');
+    expect(periodic.kind).toBe('partial');
+    await syncer.driftReadSettled();
+    const repair = await syncer.sync('periodic');
+    expect(repair.drift?.kind === 'checked' ? repair.drift.findings : undefined).toEqual([{ table: 'nat', chain: '*', kind: 'table-flushed' }]);
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(true);
+  });
+
+  it('reads the tables for the drift check outside the sync: a change is applied while a slow iptables-save is under way', async () => {
+    const { store, netfilter, syncer, slow } = await syncedWithSlowSave();
+    // The periodic sync starts the read and finishes without waiting for it.
+    expect(await settlesSoon(syncer.sync('periodic'))).toBe(true);
+    expect(slow.saves()).toBeGreaterThan(0);
+    store.upsertService(service('b', '10.96.0.2'));
+    store.upsertEndpointSlice(slice('b', ['10.244.1.3']));
+    const restoresBefore = netfilter.restoreCalls;
+    const change = syncer.sync('change');
+    expect(await settlesSoon(change)).toBe(true);
+    expect((await change).result).toBe('applied');
+    expect(netfilter.restoreCalls - restoresBefore).toBe(1);
+    expect(netfilter.hasChain('nat', svcChain('b'))).toBe(true);
+    // Only now does the save answer.
+    slow.release();
+    await syncer.driftReadSettled();
+  });
+
+  it('discards a read of the tables begun before a restore instead of comparing it with the newer rules', async () => {
+    let slow: ReturnType<typeof slowSave> | undefined;
+    const { store, netfilter, syncer } = setup({ wrap: (fake) => (slow = slowSave(fake)).netfilter });
+    if (slow === undefined) throw new Error('no netfilter');
+    for (const [name, ip, endpoint] of [['a', '10.96.0.1', '10.244.1.1'], ['b', '10.96.0.2', '10.244.1.2']] as const) {
+      store.upsertService(service(name, ip));
+      store.upsertEndpointSlice(slice(name, [endpoint]));
+    }
+    await syncer.sync('initial');
+    slow.arm();
+    await syncer.sync('periodic');
+    expect(slow.saves()).toBeGreaterThan(0);
+    // The read has taken its picture (a and b); a is deleted and applied meanwhile.
+    store.deleteService('default', 'a');
+    store.deleteEndpointSlice('default', 'a-abc');
+    expect((await syncer.sync('change')).result).toBe('applied');
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(false);
+    slow.release();
+    await syncer.driftReadSettled();
+    const restoresBefore = netfilter.restoreCalls;
+    const report = await syncer.sync('periodic');
+    // Not compared: nothing found, nothing repaired, a stays gone.
+    expect(report.drift).toBeUndefined();
+    expect(report.result).toBe('unchanged');
+    expect(netfilter.restoreCalls).toBe(restoresBefore);
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(false);
+    // The read that periodic sync began (after the restore) is used.
+    await syncer.driftReadSettled();
+    expect((await syncer.sync('periodic')).drift).toMatchObject({ kind: 'checked', findings: [] });
+  });
+
+  it('checks the canaries when a restore discarded the read: a node with a change every period still catches a flushed table', async () => {
+    const { store, netfilter, syncer, slow } = await syncedWithSlowSave();
+    await syncer.sync('periodic');
+    // A change is applied while the read is under way: the read is older than the kernel.
+    store.upsertEndpointSlice(slice('a', ['10.244.1.2']));
+    expect((await syncer.sync('change')).result).toBe('applied');
+    slow.release();
+    await syncer.driftReadSettled();
+    netfilter.flushTable('nat');
+    // The read is discarded, so nothing was compared this period: the canaries find the flush.
+    const periodic = await syncer.sync('periodic');
+    expect(periodic.drift).toBeUndefined();
+    expect(periodic.kind).toBe('full');
+    expect(periodic.fullReason).toBe('canary-missing');
+    expect(netfilter.hasChain('nat', svcChain('a'))).toBe(true);
   });
 
   it('does a periodic full sync once fullSyncPeriod has passed', async () => {
