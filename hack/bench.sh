@@ -18,6 +18,8 @@ npx tsx bench/trace-bench.ts
 step "chain declaration order and iptables-legacy-restore, 10,000 Services x 10 endpoints (bench/restore-order.ts; root, ~2 min)"
 npx tsx bench/restore-order.ts
 
+step "dual-stack: 5,000 dual-stack Services x 10 endpoints, first sync of each family and one family's change (bench/dual-stack.ts; root, ~1 min)"
+npx tsx bench/dual-stack.ts --services 5000
 step "the periodic drift check at 10,000 Services x 10 endpoints (bench/drift-check.ts; root, ~2 min)"
 npx tsx bench/drift-check.ts
 

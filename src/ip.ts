@@ -5,6 +5,9 @@ import { isIPv6 } from 'node:net';
 
 export type IPFamily = 'IPv4' | 'IPv6';
 
+/** Both families, IPv4 first (the order of a dual-stack node's lanes). */
+export const IP_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
+
 /** The address itself, or undefined when `text` is not a canonical IPv4 address (no leading zeros). */
 export function parseIPv4(text: string): string | undefined {
   // Hand-rolled scanner: this runs for every endpoint of every slice, so no split/regex garbage.
@@ -41,6 +44,11 @@ export function familyOf(text: string): IPFamily | undefined {
 /** The address when it is one of `family`, else undefined. */
 export function parseIP(text: string, family: IPFamily): string | undefined {
   return family === 'IPv4' ? parseIPv4(text) : isIPv6(text) ? text : undefined;
+}
+
+/** `ip:port`, or `[ip]:port` for IPv6, as Go's net.JoinHostPort writes it (kube-proxy's Endpoint.String()). */
+export function joinHostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 const BITS: Readonly<Record<IPFamily, number>> = { IPv4: 32, IPv6: 128 };

@@ -1,5 +1,6 @@
-// Wires the running agent: sources -> ModelStore -> scheduler -> Proxier (the backend), with metrics,
-// health and healthCheckNodePort servers reading the outcome. IO lives in the parts it wires.
+// Wires the running agent: sources -> one lane per address family (ModelStore -> scheduler ->
+// Proxier, lane.ts) -> kernel, with metrics, health and healthCheckNodePort servers reading the
+// outcome of every family. IO lives in the parts it wires.
 
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -8,9 +9,7 @@ import { CONFIGZ_GROUP, kubeProxyConfiguration, type AgentConfig } from '../conf
 import type { ApiConnection } from '../k8s/connection.js';
 import { startSources, type Sources } from '../k8s/sources.js';
 import type { WatchEvent } from '../k8s/watcher.js';
-import { ModelStore } from '../model/store.js';
 import { deepEqual } from '../model/equal.js';
-import { nodeInfoFromNode } from '../model/node.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import { CT_STATE_INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_ACCEPTED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
 import type { SysctlAccess } from '../netfilter/sysctl.js';
@@ -23,13 +22,16 @@ import {
   startMetricsServer,
   type AgentMetrics,
   type RunningServer,
+  type ServiceHealthEntry,
 } from '../server/index.js';
 import { createConntrackMetrics } from '../server/conntrack-metrics.js';
-import { healthCheckAddresses, localTrafficFor } from './context.js';
+import { clusterCIDRFor, healthCheckAddresses, localTrafficFor, nodeInfoFor } from './context.js';
+import { FamilyLane } from './lane.js';
+import type { IPFamily } from '../ip.js';
 import { prepareLocalhostNodePorts } from './localhost-node-ports.js';
-import { SyncScheduler, type SyncOutcome, type SyncReason, type SyncTrigger } from './scheduler.js';
+import type { SyncOutcome, SyncReason, SyncTrigger } from './scheduler.js';
 import { SyncReliability } from './reliability.js';
-import type { NodeCapabilities, Proxier, ProxierFactory, SyncReport } from './proxier.js';
+import type { NodeCapabilities, ProxierFactory, SyncReport } from './proxier.js';
 import { externalPolicyLocal, internalPolicyLocal } from '../model/endpoints.js';
 import { ConntrackCleaner } from './conntrack-cleaner.js';
 import { serviceHealthEntries } from './service-health-entries.js';
@@ -39,7 +41,11 @@ export interface AgentOptions<Report extends SyncReport = SyncReport> {
   readonly connection: ApiConnection;
   /** The data-plane backend (today iptables: sync/iptables-proxier.ts iptablesBackend). */
   readonly backend: ProxierFactory<Report>;
-  /** Deletes stale UDP flows after syncs (run beside them by ConntrackCleaner); undefined = never. */
+  /** One proxier per family, the first the primary (default IPv4 only; `run` adds IPv6 where
+   * ip6tables works, as kube-proxy runs dual-stack wherever both families can be programmed). */
+  readonly families?: readonly IPFamily[];
+  /** Deletes stale UDP flows after syncs (run beside them by ConntrackCleaner, for every family:
+   * each deletion names its own); undefined = never. */
   readonly conntrack: ConntrackDeleter | undefined;
   /** nfacct counters (kube-proxy's `-m nfacct` on the INVALID drop rule); undefined = none. */
   readonly nfacct?: NfAcct;
@@ -55,33 +61,33 @@ export interface AgentOptions<Report extends SyncReport = SyncReport> {
 }
 
 export interface AgentStatus<Report extends SyncReport = SyncReport> {
+  /** Every family has synced and none's last sync failed. */
   readonly ready: boolean;
+  /** Syncs of every family. */
   readonly syncs: number;
+  /** The primary family's last report. */
   readonly lastReport: Report | undefined;
+  readonly families: Readonly<Partial<Record<IPFamily, { readonly syncs: number; readonly lastReport: Report | undefined }>>>;
 }
 
 export class Agent<Report extends SyncReport = SyncReport> {
   readonly registry: Registry;
   readonly metrics: AgentMetrics;
   readonly health: ProxierHealth;
-  private readonly store: ModelStore;
-  private readonly proxier: Proxier<Report>;
-  private readonly scheduler: SyncScheduler;
+  private readonly lanes: readonly FamilyLane<Report>[];
   private readonly serviceHealth: ServiceHealthServers;
   private readonly reliability: SyncReliability;
   private readonly conntrackCleaner: ConntrackCleaner | undefined;
   private readonly logger: Logger;
   private readonly startedAt = Date.now();
-  private node: NodeInfo;
   private sources: Sources | undefined;
   private servers: RunningServer[] = [];
   private started = false;
   private syncCount = 0;
   private firstSyncApplied = false;
-  private lastReport: Report | undefined;
-  private localTrafficShown: string | undefined;
   private capabilities: NodeCapabilities = {};
   private lastSkipped: readonly Skipped[] = [];
+  private lanesSkipped: readonly (readonly Skipped[])[] = [];
   private readonly loggedSkips = new Set<string>();
   private readyResolve: () => void = () => undefined;
   /** Resolves after the first full list of every resource is in and the first sync applied. */
@@ -93,10 +99,9 @@ export class Agent<Report extends SyncReport = SyncReport> {
     const { config } = options;
     this.logger = options.logger;
     this.registry = options.registry ?? new Registry();
-    this.metrics = createMetrics(this.registry);
+    const families = options.families ?? ['IPv4'];
+    this.metrics = createMetrics(this.registry, { families });
     this.health = new ProxierHealth({ syncPeriodMs: config.syncPeriodMs, clock: () => Date.now() });
-    this.node = nodeInfoFromNode(undefined, { name: config.nodeName, ips: config.nodeIP !== undefined ? [config.nodeIP] : [] });
-    this.store = new ModelStore(this.node);
     this.reliability = new SyncReliability({
       registry: this.registry,
       logger: this.logger,
@@ -110,21 +115,26 @@ export class Agent<Report extends SyncReport = SyncReport> {
       metrics: createConntrackMetrics(this.registry),
       maxRetryDelayMs: config.syncPeriodMs,
     });
-    this.proxier = options.backend({
-      family: 'IPv4',
-      store: this.store,
-      conntrackCleanup: this.conntrackCleaner,
-      settings: () => ({ config, node: this.node, capabilities: this.capabilities }),
-    });
-    this.scheduler = new SyncScheduler({
-      minSyncPeriodMs: config.minSyncPeriodMs,
-      syncPeriodMs: config.syncPeriodMs,
-      logger: this.logger.child({ component: 'scheduler' }),
-      run: (reason, sync) => this.runSync(reason, sync),
-    });
+    const conntrackCleanup = this.conntrackCleaner;
+    this.lanes = families.map(
+      (family) =>
+        new FamilyLane<Report>({
+          family,
+          node: nodeInfoFor(config, undefined, family),
+          backend: options.backend,
+          conntrackCleanup,
+          settings: () => ({ config, capabilities: this.capabilities }),
+          minSyncPeriodMs: config.minSyncPeriodMs,
+          syncPeriodMs: config.syncPeriodMs,
+          logger: this.logger,
+          run: (lane, reason, sync) => this.runSync(lane, reason, sync),
+        }),
+    );
+    const primary = this.lanes[0];
+    if (primary === undefined) throw new Error('Agent: no address family to serve');
     this.serviceHealth = new ServiceHealthServers({
       isProxyHealthy: () => this.health.snapshot().healthy,
-      addresses: healthCheckAddresses(config, this.node),
+      addresses: this.healthCheckAddresses(),
       logger: this.logger.child({ component: 'health-check-node-ports' }),
       metrics: this.metrics,
     });
@@ -134,7 +144,14 @@ export class Agent<Report extends SyncReport = SyncReport> {
   }
 
   status(): AgentStatus<Report> {
-    return { ready: this.syncCount > 0 && this.lastReport?.result !== 'failed', syncs: this.syncCount, lastReport: this.lastReport };
+    const families: Partial<Record<IPFamily, { syncs: number; lastReport: Report | undefined }>> = {};
+    for (const lane of this.lanes) families[lane.family] = { syncs: lane.syncs, lastReport: lane.lastReport };
+    return {
+      ready: this.lanes.every((lane) => lane.syncs > 0 && lane.lastReport?.result !== 'failed'),
+      syncs: this.syncCount,
+      lastReport: this.lanes[0]?.lastReport,
+      families,
+    };
   }
 
   /** Starts servers and watches; the first sync runs once every resource has been listed. */
@@ -167,21 +184,26 @@ export class Agent<Report extends SyncReport = SyncReport> {
       },
       handlers: {
         service: (event) =>
-          this.onEvent('Service', event, (service) => this.store.upsertService(service), (namespace, name) => this.store.deleteService(namespace, name)),
+          this.onEvent('Service', event, (lane, service) => lane.store.upsertService(service), (lane, namespace, name) => lane.store.deleteService(namespace, name)),
         endpointSlice: (event) =>
-          this.onEvent('EndpointSlice', event, (slice) => this.store.upsertEndpointSlice(slice), (namespace, name) => this.store.deleteEndpointSlice(namespace, name)),
+          this.onEvent(
+            'EndpointSlice',
+            event,
+            (lane, slice) => lane.store.upsertEndpointSlice(slice),
+            (lane, namespace, name) => lane.store.deleteEndpointSlice(namespace, name),
+          ),
         node: (event) => this.onNodeEvent(event),
       },
     });
     this.logger.info({ nodeName: config.nodeName }, 'waiting for the initial list of Services, EndpointSlices and the Node');
     await Promise.all([this.sources.synced, this.probeKernel()]);
     this.started = true;
-    this.scheduler.start();
+    for (const lane of this.lanes) lane.scheduler.start();
   }
 
   async stop(): Promise<void> {
     this.started = false;
-    await this.scheduler.stop();
+    await Promise.all(this.lanes.map((lane) => lane.scheduler.stop()));
     await this.conntrackCleaner?.stop();
     await this.sources?.stop();
     await this.serviceHealth.close();
@@ -191,7 +213,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
 
   /** Resolves when no sync is running or queued (tests). */
   async idle(): Promise<void> {
-    await this.scheduler.idle();
+    await Promise.all(this.lanes.map((lane) => lane.scheduler.idle()));
   }
 
   /** Resolves when no stale-UDP conntrack cleanup round is running (tests). */
@@ -202,14 +224,17 @@ export class Agent<Report extends SyncReport = SyncReport> {
   private onEvent<T extends { metadata?: { namespace?: string; name?: string } }>(
     kind: string,
     event: WatchEvent<T>,
-    upsert: (object: T) => boolean,
-    remove: (namespace: string, name: string) => boolean,
+    upsert: (lane: FamilyLane<Report>, object: T) => boolean,
+    remove: (lane: FamilyLane<Report>, namespace: string, name: string) => boolean,
   ): void {
     if (event.type === 'synced') return;
     const namespace = event.object.metadata?.namespace ?? '';
     const name = event.object.metadata?.name ?? '';
-    const changed = event.type === 'delete' ? remove(namespace, name) : upsert(event.object);
-    if (changed) this.changed({ kind, event: event.type, key: `${namespace}/${name}` });
+    // Every family's model sees every object; only the families it changed sync.
+    for (const lane of this.lanes) {
+      const changed = event.type === 'delete' ? remove(lane, namespace, name) : upsert(lane, event.object);
+      if (changed) this.changed(lane, { kind, event: event.type, key: `${namespace}/${name}` });
+    }
   }
 
   private onNodeEvent(event: WatchEvent<V1Node>): void {
@@ -217,48 +242,66 @@ export class Agent<Report extends SyncReport = SyncReport> {
     const node = event.type === 'delete' ? undefined : event.object;
     this.health.syncNode(node);
     const { config } = this.options;
-    const next = nodeInfoFromNode(node, { name: config.nodeName, ...(config.nodeIP !== undefined ? { ips: [config.nodeIP] } : {}) });
-    if (deepEqual(next, this.node)) return;
-    this.node = next;
-    this.store.setNode(next);
+    let moved = false;
+    for (const lane of this.lanes) {
+      const next = nodeInfoFor(config, node, lane.family);
+      if (deepEqual(next, lane.node)) continue;
+      lane.setNode(next);
+      moved = true;
+      this.changed(lane, { kind: 'Node', event: event.type, key: config.nodeName });
+    }
     // The Node's IPs decide where healthCheckNodePort servers listen when nodePortAddresses is set.
-    this.serviceHealth.setAddresses(healthCheckAddresses(config, next)).catch((error: unknown) => {
-      this.logger.error({ component: 'health-check-node-ports', error: String(error) }, 'cannot move healthcheck servers');
-    });
-    this.changed({ kind: 'Node', event: event.type, key: config.nodeName });
+    if (moved) {
+      this.serviceHealth.setAddresses(this.healthCheckAddresses()).catch((error: unknown) => {
+        this.logger.error({ component: 'health-check-node-ports', error: String(error) }, 'cannot move healthcheck servers');
+      });
+    }
   }
 
-  private changed(trigger: SyncTrigger): void {
-    this.health.queued();
-    this.metrics.syncQueued(Date.now() / 1000);
-    const pending = this.store.pendingChanges();
+  /** Every family's healthCheckNodePort addresses: the servers are shared by the lanes. */
+  private healthCheckAddresses(): readonly string[] {
+    return [...new Set(this.lanes.flatMap((lane) => healthCheckAddresses(this.options.config, lane.node, lane.family)))];
+  }
+
+  private changed(lane: FamilyLane<Report>, trigger: SyncTrigger): void {
+    this.health.queued(Date.now(), lane.family);
+    this.metrics.syncQueued(Date.now() / 1000, lane.family);
+    const pending = lane.store.pendingChanges();
     this.metrics.setPendingChanges({ services: pending.services, endpoints: pending.endpointSlices });
-    if (this.started) this.scheduler.request('change', trigger);
+    if (this.started) lane.request('change', trigger);
   }
 
-  private async runSync(reason: SyncReason, sync: number): Promise<SyncOutcome> {
-    this.logLocalTraffic();
-    const pending = this.store.pendingChanges();
+  private async runSync(lane: FamilyLane<Report>, reason: SyncReason, sync: number): Promise<SyncOutcome> {
+    this.logLocalTraffic(lane);
+    const pending = lane.store.pendingChanges();
     this.metrics.countChanges({ services: pending.services, endpoints: pending.endpointSlices });
-    const report = await this.proxier.sync(reason);
+    const report = await lane.proxier.sync(reason);
     this.syncCount += 1;
-    this.lastReport = report;
+    lane.syncs += 1;
+    lane.lastReport = report;
     this.options.onSyncReport?.(report);
     this.observe(report, sync);
     const retryDelay = this.reliability.observe(report);
     if (report.result === 'failed') {
-      // A full sync follows after a growing delay; until it runs, the rules are stale: /healthz
-      // says so after 2 x syncPeriod, as for a change kube-proxy could not apply.
-      this.health.queued();
-      this.scheduler.retryAfter(retryDelay ?? this.options.config.syncPeriodMs);
+      // A full sync of this family follows after a growing delay; until it runs, its rules are
+      // stale: /healthz says so after 2 x syncPeriod. The other family's lane goes on unaffected.
+      this.health.queued(Date.now(), lane.family);
+      lane.scheduler.retryAfter(retryDelay ?? this.options.config.syncPeriodMs);
       return 'failed';
     }
-    this.health.updated();
+    this.health.updated(Date.now(), lane.family);
     this.metrics.setPendingChanges({ services: 0, endpoints: 0 });
-    this.reportSkipped(report.skipped);
-    await this.syncServiceHealth(report.state);
-    this.firstSyncApplied = true;
-    this.readyResolve();
+    lane.lastState = report.state;
+    if (report.skipped !== lane.lastSkipped) {
+      lane.lastSkipped = report.skipped;
+      this.reportSkipped(this.lanes.map((each) => each.lastSkipped));
+    }
+    await this.syncServiceHealth();
+    lane.applied = true;
+    if (this.lanes.every((each) => each.applied)) {
+      this.firstSyncApplied = true;
+      this.readyResolve();
+    }
     return report.result === 'applied' ? 'wrote' : 'unchanged';
   }
 
@@ -286,20 +329,20 @@ export class Agent<Report extends SyncReport = SyncReport> {
   }
 
   /** Says how pod traffic is detected whenever that changes (a NodeCIDR node gets its podCIDR), warning when it cannot be. */
-  private logLocalTraffic(): void {
+  private logLocalTraffic(lane: FamilyLane<Report>): void {
     const { config } = this.options;
-    const local = localTrafficFor(config.detectLocal, config.clusterCIDR, this.node);
+    const local = localTrafficFor(config.detectLocal, clusterCIDRFor(config, lane.family), lane.node);
     const shown = local?.ifLocal ?? 'none';
-    if (shown === this.localTrafficShown) return;
-    this.localTrafficShown = shown;
+    if (shown === lane.localTrafficShown) return;
+    lane.localTrafficShown = shown;
     const mode = config.detectLocal.mode;
     if (local !== undefined) {
-      this.logger.info({ detectLocalMode: mode, podTraffic: local.ifLocal }, 'local traffic detection');
+      this.logger.info({ detectLocalMode: mode, ipFamily: lane.family, podTraffic: local.ifLocal }, 'local traffic detection');
       return;
     }
-    const why = mode === 'NodeCIDR' ? 'the Node has no IPv4 podCIDR (yet)' : 'no clusterCIDR is set';
+    const why = mode === 'NodeCIDR' ? `the Node has no ${lane.family} podCIDR (yet)` : `no ${lane.family} clusterCIDR is set`;
     this.logger.warn(
-      { detectLocalMode: mode },
+      { detectLocalMode: mode, ipFamily: lane.family },
       `pod traffic cannot be told from other traffic: ${why}; traffic to cluster IPs is not masqueraded unless masqueradeAll`,
     );
   }
@@ -313,7 +356,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       restore: report.phases.restoreSeconds,
     };
     const writes = report.writes;
-    const log = this.logger.child({ component: 'sync' });
+    const log = this.logger.child({ component: 'sync', ipFamily: report.family });
     const common = {
       sync,
       kind: report.kind,
@@ -329,13 +372,14 @@ export class Agent<Report extends SyncReport = SyncReport> {
     };
     if (report.result === 'failed') {
       this.metrics.observeSync({
-        kind: report.kind, result: 'failed', durationSeconds: report.totalSeconds, finishedAtSeconds, phases,
+        family: report.family, kind: report.kind, result: 'failed', durationSeconds: report.totalSeconds, finishedAtSeconds, phases,
         ...(writes !== undefined ? { payload: { bytes: writes.bytes, lines: writes.lines } } : {}),
       });
       log.error({ ...common, error: report.message, failedLine: report.failedLine }, 'iptables-restore failed; the next sync is a full resync');
       return;
     }
     this.metrics.observeSync({
+      family: report.family,
       kind: report.kind,
       result: report.result,
       durationSeconds: report.totalSeconds,
@@ -351,14 +395,23 @@ export class Agent<Report extends SyncReport = SyncReport> {
     for (const trigger of report.triggerTimes) {
       // Changes made before we started say nothing about our programming latency (as upstream).
       if (trigger.getTime() < this.startedAt) continue;
-      this.metrics.observeNetworkProgramming(Math.max(0, Date.now() - trigger.getTime()) / 1000);
+      this.metrics.observeNetworkProgramming(Math.max(0, Date.now() - trigger.getTime()) / 1000, report.family);
     }
     if (report.result === 'applied') log.info({ ...common, servicePorts: report.state.servicePorts.size, conntrackDeletionsQueued: report.conntrackDeletions }, 'sync applied');
     else log.debug(common, 'sync: nothing to change');
   }
 
-  private reportSkipped(skipped: readonly Skipped[]): void {
-    if (skipped === this.lastSkipped) return;
+  /** Objects skipped by any family's model, each once (an invalid Service is skipped by both). */
+  private reportSkipped(perLane: readonly (readonly Skipped[])[]): void {
+    if (perLane.length === this.lanesSkipped.length && perLane.every((skipped, index) => skipped === this.lanesSkipped[index])) return;
+    this.lanesSkipped = perLane;
+    const seen = new Set<string>();
+    const skipped = perLane.flat().filter((entry) => {
+      const key = `${entry.kind}/${entry.namespace}/${entry.name}/${entry.reason}/${entry.detail}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
     this.lastSkipped = skipped;
     this.metrics.setSkippedObjects(skipped);
     const log = this.logger.child({ component: 'model' });
@@ -374,8 +427,18 @@ export class Agent<Report extends SyncReport = SyncReport> {
     for (const key of this.loggedSkips) if (!current.has(key)) this.loggedSkips.delete(key);
   }
 
-  private async syncServiceHealth(state: DesiredState): Promise<void> {
-    await this.serviceHealth.sync(serviceHealthEntries(state));
+  /** One healthCheckNodePort server per Service, whatever its families: its local endpoints are
+   * the most any family's port has. */
+  private async syncServiceHealth(): Promise<void> {
+    const wanted = new Map<string, ServiceHealthEntry>();
+    for (const lane of this.lanes) {
+      if (lane.lastState === undefined) continue;
+      for (const [key, entry] of serviceHealthEntries(lane.lastState)) {
+        const previous = wanted.get(key);
+        if (previous === undefined || entry.localEndpoints > previous.localEndpoints) wanted.set(key, entry);
+      }
+    }
+    await this.serviceHealth.sync(wanted);
   }
 }
 

@@ -1,7 +1,9 @@
 // Turns the agent's configuration and the node's current addresses into a RenderContext. Pure.
 
 import type { AgentConfig, DetectLocal, NodePortAddresses } from '../config/index.js';
+import type { V1Node } from '@kubernetes/client-node';
 import type { NodeInfo } from '../model/types.js';
+import { nodeInfoFromNode } from '../model/node.js';
 import {
   defaultRenderContext,
   localTrafficFromBridge,
@@ -10,15 +12,17 @@ import {
   type LocalTraffic,
   type RenderContext,
 } from '../render/types.js';
-import { cidrContains, familyOf, hostPrefixLength, parseCidr } from '../ip.js';
+import { cidrContains, familyOf, hostPrefixLength, parseCidr, type IPFamily } from '../ip.js';
 import type { NodeCapabilities } from './proxier.js';
 
-export function renderContextFor(config: AgentConfig, node: NodeInfo, capabilities: NodeCapabilities = {}): RenderContext {
-  const nodeIPs = config.nodeIP !== undefined ? [config.nodeIP] : node.ips;
+/** The context of one family's rules: `node` is that family's NodeInfo (nodeInfoFor). */
+export function renderContextFor(config: AgentConfig, node: NodeInfo, capabilities: NodeCapabilities = {}, family: IPFamily = 'IPv4'): RenderContext {
+  const configured = ofFamily(config.nodeIPs, family);
+  const nodeIPs = configured.length > 0 ? configured : node.ips;
   const nodePortAddresses = nodePortAddressList(config.nodePortAddresses, nodeIPs);
   return {
     ...defaultRenderContext,
-    localTraffic: localTrafficFor(config.detectLocal, config.clusterCIDR, node),
+    localTraffic: localTrafficFor(config.detectLocal, clusterCIDRFor(config, family), node),
     masqueradeAll: config.masqueradeAll,
     ...(capabilities.invalidDropCounter !== undefined ? { invalidDropCounter: capabilities.invalidDropCounter } : {}),
     ...(capabilities.localhostNodePortsCounter !== undefined ? { localhostNodePortsCounter: capabilities.localhostNodePortsCounter } : {}),
@@ -28,6 +32,21 @@ export function renderContextFor(config: AgentConfig, node: NodeInfo, capabiliti
     // The renderer also leaves them out where nodePortAddresses does not cover the loopback.
     localhostNodePorts: capabilities.localhostNodePorts ?? config.localhostNodePorts,
   };
+}
+
+/** This node as one family's model sees it: the configured node IP of that family wins over the Node object's. */
+export function nodeInfoFor(config: AgentConfig, node: V1Node | undefined, family: IPFamily): NodeInfo {
+  return nodeInfoFromNode(node, { name: config.nodeName, ips: ofFamily(config.nodeIPs, family), family });
+}
+
+/** The configured clusterCIDR of one family (a dual-stack pair holds one of each). */
+export function clusterCIDRFor(config: Pick<AgentConfig, 'clusterCIDRs'>, family: IPFamily): string | undefined {
+  return ofFamily(config.clusterCIDRs, family)[0];
+}
+
+/** Addresses or CIDRs of one family, in order. */
+export function ofFamily(entries: readonly string[], family: IPFamily): string[] {
+  return entries.filter((entry) => familyOf(entry.split('/')[0] ?? '') === family);
 }
 
 /** nodePortAddresses as the renderer takes them: CIDRs, `primary` as the node IPs' host CIDRs, [] for all. */
@@ -74,15 +93,17 @@ export function localTrafficFor(detectLocal: DetectLocal, clusterCIDR: string | 
 }
 
 /**
- * The addresses healthCheckNodePort servers listen on: every address when nodePortAddresses is
- * unset; otherwise, as kube-proxy, only this node's IPs that nodePortAddresses matches (and
- * 127.0.0.1 when a CIDR covers it). Empty until the Node (or --node-ip) gives a matching IP: never
- * every address as a fallback, which would open the port where NodePorts are closed.
+ * The addresses healthCheckNodePort servers listen on for one family: every address when
+ * nodePortAddresses is unset; otherwise, as kube-proxy, only this node's IPs of that family that
+ * nodePortAddresses matches (and 127.0.0.1 when a CIDR covers it; IPv6 has no localhost
+ * NodePorts). Empty until the Node (or --node-ip) gives a matching IP: never every address as a
+ * fallback, which would open the port where NodePorts are closed.
  */
-export function healthCheckAddresses(config: AgentConfig, node: NodeInfo): readonly string[] {
+export function healthCheckAddresses(config: AgentConfig, node: NodeInfo, family: IPFamily = 'IPv4'): readonly string[] {
   if (config.nodePortAddresses.kind === 'all') return ['0.0.0.0'];
-  const context = renderContextFor(config, node);
-  const candidates = config.nodePortAddresses.kind === 'cidrs' ? [...context.nodeIPs, '127.0.0.1'] : context.nodeIPs;
+  const context = renderContextFor(config, node, {}, family);
+  const loopback = config.nodePortAddresses.kind === 'cidrs' && family === 'IPv4' ? ['127.0.0.1'] : [];
+  const candidates = [...context.nodeIPs, ...loopback];
   return [...new Set(candidates.filter((ip) => context.nodePortAddresses.some((cidr) => inCidr(ip, cidr))))];
 }
 

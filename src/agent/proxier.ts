@@ -90,6 +90,8 @@ export interface SyncWrites {
 }
 
 interface SyncReportBase {
+  /** The family whose rules this proxier syncs. */
+  readonly family: IPFamily;
   readonly kind: 'full' | 'partial';
   readonly reason: SyncReason;
   readonly fullReason: FullSyncReason | undefined;

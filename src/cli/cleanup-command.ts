@@ -1,8 +1,10 @@
-// `kube-proxy-ts cleanup`: remove every chain and jump we (or kube-proxy in iptables mode) own, and
-// the nftables mode's tables.
+// `kube-proxy-ts cleanup`: remove every chain and jump we (or kube-proxy in iptables mode) own, in
+// both families, and the nftables mode's tables.
 
 import { commandUsage, COMMANDS, DEFAULTS, readCommandLine } from '../config/index.js';
-import { ExecNetfilter } from '../netfilter/exec.js';
+import { ExecNetfilter, ipv6Binaries } from '../netfilter/exec.js';
+import type { Netfilter } from '../netfilter/netfilter.js';
+import type { IPFamily } from '../ip.js';
 import { Nft } from '../nftables/nft.js';
 import { nftFamily } from '../nftables/vocabulary.js';
 import { removeIptablesRules, removeNftablesTables } from './mode-cleanup.js';
@@ -12,8 +14,8 @@ const usage = commandUsage(COMMANDS.cleanup, [
   'Usage: kube-proxy-ts cleanup [--iptables-backend auto|nft|legacy]',
   '',
   'Removes the KUBE-SERVICES, KUBE-NODEPORTS, KUBE-SVC-*, KUBE-SEP-*, ... chains and the jumps into',
-  "them from the nat and filter tables (kubelet's chains are left alone), and the nftables mode's",
-  "`kube-proxy` tables (ip and ip6).",
+  "them from the nat and filter tables of both families (iptables and ip6tables; kubelet's chains are",
+  "left alone), and the nftables mode's `kube-proxy` tables (ip and ip6).",
   '',
 ]);
 
@@ -29,19 +31,14 @@ export async function cleanupCommand(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const backend = await resolveIptablesVariant(line.values.iptablesBackend ?? DEFAULTS.iptablesBackend);
-  const iptables = await removeIptablesRules(new ExecNetfilter({ binaries: backend.binaries }));
-  if (!iptables.ok) {
-    process.stderr.write(`cleanup: ${iptables.message} (${backend.backend} backend)\n`);
-    return 1;
-  }
-  process.stdout.write(
-    iptables.removed === 0 ? `cleanup: no iptables rules to remove (${backend.backend} backend)\n` : `cleanup: removed ${iptables.removed} chains (${backend.backend} backend)\n`,
-  );
-  // As kube-proxy's --cleanup: every mode's rules, so the nftables mode's table too.
+  const ipv4 = await cleanupFamily(new ExecNetfilter({ binaries: backend.binaries }), 'IPv4', backend.backend, true);
+  // IPv6 rules (a dual-stack node's); a host where ip6tables does not work has none to remove.
+  const ipv6 = await cleanupFamily(new ExecNetfilter({ binaries: ipv6Binaries(backend.binaries) }), 'IPv6', backend.backend, false);
+  // As kube-proxy's --cleanup: every mode's rules, so the nftables mode's tables too.
   const nft = new Nft();
   if (!(await nft.support(nftFamily('IPv4'))).ok) {
     process.stdout.write('cleanup: no usable nft binary; nftables tables left alone\n');
-    return 0;
+    return Math.max(ipv4, ipv6);
   }
   const nftables = await removeNftablesTables(nft);
   if (!nftables.ok) {
@@ -49,5 +46,19 @@ export async function cleanupCommand(argv: readonly string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(`cleanup: removed ${nftables.removed} nftables kube-proxy tables\n`);
+  return Math.max(ipv4, ipv6);
+}
+
+/** Removes one family's chains; exit code 0 or 1. `required`: an unreadable table is an error. */
+async function cleanupFamily(netfilter: Netfilter, family: IPFamily, variant: string, required: boolean): Promise<number> {
+  const removed = await removeIptablesRules(netfilter);
+  if (!removed.ok) {
+    if (!required && removed.unreadable) return 0;
+    process.stderr.write(`cleanup: ${family}: ${removed.message} (${variant} backend)\n`);
+    return 1;
+  }
+  process.stdout.write(
+    removed.removed === 0 ? `cleanup: ${family}: nothing to remove (${variant} backend)\n` : `cleanup: ${family}: removed ${removed.removed} chains (${variant} backend)\n`,
+  );
   return 0;
 }

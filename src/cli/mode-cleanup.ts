@@ -9,14 +9,17 @@ import { nftFamily } from '../nftables/vocabulary.js';
 import { IP_FAMILIES } from '../ip.js';
 import { cleanupPayload } from '../sync/cleanup.js';
 
-export type CleanupOutcome = { readonly ok: true; readonly removed: number } | { readonly ok: false; readonly message: string };
+export type CleanupOutcome =
+  | { readonly ok: true; readonly removed: number }
+  /** `unreadable`: the tables could not be read (e.g. no working ip6tables), nothing was tried. */
+  | { readonly ok: false; readonly message: string; readonly unreadable?: boolean };
 
 /** Deletes our iptables chains and the jumps into them; `removed` counts chains. */
 export async function removeIptablesRules(netfilter: Netfilter): Promise<CleanupOutcome> {
   const saved = new Map<TableName, string>();
   for (const table of TABLES) {
     const result = await netfilter.save(table);
-    if (!result.ok) return { ok: false, message: `cannot read the ${table} table: ${result.message}` };
+    if (!result.ok) return { ok: false, message: `cannot read the ${table} table: ${result.message}`, unreadable: true };
     saved.set(table, result.text);
   }
   const payload = cleanupPayload(saved);

@@ -13,7 +13,8 @@ import { defaultRenderContext, type RenderContext, type RuleSet } from '../rende
 import type { DesiredState } from '../model/types.js';
 import { fullPayload } from '../sync/payload.js';
 import { commandUsage, COMMANDS, DEFAULTS, detectLocalFrom, FIELDS, readCommandLine, type CommandLine } from '../config/index.js';
-import { localTrafficFor, nodePortAddressList } from '../agent/context.js';
+import { localTrafficFor, nodePortAddressList, ofFamily } from '../agent/context.js';
+import { IP_FAMILIES } from '../ip.js';
 import { messageOf } from '../values.js';
 
 export interface CommandIO {
@@ -32,7 +33,8 @@ const renderHeader = [
   'Usage: kube-proxy-ts render --objects FILE [--objects FILE...] --node-name NAME --node-ip IP [flags]',
   '',
   'Reads Services, EndpointSlices and Nodes (multi-document YAML or JSON) and prints one complete',
-  'iptables-restore payload that programs NAME from scratch: iptables-restore < payload.',
+  'iptables-restore payload that programs NAME from scratch: iptables-restore < payload (with',
+  '--ip-family IPv6, the IPv6 rules: ip6tables-restore < payload; --node-ip takes a pair v4,v6).',
   "NodePorts answer on 127.0.0.1 too unless --iptables-localhost-nodeports=false (as run; they need",
   "net.ipv4.conf.all.route_localnet=1 on the node, which render does not set). Flags are run's, with",
   'the same names and checks (--hostname-override, --nodeport-addresses, --proxy-mode...).',
@@ -87,9 +89,17 @@ export async function renderObjects(line: ParsedLine, io: CommandIO, command: st
   const { values } = line;
   const files = line.own['objects'] ?? [];
   const nodeName = values.hostnameOverride;
-  const nodeIP = values.nodeIP;
-  if (files.length === 0 || nodeName === undefined || nodeIP === undefined) {
+  const nodeIPs = values.nodeIP ?? [];
+  if (files.length === 0 || nodeName === undefined || nodeIPs.length === 0) {
     io.stderr(`${command}: --objects, --node-name and --node-ip are required\n${usage}`);
+    return 2;
+  }
+  // `render --ip-family`; a command without the flag (trace) takes IPv4.
+  const ownFlags: Readonly<Record<string, readonly string[] | undefined>> = line.own;
+  const familyText = ownFlags['ip-family']?.[0] ?? 'IPv4';
+  const family = IP_FAMILIES.find((candidate) => candidate === familyText);
+  if (family === undefined) {
+    io.stderr(`${command}: --ip-family ${JSON.stringify(familyText)} must be IPv4 or IPv6\n`);
     return 2;
   }
   const local = detectLocalFrom(values.detectLocalMode ?? DEFAULTS.detectLocalMode, values.podBridgeInterface, values.podInterfaceNamePrefix);
@@ -119,12 +129,13 @@ export async function renderObjects(line: ParsedLine, io: CommandIO, command: st
   }
   const bundle = mergeBundles(bundles);
   const nodeObject = bundle.nodes.find((node) => node.metadata?.name === nodeName);
-  const node = nodeInfoFromNode(nodeObject, { name: nodeName, ips: [nodeIP] });
+  const node = nodeInfoFromNode(nodeObject, { name: nodeName, ips: ofFamily(nodeIPs, family), family });
   const nodePortAddresses = nodePortAddressList(values.nodePortAddresses ?? DEFAULTS.nodePortAddresses, node.ips);
   const { state, skipped } = buildDesiredState({
     services: bundle.services,
     endpointSlices: bundle.endpointSlices,
     node,
+    family,
   });
   if (skipped.length > 0) {
     for (const entry of skipped) {
@@ -135,11 +146,11 @@ export async function renderObjects(line: ParsedLine, io: CommandIO, command: st
   }
   if ((values.mode ?? DEFAULTS.mode) === 'nftables') {
     const settings = {
-      nodeIP,
+      nodeIPs,
       masqueradeBit: values.masqueradeBit ?? DEFAULTS.masqueradeBit,
       masqueradeAll: values.masqueradeAll ?? DEFAULTS.masqueradeAll,
       detectLocal: local.detectLocal,
-      clusterCIDR: values.clusterCIDR,
+      clusterCIDRs: values.clusterCIDR ?? [],
       nodePortAddresses: values.nodePortAddresses ?? DEFAULTS.nodePortAddresses,
     };
     const ruleset = renderNftRuleset(state, nftContextFor(settings, node, state.family));
@@ -150,7 +161,7 @@ export async function renderObjects(line: ParsedLine, io: CommandIO, command: st
   }
   const context: RenderContext = {
     ...defaultRenderContext,
-    localTraffic: localTrafficFor(local.detectLocal, values.clusterCIDR, node),
+    localTraffic: localTrafficFor(local.detectLocal, ofFamily(values.clusterCIDR ?? [], family)[0], node),
     masqueradeAll: values.masqueradeAll ?? DEFAULTS.masqueradeAll,
     nodePortAddresses,
     nodeIPs: node.ips,

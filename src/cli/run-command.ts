@@ -9,7 +9,8 @@ import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { createLogger } from '../log.js';
 import { Conntrack } from '../conntrack/tool.js';
 import { NfAcct } from '../netfilter/nfacct.js';
-import { ExecNetfilter } from '../netfilter/exec.js';
+import { ExecNetfilter, ipv6Binaries } from '../netfilter/exec.js';
+import { familyOf, type IPFamily } from '../ip.js';
 import { runProcess } from '../process.js';
 import { checkIptables } from '../netfilter/preflight.js';
 import { Sysctl, type SysctlAccess } from '../netfilter/sysctl.js';
@@ -57,6 +58,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const agent = new Agent({
     config,
     connection: kube.connection,
+    families: primaryFirst(backend.families, config.nodeIPs),
     backend: backend.factory,
     conntrack: new Conntrack(),
     // Localhost NodePorts (route_localnet) and nfacct counters belong to the iptables rules only:
@@ -98,6 +100,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   return stopped;
 }
 
+/** kube-proxy's primary family is its node IP's: a configured IPv6 node IP puts IPv6 first. */
+export function primaryFirst(families: readonly IPFamily[], nodeIPs: readonly string[]): IPFamily[] {
+  const first = nodeIPs[0] === undefined ? undefined : familyOf(nodeIPs[0]);
+  return [...families].sort((a, b) => Number(b === first) - Number(a === first));
+}
+
 /**
  * `run --init-only`, kube-proxy's flag: what needs privilege, then exit (no apiserver). Here that is
  * net.ipv4.conf.all.route_localnet=1 when localhost NodePorts are wanted; the DaemonSet runs it in a
@@ -121,18 +129,22 @@ export async function initOnly(config: AgentConfig, sysctl: SysctlAccess, logger
 
 interface ChosenBackend {
   readonly factory: ProxierFactory;
+  /** The families this node can program (as kube-proxy: dual-stack wherever both work). */
+  readonly families: readonly IPFamily[];
   readonly fields: Readonly<Record<string, string>>;
 }
 
 /**
- * The configured mode's backend, after removing the other mode's rules as kube-proxy does at
- * start (a failure there is logged, not fatal). nftables mode refuses to start when the nft binary
- * is missing, too old or rejects the rules it needs, iptables mode when iptables does not work
- * (undefined; the reason is logged).
+ * The configured mode's backend, after removing the other mode's rules (both families) as
+ * kube-proxy does at start (a failure there is logged, not fatal). nftables mode refuses to start
+ * when the nft binary is missing, too old or rejects the rules it needs, iptables mode when
+ * iptables does not work (undefined; the reason is logged). Either runs the IPv6 lane too when
+ * that family can be programmed here (nft's ip6 family, or ip6tables).
  */
 async function chooseBackend(config: AgentConfig, logger: Logger): Promise<ChosenBackend | undefined> {
   const variant = await resolveIptablesVariant(config.iptablesBackend);
   const netfilter = new ExecNetfilter({ binaries: variant.binaries });
+  const ipv6Netfilter = new ExecNetfilter({ binaries: ipv6Binaries(variant.binaries) });
   const nft = new Nft();
   if (config.mode === 'nftables') {
     const support = await nft.support(nftFamily('IPv4'));
@@ -141,10 +153,18 @@ async function chooseBackend(config: AgentConfig, logger: Logger): Promise<Chose
       process.stderr.write(`kube-proxy-ts run: nftables mode cannot run on this host: ${support.reason}\n`);
       return undefined;
     }
-    const removed = await removeIptablesRules(netfilter);
-    if (!removed.ok) logger.warn({ reason: removed.message, iptablesBackend: variant.backend }, 'could not remove the iptables mode\'s rules');
-    else if (removed.removed > 0) logger.info({ chains: removed.removed, iptablesBackend: variant.backend }, "removed the iptables mode's rules");
-    return { factory: nftablesBackend({ nft }), fields: { nftVersion: support.version } };
+    const ipv6 = await nft.support(nftFamily('IPv6'));
+    if (!ipv6.ok) logger.warn({ reason: ipv6.reason }, 'nft cannot program the ip6 family here: IPv6 Services are not proxied (single-stack IPv4)');
+    for (const [family, familyNetfilter] of [['IPv4', netfilter], ['IPv6', ipv6Netfilter]] as const) {
+      const removed = await removeIptablesRules(familyNetfilter);
+      // No working ip6tables means no IPv6 iptables rules to remove.
+      if (!removed.ok && !(family === 'IPv6' && removed.unreadable === true)) {
+        logger.warn({ family, reason: removed.message, iptablesBackend: variant.backend }, "could not remove the iptables mode's rules");
+      } else if (removed.ok && removed.removed > 0) {
+        logger.info({ family, chains: removed.removed, iptablesBackend: variant.backend }, "removed the iptables mode's rules");
+      }
+    }
+    return { factory: nftablesBackend({ nft }), families: ipv6.ok ? ['IPv4', 'IPv6'] : ['IPv4'], fields: { nftVersion: support.version } };
   }
   // As kube-proxy: without a working iptables there is nothing to do; say why and exit.
   const preflight = await checkIptables(variant.binaries, runProcess);
@@ -153,6 +173,9 @@ async function chooseBackend(config: AgentConfig, logger: Logger): Promise<Chose
     process.stderr.write(`kube-proxy-ts run: iptables (${variant.backend} backend) does not work on this node: ${preflight.message}\n`);
     return undefined;
   }
+  // As kube-proxy: dual-stack wherever both families can be programmed (ip6tables answers).
+  const ipv6 = await ipv6Netfilter.save('nat');
+  if (!ipv6.ok) logger.warn({ reason: ipv6.message }, 'ip6tables does not work here: IPv6 Services are not proxied (single-stack IPv4)');
   // Only when nft works here: a host without it has no nftables-mode table to remove.
   if ((await nft.support(nftFamily('IPv4'))).ok) {
     const removed = await removeNftablesTables(nft);
@@ -162,11 +185,13 @@ async function chooseBackend(config: AgentConfig, logger: Logger): Promise<Chose
   return {
     factory: iptablesBackend({
       netfilter,
+      ipv6Netfilter,
       // iptables-nft-restore slows down with the square of one call's size; legacy reads and rewrites
       // the whole table on every call, so there one call is cheapest (bench/compare: at 10k Services
       // x 10 endpoints 7 calls took 15.4 s, kube-proxy's one call 12.9 s).
       ...(variant.backend === 'nft' ? { fullSyncChainsPerPart: DEFAULT_CHAINS_PER_PART } : {}),
     }),
+    families: ipv6.ok ? ['IPv4', 'IPv6'] : ['IPv4'],
     fields: { backend: variant.backend, backendReason: variant.reason },
   };
 }

@@ -21,6 +21,7 @@ import { commandUsage, COMMANDS, DEFAULTS, readCommandLine, type IptablesBackend
 import { TABLES } from '../netfilter/vocabulary.js';
 import { resolveIptablesVariant } from './iptables-variant-setup.js';
 import { commandLineOrExit, defaultIO, renderObjects, type CommandIO } from './render-command.js';
+import { ofFamily } from '../agent/context.js';
 
 export const traceUsage = commandUsage(COMMANDS.trace, [
   'Usage: kube-proxy-ts trace --source IP --destination IP:PORT [--protocol tcp|udp|sctp] [--from pod|node|outside] [-o text|json]',
@@ -121,16 +122,17 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
       return 1;
     }
     saved = parsed.saved;
-    const nodeIP = values.nodeIP;
-    localAddresses = [...io.localAddresses(), ...(nodeIP === undefined ? [] : [nodeIP])].filter((address) => isIP(address) !== 0);
+    const nodeIPs = values.nodeIP ?? [];
+    localAddresses = [...io.localAddresses(), ...nodeIPs].filter((address) => isIP(address) !== 0);
     const nodeName = values.hostnameOverride ?? io.hostname();
     sourceLabel = saveFile !== undefined ? `saved in ${saveFile}` : 'this node (iptables-save)';
-    const read = await io.readApiModel(values.kubeconfig, nodeName, nodeIP === undefined ? [] : [nodeIP]);
+    const read = await io.readApiModel(values.kubeconfig, nodeName, ofFamily(nodeIPs, 'IPv4'));
     if (read.ok) model = read.state;
     else notes.push(`Services not read from the apiserver, so no reasons for excluded endpoints: ${read.message}`);
   }
 
-  const inferred = inferOrigin(request.source, localAddresses, values.clusterCIDR, model);
+  // trace reads the IPv4 tables (iptables-save): the IPv4 clusterCIDR of a dual-stack pair.
+  const inferred = inferOrigin(request.source, localAddresses, ofFamily(values.clusterCIDR ?? [], 'IPv4')[0], model);
   const origin = request.origin ?? inferred.origin;
   if (request.origin === undefined) notes.push(`entry point inferred: ${inferred.why} (set it with --from)`);
   const packet: TracePacket = {

@@ -42,7 +42,13 @@ export const COMMANDS = {
   },
   render: {
     fields: RULE_FIELDS,
-    own: { objects: { multiple: true, value: 'FILE', help: 'Services, EndpointSlices and Nodes (multi-document YAML or JSON); repeat for more files' } },
+    own: {
+      objects: { multiple: true, value: 'FILE', help: 'Services, EndpointSlices and Nodes (multi-document YAML or JSON); repeat for more files' },
+      'ip-family': {
+        value: 'IPv4|IPv6',
+        help: "whose rules to print: IPv4 (default; for iptables-restore) or IPv6 (for ip6tables-restore); a dual-stack node takes both",
+      },
+    },
     configFile: false,
     env: false,
   },

@@ -13,9 +13,9 @@ export function kubeProxyConfiguration(config: AgentConfig): Record<string, unkn
   const { detectLocal } = config;
   return {
     hostnameOverride: config.nodeName,
-    bindAddress: config.nodeIP ?? '0.0.0.0',
+    bindAddress: config.nodeIPs.length > 0 ? config.nodeIPs.join(',') : '0.0.0.0',
     clientConnection: { kubeconfig: config.kubeconfig ?? '' },
-    clusterCIDR: config.clusterCIDR ?? '',
+    clusterCIDR: config.clusterCIDRs.join(','),
     detectLocalMode: detectLocal.mode,
     detectLocal: {
       bridgeInterface: detectLocal.mode === 'BridgeInterface' ? detectLocal.bridgeInterface : '',

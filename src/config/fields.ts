@@ -2,7 +2,7 @@
 // variables, flags) and how its raw value is parsed. One table, so the file reader, the
 // environment reader, the flag parser and --help cannot drift apart.
 
-import { familyOf, parseCidr } from '../ip.js';
+import { familyOf, parseCidr, type Cidr } from '../ip.js';
 import { parseBindAddress } from './address.js';
 import { parseGoDuration } from './duration.js';
 import {
@@ -47,7 +47,7 @@ export const FIELDS = {
     file: [['clusterCIDR']],
     env: ['KUBE_PROXY_TS_CLUSTER_CIDR'],
     flags: ['cluster-cidr'],
-    help: 'pod CIDR; with detectLocalMode ClusterCIDR, traffic to a cluster IP from outside it is masqueraded',
+    help: 'pod CIDR, or a dual-stack pair v4,v6; with detectLocalMode ClusterCIDR, traffic to a cluster IP from outside it is masqueraded',
   },
   detectLocalMode: {
     file: [['detectLocalMode']],
@@ -136,7 +136,7 @@ export const FIELDS = {
     file: [['nodeIP'], ['bindAddress']],
     env: ['KUBE_PROXY_TS_NODE_IP'],
     flags: ['node-ip', 'bind-address'],
-    help: "this node's IPv4 address (default: from the Node object)",
+    help: "this node's IP, or a dual-stack pair v4,v6 (default: from the Node object, the InternalIP of each family)",
   },
   livezSyncFailureTimeout: {
     file: [['livezSyncFailureTimeout']],
@@ -188,23 +188,21 @@ function parseOptionalPath(value: unknown): Parsed<string | undefined> {
   return ok(given.value === '' ? undefined : given.value);
 }
 
-/** kube-proxy accepts a dual-stack pair `v4,v6`; the IPv4 proxier uses the IPv4 one. */
-function parseClusterCIDR(value: unknown): Parsed<string | undefined> {
+/** One CIDR or a dual-stack pair `v4,v6` (as kube-proxy's clusterCIDR); each proxier uses its family's. */
+function parseClusterCIDR(value: unknown): Parsed<readonly string[]> {
   const given = text(value, 'a CIDR string');
   if (!given.ok) return given;
-  if (given.value === '') return ok(undefined);
+  if (given.value === '') return ok([]);
   const parts = given.value.split(',').map((part) => part.trim());
   if (parts.length > 2) return fail('must be one CIDR or a dual-stack pair (e.g. 10.244.0.0/16,fd00:10:244::/56)');
-  let ipv4: string | undefined;
+  const cidrs: Cidr[] = [];
   for (const part of parts) {
     const cidr = parseCidr(part);
     if (cidr === undefined) return fail(`has "${part}", which is not a CIDR (e.g. 10.244.0.0/16)`);
-    if (cidr.family !== 'IPv4') continue;
-    if (ipv4 !== undefined) return fail('holds two IPv4 CIDRs; a dual-stack pair has one of each family');
-    ipv4 = cidr.text;
+    if (cidrs.some((other) => other.family === cidr.family)) return fail(`holds two ${cidr.family} CIDRs; a dual-stack pair has one of each family`);
+    cidrs.push(cidr);
   }
-  if (ipv4 === undefined) return fail('has no IPv4 CIDR; kube-proxy-ts is IPv4-only');
-  return ok(ipv4);
+  return ok(cidrs.map((cidr) => cidr.text));
 }
 
 /** One of `choices`, spelt exactly; empty means `whenEmpty`. */
@@ -264,11 +262,10 @@ function parseNodePortAddresses(value: unknown): Parsed<NodePortAddresses> {
     // A bare IP is not a CIDR, as kube-proxy's validation says (`primary` names the node's IPs).
     const cidr = parseCidr(entry);
     if (cidr === undefined) return fail(`has entry "${entry}", which is neither a CIDR nor 'primary'`);
-    if (cidr.family === 'IPv4' && !cidrs.includes(cidr.text)) cidrs.push(cidr.text);
+    if (!cidrs.includes(cidr.text)) cidrs.push(cidr.text);
   }
-  // Dropping the IPv6 entries is what kube-proxy's IPv4 proxier does; an all-IPv6 list must not
-  // silently widen to "every address", so it is an error.
-  if (cidrs.length === 0) return fail('has no IPv4 CIDR; kube-proxy-ts is IPv4-only');
+  // Both families are kept; each proxier takes its own (a family with none matches all its
+  // addresses, as kube-proxy's NewNodePortAddresses).
   return ok({ kind: 'cidrs', cidrs });
 }
 
@@ -332,22 +329,33 @@ function parseLogLevel(value: unknown): Parsed<LogLevel> {
   return level === undefined ? fail(`must be one of ${LOG_LEVELS.join(', ')}`) : ok(level);
 }
 
-/** The unspecified address means "find it yourself", as kube-proxy reads `bindAddress: 0.0.0.0`. */
-function parseNodeIP(value: unknown): Parsed<string | undefined> {
-  const given = text(value, 'an IPv4 address');
+/**
+ * One address or a dual-stack pair `v4,v6`. The unspecified address means "find it yourself", as
+ * kube-proxy reads `bindAddress: 0.0.0.0`.
+ */
+function parseNodeIP(value: unknown): Parsed<readonly string[]> {
+  const given = text(value, 'an IP address or a dual-stack pair');
   if (!given.ok) return given;
-  if (given.value === '' || given.value === '0.0.0.0' || given.value === '::') return ok(undefined);
-  const family = familyOf(given.value);
-  if (family === 'IPv4') return ok(given.value);
-  if (family === 'IPv6') return fail('is not an IPv4 address (an IPv6 one; kube-proxy-ts is IPv4-only)');
-  return fail('is not an IPv4 address');
+  const parts = given.value.split(',').map((part) => part.trim());
+  if (parts.length > 2) return fail('must be one IP address or a dual-stack pair (e.g. 10.0.0.5,fd00::5)');
+  const ips: string[] = [];
+  const families = new Set<string>();
+  for (const part of parts) {
+    if (part === '' || part === '0.0.0.0' || part === '::') continue;
+    const family = familyOf(part);
+    if (family === undefined) return fail(`has "${part}", which is not an IP address`);
+    if (families.has(family)) return fail(`holds two ${family} addresses; a dual-stack pair has one of each family`);
+    families.add(family);
+    ips.push(part);
+  }
+  return ok(ips);
 }
 
 /** Each field's value type once parsed; `undefined` where the field is optional. */
 export interface FieldValues {
   readonly hostnameOverride: string | undefined;
   readonly kubeconfig: string | undefined;
-  readonly clusterCIDR: string | undefined;
+  readonly clusterCIDR: readonly string[];
   readonly detectLocalMode: DetectLocalMode;
   readonly podBridgeInterface: string | undefined;
   readonly podInterfaceNamePrefix: string | undefined;
@@ -361,7 +369,7 @@ export interface FieldValues {
   readonly mode: ProxyMode;
   readonly masqueradeBit: number;
   readonly logLevel: LogLevel;
-  readonly nodeIP: string | undefined;
+  readonly nodeIP: readonly string[];
   readonly iptablesBackend: IptablesBackendSetting;
   readonly livezSyncFailureTimeout: number;
 }
@@ -392,7 +400,7 @@ export const PARSERS: { readonly [K in FieldName]: (value: unknown) => Parsed<Fi
 export const DEFAULTS: FieldValues = {
   hostnameOverride: undefined,
   kubeconfig: undefined,
-  clusterCIDR: undefined,
+  clusterCIDR: [],
   detectLocalMode: 'ClusterCIDR',
   podBridgeInterface: undefined,
   podInterfaceNamePrefix: undefined,
@@ -408,7 +416,7 @@ export const DEFAULTS: FieldValues = {
   mode: 'iptables',
   masqueradeBit: 14,
   logLevel: 'info',
-  nodeIP: undefined,
+  nodeIP: [],
   iptablesBackend: 'auto',
   livezSyncFailureTimeout: 5 * 60_000,
 };

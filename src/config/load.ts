@@ -149,7 +149,7 @@ export function parseRunArgs(
   const config: AgentConfig = {
     nodeName: nodeName ?? '',
     kubeconfig: values.kubeconfig,
-    clusterCIDR: values.clusterCIDR,
+    clusterCIDRs: values.clusterCIDR ?? DEFAULTS.clusterCIDR,
     detectLocal: local.ok ? local.detectLocal : { mode: 'ClusterCIDR' },
     masqueradeAll: values.masqueradeAll ?? DEFAULTS.masqueradeAll,
     localhostNodePorts: values.localhostNodePorts ?? DEFAULTS.localhostNodePorts,
@@ -161,7 +161,7 @@ export function parseRunArgs(
     mode: values.mode ?? DEFAULTS.mode,
     masqueradeBit: values.masqueradeBit ?? DEFAULTS.masqueradeBit,
     logLevel: values.logLevel ?? DEFAULTS.logLevel,
-    nodeIP: values.nodeIP,
+    nodeIPs: values.nodeIP ?? DEFAULTS.nodeIP,
     iptablesBackend: values.iptablesBackend ?? DEFAULTS.iptablesBackend,
     livezSyncFailureTimeoutMs: values.livezSyncFailureTimeout ?? DEFAULTS.livezSyncFailureTimeout,
   };

@@ -31,7 +31,8 @@ export type DetectLocal =
 export type NodePortAddresses =
   | { readonly kind: 'all' }
   | { readonly kind: 'primary' }
-  /** Normalised IPv4 CIDRs (`a.b.c.d/n`, host bits cleared); never empty. */
+  /** Normalised CIDRs of either family (host bits cleared); never empty. Each proxier takes its
+   * family's; a family with none matches all its addresses (kube-proxy's NewNodePortAddresses). */
   | { readonly kind: 'cidrs'; readonly cidrs: readonly string[] };
 
 /** A `host:port` to listen on. `port` 0 asks the kernel for a free port (tests). */
@@ -46,8 +47,9 @@ export interface AgentConfig {
   readonly nodeName: string;
   /** Path to a kubeconfig; undefined = in-cluster config or $KUBECONFIG. */
   readonly kubeconfig: string | undefined;
-  /** Normalised IPv4 pod CIDR (`clusterCIDR`); with detectLocalMode ClusterCIDR, undefined = no "masquerade off-cluster traffic" rule. */
-  readonly clusterCIDR: string | undefined;
+  /** Normalised pod CIDRs (`clusterCIDR`: one, or a dual-stack pair), at most one per family; with
+   * detectLocalMode ClusterCIDR, a family without one gets no "masquerade off-cluster traffic" rule. */
+  readonly clusterCIDRs: readonly string[];
   /** How traffic from pods is told from other traffic (`detectLocalMode`, `detectLocal`). */
   readonly detectLocal: DetectLocal;
   /** `iptables.masqueradeAll`: masquerade all traffic to cluster IPs, not only what is not from a pod. */
@@ -71,8 +73,9 @@ export interface AgentConfig {
   /** `iptables.masqueradeBit`, 0..31 (default 14 -> mark 0x4000). */
   readonly masqueradeBit: number;
   readonly logLevel: LogLevel;
-  /** IPv4 that overrides the node IP taken from the Node object (`nodeIP`, or kube-proxy's `bindAddress`). */
-  readonly nodeIP: string | undefined;
+  /** Addresses, at most one per family, that override the node IPs of their family taken from the
+   * Node object (`nodeIP`, or kube-proxy's `bindAddress`; `v4,v6` for both). */
+  readonly nodeIPs: readonly string[];
   readonly iptablesBackend: IptablesBackendSetting;
   /** `/livez` fails once syncs have kept failing this long (kube-proxy-ts's own); 0 = never for this reason. */
   readonly livezSyncFailureTimeoutMs: number;

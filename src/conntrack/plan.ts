@@ -5,9 +5,13 @@
 // conntrack table, so the plan keeps them few: a service port left without endpoints gets one
 // filter per service IP and NodePort, not one per endpoint that left.
 
+import type { IPFamily } from '../ip.js';
 import type { DesiredState, ServicePort } from '../model/types.js';
 
-export type ConntrackDeletion =
+/** One filter; `family` IPv6 for an IPv6 model's flows (absent: IPv4, the tool's default). */
+export type ConntrackDeletion = ConntrackFilter & { readonly family?: IPFamily };
+
+type ConntrackFilter =
   /** Flows to a service IP (cluster, external or LB) that were DNATed to a removed endpoint. */
   | { readonly kind: 'service-ip-endpoint'; readonly serviceIP: string; readonly port: number; readonly endpointIP: string }
   /** Flows to a NodePort that were DNATed to a removed endpoint. */
@@ -38,7 +42,7 @@ export function planConntrackCleanup(previous: DesiredState | undefined, next: D
     const key = JSON.stringify(deletion);
     if (seen.has(key)) return;
     seen.add(key);
-    deletions.push(deletion);
+    deletions.push(next.family === 'IPv6' ? { ...deletion, family: 'IPv6' } : deletion);
   };
   for (const [key, before] of previous.servicePorts) {
     if (before.protocol !== 'UDP') continue;
@@ -77,6 +81,12 @@ export function conntrackDeletionKey(deletion: ConntrackDeletion): string {
  * entry's DNAT status bit.
  */
 export function conntrackArgs(deletion: ConntrackDeletion): string[] {
+  const args = filterArgs(deletion);
+  // The tool reads IPv4 unless told otherwise, as kube-proxy's conntrack calls do for IPv6.
+  return deletion.family === 'IPv6' ? [...args, '-f', 'ipv6'] : args;
+}
+
+function filterArgs(deletion: ConntrackFilter): string[] {
   switch (deletion.kind) {
     case 'service-ip-endpoint':
       return ['-D', '-p', 'udp', '--orig-dst', deletion.serviceIP, '--dport', String(deletion.port), '--reply-src', deletion.endpointIP];

@@ -28,10 +28,17 @@ export class Conntrack implements ConntrackDeleter {
     private readonly binary = 'conntrack',
   ) {}
 
+  /** UDP flows of both families (`-L` shows IPv4 only unless told `-f ipv6`). */
   async listUdp(): Promise<ConntrackListResult> {
-    const output = await this.exec(['-L', '-p', 'udp']);
-    if (output.code === 0) return { ok: true, flows: parseUdpFlows(output.stdout) };
-    return { ok: false, reason: missingBinary(output) ? 'binary-missing' : 'failed', message: output.stderr.trim() || `exit code ${output.code}` };
+    const flows: UdpFlow[] = [];
+    for (const family of ['IPv4', 'IPv6'] as const) {
+      const output = await this.exec(['-L', '-p', 'udp', ...(family === 'IPv6' ? ['-f', 'ipv6'] : [])]);
+      if (output.code !== 0) {
+        return { ok: false, reason: missingBinary(output) ? 'binary-missing' : 'failed', message: output.stderr.trim() || `exit code ${output.code}` };
+      }
+      flows.push(...parseUdpFlows(output.stdout, family));
+    }
+    return { ok: true, flows };
   }
 
   async delete(deletion: ConntrackDeletion): Promise<ConntrackDeleteResult> {

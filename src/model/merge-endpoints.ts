@@ -3,6 +3,7 @@
 // "ip:port", sorted by that string.
 import { preferredDuplicate, type ParsedEndpointSlice, type ParsedSliceEndpoint } from './parse-endpoint-slice.js';
 import type { Endpoint, Protocol } from './types.js';
+import { joinHostPort } from '../ip.js';
 
 /**
  * `slices` should come in a stable order (the store passes them sorted by name) so that the
@@ -28,12 +29,12 @@ export function mergeEndpoints(
   const byAddress = new Map<string, Endpoint>();
   for (const { slice, port } of matches) {
     for (const parsed of slice.endpoints) {
-      const address = `${parsed.ip}:${port}`;
+      const address = joinHostPort(parsed.ip, port);
       const existing = byAddress.get(address);
       if (existing === undefined || preferredDuplicate(existing, parsed)) byAddress.set(address, toEndpoint(parsed, port, nodeName));
     }
   }
-  // Upstream sorts by Endpoint.String() ("ip:port") as a string, so "10.0.0.10:80" sorts before
+  // Upstream sorts by Endpoint.String() ("ip:port", "[ip]:port") as a string, so "10.0.0.10:80" sorts before
   // "10.0.0.1:80". Same order here, so the KUBE-SVC rules come out in kube-proxy's order.
   const addresses = [...byAddress.keys()].sort();
   const result: Endpoint[] = new Array<Endpoint>(addresses.length);

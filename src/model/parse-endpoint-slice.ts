@@ -62,17 +62,21 @@ export function preferredDuplicate(existing: { readonly terminating: boolean }, 
   return existing.terminating && !candidate.terminating;
 }
 
-/** Orders IPs as their "ip:port" strings order for any one port: as if each ended in ':'. */
-function byAddress(a: ParsedSliceEndpoint, b: ParsedSliceEndpoint): number {
-  const left = a.ip;
-  const right = b.ip;
-  const length = Math.max(left.length, right.length);
-  for (let i = 0; i < length; i++) {
-    const l = i < left.length ? left.charCodeAt(i) : 58;
-    const r = i < right.length ? right.charCodeAt(i) : 58;
-    if (l !== r) return l - r;
-  }
-  return 0;
+/** Orders IPs as their "ip:port" strings (`[ip]:port` for IPv6, Go's JoinHostPort) order for any
+ * one port: as if each ended in ':' (IPv4) or ']' (IPv6). */
+function byAddress(family: IPFamily): (a: ParsedSliceEndpoint, b: ParsedSliceEndpoint) => number {
+  const end = family === 'IPv6' ? 93 : 58;
+  return (a, b) => {
+    const left = a.ip;
+    const right = b.ip;
+    const length = Math.max(left.length, right.length);
+    for (let i = 0; i < length; i++) {
+      const l = i < left.length ? left.charCodeAt(i) : end;
+      const r = i < right.length ? right.charCodeAt(i) : end;
+      if (l !== r) return l - r;
+    }
+    return 0;
+  };
 }
 
 /** Why a valid EndpointSlice contributes nothing (not an error). */
@@ -142,7 +146,7 @@ export function parseEndpointSlice(endpointSlice: V1EndpointSlice, family: IPFam
     key: `${namespace}/${name}`,
     serviceKey: `${namespace}/${serviceName}`,
     ports: parseSlicePorts(source['ports'], skip),
-    endpoints: uniqueByAddress(parseSliceEndpoints(source['endpoints'], family, skip).sort(byAddress)),
+    endpoints: uniqueByAddress(parseSliceEndpoints(source['endpoints'], family, skip).sort(byAddress(family))),
   };
   const triggerTime = asTime(asStringMap(metadata['annotations'])[annotationLastChangeTriggerTime]);
   return { kind: 'usable', slice, triggerTime, skipped: skip.entries };

@@ -20,6 +20,12 @@ export const legacyBinaries: IptablesBinaries = {
   iptables: 'iptables-legacy',
 };
 
+/** The same variant's binaries for IPv6 rules (`ip6tables-nft-restore`, ...): one Netfilter per family. */
+export function ipv6Binaries(binaries: IptablesBinaries): IptablesBinaries {
+  const six = (name: string): string => (name.startsWith('iptables') ? `ip6${name.slice('ip'.length)}` : name);
+  return { restore: six(binaries.restore), save: six(binaries.save), iptables: six(binaries.iptables) };
+}
+
 export interface ExecNetfilterOptions {
   /** Default: the nft backend (see backend.ts to detect the host's). */
   readonly binaries?: IptablesBinaries;

@@ -3,17 +3,19 @@
 // as kube-proxy formats it, and the addresses that accept NodePorts. Pure.
 
 import type { AgentConfig } from '../config/index.js';
-import { nodePortAddressList } from '../agent/context.js';
+import { clusterCIDRFor, nodePortAddressList, ofFamily } from '../agent/context.js';
 import { cidrContains, familyOf, loopbackCidr, parseCidr, type IPFamily } from '../ip.js';
 import type { NodeInfo } from '../model/types.js';
 import type { NftContext } from './types.js';
 import { nftFamily } from './vocabulary.js';
 
 /** The settings the nft rules depend on (the agent's config, or `render`'s flags). */
-export type NftSettings = Pick<AgentConfig, 'nodeIP' | 'masqueradeBit' | 'masqueradeAll' | 'detectLocal' | 'clusterCIDR' | 'nodePortAddresses'>;
+export type NftSettings = Pick<AgentConfig, 'nodeIPs' | 'masqueradeBit' | 'masqueradeAll' | 'detectLocal' | 'clusterCIDRs' | 'nodePortAddresses'>;
 
 export function nftContextFor(config: NftSettings, node: NodeInfo, family: IPFamily): NftContext {
-  const nodeIPs = (config.nodeIP !== undefined ? [config.nodeIP] : node.ips).filter((ip) => familyOf(ip) === family);
+  // The configured node IP of this family wins over the Node object's (as the iptables context).
+  const configured = ofFamily(config.nodeIPs, family);
+  const nodeIPs = (configured.length > 0 ? configured : node.ips).filter((ip) => familyOf(ip) === family);
   return {
     // Go's `%#08x` pads the digits to 8: bit 14 -> 0x00004000.
     masqueradeMark: `0x${(2 ** config.masqueradeBit).toString(16).padStart(8, '0')}`,
@@ -32,7 +34,7 @@ function localTrafficNft(config: NftSettings, node: NodeInfo, family: IPFamily):
   const detectLocal = config.detectLocal;
   switch (detectLocal.mode) {
     case 'ClusterCIDR':
-      return fromCidr(config.clusterCIDR);
+      return fromCidr(clusterCIDRFor(config, family));
     case 'NodeCIDR':
       return fromCidr(node.podCIDRs[0]);
     case 'BridgeInterface':

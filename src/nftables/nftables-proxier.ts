@@ -152,7 +152,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       this.forceFull = 'after-failure';
       this.staleChains.clear();
       return {
-        result: 'failed', kind, reason, fullReason, phases: phasesUntil(applyEnd), totalSeconds: (applyEnd - started) / 1000,
+        result: 'failed', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd), totalSeconds: (applyEnd - started) / 1000,
         message: failed.message, failedLine: failed.failedLine, plan, writes: writesOf(plan),
       };
     }
@@ -180,7 +180,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     }
     const end = this.monotonic();
     return {
-      result: plan.transactions.length === 0 ? 'unchanged' : 'applied', kind, reason, fullReason, phases: phasesUntil(applyEnd),
+      result: plan.transactions.length === 0 ? 'unchanged' : 'applied', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd),
       totalSeconds: (end - started) / 1000, plan, writes: writesOf(plan), state: snapshot.state, ruleset, rulesTotal: { [KUBE_PROXY_TABLE]: countRules(ruleset) },
       triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions,
     };

@@ -4,7 +4,7 @@
 
 import type { Endpoint, ServicePort } from '../model/types.js';
 import type { ServicePortContext } from './context.js';
-import { cidrContains, parseCidr } from '../ip.js';
+import { cidrContains, joinHostPort, parseCidr } from '../ip.js';
 import { servicePortEndpointChainName, type ServicePortChainNames } from './names.js';
 import type { TrafficPlan } from './policy.js';
 import { flatten } from './flatten.js';
@@ -34,7 +34,7 @@ function nat(name: string, rules: string[]): OrderedChain {
 }
 
 function endpointString(endpoint: Endpoint): string {
-  return `${endpoint.ip}:${endpoint.port}`;
+  return joinHostPort(endpoint.ip, endpoint.port);
 }
 
 /** Rules of a KUBE-SVC-/KUBE-SVL- chain that pick one of `endpoints`, after any `leading` rules. */

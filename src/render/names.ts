@@ -4,6 +4,7 @@
 
 import * as crypto from 'node:crypto';
 import type { Protocol } from '../model/types.js';
+import { joinHostPort } from '../ip.js';
 
 import {
   serviceExternalChainPrefix,
@@ -81,8 +82,7 @@ export function servicePortChainNames(servicePortName: string, protocol: Protoco
 
 /**
  * upstream: `servicePortEndpointChainName(servicePortName, lower(protocol), "ip:port")`, the
- * endpoint as Go's net.JoinHostPort writes it (an IPv6 address would need brackets; the model
- * only carries IPv4). Not memoised here: callers hash each endpoint once per render of its service port, and a table of
+ * endpoint as Go's net.JoinHostPort writes it (`[ip]:port` for IPv6). Not memoised here: callers hash each endpoint once per render of its service port, and a table of
  * every endpoint ever seen costs more (in GC) than the hashes it saves.
  */
 export function servicePortEndpointChainName(
@@ -91,5 +91,5 @@ export function servicePortEndpointChainName(
   endpointIP: string,
   endpointPort: number,
 ): string {
-  return servicePortEndpointChainPrefix + hash16(`${servicePortName}${protocol.toLowerCase()}${endpointIP}:${endpointPort}`);
+  return servicePortEndpointChainPrefix + hash16(`${servicePortName}${protocol.toLowerCase()}${joinHostPort(endpointIP, endpointPort)}`);
 }

@@ -99,9 +99,11 @@ export function healthBody(snapshot: ProxierHealthSnapshot, probe: HealthProbe, 
   };
   if (probe === 'healthz') body.nodeEligible = snapshot.nodeEligible;
   body.healthy = snapshot.healthy;
-  if (snapshot.lastUpdatedMs !== undefined) {
-    body.status = { IPv4: { lastUpdated: formatGoJsonTime(snapshot.lastUpdatedMs), healthy: snapshot.healthy } };
-  }
+  const status = Object.entries(snapshot.families).map(([family, health]) => [
+    family,
+    { lastUpdated: formatGoJsonTime(health.lastUpdatedMs), healthy: health.healthy },
+  ]);
+  if (status.length > 0) body.status = Object.fromEntries(status);
   return JSON.stringify(body);
 }
 

@@ -32,14 +32,16 @@ export interface SyncObservation {
   readonly rulesWritten?: Readonly<Record<string, number>>;
   /** Services with a Local traffic policy and no local endpoint, by which policy. */
   readonly noLocalEndpoints?: { readonly internal: number; readonly external: number };
+  /** The proxier that synced (the `ip_family` label); default the first of MetricsOptions' families. */
+  readonly family?: IPFamily;
 }
 
 export interface AgentMetrics {
   observeSync(observation: SyncObservation): void;
   /** A change arrived and a sync was requested (`..._last_queued_timestamp_seconds`). */
-  syncQueued(atSeconds: number): void;
+  syncQueued(atSeconds: number, family?: IPFamily): void;
   /** Per EndpointSlice trigger time (`endpoints.kubernetes.io/last-change-trigger-time`) programmed by a sync. */
-  observeNetworkProgramming(latencySeconds: number): void;
+  observeNetworkProgramming(latencySeconds: number, family?: IPFamily): void;
   setPendingChanges(pending: { readonly services?: number; readonly endpoints?: number }): void;
   countChanges(changes: { readonly services?: number; readonly endpoints?: number }): void;
   watchRestarted(resource: string, reason: string): void;
@@ -83,8 +85,8 @@ const CHAIN_BUCKETS = [0, ...exponentialBuckets(1, 2, 17)]; // 0, 1 .. 65536
 export interface MetricsOptions {
   /** Node.js process metrics (`process_*`, `nodejs_*`); default true. */
   readonly processMetrics?: boolean;
-  /** The proxier's family, the `ip_family` label; default IPv4. */
-  readonly family?: IPFamily;
+  /** The proxiers' families, the `ip_family` label (one proxier per family); default IPv4 only. */
+  readonly families?: readonly IPFamily[];
 }
 
 export function createMetrics(registry: Registry, options: MetricsOptions = {}): AgentMetrics {
@@ -267,9 +269,13 @@ export function createMetrics(registry: Registry, options: MetricsOptions = {}):
 
   // Series that alerts take rate() of must exist from the start, not appear on the first failure.
   // kube-proxy labels most sync metrics by the proxier's family.
-  const family = { ip_family: options.family ?? 'IPv4' };
-  restoreFailures.inc(family, 0);
-  partialRestoreFailures.inc(family, 0);
+  const families = options.families ?? ['IPv4'];
+  const primary = families[0] ?? 'IPv4';
+  const label = (family: IPFamily | undefined): { ip_family: IPFamily } => ({ ip_family: family ?? primary });
+  for (const family of families) {
+    restoreFailures.inc(label(family), 0);
+    partialRestoreFailures.inc(label(family), 0);
+  }
   for (const kind of ['full', 'partial'] as const) {
     for (const result of ['applied', 'unchanged', 'failed'] as const) syncsTotal.inc({ kind, result }, 0);
   }
@@ -309,6 +315,7 @@ export function createMetrics(registry: Registry, options: MetricsOptions = {}):
     },
     observeSync(observation) {
       const { kind } = observation;
+      const family = label(observation.family);
       syncDuration.observe(family, observation.durationSeconds);
       (kind === 'full' ? fullSyncDuration : partialSyncDuration).observe(family, observation.durationSeconds);
       syncsTotal.inc({ kind, result: observation.result });
@@ -335,12 +342,12 @@ export function createMetrics(registry: Registry, options: MetricsOptions = {}):
         noLocalEndpoints.set({ ...family, traffic_policy: 'external' }, observation.noLocalEndpoints.external);
       }
     },
-    syncQueued(atSeconds) {
-      lastQueued.set(family, atSeconds);
+    syncQueued(atSeconds, family) {
+      lastQueued.set(label(family), atSeconds);
     },
-    observeNetworkProgramming(latencySeconds) {
+    observeNetworkProgramming(latencySeconds, family) {
       // A trigger time ahead of our clock (skew with the controller) is not a negative latency.
-      networkProgramming.observe(family, Math.max(0, latencySeconds));
+      networkProgramming.observe(label(family), Math.max(0, latencySeconds));
     },
     setPendingChanges(pending) {
       if (pending.services !== undefined) serviceChangesPending.set(pending.services);

@@ -19,6 +19,7 @@ import { prependRepair } from './drift.js';
 import type { SyncReason } from '../agent/scheduler.js';
 import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
 import { renderContextFor } from '../agent/context.js';
+import type { IPFamily } from '../ip.js';
 
 /** The neutral report plus what the iptables backend planned (tests and the harness read it). */
 export type IptablesSyncReport =
@@ -26,6 +27,8 @@ export type IptablesSyncReport =
   | (Extract<SyncReport, { readonly result: 'failed' }> & { readonly plan: SyncPlan | undefined; readonly drift: DriftOutcome | undefined });
 
 export interface IptablesProxierOptions {
+  /** The family of `store` and of `netfilter`'s binaries (iptables or ip6tables); default IPv4. */
+  readonly family?: IPFamily;
   readonly store: ModelStore;
   readonly netfilter: Netfilter;
   /** Receives the stale-UDP conntrack deletions of every applied sync; the sync does not wait for them. */
@@ -41,7 +44,10 @@ export interface IptablesProxierOptions {
 
 /** What the agent needs to build an iptables proxier; the rest comes from the agent (ProxierInputs). */
 export interface IptablesBackendOptions {
+  /** The IPv4 rules' door (iptables binaries). */
   readonly netfilter: Netfilter;
+  /** The IPv6 rules' door (ip6tables binaries); required for an IPv6 proxier. */
+  readonly ipv6Netfilter?: Netfilter;
   /** kube-proxy does a full resync at most hourly since 1.28; every periodic sync checks the canaries. */
   readonly fullSyncPeriodMs?: number;
   readonly fullSyncChainsPerPart?: number;
@@ -49,18 +55,22 @@ export interface IptablesBackendOptions {
 
 /** The iptables backend as the agent takes it. */
 export function iptablesBackend(options: IptablesBackendOptions): ProxierFactory<IptablesSyncReport> {
-  return ({ store, settings, conntrackCleanup }) =>
-    new IptablesProxier({
+  return ({ family, store, settings, conntrackCleanup }) => {
+    const netfilter = family === 'IPv4' ? options.netfilter : options.ipv6Netfilter;
+    if (netfilter === undefined) throw new Error(`iptablesBackend: no ip6tables Netfilter for the ${family} proxier`);
+    return new IptablesProxier({
+      family,
       store,
-      netfilter: options.netfilter,
+      netfilter,
       conntrackCleanup,
       renderContext: () => {
         const { config, node, capabilities } = settings();
-        return renderContextFor(config, node, capabilities);
+        return renderContextFor(config, node, capabilities, family);
       },
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
       ...(options.fullSyncChainsPerPart !== undefined ? { fullSyncChainsPerPart: options.fullSyncChainsPerPart } : {}),
     });
+  };
 }
 
 export class IptablesProxier implements Proxier<IptablesSyncReport> {
@@ -72,11 +82,13 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
   private cache = new RenderCache();
   private readonly now: () => number;
   private readonly monotonic: () => number;
+  readonly family: IPFamily;
   private readonly drift: DriftChecker;
   /** Changes whenever a restore ran: a read of the tables begun before it shows an older kernel. */
   private generation = 0;
 
   constructor(private readonly options: IptablesProxierOptions) {
+    this.family = options.family ?? 'IPv4';
     this.now = options.now ?? Date.now;
     this.monotonic = options.monotonic ?? (() => performance.now());
     this.drift = new DriftChecker(options.netfilter, this.monotonic);
@@ -146,7 +158,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       if (reason === 'periodic' && kind === 'partial') drift = this.startDriftRead(drift, ruleSet);
       const end = this.monotonic();
       return {
-        result: 'unchanged', kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
+        result: 'unchanged', family: this.family, kind, reason, fullReason, phases: phasesUntil(end), totalSeconds: (end - started) / 1000,
         plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
         triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions: 0, drift,
       };
@@ -171,7 +183,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
       this.forceFull = 'after-failure';
       const failedLine = restored.line !== undefined ? (failedPart ?? plan.payload).split('\n')[restored.line - 1] : undefined;
       return {
-        result: 'failed', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
+        result: 'failed', family: this.family, kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (restoreEnd - started) / 1000,
         message: restored.message, failedLine, plan, writes: writesOf(plan), drift,
       };
     }
@@ -191,7 +203,7 @@ export class IptablesProxier implements Proxier<IptablesSyncReport> {
     }
     const end = this.monotonic();
     return {
-      result: 'applied', kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
+      result: 'applied', family: this.family, kind, reason, fullReason, phases: phasesUntil(restoreEnd), totalSeconds: (end - started) / 1000,
       plan, writes: writesOf(plan), state: snapshot.state, ruleSet, rulesTotal: countRules(ruleSet),
       triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions, drift,
     };

@@ -17,7 +17,8 @@ import { createLogger } from '../../src/log.js';
 import { NfAcct } from '../../src/netfilter/nfacct.js';
 import { Sysctl, type SysctlAccess } from '../../src/netfilter/sysctl.js';
 import { Conntrack } from '../../src/conntrack/tool.js';
-import { ExecNetfilter, nftBinaries, type IptablesBinaries } from '../../src/netfilter/exec.js';
+import { ExecNetfilter, ipv6Binaries, nftBinaries, type IptablesBinaries } from '../../src/netfilter/exec.js';
+import type { IPFamily } from '../../src/ip.js';
 import type { Netfilter, RestoreResult } from '../../src/netfilter/netfilter.js';
 import { servicePortChainNames, servicePortEndpointChainName, type ServicePortChainNames } from '../../src/render/names.js';
 import type { TableName } from '../../src/netfilter/vocabulary.js';
@@ -45,6 +46,9 @@ export interface InProcessAgentOptions {
   /** The namespace's sysctls (route_localnet for localhost NodePorts); default the namespace's own,
    * through `ip netns exec` (never the host's). */
   readonly sysctl?: SysctlAccess;
+  /** The agent's proxiers (`run` picks both where ip6tables works); default IPv4 only, as most
+   * tests look at one family. IPv6 rules go to the namespace's ip6tables. */
+  readonly families?: readonly IPFamily[];
   /** The `conntrack` binary the agent runs (a missing one for fault tests); default `conntrack`. */
   readonly conntrackBinary?: string;
 }
@@ -80,9 +84,9 @@ export interface InProcessAgent {
   /** Every distinct sync report seen (polled every 10 ms; newest last, bounded by historyLimit). */
   readonly reports: readonly SyncReport[];
   status(): AgentStatus<SyncReport>;
-  /** The namespace's `iptables-save -t <table>`, as the kernel prints it. */
-  save(table: TableName): Promise<string>;
-  kernel(table: TableName): Promise<KernelTable>;
+  /** The namespace's `iptables-save -t <table>` (`ip6tables-save` for IPv6), as the kernel prints it. */
+  save(table: TableName, family?: IPFamily): Promise<string>;
+  kernel(table: TableName, family?: IPFamily): Promise<KernelTable>;
   /** Polls `check` until it returns something other than undefined/false; throws with the agent's log tail at the deadline. */
   waitFor<T>(description: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs?: number): Promise<T>;
   /** Samples from the agent's registry, histogram parts named `<name>_count` etc.; labels match when they are a subset. */
@@ -271,6 +275,7 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
   const real = new ExecNetfilter({ binaries, prefix: netns.prefix });
   const historyLimit = options.historyLimit ?? 50;
   const netfilter = new RecordingNetfilter(real, historyLimit);
+  const real6 = new ExecNetfilter({ binaries: ipv6Binaries(binaries), prefix: netns.prefix });
   // Sync reports, every one in order, so a test can find the one that applied its change even if
   // later syncs follow.
   const reports: SyncReport[] = [];
@@ -283,8 +288,10 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     onSyncReport: recordReport,
     config,
     connection: kube.connection,
+    ...(options.families !== undefined ? { families: options.families } : {}),
     backend: iptablesBackend({
       netfilter,
+      ipv6Netfilter: new RecordingNetfilter(real6, historyLimit),
       ...(options.fullSyncPeriodMs !== undefined ? { fullSyncPeriodMs: options.fullSyncPeriodMs } : {}),
     }),
     conntrack: new Conntrack(undefined, netns.prefix, options.conntrackBinary),
@@ -316,9 +323,9 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     }
   };
 
-  const save = async (table: TableName): Promise<string> => {
-    const saved = await real.save(table);
-    if (!saved.ok) throw new Error(`iptables-save -t ${table} in ${netns.name}: ${saved.message}`);
+  const save = async (table: TableName, family: IPFamily = 'IPv4'): Promise<string> => {
+    const saved = await (family === 'IPv4' ? real : real6).save(table);
+    if (!saved.ok) throw new Error(`${family === 'IPv4' ? 'iptables' : 'ip6tables'}-save -t ${table} in ${netns.name}: ${saved.message}`);
     return saved.text;
   };
 
@@ -355,7 +362,7 @@ export async function startAgentInProcess(options: InProcessAgentOptions): Promi
     reports,
     status: () => agent.status(),
     save,
-    kernel: async (table) => parseSave(await save(table)),
+    kernel: async (table, family) => parseSave(await save(table, family)),
     waitFor: (description, check, timeoutMs = 60_000) => waitUntil(description, check, timeoutMs, () => logTail()),
     samples,
     metric: async (name, labels) => (await samples(name, labels)).reduce((sum, sample) => sum + sample.value, 0),

@@ -75,7 +75,9 @@ export interface HttpResult {
   readonly body: string;
 }
 
-const defaultServiceRange = '10.96.0.0/16';
+// Dual-stack, as a dual-stack cluster's apiserver: a Service gets an IPv6 cluster IP only when it asks
+// (ipFamilyPolicy), so single-stack tests see the IPv4 range they always did.
+const defaultServiceRange = '10.96.0.0/16,fd00:10:96::/112';
 const stopGraceMs = 10_000;
 
 // ---------------------------------------------------------------------------------------------

@@ -94,12 +94,14 @@ function installExitHook(): void {
  * Gives a node namespace its address on an interface of its own (NodePorts on a CIDR match local
  * addresses): a veth pair kept inside the namespace (this kernel has no dummy interfaces), lo up.
  */
-export async function addNodeAddress(netns: Pick<Netns, 'name'>, cidr: string): Promise<void> {
+export async function addNodeAddress(netns: Pick<Netns, 'name'>, cidr: string, ipv6Cidr?: string): Promise<void> {
   const ip = async (...args: string[]): Promise<void> => {
     const result = await runProcess('ip', ['-n', netns.name, ...args]);
     if (result.code !== 0) throw new Error(`ip -n ${netns.name} ${args.join(' ')}: ${result.stderr.trim()}`);
   };
   await ip('link', 'add', 'node0', 'type', 'veth', 'peer', 'name', 'node0p');
   await ip('addr', 'add', cidr, 'dev', 'node0');
+  // nodad: usable at once, no duplicate address detection wait.
+  if (ipv6Cidr !== undefined) await ip('-6', 'addr', 'add', ipv6Cidr, 'dev', 'node0', 'nodad');
   for (const link of ['node0', 'node0p', 'lo']) await ip('link', 'set', link, 'up');
 }

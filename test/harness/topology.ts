@@ -9,10 +9,15 @@
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { exec, run } from './exec.js';
+import { parseCidr } from '../../src/ip.js';
 
 export const LAN_PREFIX = '172.30.0';
 export const EXTERNAL_IP = `${LAN_PREFIX}.100`;
 export const CLUSTER_CIDR = '10.244.0.0/16';
+/** IPv6 of a dual-stack topology: ULA prefixes only, and only inside its namespaces. */
+export const LAN6_PREFIX = 'fd00:30::';
+export const EXTERNAL_IP6 = `${LAN6_PREFIX}100`;
+export const CLUSTER_CIDR6 = 'fd00:10:244::/56';
 
 export interface NodeHandle {
   readonly name: string;
@@ -20,6 +25,8 @@ export interface NodeHandle {
   readonly ip: string;
   readonly podCIDR: string;
   readonly index: number;
+  /** The node's IPv6 LAN address in a dual-stack topology. */
+  readonly ip6?: string;
 }
 
 export interface PodHandle {
@@ -27,6 +34,8 @@ export interface PodHandle {
   readonly netns: string;
   readonly ip: string;
   readonly node: NodeHandle;
+  /** The pod's IPv6 address in a dual-stack topology (its servers answer on both families). */
+  readonly ip6?: string;
 }
 
 export interface ServerPorts {
@@ -56,14 +65,18 @@ export class Topology {
   readonly externalNetns: string;
   readonly lanNetns: string;
 
-  private constructor(readonly id: string) {
+  private constructor(
+    readonly id: string,
+    /** Every namespace also gets IPv6 (LAN6_PREFIX, pods in CLUSTER_CIDR6). */
+    readonly dualStack = false,
+  ) {
     this.externalNetns = `${id}-ext`;
     this.lanNetns = `${id}-lan`;
   }
 
   /** Creates the LAN, the external client and `nodeNames.length` nodes (172.30.0.10, .11, ...). */
-  static async create(nodeNames: readonly string[] = ['node1']): Promise<Topology> {
-    const topology = new Topology(`kpt${randomBytes(3).toString('hex')}`);
+  static async create(nodeNames: readonly string[] = ['node1'], options: { readonly dualStack?: boolean } = {}): Promise<Topology> {
+    const topology = new Topology(`kpt${randomBytes(3).toString('hex')}`, options.dualStack ?? false);
     try {
       await topology.setup(nodeNames);
     } catch (error: unknown) {
@@ -77,7 +90,10 @@ export class Topology {
     await run('ip', ['netns', 'add', name]);
     this.namespaces.push(name);
     await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-    for (const setting of ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']) {
+    const ipv6 = this.dualStack
+      ? ['net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.disable_ipv6=0']
+      : [];
+    for (const setting of ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', ...ipv6]) {
       await run('ip', ['netns', 'exec', name, 'sysctl', '-qw', setting]);
     }
   }
@@ -87,25 +103,28 @@ export class Topology {
     await run('ip', ['-n', this.lanNetns, 'link', 'add', 'br0', 'type', 'bridge']);
     await run('ip', ['-n', this.lanNetns, 'link', 'set', 'br0', 'up']);
     await this.addNetns(this.externalNetns);
-    await this.attachToLan(this.externalNetns, 'x', EXTERNAL_IP);
+    await this.attachToLan(this.externalNetns, 'x', EXTERNAL_IP, this.dualStack ? EXTERNAL_IP6 : undefined);
     for (const [index, name] of nodeNames.entries()) {
       const netns = `${this.id}-n${index}`;
       await this.addNetns(netns);
       const ip = `${LAN_PREFIX}.${10 + index}`;
-      await this.attachToLan(netns, `n${index}`, ip);
+      const ip6 = this.dualStack ? `${LAN6_PREFIX}${10 + index}` : undefined;
+      await this.attachToLan(netns, `n${index}`, ip, ip6);
       // The node needs a route for cluster IPs to exist before nat OUTPUT rewrites them.
       await run('ip', ['-n', netns, 'route', 'add', 'default', 'via', EXTERNAL_IP]);
-      this.nodes.push({ name, netns, ip, podCIDR: `10.244.${index + 1}.0/24`, index });
+      if (ip6 !== undefined) await run('ip', ['-n', netns, '-6', 'route', 'add', 'default', 'via', EXTERNAL_IP6]);
+      this.nodes.push({ name, netns, ip, podCIDR: `10.244.${index + 1}.0/24`, index, ...(ip6 !== undefined ? { ip6 } : {}) });
     }
     for (const node of this.nodes) {
       for (const other of this.nodes) {
         if (other === node) continue;
         await run('ip', ['-n', node.netns, 'route', 'add', other.podCIDR, 'via', other.ip]);
+        if (other.ip6 !== undefined) await run('ip', ['-n', node.netns, '-6', 'route', 'add', podCIDR6(other), 'via', other.ip6]);
       }
     }
   }
 
-  private async attachToLan(netns: string, tag: string, ip: string): Promise<void> {
+  private async attachToLan(netns: string, tag: string, ip: string, ip6?: string): Promise<void> {
     const outer = `${this.id}${tag}a`;
     const inner = `${this.id}${tag}b`;
     await run('ip', ['link', 'add', outer, 'type', 'veth', 'peer', 'name', inner]);
@@ -114,6 +133,7 @@ export class Topology {
     await run('ip', ['-n', this.lanNetns, 'link', 'set', outer, 'master', 'br0', 'up']);
     await run('ip', ['-n', netns, 'link', 'set', inner, 'name', 'eth0']);
     await run('ip', ['-n', netns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    if (ip6 !== undefined) await run('ip', ['-n', netns, '-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad']);
     await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
   }
 
@@ -144,12 +164,23 @@ export class Topology {
     await run('ip', ['-n', node.netns, 'route', 'add', `${ip}/32`, 'dev', hostSide, 'src', node.ip]);
     await run('ip', ['-n', netns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link']);
     await run('ip', ['-n', netns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0']);
-    const pod: PodHandle = { name, netns, ip, node };
+    const ip6 = this.dualStack && node.ip6 !== undefined ? `${podCIDR6(node).replace(/::\/64$/, '')}::${(10 + index).toString(16)}` : undefined;
+    if (ip6 !== undefined && node.ip6 !== undefined) {
+      // The same shape in IPv6: a /128 on the pod, a link-local gateway on the node side.
+      await run('ip', ['-n', netns, '-6', 'addr', 'add', `${ip6}/128`, 'dev', 'eth0', 'nodad']);
+      await run('ip', ['-n', node.netns, '-6', 'addr', 'add', 'fe80::1/64', 'dev', hostSide, 'nodad']);
+      await run('ip', ['-n', node.netns, '-6', 'route', 'add', `${ip6}/128`, 'dev', hostSide, 'src', node.ip6]);
+      await run('ip', ['-n', netns, '-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0']);
+    }
+    const pod: PodHandle = { name, netns, ip, node, ...(ip6 !== undefined ? { ip6 } : {}) };
     this.pods.push(pod);
     const children: ChildProcess[] = [];
     // socat splits addresses at ':' and ',': the reply text avoids both.
     const reply = `echo pod=${name} local=$SOCAT_SOCKADDR lport=$SOCAT_SOCKPORT peer=$SOCAT_PEERADDR pport=$SOCAT_PEERPORT`;
     for (const port of ports.tcp ?? []) children.push(this.spawnIn(netns, ['socat', `TCP4-LISTEN:${port},fork,reuseaddr`, `SYSTEM:${reply}`]));
+    if (ip6 !== undefined) {
+      for (const port of ports.tcp ?? []) children.push(this.spawnIn(netns, ['socat', `TCP6-LISTEN:${port},fork,reuseaddr,ipv6only=1`, `SYSTEM:${reply}`]));
+    }
     // Not socat UDP4-RECVFROM,fork: its parent and child share the socket and now and then a
     // datagram is read and never answered (about 1 in 15 back-to-back probes here).
     for (const port of ports.udp ?? []) children.push(this.spawnIn(netns, [process.execPath, '-e', udpServerScript(name, ip, port)]));
@@ -187,14 +218,16 @@ export class Topology {
     if (podIndex >= 0) this.pods.splice(podIndex, 1);
   }
 
-  /** Lets the external client reach `cidr` (LB or external IPs) through `node`. */
+  /** Lets the external client reach `cidr` (LB or external IPs, either family) through `node`. */
   async routeFromExternal(cidr: string, node: NodeHandle): Promise<void> {
-    await run('ip', ['-n', this.externalNetns, 'route', 'replace', cidr, 'via', node.ip]);
+    const via = cidr.includes(':') ? node.ip6 : node.ip;
+    if (via === undefined) throw new Error(`node ${node.name} has no address of ${cidr}'s family`);
+    await run('ip', ['-n', this.externalNetns, ...(cidr.includes(':') ? ['-6'] : []), 'route', 'replace', cidr, 'via', via]);
   }
 
   async tcp(fromNetns: string, ip: string, port: number, options: { readonly timeoutMs?: number } = {}): Promise<ProbeResult> {
     const timeout = (options.timeoutMs ?? 2000) / 1000;
-    const result = await exec('ip', ['netns', 'exec', fromNetns, 'socat', '-t', String(timeout), '-T', String(timeout), '-', `TCP4:${ip}:${port},connect-timeout=${timeout}`], {
+    const result = await exec('ip', ['netns', 'exec', fromNetns, 'socat', '-t', String(timeout), '-T', String(timeout), '-', `${ip.includes(':') ? `TCP6:[${ip}]` : `TCP4:${ip}`}:${port},connect-timeout=${timeout}`], {
       timeoutMs: (options.timeoutMs ?? 2000) + 2000,
     });
     return parseProbe(result.stdout, result.stderr, result.code);
@@ -250,6 +283,11 @@ export class Topology {
   }
 }
 
+/** A node's IPv6 pod CIDR in a dual-stack topology: fd00:10:244:<index+1>::/64, inside CLUSTER_CIDR6. */
+export function podCIDR6(node: NodeHandle): string {
+  return `fd00:10:244:${node.index + 1}::/64`;
+}
+
 /** A UDP server answering every datagram with the same line as the socat servers. */
 function udpServerScript(pod: string, ip: string, port: number): string {
   return [
@@ -262,7 +300,9 @@ function udpServerScript(pod: string, ip: string, port: number): string {
 function parseProbe(stdout: string, stderr: string, code: number): ProbeResult {
   const match = /pod=(\S+) local=(\S*) lport=(\S*) peer=(\S+) pport=(\S+)/.exec(stdout);
   if (match !== null) {
-    const [, pod = '', local = '', localPort = '', peerIP = '', peerPort = ''] = match;
+    const [, pod = '', local = '', localPort = '', peer = '', peerPort = ''] = match;
+    // socat writes IPv6 addresses bracketed and in full (`[fd00:0030:0000:...]`): canonical form here.
+    const peerIP = peer.startsWith('[') ? (parseCidr(peer.slice(1, -1), { bareAddress: true })?.text.replace(/\/128$/, '') ?? peer) : peer;
     return { ok: true, reply: { pod, local: `${local}:${localPort}`, peer: `${peerIP}:${peerPort}`, peerIP } };
   }
   const detail = `${stderr.trim()} (exit ${code})`;

@@ -5,6 +5,8 @@
 // 2. replacing a running kube-proxy: kube-proxy is stopped with its rules left in place, a Service
 //    goes away meanwhile, and kube-proxy-ts starts on that node. Its first sync takes the node over:
 //    the tables then equal those of a kube-proxy-ts node that saw the change, nothing stale, nothing twice.
+// The node and the apiserver are dual-stack, so both proxies run one proxier per family: the
+// ip6tables tables are compared as the iptables ones are, with dual-stack and IPv6-only Services.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -35,7 +37,10 @@ const skipReason = kernelSkipReason();
 if (skipReason !== undefined) console.warn(`skipping test/integration/kube-proxy-takeover.test.ts: ${skipReason}`);
 
 const NODE_IP = '10.252.0.2';
+const NODE_IP6 = 'fd00:252::2';
+const CLUSTER_CIDRS = '10.244.0.0/16,fd00:10:244::/56';
 const CLUSTER_CIDR = '10.244.0.0/16';
+const FAMILIES = ['IPv4', 'IPv6'] as const;
 const ZONE = 'zone-a';
 const TABLES = ['nat', 'filter'] as const;
 // Dispatch chains hold one rule per service port in an order that is not part of the contract.
@@ -51,6 +56,7 @@ const SETTINGS: readonly (readonly [string, readonly string[]])[] = [
   ['detectLocalMode BridgeInterface, NodePorts on a CIDR', ['--detect-local-mode=BridgeInterface', '--pod-bridge-interface=cni0', '--nodeport-addresses=10.252.0.0/24']],
 ];
 const POD_CIDR = '10.244.1.0/24';
+const POD_CIDR6 = 'fd00:10:244:1::/64';
 
 describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-proxy-ts side by side (%s)', (_settings, flags) => {
   let clients: KubeClients;
@@ -66,10 +72,10 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     const kubeconfigPath = inject('kubeconfigPath');
     clients = kubeClients(kubeconfigPath);
     netns = await createNetns('takeover');
-    await addNodeAddress(netns, `${NODE_IP}/24`);
+    await addNodeAddress(netns, `${NODE_IP}/24`, `${NODE_IP6}/64`);
     // kube-proxy reaches the shared apiserver at its own URL from inside the node namespace.
     bridge = await ApiBridge.start(netns.name, inject('apiserverURL'));
-    await createNode(clients.core, { name: nodeName, internalIP: NODE_IP, zone: ZONE, podCIDRs: [POD_CIDR] });
+    await createNode(clients.core, { name: nodeName, internalIP: [NODE_IP, NODE_IP6], zone: ZONE, podCIDRs: [POD_CIDR, POD_CIDR6] });
   });
 
   afterAll(async () => {
@@ -135,7 +141,27 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     await createService(clients.core, { namespace: ns, name: 'alias', type: 'ExternalName', ports: http, spec: { externalName: 'example.com' } });
     await createService(clients.core, { namespace: ns, name: 'theirs', ports: http, labels: { 'service.kubernetes.io/service-proxy-name': 'other-proxy' } });
     await slice('theirs', [{ address: '10.244.1.19', nodeName }]);
-    const chains = ['web', 'local', 'lb', 'multi', 'itp', 'draining', 'zoned', 'nonp'].map((name) => serviceChainNames(ns, name, 'http'));
+    // Dual-stack: each family of a RequireDualStack Service from its own slice; an IPv6-only
+    // LoadBalancer with source ranges and externalTrafficPolicy Local; an IPv6 Service without endpoints.
+    const slice6 = async (service: string, endpoints: readonly EndpointInput[]): Promise<void> => {
+      await createEndpointSlice(clients.discovery, { namespace: ns, serviceName: service, name: `${service}-slice6`, addressType: 'IPv6', ports: [{ name: 'http', port: 8080 }], endpoints });
+    };
+    await createService(clients.core, {
+      namespace: ns, name: 'dual', type: 'NodePort', ports: http,
+      spec: { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'], sessionAffinity: 'ClientIP', externalIPs: ['192.0.2.52', 'fd00:40::52'] },
+    });
+    await slice('dual', [{ address: '10.244.1.20', nodeName }, { address: '10.244.2.20', nodeName: 'elsewhere' }]);
+    await slice6('dual', [{ address: 'fd00:10:244:1::20', nodeName }, { address: 'fd00:10:244:2::20', nodeName: 'elsewhere' }]);
+    await createService(clients.core, {
+      namespace: ns, name: 'six', type: 'LoadBalancer', ports: http,
+      spec: { ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv6'], externalTrafficPolicy: 'Local', loadBalancerSourceRanges: ['fd00:50::/64', '203.0.113.0/24'] },
+    });
+    await setLoadBalancerIngress(clients.core, ns, 'six', ['fd00:40::53']);
+    await slice6('six', [{ address: 'fd00:10:244:1::21', nodeName }, { address: 'fd00:10:244:2::21', nodeName: 'elsewhere' }]);
+    await createService(clients.core, { namespace: ns, name: 'empty6', ports: http, spec: { ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv6'] } });
+    await slice6('empty6', []);
+    const chains = ['web', 'local', 'lb', 'multi', 'itp', 'draining', 'zoned', 'nonp', 'dual'].map((name) => serviceChainNames(ns, name, 'http'));
+    const chains6 = ['dual', 'six'].map((name) => serviceChainNames(ns, name, 'http'));
 
     // Upstream kube-proxy, as the node's proxy until now, with its defaults (localhost NodePorts on).
     const binaries = await kubeBinaries();
@@ -146,7 +172,7 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
         '--proxy-mode=iptables',
         `--kubeconfig=${inject('kubeconfigPath')}`,
         `--hostname-override=${nodeName}`,
-        `--cluster-cidr=${CLUSTER_CIDR}`,
+        `--cluster-cidr=${CLUSTER_CIDRS}`,
         `--metrics-bind-address=${NODE_IP}:10249`,
         `--healthz-bind-address=${NODE_IP}:10256`,
         ...KUBE_PROXY_HOST_NEUTRAL_FLAGS,
@@ -163,14 +189,18 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     const exited = new Promise<void>((resolve) => kubeProxy?.on('exit', () => resolve()));
 
     // Which backend it used, and the tables once every chain of ours is in.
-    const save = async (backend: 'nft' | 'legacy', table: string): Promise<string> =>
-      (await netns.exec(`iptables-${backend}-save`, ['-t', table])).stdout;
+    const save = async (backend: 'nft' | 'legacy', table: string, family: 'IPv4' | 'IPv6' = 'IPv4'): Promise<string> =>
+      (await netns.exec(`${family === 'IPv4' ? 'iptables' : 'ip6tables'}-${backend}-save`, ['-t', table])).stdout;
     const deadline = Date.now() + 60_000;
     let backend: 'nft' | 'legacy' | undefined;
     for (;;) {
       for (const candidate of ['nft', 'legacy'] as const) {
         const nat = parseSave(await save(candidate, 'nat'));
-        if (chains.every((names) => nat.chains.has(names.cluster) || nat.chains.has(names.local)) && nat.chains.has('KUBE-PROXY-CANARY')) backend = candidate;
+        const nat6 = parseSave(await save(candidate, 'nat', 'IPv6'));
+        if (
+          chains.every((names) => nat.chains.has(names.cluster) || nat.chains.has(names.local)) && nat.chains.has('KUBE-PROXY-CANARY') &&
+          chains6.every((names) => nat6.chains.has(names.cluster) || nat6.chains.has(names.local)) && nat6.chains.has('KUBE-PROXY-CANARY')
+        ) backend = candidate;
       }
       if (backend !== undefined) break;
       if (Date.now() > deadline) throw new Error(`kube-proxy did not program the Services in 60 s:\n${logTail()}`);
@@ -180,6 +210,14 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     await exited;
     kubeProxy = undefined;
     const upstream = Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(parseSave(await save(backend ?? 'nft', table)))] as const)));
+    const upstream6 = Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(parseSave(await save(backend ?? 'nft', table, 'IPv6')))] as const)));
+    // IPv6 as upstream lays it out: no NodePorts on ::1, no localnet guard; each family's own addresses.
+    const upstream6Nat = upstream6['nat'] ?? {};
+    // (NodePorts on every IPv6 address unless `primary` names the node's: an IPv4-only CIDR list leaves IPv6 all.)
+    const allIPv6 = !flags.includes('--nodeport-addresses=primary');
+    expect((upstream6Nat['KUBE-SERVICES'] ?? []).some((rule) => rule.includes('! -d ::1/128') && rule.endsWith('-j KUBE-NODEPORTS'))).toBe(allIPv6);
+    expect(Object.values(upstream6Nat).flat().join('\n')).not.toMatch(/\b10\.244\./);
+    expect(Object.values(upstream6Nat).flat().join('\n')).toContain('--to-destination [fd00:10:244:1::20]:8080');
     // The shapes are there as kube-proxy renders them: this is what the comparison is about.
     const upstreamNat = upstream['nat'] ?? {};
     const [, local, lb, , itp, , zoned] = chains;
@@ -209,13 +247,16 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     if (localhost) expect(upstreamNat['KUBE-SERVICES'] ?? []).toContainEqual(expect.stringContaining('-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'));
 
     const binariesUsed = backend === 'legacy' ? legacyBinaries : nftBinaries;
-    const tables = async (on: InProcessAgent): Promise<Record<string, Record<string, string[]>>> =>
-      Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(await on.kernel(table))] as const)));
+    const tables = async (on: InProcessAgent, family: 'IPv4' | 'IPv6' = 'IPv4'): Promise<Record<string, Record<string, string[]>>> =>
+      Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, byChain(await on.kernel(table, family))] as const)));
 
     // 1. kube-proxy-ts on a fresh node of the same name and backend.
-    fresh = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed, extraArgs: flags });
+    const proxyOptions = { kubeconfigPath: inject('kubeconfigPath'), nodeName, clusterCIDR: CLUSTER_CIDRS, binaries: binariesUsed, extraArgs: flags, families: FAMILIES };
+    fresh = await startAgentInProcess(proxyOptions);
     const freshTables = await tables(fresh);
     for (const table of TABLES) expect(freshTables[table], `${table} of a fresh kube-proxy-ts node vs kube-proxy; kube-proxy's log ends:\n${logTail()}`).toEqual(upstream[table]);
+    const freshTables6 = await tables(fresh, 'IPv6');
+    for (const table of TABLES) expect(freshTables6[table], `IPv6 ${table} of a fresh kube-proxy-ts node vs kube-proxy`).toEqual(upstream6[table]);
 
     // 2. While no proxy runs on kube-proxy's node, `web` goes away; the fresh node follows.
     await deleteService(clients.core, ns, 'web');
@@ -224,12 +265,15 @@ describe.skipIf(skipReason !== undefined).each(SETTINGS)('kube-proxy and kube-pr
     await fresh.waitFor('the fresh node drops web', async () => !(await fresh!.kernel('nat')).chains.has(webChain));
     await fresh.agent.idle();
     const expected = await tables(fresh);
+    const expected6 = await tables(fresh, 'IPv6');
 
-    agent = await startAgentInProcess({ kubeconfigPath: inject('kubeconfigPath'), nodeName, netns, clusterCIDR: CLUSTER_CIDR, binaries: binariesUsed, extraArgs: flags });
+    agent = await startAgentInProcess({ ...proxyOptions, netns });
     const first = agent.reports[0];
     expect(first).toMatchObject({ kind: 'full', fullReason: 'first', result: 'applied' });
     const takenOver = await tables(agent);
     expect(Object.keys(takenOver['nat'] ?? {})).not.toContain(webChain);
     for (const table of TABLES) expect(takenOver[table], `${table} after taking over from kube-proxy`).toEqual(expected[table]);
+    const takenOver6 = await tables(agent, 'IPv6');
+    for (const table of TABLES) expect(takenOver6[table], `IPv6 ${table} after taking over from kube-proxy`).toEqual(expected6[table]);
   });
 });

@@ -3,7 +3,8 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildDesiredState } from '../../src/model/build.js';
-import { legacyBinaries, nftBinaries, ExecNetfilter } from '../../src/netfilter/exec.js';
+import { ipv6Binaries, legacyBinaries, nftBinaries, ExecNetfilter } from '../../src/netfilter/exec.js';
+import { exec } from '../harness/exec.js';
 import { renderRuleSet } from '../../src/render/index.js';
 import { localTrafficFromCIDR, defaultRenderContext } from '../../src/render/types.js';
 import type { TableName } from '../../src/netfilter/vocabulary.js';
@@ -62,6 +63,34 @@ describe.skipIf(skip !== undefined).each([
         if (result.ok) again.set(table, result.text);
       }
       expect(cleanupPayload(again)).toBe('');
+    } finally {
+      await netns.delete();
+    }
+  });
+});
+
+describe.skipIf(skip !== undefined)('`kube-proxy-ts cleanup` on a dual-stack node', () => {
+  it('removes our chains from iptables and ip6tables alike', async () => {
+    const netns = await createNetns('cleanup6');
+    try {
+      for (const family of ['IPv4', 'IPv6'] as const) {
+        const ip = family === 'IPv4' ? ['10.96.0.1', '10.96.0.2', '10.244.1.1'] : ['fd00:10:96::1', 'fd00:10:96::2', 'fd00:10:244::1'];
+        const node = { name: 'node1', ips: [family === 'IPv4' ? '172.30.0.10' : 'fd00:30::10'], zone: undefined, labels: {}, podCIDRs: [] };
+        const endpoints = { ...slice('a', [ip[2] ?? '']), addressType: family };
+        const { state } = buildDesiredState({ services: [service('a', ip[0] ?? '', { nodePort: 30001 }), service('b', ip[1] ?? '')], endpointSlices: [endpoints], node, family });
+        expect(state.servicePorts.size).toBe(2);
+        const ruleSet = renderRuleSet(state, { ...defaultRenderContext, nodeIPs: node.ips, localhostNodePorts: false });
+        const netfilter = new ExecNetfilter({ binaries: family === 'IPv4' ? nftBinaries : ipv6Binaries(nftBinaries), prefix: netns.prefix });
+        expect(await netfilter.restore(fullPayload(ruleSet, { jumps: 'append' }), { noFlush: true })).toEqual({ ok: true });
+      }
+      const cleaned = await exec('ip', ['netns', 'exec', netns.name, 'npx', 'tsx', 'src/cli.ts', 'cleanup', '--iptables-backend', 'nft'], { timeoutMs: 60_000 });
+      expect(cleaned.code, cleaned.stderr).toBe(0);
+      expect(cleaned.stdout).toMatch(/IPv4: removed \d+ chains/);
+      expect(cleaned.stdout).toMatch(/IPv6: removed \d+ chains/);
+      for (const save of ['iptables-nft-save', 'ip6tables-nft-save']) {
+        const saved = await exec('ip', ['netns', 'exec', netns.name, save]);
+        expect(saved.stdout, save).not.toMatch(/KUBE-(SERVICES|SVC-|SEP-|NODEPORTS|PROXY-CANARY)/);
+      }
     } finally {
       await netns.delete();
     }

@@ -4,7 +4,7 @@ import { SyncReliability } from '../../../src/agent/reliability.js';
 import type { SyncReport } from '../../../src/agent/proxier.js';
 import { createLogger } from '../../../src/log.js';
 
-const failed = { result: 'failed', kind: 'full', reason: 'retry', fullReason: 'after-failure', phases: { modelSeconds: 0, renderSeconds: 0, diffSeconds: 0, restoreSeconds: 0 }, totalSeconds: 0, message: 'boom', failedLine: undefined, writes: undefined, drift: undefined } as const satisfies SyncReport;
+const failed = { result: 'failed', family: 'IPv4', kind: 'full', reason: 'retry', fullReason: 'after-failure', phases: { modelSeconds: 0, renderSeconds: 0, diffSeconds: 0, restoreSeconds: 0 }, totalSeconds: 0, message: 'boom', failedLine: undefined, writes: undefined, drift: undefined } as const satisfies SyncReport;
 
 describe('SyncReliability', () => {
   it('grows the retry delay, and is no longer live once syncs have failed for longer than livezSyncFailureTimeout', async () => {

@@ -207,8 +207,8 @@ describe('render: flags', () => {
   });
 
   it.each([
-    ['--node-ip', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', '192.168.0.256'], '"192.168.0.256" is not an IPv4 address'],
-    ['--node-ip (IPv6)', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', 'fd00::2'], '"fd00::2" is not an IPv4 address'],
+    ['--node-ip', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', '192.168.0.256'], '"192.168.0.256" has "192.168.0.256", which is not an IP address'],
+    ['--node-ip (two IPv6)', ['--objects', 'objects.yaml', '--node-name', 'node1', '--node-ip', 'fd00::2,fd00::3'], '"fd00::2,fd00::3" holds two IPv6 addresses'],
     ['--cluster-cidr', ['--objects', 'objects.yaml', ...flags.slice(0, 4), '--cluster-cidr', '10.244.0.0/33'], '--cluster-cidr "10.244.0.0/33"'],
     ['--node-port-addresses', ['--objects', 'objects.yaml', ...flags, '--node-port-addresses', '192.168.0.0/24,nonsense'], 'entry "nonsense"'],
     ['--mode', ['--objects', 'objects.yaml', ...flags, '--mode', 'ipvs'], '--mode "ipvs" is not supported'],

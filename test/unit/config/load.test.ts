@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseRunArgs, runUsage } from '../../../src/config/load.js';
+import { kubeProxyConfiguration } from '../../../src/config/configz.js';
 import type { AgentConfig, ConfigError, ConfigResult } from '../../../src/config/types.js';
 
 /** A fake file system holding one config file at /etc/kp.yaml. */
@@ -28,7 +29,7 @@ describe('parseRunArgs defaults', () => {
     expect(config).toEqual({
       nodeName: 'worker-1',
       kubeconfig: undefined,
-      clusterCIDR: undefined,
+      clusterCIDRs: [],
       detectLocal: { mode: 'ClusterCIDR' },
       masqueradeAll: false,
       localhostNodePorts: true,
@@ -40,7 +41,7 @@ describe('parseRunArgs defaults', () => {
       mode: 'iptables',
       masqueradeBit: 14,
       logLevel: 'info',
-      nodeIP: undefined,
+      nodeIPs: [],
       iptablesBackend: 'auto',
       livezSyncFailureTimeoutMs: 300_000,
     } satisfies AgentConfig);
@@ -91,7 +92,7 @@ describe('parseRunArgs precedence: file < env < flags', () => {
     const config = expectConfig(parseRunArgs(['--config', '/etc/kp.yaml'], {}, file, 'host'));
     expect(config).toMatchObject({
       nodeName: 'from-file',
-      clusterCIDR: '10.1.0.0/16',
+      clusterCIDRs: ['10.1.0.0/16'],
       syncPeriodMs: 10_000,
       minSyncPeriodMs: 2_000,
       logLevel: 'debug',
@@ -103,21 +104,21 @@ describe('parseRunArgs precedence: file < env < flags', () => {
   it('lets the environment override the file', () => {
     const env = { KUBE_PROXY_TS_CLUSTER_CIDR: '10.2.0.0/16', KUBE_PROXY_TS_SYNC_PERIOD: '20s', NODE_NAME: 'from-env' };
     const config = expectConfig(parseRunArgs(['--config', '/etc/kp.yaml'], env, file, 'host'));
-    expect(config).toMatchObject({ nodeName: 'from-env', clusterCIDR: '10.2.0.0/16', syncPeriodMs: 20_000, logLevel: 'debug' });
+    expect(config).toMatchObject({ nodeName: 'from-env', clusterCIDRs: ['10.2.0.0/16'], syncPeriodMs: 20_000, logLevel: 'debug' });
   });
 
   it('lets flags override the environment and the file', () => {
     const env = { KUBE_PROXY_TS_CLUSTER_CIDR: '10.2.0.0/16', NODE_NAME: 'from-env', KUBE_PROXY_TS_LOG_LEVEL: 'warn' };
     const argv = ['--config=/etc/kp.yaml', '--cluster-cidr', '10.3.0.0/16', '--hostname-override=from-flag', '--iptables-masquerade-bit', '5'];
     const config = expectConfig(parseRunArgs(argv, env, file, 'host'));
-    expect(config).toMatchObject({ nodeName: 'from-flag', clusterCIDR: '10.3.0.0/16', masqueradeBit: 5, logLevel: 'warn', syncPeriodMs: 10_000 });
+    expect(config).toMatchObject({ nodeName: 'from-flag', clusterCIDRs: ['10.3.0.0/16'], masqueradeBit: 5, logLevel: 'warn', syncPeriodMs: 10_000 });
   });
 
   it('reads the config path from KUBE_PROXY_TS_CONFIG, and --config wins over it', () => {
     const other = files({ '/etc/kp.yaml': 'clusterCIDR: 10.1.0.0/16\n', '/etc/other.yaml': 'clusterCIDR: 10.9.0.0/16\n' });
-    expect(expectConfig(parseRunArgs([], { KUBE_PROXY_TS_CONFIG: '/etc/kp.yaml' }, other, 'h')).clusterCIDR).toBe('10.1.0.0/16');
-    expect(expectConfig(parseRunArgs(['--config', '/etc/other.yaml'], { KUBE_PROXY_TS_CONFIG: '/etc/kp.yaml' }, other, 'h')).clusterCIDR).toBe(
-      '10.9.0.0/16',
+    expect(expectConfig(parseRunArgs([], { KUBE_PROXY_TS_CONFIG: '/etc/kp.yaml' }, other, 'h')).clusterCIDRs).toEqual(['10.1.0.0/16']);
+    expect(expectConfig(parseRunArgs(['--config', '/etc/other.yaml'], { KUBE_PROXY_TS_CONFIG: '/etc/kp.yaml' }, other, 'h')).clusterCIDRs).toEqual(
+      ['10.9.0.0/16'],
     );
   });
 
@@ -138,7 +139,7 @@ describe('parseRunArgs precedence: file < env < flags', () => {
 
   it('accepts kube-proxy flag aliases', () => {
     const argv = ['--iptables-sync-period', '45s', '--iptables-min-sync-period', '0s', '--bind-address', '192.168.1.10'];
-    expect(expectConfig(parseRunArgs(argv, {}, noFiles, 'h'))).toMatchObject({ syncPeriodMs: 45_000, minSyncPeriodMs: 0, nodeIP: '192.168.1.10' });
+    expect(expectConfig(parseRunArgs(argv, {}, noFiles, 'h'))).toMatchObject({ syncPeriodMs: 45_000, minSyncPeriodMs: 0, nodeIPs: ['192.168.1.10'] });
   });
 
   it('disables a server with an empty bind address', () => {
@@ -148,13 +149,36 @@ describe('parseRunArgs precedence: file < env < flags', () => {
   });
 });
 
+describe('parseRunArgs dual-stack settings', () => {
+  it('takes a node IP and a clusterCIDR of each family, in either order, and IPv6 alone', () => {
+    const pair = expectConfig(parseRunArgs(['--node-ip', 'fd00::5,10.0.0.5', '--cluster-cidr', 'fd00:10:244::/56,10.244.0.0/16'], {}, noFiles, 'h'));
+    expect(pair).toMatchObject({ nodeIPs: ['fd00::5', '10.0.0.5'], clusterCIDRs: ['fd00:10:244::/56', '10.244.0.0/16'] });
+    const six = expectConfig(parseRunArgs(['--node-ip', 'fd00::5', '--cluster-cidr', 'fd00:10:244::1/56'], {}, noFiles, 'h'));
+    expect(six).toMatchObject({ nodeIPs: ['fd00::5'], clusterCIDRs: ['fd00:10:244::/56'] });
+  });
+
+  it('keeps nodePortAddresses of both families (each proxier takes its own)', () => {
+    const config = expectConfig(parseRunArgs(['--nodeport-addresses', '10.0.0.0/8,fd00::/64'], {}, noFiles, 'h'));
+    expect(config.nodePortAddresses).toEqual({ kind: 'cidrs', cidrs: ['10.0.0.0/8', 'fd00::/64'] });
+    expect(expectConfig(parseRunArgs(['--nodeport-addresses', 'fd00::/64'], {}, noFiles, 'h')).nodePortAddresses).toEqual({ kind: 'cidrs', cidrs: ['fd00::/64'] });
+  });
+
+  it('shows both in /configz, which loads back into the same configuration', () => {
+    const config = expectConfig(parseRunArgs(['--node-ip', '10.0.0.5,fd00::5', '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/56'], {}, noFiles, 'h'));
+    const shown = kubeProxyConfiguration(config);
+    expect(shown).toMatchObject({ bindAddress: '10.0.0.5,fd00::5', clusterCIDR: '10.244.0.0/16,fd00:10:244::/56' });
+    const reloaded = expectConfig(parseRunArgs(['--config', '/c.json'], {}, files({ '/c.json': JSON.stringify(shown) }), 'h'));
+    expect(reloaded).toEqual(config);
+  });
+});
+
 describe('parseRunArgs config file forms', () => {
   it('accepts a bare mapping without apiVersion and kind', () => {
     const file = files({ '/c.yaml': 'nodePortAddresses: [10.0.0.0/8, 192.168.0.0/16]\nnodeIP: 10.0.0.5\niptablesBackend: nft\n' });
     const config = expectConfig(parseRunArgs(['--config', '/c.yaml'], {}, file, 'h'));
     expect(config).toMatchObject({
       nodePortAddresses: { kind: 'cidrs', cidrs: ['10.0.0.0/8', '192.168.0.0/16'] },
-      nodeIP: '10.0.0.5',
+      nodeIPs: ['10.0.0.5'],
       iptablesBackend: 'nft',
     });
   });
@@ -192,13 +216,13 @@ describe('parseRunArgs config file forms', () => {
     expect(expectConfig(result)).toMatchObject({
       nodeName: 'node-a',
       kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf',
-      clusterCIDR: '10.244.0.0/16',
+      clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'],
       nodePortAddresses: { kind: 'all' },
       syncPeriodMs: 30_000,
       minSyncPeriodMs: 1_000,
       metricsBindAddress: { host: '127.0.0.1', port: 10249 },
       mode: 'iptables',
-      nodeIP: undefined,
+      nodeIPs: [],
     });
   });
 
@@ -213,9 +237,9 @@ describe('parseRunArgs config file forms', () => {
     expect(expectConfig(parseRunArgs(['--nodeport-addresses', 'primary'], {}, noFiles, 'h')).nodePortAddresses).toEqual({ kind: 'primary' });
   });
 
-  it('drops IPv6 nodePortAddresses as the IPv4 proxier does, and normalises CIDRs', () => {
-    const config = expectConfig(parseRunArgs(['--nodeport-addresses', '10.0.0.7/8, fd00::/64,10.1.2.3/8'], {}, noFiles, 'h'));
-    expect(config.nodePortAddresses).toEqual({ kind: 'cidrs', cidrs: ['10.0.0.0/8'] });
+  it('keeps nodePortAddresses of both families, normalised and deduplicated', () => {
+    const config = expectConfig(parseRunArgs(['--nodeport-addresses', '10.0.0.7/8, fd00::1/64,10.1.2.3/8'], {}, noFiles, 'h'));
+    expect(config.nodePortAddresses).toEqual({ kind: 'cidrs', cidrs: ['10.0.0.0/8', 'fd00::/64'] });
   });
 
   it('warns about kube-proxy settings it does not implement', () => {
@@ -302,7 +326,7 @@ describe('parseRunArgs invalid input names the field, the value and the source',
     { name: 'syncPeriod zero', argv: ['--sync-period', '0s'], field: 'syncPeriod', value: '0s', source: '--sync-period' },
     { name: 'minSyncPeriod', argv: ['--min-sync-period', '-1s'], field: 'minSyncPeriod', value: '-1s', source: '--min-sync-period' },
     { name: 'clusterCIDR', argv: [], env: { KUBE_PROXY_TS_CLUSTER_CIDR: '10.0.0.0/40' }, field: 'clusterCIDR', value: '10.0.0.0/40', source: 'KUBE_PROXY_TS_CLUSTER_CIDR' },
-    { name: 'clusterCIDR IPv6 only', argv: ['--cluster-cidr', 'fd00::/48'], field: 'clusterCIDR', value: 'fd00::/48', source: '--cluster-cidr' },
+    { name: 'clusterCIDR two of one family', argv: ['--cluster-cidr', '10.0.0.0/8,10.1.0.0/16'], field: 'clusterCIDR', value: '10.0.0.0/8,10.1.0.0/16', source: '--cluster-cidr' },
     { name: 'nodePortAddresses', argv: ['--nodeport-addresses', '10.0.0.0/8,bogus'], field: 'nodePortAddresses', value: '10.0.0.0/8,bogus', source: '--nodeport-addresses' },
     { name: 'nodePortAddresses primary mixed', argv: ['--nodeport-addresses', 'primary,10.0.0.0/8'], field: 'nodePortAddresses', value: 'primary,10.0.0.0/8', source: '--nodeport-addresses' },
     { name: 'hostnameOverride', argv: ['--hostname-override', 'Not_Valid'], field: 'hostnameOverride', value: 'Not_Valid', source: '--hostname-override' },
@@ -314,7 +338,8 @@ describe('parseRunArgs invalid input names the field, the value and the source',
     { name: 'masqueradeBit text', argv: ['--iptables-masquerade-bit', 'x'], field: 'iptables.masqueradeBit', value: 'x', source: '--iptables-masquerade-bit' },
     { name: 'logLevel', argv: ['--log-level', 'verbose'], field: 'logLevel', value: 'verbose', source: '--log-level' },
     { name: 'nodeIP', argv: ['--node-ip', '10.0.0.300'], field: 'nodeIP', value: '10.0.0.300', source: '--node-ip' },
-    { name: 'nodeIP IPv6', argv: ['--node-ip', 'fd00::1'], field: 'nodeIP', value: 'fd00::1', source: '--node-ip' },
+    { name: 'nodeIP two of one family', argv: ['--node-ip', 'fd00::1,fd00::2'], field: 'nodeIP', value: 'fd00::1,fd00::2', source: '--node-ip' },
+    { name: 'nodeIP three', argv: ['--node-ip', '10.0.0.1,fd00::1,10.0.0.2'], field: 'nodeIP', value: '10.0.0.1,fd00::1,10.0.0.2', source: '--node-ip' },
     { name: 'iptablesBackend', argv: ['--iptables-backend', 'xtables'], field: 'iptablesBackend', value: 'xtables', source: '--iptables-backend' },
   ];
 

@@ -38,3 +38,20 @@ describe('deletionsWithFlows', () => {
     expect(kept).toEqual([deletions[0], deletions[3], deletions[5], deletions[7]]);
   });
 });
+
+describe('IPv6 flows and deletions', () => {
+  const listing6 =
+    'udp      17 29 src=fd00:10:244:1::5 dst=fd00:10:96::10 sport=40000 dport=53 src=fd00:10:244:1::7 dst=fd00:10:244:1::5 sport=53 dport=40000 mark=0 use=1\n';
+
+  it('reads an IPv6 listing, and an IPv6 NodePort filter matches only IPv6 flows on that port', () => {
+    const flows = parseUdpFlows(listing6, 'IPv6');
+    expect(flows).toEqual([{ family: 'IPv6', originalDestination: 'fd00:10:96::10', originalDestinationPort: 53, replySource: 'fd00:10:244:1::7' }]);
+    const deletions: ConntrackDeletion[] = [
+      { kind: 'service-ip-endpoint', serviceIP: 'fd00:10:96::10', port: 53, endpointIP: 'fd00:10:244:1::7', family: 'IPv6' },
+      { kind: 'node-port', nodePort: 53, family: 'IPv6' },
+      // The IPv4 filter for the same port has no IPv4 flow to delete.
+      { kind: 'node-port', nodePort: 53 },
+    ];
+    expect(deletionsWithFlows(deletions.map((deletion) => ({ deletion })), flows).map((item) => item.deletion)).toEqual(deletions.slice(0, 2));
+  });
+});

@@ -22,7 +22,7 @@ describe('planConntrackCleanup', () => {
     const dns = service('dns', '10.96.0.10', { protocol: 'UDP', port: 53 });
     const before = state([dns], []);
     const after = state([dns], [slice('dns', ['10.244.1.1'], { protocol: 'UDP' })]);
-    expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53']]);
+    expect(planConntrackCleanup(before, after).map((deletion) => conntrackArgs(deletion))).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53']]);
   });
 
   it('a service port left without endpoints costs one filter per service IP and NodePort, however many endpoints left', () => {
@@ -48,5 +48,18 @@ describe('planConntrackCleanup', () => {
     expect(planConntrackCleanup(before, after)).toEqual([]);
     expect(planConntrackCleanup(undefined, after)).toEqual([]);
     expect(planConntrackCleanup(after, after)).toEqual([]);
+  });
+});
+
+describe('planConntrackCleanup of an IPv6 model', () => {
+  it('names the family, so the tool is told -f ipv6', () => {
+    const node6 = { name: 'node1', ips: ['fd00:30::10'], zone: undefined, labels: {}, podCIDRs: [] };
+    const dns = { ...service('dns', 'fd00:10:96::10', { protocol: 'UDP', port: 53 }) };
+    const sliceOf = (ips: string[]) => ({ ...slice('dns', ips, { protocol: 'UDP' }), addressType: 'IPv6' });
+    const before = buildDesiredState({ services: [dns], endpointSlices: [sliceOf(['fd00:10:244::1', 'fd00:10:244::2'])], node: node6, family: 'IPv6' }).state;
+    const after = buildDesiredState({ services: [dns], endpointSlices: [sliceOf(['fd00:10:244::1'])], node: node6, family: 'IPv6' }).state;
+    expect(planConntrackCleanup(before, after).map(conntrackArgs)).toEqual([
+      ['-D', '-p', 'udp', '--orig-dst', 'fd00:10:96::10', '--dport', '53', '--reply-src', 'fd00:10:244::2', '-f', 'ipv6'],
+    ]);
   });
 });

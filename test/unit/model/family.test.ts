@@ -47,4 +47,50 @@ describe('one model per address family', () => {
     const v4Trailer = renderRuleSet(v4.state, defaultRenderContext).sharedChains.find((chain) => chain.table === 'nat' && chain.name === 'KUBE-SERVICES')?.trailer ?? [];
     expect(v4Trailer).toEqual([expect.stringContaining('-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS')]);
   });
+
+  // kube-proxy does not read ipFamilyPolicy: the apiserver turns it into clusterIPs (and ipFamilies),
+  // one per family, primary first; each proxier takes the cluster IP of its own family.
+  const policies = [
+    ['SingleStack IPv6', { ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv6'], clusterIP: 'fd00:96::20', clusterIPs: ['fd00:96::20'] }, undefined, 'fd00:96::20'],
+    ['PreferDualStack', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv4', 'IPv6'], clusterIP: '10.96.0.20', clusterIPs: ['10.96.0.20', 'fd00:96::20'] }, '10.96.0.20', 'fd00:96::20'],
+    ['RequireDualStack, IPv6 primary', { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'], clusterIP: 'fd00:96::20', clusterIPs: ['fd00:96::20', '10.96.0.20'] }, '10.96.0.20', 'fd00:96::20'],
+    ['PreferDualStack on a single-stack IPv4 cluster', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv4'], clusterIP: '10.96.0.20', clusterIPs: ['10.96.0.20'] }, '10.96.0.20', undefined],
+  ] as const;
+  it.each(policies)('%s: each family proxies the cluster IP of its own family, or nothing', (_policy, spec, ipv4, ipv6) => {
+    const service = makeService('ns', 'db', { ...spec, ipFamilies: [...spec.ipFamilies], clusterIPs: [...spec.clusterIPs], ports: [{ name: 'sql', port: 5432, protocol: 'TCP' }] });
+    for (const [family, expected] of [['IPv4', ipv4], ['IPv6', ipv6]] as const) {
+      const node = nodeInfoFromNode(nodeObject, { name: 'node-a', family });
+      const { state, skipped } = buildDesiredState({ services: [service], endpointSlices: [], node, family });
+      expect(skipped).toEqual([]);
+      expect([...state.servicePorts.values()].map((servicePort) => servicePort.clusterIPs)).toEqual(expected === undefined ? [] : [[expected]]);
+    }
+  });
+
+  it('splits externalIPs, load-balancer ingress IPs and source ranges by family, and ignores FQDN slices', () => {
+    const service = makeService(
+      'ns',
+      'edge',
+      {
+        type: 'LoadBalancer',
+        ipFamilyPolicy: 'RequireDualStack',
+        clusterIPs: ['10.96.0.30', 'fd00:96::30'],
+        externalIPs: ['192.0.2.7', '2001:db8::7'],
+        loadBalancerSourceRanges: ['198.51.100.0/24', '2001:db8:1::/48'],
+        ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30090 }],
+      },
+      { loadBalancerIngress: [{ ip: '203.0.113.9' }, { ip: '2001:db8:2::9' }, { hostname: 'lb.example' }] },
+    );
+    const fqdn = makeSlice('ns', 'edge-fqdn', 'edge', [{ addresses: ['backend.example'] }], undefined, { addressType: 'FQDN' });
+    const expected = {
+      IPv4: { externalIPs: ['192.0.2.7'], loadBalancerIPs: ['203.0.113.9'], loadBalancerSourceRanges: ['198.51.100.0/24'] },
+      IPv6: { externalIPs: ['2001:db8::7'], loadBalancerIPs: ['2001:db8:2::9'], loadBalancerSourceRanges: ['2001:db8:1::/48'] },
+    } as const;
+    for (const family of ['IPv4', 'IPv6'] as const) {
+      const node = nodeInfoFromNode(nodeObject, { name: 'node-a', family });
+      const { state, skipped } = buildDesiredState({ services: [service], endpointSlices: [fqdn], node, family });
+      expect(skipped).toEqual([]);
+      const [servicePort] = [...state.servicePorts.values()];
+      expect(servicePort).toMatchObject(expected[family]);
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExecNetfilter, legacyBinaries, parseRestoreFailure } from '../../../src/netfilter/exec.js';
+import { ExecNetfilter, ipv6Binaries, legacyBinaries, nftBinaries, parseRestoreFailure } from '../../../src/netfilter/exec.js';
 import { runProcess, type ProcessOutput, type ProcessRunner } from '../../../src/process.js';
 
 interface Call {
@@ -69,6 +69,14 @@ describe('ExecNetfilter', () => {
     expect(await answer({ code: 1, stdout: '', stderr: "iptables v1.8.9 (nf_tables): chain `KUBE-PROXY-CANARY' in table `nat' is incompatible, use 'nft' tool.\n" })).toBe(false);
     expect(await answer({ code: 4, stdout: '', stderr: 'Another app is currently holding the xtables lock.\n' })).toBeUndefined();
     expect(await answer({ code: 127, stdout: '', stderr: 'spawn iptables-nft ENOENT' })).toBeUndefined();
+  });
+});
+
+describe('ipv6Binaries', () => {
+  it('names the same variant\'s ip6tables binaries', () => {
+    expect(ipv6Binaries(nftBinaries)).toEqual({ restore: 'ip6tables-nft-restore', save: 'ip6tables-nft-save', iptables: 'ip6tables-nft' });
+    expect(ipv6Binaries(legacyBinaries)).toEqual({ restore: 'ip6tables-legacy-restore', save: 'ip6tables-legacy-save', iptables: 'ip6tables-legacy' });
+    expect(ipv6Binaries({ restore: 'iptables-restore', save: 'iptables-save', iptables: 'iptables' })).toEqual({ restore: 'ip6tables-restore', save: 'ip6tables-save', iptables: 'ip6tables' });
   });
 });
 

@@ -5,11 +5,11 @@ import { nftContextFor, type NftSettings } from '../../../src/nftables/context.j
 
 const node = { name: 'node1', ips: ['10.252.0.2'], zone: undefined, labels: {}, podCIDRs: ['10.244.1.0/24'] };
 const defaults: NftSettings = {
-  nodeIP: undefined,
+  nodeIPs: [],
   masqueradeBit: 14,
   masqueradeAll: false,
   detectLocal: { mode: 'ClusterCIDR' },
-  clusterCIDR: '10.244.0.0/16',
+  clusterCIDRs: ['10.244.0.0/16'],
   nodePortAddresses: { kind: 'all' },
 };
 
@@ -30,6 +30,6 @@ describe('nftContextFor', () => {
       ifLocal: 'iifname veth*',
       ifNotLocal: 'iifname != veth*',
     });
-    expect(nftContextFor({ ...defaults, clusterCIDR: undefined }, node, 'IPv4').localTraffic).toBeUndefined();
+    expect(nftContextFor({ ...defaults, clusterCIDRs: [] }, node, 'IPv4').localTraffic).toBeUndefined();
   });
 });

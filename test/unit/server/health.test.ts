@@ -41,7 +41,13 @@ describe('ProxierHealth', () => {
 
     health.updated();
     expect(health.isHealthy()).toBe(true);
-    expect(health.snapshot()).toEqual({ healthy: true, lastUpdatedMs: clock.now(), currentTimeMs: clock.now(), nodeEligible: false });
+    expect(health.snapshot()).toEqual({
+      healthy: true,
+      lastUpdatedMs: clock.now(),
+      currentTimeMs: clock.now(),
+      nodeEligible: false,
+      families: { IPv4: { healthy: true, lastUpdatedMs: clock.now() } },
+    });
   });
 
   it('measures from the oldest pending change, not the latest', () => {
@@ -85,5 +91,24 @@ describe('ProxierHealth', () => {
     health.syncNode({ spec: { taints: [{ key: TO_BE_DELETED_TAINT }] } });
     expect(health.isHealthy()).toBe(true);
     expect(health.snapshot().nodeEligible).toBe(false);
+  });
+
+  it('keeps each family apart: one family stuck makes the proxy unhealthy, and says which (kube-proxy\'s status map)', () => {
+    const clock = fakeClock(0);
+    const health = new ProxierHealth({ syncPeriodMs: SYNC_PERIOD_MS, clock: clock.now });
+    health.updated(0, 'IPv4');
+    health.updated(0, 'IPv6');
+    health.queued(clock.now(), 'IPv6');
+    health.queued(clock.now(), 'IPv4');
+    clock.advance(30_000);
+    health.updated(clock.now(), 'IPv4');
+    clock.advance(30_000);
+    // IPv4 synced what was queued; IPv6 has had a change pending for 60 s.
+    const snapshot = health.snapshot();
+    expect(snapshot.healthy).toBe(false);
+    expect(snapshot.families).toEqual({ IPv4: { healthy: true, lastUpdatedMs: 30_000 }, IPv6: { healthy: false, lastUpdatedMs: 0 } });
+    expect(snapshot.lastUpdatedMs).toBe(30_000);
+    health.updated(clock.now(), 'IPv6');
+    expect(health.snapshot().healthy).toBe(true);
   });
 });

@@ -131,6 +131,27 @@ describe('startHealthServer', () => {
     ]);
   });
 
+  it('reports both families of a dual-stack proxy, and 503 when only the IPv6 one is stuck', async () => {
+    const { health, advance } = setup();
+    const server = await started(startHealthServer('127.0.0.1:0', health));
+    health.syncNode({ metadata: {}, spec: {} });
+    health.updated(undefined, 'IPv4');
+    health.updated(undefined, 'IPv6');
+    advance(1_000);
+    health.queued(undefined, 'IPv6');
+    advance(60_000);
+    const stale = await get(server.port, '/healthz');
+    expect(stale.status).toBe(503);
+    // The top-level lastUpdated is the newest family's; `healthy` is every family's.
+    expect([stale.body['lastUpdated'], stale.body['healthy']]).toEqual(['2025-06-01T12:00:00Z', false]);
+    expect(stale.body['status']).toEqual({ IPv4: { lastUpdated: '2025-06-01T12:00:00Z', healthy: true }, IPv6: { lastUpdated: '2025-06-01T12:00:00Z', healthy: false } });
+    health.updated(undefined, 'IPv6');
+    expect((await get(server.port, '/healthz')).body).toMatchObject({
+      healthy: true,
+      status: { IPv4: { healthy: true }, IPv6: { lastUpdated: '2025-06-01T12:01:01Z', healthy: true } },
+    });
+  });
+
   it('fails /healthz but not /livez while the node is ineligible or unknown', async () => {
     const { health } = setup();
     const server = await started(startHealthServer({ host: '127.0.0.1', port: 0 }, health));

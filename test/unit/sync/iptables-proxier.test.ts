@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { IptablesProxier } from '../../../src/sync/iptables-proxier.js';
+import { IptablesProxier, iptablesBackend } from '../../../src/sync/iptables-proxier.js';
+import { parseRunArgs, type AgentConfig } from '../../../src/config/index.js';
 import { ModelStore } from '../../../src/model/store.js';
 import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import type { Netfilter, SaveResult } from '../../../src/netfilter/netfilter.js';
@@ -25,6 +26,12 @@ function setup(options: { conntrackCleanup?: ConntrackCleanupSink; wrap?: (fake:
     monotonic: () => now,
   });
   return { store, netfilter, syncer, advance: (ms: number) => (now += ms) };
+}
+
+function configFor(): AgentConfig {
+  const parsed = parseRunArgs(['--hostname-override', 'node1', '--cluster-cidr', '10.244.0.0/16,fd00:244::/56'], {}, () => '', 'node1');
+  if (parsed.kind !== 'ok') throw new Error('config');
+  return parsed.config;
 }
 
 const svcChain = (name: string) => servicePortChainNames(`default/${name}:p`, 'TCP').cluster;
@@ -282,5 +289,89 @@ describe('IptablesProxier', () => {
     expect(queued.flat().map(conntrackArgs)).toEqual([['-D', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dport', '53', '--reply-src', '10.244.1.2']]);
     // The rules were in the kernel before the deletion was handed over.
     expect(netfilter.hasChain('nat', servicePortEndpointChainName('default/dns:p', 'UDP', '10.244.1.2', 8080))).toBe(false);
+  });
+});
+
+describe('iptablesBackend: one proxier per family', () => {
+  const dualStack = (name: string, v4: string, v6: string, options: { protocol?: 'TCP' | 'UDP'; port?: number } = {}) => {
+    const base = service(name, v4, options);
+    return { ...base, spec: { ...base.spec, ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'], clusterIPs: [v4, v6] } };
+  };
+  const sliceV6 = (name: string, ips: readonly string[], options: { protocol?: 'TCP' | 'UDP' } = {}) => {
+    const base = slice(name, ips, options);
+    return { ...base, metadata: { ...base.metadata, name: `${name}-v6` }, addressType: 'IPv6' };
+  };
+
+  function dualSetup() {
+    const ipv4Netfilter = new FakeNetfilter();
+    const ipv6Netfilter = new FakeNetfilter();
+    const queued: ConntrackDeletion[] = [];
+    const factory = iptablesBackend({ netfilter: ipv4Netfilter, ipv6Netfilter });
+    const lanes = (['IPv4', 'IPv6'] as const).map((family) => {
+      const familyNode = { ...node, ips: family === 'IPv4' ? ['172.30.0.10'] : ['fd00:30::10'] };
+      const store = new ModelStore(familyNode, family);
+      const proxier = factory({
+        family,
+        store,
+        conntrackCleanup: { enqueue: (deletions) => queued.push(...deletions) },
+        settings: () => ({ config: configFor(), node: familyNode, capabilities: { localhostNodePorts: true } }),
+      });
+      return { family, store, proxier };
+    });
+    const feed = (apply: (store: ModelStore) => void): void => lanes.forEach((lane) => apply(lane.store));
+    return { ipv4Netfilter, ipv6Netfilter, lanes, feed, queued };
+  }
+
+  it('writes each family through its own binaries, IPv6 without localhost NodePorts, and cleans IPv6 flows with -f ipv6', async () => {
+    const { ipv4Netfilter, ipv6Netfilter, lanes, feed, queued } = dualSetup();
+    feed((store) => store.upsertService(dualStack('dns', '10.96.0.10', 'fd00:96::10', { protocol: 'UDP', port: 53 })));
+    feed((store) => store.upsertEndpointSlice(slice('dns', ['10.244.1.1', '10.244.1.2'], { protocol: 'UDP' })));
+    feed((store) => store.upsertEndpointSlice(sliceV6('dns', ['fd00:244::1', 'fd00:244::2'], { protocol: 'UDP' })));
+    const [v4, v6] = await Promise.all(lanes.map((lane) => lane.proxier.sync('initial')));
+    expect([v4?.result, v4?.family, v6?.result, v6?.family]).toEqual(['applied', 'IPv4', 'applied', 'IPv6']);
+    const v4Payload = v4?.plan?.payload ?? '';
+    const v6Payload = v6?.plan?.payload ?? '';
+    expect(v4Payload).toContain('-d 10.96.0.10 --dport 53');
+    expect(v4Payload).not.toContain('fd00:96::10');
+    expect(v6Payload).toContain('-d fd00:96::10 --dport 53');
+    // Endpoints as Go's JoinHostPort writes them, so the KUBE-SEP hashes are upstream's.
+    expect(v6Payload).toContain('-j DNAT --to-destination [fd00:244::1]:8080');
+    expect(v6Payload).toContain(`:${servicePortEndpointChainName('default/dns:p', 'UDP', 'fd00:244::1', 8080)} `);
+    expect(v6Payload).not.toContain('10.96.0.10');
+    expect(v6Payload).toContain('! -d ::1/128 -j KUBE-NODEPORTS');
+    expect(v6Payload).not.toContain('127.0.0.0/8');
+    expect(ipv4Netfilter.restoreCalls).toBe(1);
+    expect(ipv6Netfilter.restoreCalls).toBe(1);
+
+    feed((store) => store.upsertEndpointSlice(sliceV6('dns', ['fd00:244::1'], { protocol: 'UDP' })));
+    const [v4Again, v6Again] = await Promise.all(lanes.map((lane) => lane.proxier.sync('change')));
+    expect(v4Again?.result).toBe('unchanged');
+    expect(v6Again?.result).toBe('applied');
+    expect(queued.map((deletion) => conntrackArgs(deletion))).toEqual([['-D', '-p', 'udp', '--orig-dst', 'fd00:96::10', '--dport', '53', '--reply-src', 'fd00:244::2', '-f', 'ipv6']]);
+  });
+
+  it('a failed IPv6 restore leaves IPv4 programmed and syncing; the next IPv6 sync is full and repairs it', async () => {
+    const { ipv4Netfilter, ipv6Netfilter, lanes, feed } = dualSetup();
+    const [ipv4Lane, ipv6Lane] = lanes;
+    if (ipv4Lane === undefined || ipv6Lane === undefined) throw new Error('setup');
+    feed((store) => store.upsertService(dualStack('web', '10.96.0.20', 'fd00:96::20')));
+    feed((store) => store.upsertEndpointSlice(slice('web', ['10.244.1.5'])));
+    feed((store) => store.upsertEndpointSlice(sliceV6('web', ['fd00:244::5'])));
+    ipv6Netfilter.failNextRestore('ip6tables-restore: line 2 failed', 2);
+    const [v4, v6] = await Promise.all(lanes.map((lane) => lane.proxier.sync('initial')));
+    expect(v4?.result).toBe('applied');
+    expect(v6?.result).toBe('failed');
+    expect(ipv4Netfilter.hasChain('nat', svcChain('web'))).toBe(true);
+    expect(ipv6Netfilter.hasChain('nat', svcChain('web'))).toBe(false);
+
+    feed((store) => store.upsertService(dualStack('api', '10.96.0.21', 'fd00:96::21')));
+    feed((store) => store.upsertEndpointSlice(slice('api', ['10.244.1.6'])));
+    feed((store) => store.upsertEndpointSlice(sliceV6('api', ['fd00:244::6'])));
+    const v4Next = await ipv4Lane.proxier.sync('change');
+    expect([v4Next.result, v4Next.kind]).toEqual(['applied', 'partial']);
+    const v6Retry = await ipv6Lane.proxier.sync('retry');
+    expect([v6Retry.result, v6Retry.kind, v6Retry.fullReason]).toEqual(['applied', 'full', 'after-failure']);
+    expect(ipv6Netfilter.hasChain('nat', svcChain('web'))).toBe(true);
+    expect(ipv6Netfilter.hasChain('nat', svcChain('api'))).toBe(true);
   });
 });
