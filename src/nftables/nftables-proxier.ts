@@ -1,8 +1,11 @@
 // The nftables backend behind the agent's Proxier seam. One sync: snapshot the model, render the
 // nft ruleset, plan (full: chunked transactions; partial: one transaction of what changed, from
 // what we applied, never from a listing), apply, then clean stale UDP flows (shared with the
-// iptables mode). Stale service chains are flushed at once and deleted by a sync at least a
-// second later, as upstream (a kernel before 6.2 notices late that a map no longer points at them).
+// iptables mode). Stale service chains are flushed at once and deleted later, after a sync's own
+// transaction: each chain at least a second after it went stale, as upstream (a kernel before 6.2
+// notices late that a map no longer points at them), and all together once the oldest has waited
+// `staleChainBatchMs` — nft 1.0.6 dumps every chain of the family before any `delete chain` (4.4 s
+// at 10k Services, docs/nftables.md), so deletions are batched rather than paid by each change.
 
 import type { SyncReason } from '../agent/scheduler.js';
 import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
@@ -35,8 +38,10 @@ export interface NftablesProxierOptions {
   readonly fullSyncPeriodMs: number;
   /** Service chains per transaction of a full sync. */
   readonly chainsPerTransaction: number;
-  /** How long a flushed stale chain waits before it is deleted. */
+  /** How long a flushed stale chain waits at least before it is deleted (default 1 s). */
   readonly staleChainDelayMs?: number;
+  /** Stale chains are deleted together once the oldest has waited this long (default 30 s). */
+  readonly staleChainBatchMs?: number;
   readonly now?: () => number;
   readonly monotonic?: () => number;
 }
@@ -48,6 +53,7 @@ export interface NftablesBackendOptions {
 }
 
 export const DEFAULT_CHAINS_PER_TRANSACTION = 2000;
+export const DEFAULT_STALE_CHAIN_BATCH_MS = 30_000;
 
 export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory<NftablesSyncReport> {
   return ({ family, store, settings, conntrackCleanup }) =>
@@ -117,8 +123,6 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     const ruleset = renderNftRuleset(snapshot.state, context, this.cache);
     const diffStart = this.monotonic();
     if (this.applied !== undefined && this.forceFull === undefined && !staticPartEqual(this.applied, ruleset)) this.requestFull('context-changed');
-    // A stale chain that cannot be deleted yet is not worth a failed sync: a full one lists and flushes it again.
-    if (this.applied !== undefined && this.forceFull === undefined && !(await this.deleteStaleChains(ruleset))) this.requestFull('after-failure');
     const fullReason = this.applied === undefined ? (this.forceFull ?? 'after-failure') : this.forceFull;
     const kind: 'full' | 'partial' = fullReason !== undefined ? 'full' : 'partial';
 
@@ -172,6 +176,10 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     this.appliedState = snapshot.state;
     this.forceFull = undefined;
 
+    // After this sync's own transaction, so the change it carries is not held up by nft's cache fill.
+    // A stale chain that cannot be deleted yet is not worth a failed sync: a full one lists and flushes it again.
+    if (!(await this.deleteStaleChains(ruleset))) this.requestFull('after-failure');
+
     let conntrackDeletions = 0;
     if (plan.transactions.length > 0 && this.options.conntrackCleanup !== undefined) {
       const deletions = planConntrackCleanup(previousState, snapshot.state);
@@ -186,9 +194,15 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     };
   }
 
-  /** Deletes the chains that went stale at least a second ago, in a transaction of their own (upstream). */
+  /**
+   * Once the oldest stale chain has waited `staleChainBatchMs`, deletes every chain that went stale
+   * at least `staleChainDelayMs` ago, in a transaction of their own (upstream).
+   */
   private async deleteStaleChains(desired: NftRuleset): Promise<boolean> {
-    const cutoff = this.now() - (this.options.staleChainDelayMs ?? 1000);
+    const now = this.now();
+    const oldest = Math.min(...this.staleChains.values());
+    if (!(oldest <= now - (this.options.staleChainBatchMs ?? DEFAULT_STALE_CHAIN_BATCH_MS))) return true;
+    const cutoff = now - (this.options.staleChainDelayMs ?? 1000);
     const due = [...this.staleChains].filter(([, since]) => since <= cutoff).map(([name]) => name);
     if (due.length === 0) return true;
     const writer = new NftWriter(desired.family);
