@@ -4,8 +4,9 @@
 // iptables mode). Stale service chains are flushed at once and deleted later, after a sync's own
 // transaction: each chain at least a second after it went stale, as upstream (a kernel before 6.2
 // notices late that a map no longer points at them), and all together once the oldest has waited
-// `staleChainBatchMs` — nft 1.0.6 dumps every chain of the family before any `delete chain` (4.4 s
-// at 10k Services, docs/nftables.md), so deletions are batched rather than paid by each change.
+// ten times as long as the last deletion took — nft 1.0.6 dumps every chain of the family before
+// any `delete chain` (4.4 s at 10k Services, docs/nftables.md), so at scale deletions are batched
+// (at most ~10% of the time) rather than paid by each change; on a small table it stays ~1 s.
 
 import type { SyncReason } from '../agent/scheduler.js';
 import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
@@ -40,7 +41,7 @@ export interface NftablesProxierOptions {
   readonly chainsPerTransaction: number;
   /** How long a flushed stale chain waits at least before it is deleted (default 1 s). */
   readonly staleChainDelayMs?: number;
-  /** Stale chains are deleted together once the oldest has waited this long (default 30 s). */
+  /** Stale chains are deleted together once the oldest has waited this long (default: 10x the last deletion's duration). */
   readonly staleChainBatchMs?: number;
   readonly now?: () => number;
   readonly monotonic?: () => number;
@@ -53,7 +54,8 @@ export interface NftablesBackendOptions {
 }
 
 export const DEFAULT_CHAINS_PER_TRANSACTION = 2000;
-export const DEFAULT_STALE_CHAIN_BATCH_MS = 30_000;
+/** The default batch wait is this many times the last stale-chain deletion's duration. */
+export const STALE_CHAIN_BATCH_FACTOR = 10;
 
 export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory<NftablesSyncReport> {
   return ({ family, store, settings, conntrackCleanup }) =>
@@ -77,6 +79,8 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
   private elements = new ElementIndex();
   /** Flushed service chains and when they went stale. */
   private readonly staleChains = new Map<string, number>();
+  /** How long the last stale-chain deletion took (ms, by `now`). */
+  private lastStaleDeletionMs = 0;
   private forceFull: FullSyncReason | undefined = 'first';
   private baseChainsRecreated = false;
   private lastFullSyncAt = Number.NEGATIVE_INFINITY;
@@ -195,19 +199,22 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
   }
 
   /**
-   * Once the oldest stale chain has waited `staleChainBatchMs`, deletes every chain that went stale
-   * at least `staleChainDelayMs` ago, in a transaction of their own (upstream).
+   * Once the oldest stale chain has waited the batch time, deletes every chain that went stale at
+   * least `staleChainDelayMs` ago, in a transaction of their own (upstream).
    */
   private async deleteStaleChains(desired: NftRuleset): Promise<boolean> {
     const now = this.now();
+    const delay = this.options.staleChainDelayMs ?? 1000;
+    const batch = this.options.staleChainBatchMs ?? Math.max(delay, STALE_CHAIN_BATCH_FACTOR * this.lastStaleDeletionMs);
     const oldest = Math.min(...this.staleChains.values());
-    if (!(oldest <= now - (this.options.staleChainBatchMs ?? DEFAULT_STALE_CHAIN_BATCH_MS))) return true;
-    const cutoff = now - (this.options.staleChainDelayMs ?? 1000);
+    if (!(oldest <= now - batch)) return true;
+    const cutoff = now - delay;
     const due = [...this.staleChains].filter(([, since]) => since <= cutoff).map(([name]) => name);
     if (due.length === 0) return true;
     const writer = new NftWriter(desired.family);
     for (const name of due) writer.deleteChain(name);
     const result = await this.options.nft.apply(writer.lines);
+    this.lastStaleDeletionMs = Math.max(0, this.now() - now);
     if (!result.ok) {
       this.staleChains.clear();
       return false;
