@@ -12,7 +12,8 @@ import { nftFamily } from './vocabulary.js';
 /** The settings the nft rules depend on (the agent's config, or `render`'s flags). */
 export type NftSettings = Pick<AgentConfig, 'nodeIPs' | 'masqueradeBit' | 'masqueradeAll' | 'detectLocal' | 'clusterCIDRs' | 'nodePortAddresses'>;
 
-export function nftContextFor(config: NftSettings, node: NodeInfo, family: IPFamily): NftContext {
+/** `serviceCIDRs`: the cluster's ServiceCIDRs of any family (this family's go into the drop rule). */
+export function nftContextFor(config: NftSettings, node: NodeInfo, family: IPFamily, serviceCIDRs: readonly string[] = []): NftContext {
   // The configured node IP of this family wins over the Node object's (as the iptables context).
   const configured = ofFamily(config.nodeIPs, family);
   const nodeIPs = (configured.length > 0 ? configured : node.ips).filter((ip) => familyOf(ip) === family);
@@ -23,7 +24,7 @@ export function nftContextFor(config: NftSettings, node: NodeInfo, family: IPFam
     localTraffic: localTrafficNft(config, node, family),
     nodePortIPs: nodePortIPs(config, nodeIPs, family),
     primaryNodeIP: nodeIPs[0],
-    serviceCIDRs: [],
+    serviceCIDRs: serviceCIDRs.filter((text) => parseCidr(text)?.family === family),
   };
 }
 

@@ -57,8 +57,8 @@ export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory
       nft: options.nft,
       conntrackCleanup,
       context: () => {
-        const { config, node } = settings();
-        return nftContextFor(config, node, family);
+        const { config, node, serviceCIDRs } = settings();
+        return nftContextFor(config, node, family, serviceCIDRs);
       },
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
       chainsPerTransaction: options.chainsPerTransaction ?? DEFAULT_CHAINS_PER_TRANSACTION,

@@ -18,13 +18,14 @@ export interface AgentOnStandIn {
  * and resolves after its first sync. */
 export async function startAgentOnStandIn(
   args: readonly string[],
-  objects: { readonly services?: unknown[]; readonly endpointSlices?: unknown[]; readonly nodes?: unknown[] },
+  objects: { readonly services?: unknown[]; readonly endpointSlices?: unknown[]; readonly nodes?: unknown[]; readonly serviceCIDRs?: unknown[] },
 ): Promise<AgentOnStandIn> {
   const apiserver = new HttpApiserver();
   const connection = await apiserver.start();
   apiserver.lists.set('/api/v1/services', { items: objects.services ?? [], resourceVersion: '1' });
   apiserver.lists.set('/apis/discovery.k8s.io/v1/endpointslices', { items: objects.endpointSlices ?? [], resourceVersion: '1' });
   apiserver.lists.set('/api/v1/nodes', { items: objects.nodes ?? [], resourceVersion: '1' });
+  apiserver.lists.set('/apis/networking.k8s.io/v1/servicecidrs', { items: objects.serviceCIDRs ?? [], resourceVersion: '1' });
   const parsed = parseRunArgs(['--hostname-override', 'node1', '--metrics-bind-address', '', '--healthz-bind-address', '', ...args], {}, () => '');
   if (parsed.kind !== 'ok') throw new Error(JSON.stringify(parsed));
   const agent = new Agent({
