@@ -4,7 +4,8 @@
 // were left out. Human-readable by default, `-o json` for scripts.
 
 import { isIP } from 'node:net';
-import { hostname, networkInterfaces } from 'node:os';
+import { hostname } from 'node:os';
+import { interfaceAddresses } from '../agent/interface-addresses.js';
 
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import type { DesiredState } from '../model/types.js';
@@ -65,10 +66,7 @@ export const defaultTraceIO: TraceIO = {
     }
     return { ok: true, text };
   },
-  localAddresses: () =>
-    Object.values(networkInterfaces())
-      .flatMap((addresses) => addresses ?? [])
-      .map((address) => address.address.replace(/%.*$/, '')),
+  localAddresses: interfaceAddresses,
   readApiModel: async (kubeconfig, nodeName, nodeIPs) => {
     const kube = loadKubeConfig(kubeconfig === undefined ? {} : { kubeconfigPath: kubeconfig });
     if (!kube.ok) return { ok: false, message: `no API access (${kube.detail})` };

@@ -12,6 +12,7 @@ import type { IPFamily } from '../ip.js';
 import { deepEqual } from '../model/equal.js';
 import type { ModelStore } from '../model/store.js';
 import type { DesiredState } from '../model/types.js';
+import { interfaceAddresses } from '../agent/interface-addresses.js';
 import { nftContextFor } from './context.js';
 import { planFullSync, planPartialSync, staticPartEqual, type NftPlan } from './diff.js';
 import { ElementIndex } from './elements.js';
@@ -43,6 +44,8 @@ export interface NftablesProxierOptions {
 
 export interface NftablesBackendOptions {
   readonly nft: Nft;
+  /** Reads the node's interface addresses at each sync (nodePortAddresses CIDRs choose among them). */
+  readonly interfaceAddresses?: () => readonly string[];
   readonly fullSyncPeriodMs?: number;
   readonly chainsPerTransaction?: number;
 }
@@ -58,7 +61,10 @@ export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory
       conntrackCleanup,
       context: () => {
         const { config, node, serviceCIDRs } = settings();
-        return nftContextFor(config, node, family, serviceCIDRs);
+        return nftContextFor(config, node, family, {
+          ...(serviceCIDRs !== undefined ? { serviceCIDRs } : {}),
+          ...(config.nodePortAddresses.kind === 'cidrs' ? { interfaceAddresses: (options.interfaceAddresses ?? interfaceAddresses)() } : {}),
+        });
       },
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
       chainsPerTransaction: options.chainsPerTransaction ?? DEFAULT_CHAINS_PER_TRANSACTION,
