@@ -3,9 +3,11 @@
 // what we applied, never from a listing), apply, then clean stale UDP flows (shared with the
 // iptables mode). Stale service chains are flushed at once and deleted by a sync at least a
 // second later, as upstream (a kernel before 6.2 notices late that a map no longer points at them).
+// Periodic syncs check every rule of the table against what was applied (drift-check.ts, read
+// outside the syncs) and rewrite a chain someone else changed in the next sync's transaction.
 
 import type { SyncReason } from '../agent/scheduler.js';
-import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
+import type { DriftCheck, DriftFinding, FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
 import { planConntrackCleanup } from '../conntrack/plan.js';
 import type { ConntrackCleanupSink } from '../agent/conntrack-cleaner.js';
 import type { IPFamily } from '../ip.js';
@@ -15,6 +17,7 @@ import type { DesiredState } from '../model/types.js';
 import { interfaceAddresses } from '../agent/interface-addresses.js';
 import { nftContextFor } from './context.js';
 import { planFullSync, planPartialSync, staticPartEqual, type NftPlan } from './diff.js';
+import { NftDriftChecker } from './drift-check.js';
 import { ElementIndex } from './elements.js';
 import type { Nft, NftResult } from './nft.js';
 import { NftRenderCache, renderNftRuleset } from './render.js';
@@ -84,10 +87,19 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
   private cache = new NftRenderCache();
   private readonly now: () => number;
   private readonly monotonic: () => number;
+  private readonly drift: NftDriftChecker;
+  /** Goes up whenever a transaction was applied: a drift read older than that is discarded. */
+  private generation = 0;
 
   constructor(private readonly options: NftablesProxierOptions) {
     this.now = options.now ?? Date.now;
     this.monotonic = options.monotonic ?? (() => performance.now());
+    this.drift = new NftDriftChecker(options.nft, nftFamily(options.family), this.monotonic);
+  }
+
+  /** Resolves once the drift check's read under way (if any) has finished. */
+  driftReadSettled(): Promise<void> {
+    return this.drift.readSettled();
   }
 
   get appliedRuleset(): NftRuleset | undefined {
@@ -112,9 +124,18 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       this.requestFull('context-changed');
     }
     this.lastContext = context;
-    if (reason === 'periodic') {
-      if (this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
-      else if (this.forceFull === undefined && (await this.options.nft.tablePresent(family)) !== true) this.requestFull('canary-missing');
+    let drift: DriftCheck | undefined;
+    if (reason === 'periodic' && this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
+    if (this.forceFull === undefined && this.applied !== undefined) {
+      // A finished read of the table (begun after a periodic sync): every rule against what was
+      // applied. A periodic sync that compared none checks the (cheap) canary, so a deleted table
+      // is rebuilt at once.
+      drift = this.drift.take(this.generation);
+      if (reason === 'periodic' && drift?.kind !== 'checked' && (await this.options.nft.tablePresent(family)) !== true) this.requestFull('canary-missing');
+      // A whole table or chain gone: maps and jumps point at it, only a full sync rebuilds that.
+      if (drift?.kind === 'checked' && drift.findings.some((finding) => finding.kind === 'table-flushed' || finding.kind === 'chain-missing')) {
+        this.requestFull('canary-missing');
+      }
     }
 
     const modelStart = this.monotonic();
@@ -136,6 +157,9 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     } else {
       plan = planPartialSync(this.applied, ruleset, this.elements);
     }
+    // The repair of drifted chains goes first in this sync's (first) transaction: each chain as applied.
+    const repair = kind === 'partial' && drift?.kind === 'checked' && this.applied !== undefined ? repairLines(this.applied, drift.findings) : [];
+    const transactions = repair.length === 0 ? plan.transactions : [[...repair, ...(plan.transactions[0] ?? [])], ...plan.transactions.slice(1)];
     const applyStart = this.monotonic();
     const phasesUntil = (end: number): SyncPhases => ({
       modelSeconds: (renderStart - modelStart) / 1000,
@@ -144,7 +168,8 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       restoreSeconds: (end - applyStart) / 1000,
     });
 
-    for (const transaction of plan.transactions) {
+    for (const transaction of transactions) {
+      this.generation++;
       const result: NftResult = await this.options.nft.apply(transaction);
       if (!result.ok) {
         failed = { message: result.message, failedLine: result.line !== undefined ? transaction[result.line - 1] : undefined };
@@ -159,7 +184,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       this.staleChains.clear();
       return {
         result: 'failed', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd), totalSeconds: (applyEnd - started) / 1000,
-        message: failed.message, failedLine: failed.failedLine, plan, writes: writesOf(plan),
+        message: failed.message, failedLine: failed.failedLine, plan, writes: writesOf(plan), drift,
       };
     }
 
@@ -177,6 +202,10 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     this.applied = ruleset;
     this.appliedState = snapshot.state;
     this.forceFull = undefined;
+    if (reason === 'periodic' && kind === 'partial') {
+      const deferred = this.drift.start(ruleset, this.generation);
+      drift ??= deferred;
+    }
 
     let conntrackDeletions = 0;
     if (plan.transactions.length > 0 && this.options.conntrackCleanup !== undefined) {
@@ -186,9 +215,9 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     }
     const end = this.monotonic();
     return {
-      result: plan.transactions.length === 0 ? 'unchanged' : 'applied', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd),
+      result: transactions.length === 0 ? 'unchanged' : 'applied', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd),
       totalSeconds: (end - started) / 1000, plan, writes: writesOf(plan), state: snapshot.state, ruleset, rulesTotal: { [KUBE_PROXY_TABLE]: countRules(ruleset) },
-      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions,
+      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions, drift,
     };
   }
 
@@ -199,6 +228,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     if (due.length === 0) return true;
     const writer = new NftWriter(desired.family);
     for (const name of due) writer.deleteChain(name);
+    this.generation++;
     const result = await this.options.nft.apply(writer.lines);
     if (!result.ok) {
       this.staleChains.clear();
@@ -207,6 +237,20 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     for (const name of due) this.staleChains.delete(name);
     return true;
   }
+}
+
+/** Flush and rewrite, as applied, each chain a drift finding names. */
+function repairLines(applied: NftRuleset, findings: readonly DriftFinding[]): string[] {
+  if (findings.length === 0) return [];
+  const drifted = new Set(findings.map((finding) => finding.chain));
+  const writer = new NftWriter(applied.family);
+  const chains = [...applied.staticChains, ...[...applied.servicePorts.values()].flatMap((part) => part.chains)];
+  for (const chain of chains) {
+    if (!drifted.has(chain.name)) continue;
+    writer.flushChain(chain.name);
+    writer.addRules(chain);
+  }
+  return writer.lines;
 }
 
 function writesOf(plan: NftPlan): SyncWrites {
