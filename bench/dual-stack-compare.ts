@@ -201,7 +201,7 @@ async function main(): Promise<void> {
     log(`  loaded in ${(await load(clients)).toFixed(1)} s`);
     const options: ProxyOptions = {
       kubeconfigPath, nodeName: NODE_NAME, clusterCIDR: CLUSTER_CIDRS, syncPeriod: '30s', minSyncPeriod: '1s', backend, agentEntry,
-      kubeProxyBinary: controlPlane.binaries.kubeProxy, nodeFlags: [], logLevel: 'info',
+      kubeProxyBinary: controlPlane.binaries.kubeProxy, nodeFlags: [], logLevel: 'info', mode: 'iptables',
     };
     const sequence = { next: 0 };
     const results = new Map<ProxyId, Awaited<ReturnType<typeof runOne>>>();

@@ -27,3 +27,9 @@ npx tsx bench/drift-check.ts
 
 step "kube-proxy-ts vs upstream kube-proxy, ${BENCH_SCALES:-100,1000,5000,10000} Services x 10 endpoints (bench/compare/main.ts; root, ~1 h at 10k)"
 npx tsx bench/compare/main.ts --scales "${BENCH_SCALES:-100,1000,5000,10000}" ${BENCH_COMPARE_ARGS:-}
+
+step "nftables mode: kube-proxy-ts vs upstream kube-proxy --proxy-mode nftables, ${BENCH_NFT_SCALES:-1000,5000,10000} Services x 10 endpoints (bench/compare/main.ts --proxy-mode nftables; root, long at 10k)"
+npx tsx bench/compare/main.ts --proxy-mode nftables --scales "${BENCH_NFT_SCALES:-1000,5000,10000}" ${BENCH_COMPARE_ARGS:-}
+
+step "kube-proxy-ts alone at 10,000 Services on the iptables-nft backend, to set beside its nftables and iptables-legacy figures above (bench/compare/main.ts --backend nft)"
+npx tsx bench/compare/main.ts --proxies kube-proxy-ts --backend nft --scales 10000 ${BENCH_COMPARE_ARGS:-}

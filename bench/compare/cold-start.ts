@@ -5,7 +5,7 @@
 // taken alternately for the two proxies.
 
 import { join } from 'node:path';
-import { createBenchNode, type Backend } from './node-netns.js';
+import { createBenchNode, type Backend, type ProxyMode } from './node-netns.js';
 import { sampleProcess, startProxy, type ProxyId, type ProxyOptions } from './proxies.js';
 import { RestoreLog } from './restore-log.js';
 import { awaitFirstSync } from './run-proxy.js';
@@ -17,6 +17,7 @@ export interface ColdStartSettings {
   readonly endpointsPerService: number;
   readonly proxy: ProxyOptions;
   readonly backend: Backend;
+  readonly mode: ProxyMode;
   readonly workDir: string;
   readonly timeoutMs: number;
   readonly sample: number;
@@ -34,7 +35,7 @@ export async function coldStart(settings: ColdStartSettings): Promise<ColdStart>
   const logPath = join(settings.workDir, `${settings.id}-${settings.services}-cold-${settings.sample}.log`);
   const proxy = startProxy(settings.id, node, settings.proxy, logPath);
   try {
-    const marker = fullSyncMarker(settings.services, settings.endpointsPerService);
+    const marker = fullSyncMarker(settings.services, settings.endpointsPerService, settings.mode);
     const first = await awaitFirstSync(proxy, new RestoreLog(node.captureDir), marker.payloadText, settings.timeoutMs);
     if (typeof first === 'string') return { seconds: undefined, restoreSeconds: undefined, peakRssBytes: undefined };
     return {

@@ -4,11 +4,13 @@
 
 import { spawn } from 'node:child_process';
 import { exec } from '../../test/harness/exec.js';
-import type { Backend } from './node-netns.js';
+import type { Backend, ProxyMode } from './node-netns.js';
 
-export async function chainExists(netns: string, backend: Backend, chain: string): Promise<boolean> {
+export async function chainExists(netns: string, backend: Backend, chain: string, mode: ProxyMode): Promise<boolean> {
   const result =
-    backend === 'nft'
+    mode === 'nftables'
+      ? await exec('ip', ['netns', 'exec', netns, 'nft', 'list', 'chain', 'ip', 'kube-proxy', chain])
+      : backend === 'nft'
       ? await exec('ip', ['netns', 'exec', netns, 'nft', 'list', 'chain', 'ip', 'nat', chain])
       : await exec('ip', ['netns', 'exec', netns, 'iptables-legacy', '-w', '-t', 'nat', '-S', chain]);
   return result.code === 0;
@@ -21,22 +23,22 @@ export interface ChainCounts {
   readonly seconds: number;
 }
 
-/** Counts our chains in nat (nft: chain names only; legacy: one iptables-save). */
-export async function countChains(netns: string, backend: Backend): Promise<ChainCounts | undefined> {
+/** Counts our chains in nat (nft: chain names only; legacy: one iptables-save; nftables mode: service-/endpoint- chains). */
+export async function countChains(netns: string, backend: Backend, mode: ProxyMode): Promise<ChainCounts | undefined> {
   const started = performance.now();
   const result =
-    backend === 'nft'
+    backend === 'nft' || mode === 'nftables'
       ? await exec('ip', ['netns', 'exec', netns, 'nft', 'list', 'chains', 'ip'], { timeoutMs: 300_000 })
       : await exec('ip', ['netns', 'exec', netns, 'iptables-legacy-save', '-t', 'nat'], { timeoutMs: 300_000 });
   if (result.code !== 0) return undefined;
-  const pattern = backend === 'nft' ? /^\s*chain (KUBE-[A-Z]+-)/gm : /^:(KUBE-[A-Z]+-)/gm;
+  const pattern = mode === 'nftables' ? /^\s*chain ((?:service|endpoint)-)[A-Z0-9]{8}-/gm : backend === 'nft' ? /^\s*chain (KUBE-[A-Z]+-)/gm : /^:(KUBE-[A-Z]+-)/gm;
   let svc = 0;
   let sep = 0;
   let total = 0;
   for (const match of result.stdout.matchAll(pattern)) {
     total++;
-    if (match[1] === 'KUBE-SVC-') svc++;
-    else if (match[1] === 'KUBE-SEP-') sep++;
+    if (match[1] === 'KUBE-SVC-' || match[1] === 'service-') svc++;
+    else if (match[1] === 'KUBE-SEP-' || match[1] === 'endpoint-') sep++;
   }
   return { svc, sep, total, seconds: (performance.now() - started) / 1000 };
 }
@@ -49,10 +51,11 @@ export interface KernelPoller {
 
 /**
  * Polls for `chain` every `intervalMs` from a shell loop inside the namespace (one process start
- * for the loop; each probe costs one `nft` run) and reports when it appears. nft backend only.
+ * for the loop; each probe costs one `nft` run) and reports when it appears. nft backend or nftables
+ * mode (table `kube-proxy`) only.
  */
-export function pollChain(netns: string, chain: string, intervalMs: number): KernelPoller {
-  const script = `until nft list chain ip nat "$1" >/dev/null 2>&1; do sleep ${(intervalMs / 1000).toFixed(3)}; done; echo "$EPOCHREALTIME"`;
+export function pollChain(netns: string, chain: string, intervalMs: number, table = 'nat'): KernelPoller {
+  const script = `until nft list chain ip ${table} "$1" >/dev/null 2>&1; do sleep ${(intervalMs / 1000).toFixed(3)}; done; echo "$EPOCHREALTIME"`;
   const child = spawn('ip', ['netns', 'exec', netns, 'bash', '-c', script, 'poll', chain], { stdio: ['ignore', 'pipe', 'ignore'] });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));

@@ -17,10 +17,10 @@ import { join, resolve } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../test/harness/control-plane.js';
 import { kubeClients } from '../../test/harness/kube.js';
 import { kubeVersion, repoRoot } from '../../test/harness/versions.js';
-import { NODE_IP, type Backend } from './node-netns.js';
+import { HOST_IP, NODE_IP, type Backend, type ProxyMode } from './node-netns.js';
 import { proxyKubeconfig } from './kubeconfig.js';
 import { PROXIES, killAllProxiesNow, type ProxyId, type ProxyOptions } from './proxies.js';
-import { evaluateTargets, latencySvg, latencyTargets, phaseSplit, scaleTable, summarizeRun, targetsTable, type ScaleResult } from './report.js';
+import { evaluateTargets, latencySvg, nftablesTargets, latencyTargets, phaseSplit, scaleTable, summarizeRun, targetsTable, type ScaleResult } from './report.js';
 import { coldStart } from './cold-start.js';
 import { runProxy } from './run-proxy.js';
 import { CLUSTER_CIDR, NODE_NAME, createBase, loadServices, summarize } from './workload.js';
@@ -30,6 +30,7 @@ interface Options {
   readonly endpointsPerService: number;
   readonly trials: number | undefined;
   readonly backend: Backend;
+  readonly mode: ProxyMode;
   readonly proxies: readonly ProxyId[];
   readonly gapMs: number;
   readonly kernelPollMs: number;
@@ -55,6 +56,8 @@ const usage = `Usage: npx tsx bench/compare/main.ts [flags]
   --backend B          iptables backend for both proxies: legacy (default) or nft. Upstream kube-proxy's
                        first sync on iptables-nft 1.8.9 grows faster than quadratically (> 16 min at 5k);
                        results of a non-default backend go to compare-<backend>.json / latency-<backend>.svg
+  --proxy-mode M       iptables (default) or nftables, for both proxies; nftables results go to
+                       compare-nftables.json / latency-nftables.svg (--backend then plays no part)
   --first-sync-timeout-min M  give up on a proxy's first sync after M minutes (default 30; not fatal)
   --first-sync-starts N   first syncs per proxy and scale, compared by their median (default 3: the
                        measured run plus N-1 extra starts, alternating the proxies)
@@ -91,7 +94,7 @@ function parseOptions(argv: readonly string[]): Options {
     values.set(name, value);
   }
   const known = new Set([
-    'scales', 'endpoints', 'trials', 'backend', 'proxies', 'gap-ms', 'kernel-poll-ms', 'concurrency', 'out', 'sync-period', 'min-sync-period',
+    'scales', 'endpoints', 'trials', 'backend', 'proxy-mode', 'proxies', 'gap-ms', 'kernel-poll-ms', 'concurrency', 'out', 'sync-period', 'min-sync-period',
     'first-sync-timeout-min', 'first-sync-starts', 'log-level',
   ]);
   for (const name of values.keys()) if (!known.has(name)) throw new Error(`unknown flag --${name}\n${usage}`);
@@ -106,6 +109,8 @@ function parseOptions(argv: readonly string[]): Options {
   if (scales.some((scale) => !Number.isInteger(scale) || scale < 1)) throw new Error(`--scales: ${values.get('scales')}`);
   const backend = values.get('backend') ?? DEFAULT_BACKEND;
   if (backend !== 'nft' && backend !== 'legacy') throw new Error(`--backend: nft or legacy, not ${backend}`);
+  const mode = values.get('proxy-mode') ?? 'iptables';
+  if (mode !== 'iptables' && mode !== 'nftables') throw new Error(`--proxy-mode: iptables or nftables, not ${mode}`);
   const proxies = (values.get('proxies') ?? PROXIES.join(',')).split(',').map((text) => text.trim());
   for (const proxy of proxies) if (!PROXIES.includes(proxy as ProxyId)) throw new Error(`--proxies: unknown ${proxy}`);
   return {
@@ -113,6 +118,7 @@ function parseOptions(argv: readonly string[]): Options {
     endpointsPerService: integer('endpoints', 10),
     trials: values.has('trials') ? integer('trials', 0) : undefined,
     backend,
+    mode,
     proxies: proxies as ProxyId[],
     gapMs: integer('gap-ms', 2000),
     kernelPollMs: integer('kernel-poll-ms', 20),
@@ -209,14 +215,15 @@ async function main(): Promise<void> {
     memoryMB: Math.round(totalmem() / 2 ** 20),
     kernel: release(),
     iptables: commandOutput(`iptables-${options.backend}`, ['--version']),
+    nft: commandOutput('nft', ['--version']),
     node: process.version,
     kubeVersion,
     loadAverageAtStart: loadAverage(),
     loadAverageAtEnd: [] as number[],
   };
-  log(`machine: ${machine.cpus} CPUs, load ${machine.loadAverageAtStart.join(' ')}; backend ${options.backend} (${machine.iptables})`);
+  log(`machine: ${machine.cpus} CPUs, load ${machine.loadAverageAtStart.join(' ')}; ${options.mode === 'nftables' ? `nftables mode (${machine.nft})` : `backend ${options.backend} (${machine.iptables})`}`);
 
-  const suffix = options.backend === DEFAULT_BACKEND ? '' : `-${options.backend}`;
+  const suffix = options.mode === 'nftables' ? '-nftables' : options.backend === DEFAULT_BACKEND ? '' : `-${options.backend}`;
   const jsonPath = join(options.outDir, `compare${suffix}.json`);
   const svgPath = join(options.outDir, `latency${suffix}.svg`);
   const results: ScaleResult[] = [];
@@ -228,10 +235,11 @@ async function main(): Promise<void> {
       machine,
       settings: {
         backend: options.backend,
+        mode: options.mode,
         syncPeriod: options.syncPeriod,
         minSyncPeriod: options.minSyncPeriod,
         gapMs: options.gapMs,
-        kernelPollMs: options.backend === 'nft' ? options.kernelPollMs : 0,
+        kernelPollMs: options.backend === 'nft' || options.mode === 'nftables' ? options.kernelPollMs : 0,
         concurrency: options.concurrency,
         proxies: options.proxies,
       },
@@ -242,6 +250,7 @@ async function main(): Promise<void> {
         latency:
           'Date.now() just before the apiserver write -> end time of the first successful IPv4 iptables-restore started after the write whose input holds the change (--to-destination <new endpoint>), taken by a wrapper script in PATH ($EPOCHREALTIME after the real binary exits). With nft, an independent poll (nft list chain ip nat <new chain> every kernelPollMs inside the namespace) reports kernelLatencyMs.',
         payload: 'bytes and lines of that iptables-restore input, tee\'d by the same wrapper for both proxies',
+        nftables: 'with --proxy-mode nftables, the same for `nft -f` transactions (an nft wrapper in PATH); markers: `dnat to <endpoint>`, `ip saddr @affinity-... goto endpoint-...`, and for the first sync the last ClusterIP Service\'s `service-ips` element',
         cpu: '/proc/<pid>/stat utime+stime (self) and cutime+cstime (reaped children: iptables-restore, wrappers)',
         memory: 'VmHWM from /proc/<pid>/status',
         phases: 'kube-proxy-ts "sync applied" log lines (phasesMs)',
@@ -250,7 +259,7 @@ async function main(): Promise<void> {
         ...scale,
         summary: Object.fromEntries(Object.entries(scale.runs).map(([proxy, run]) => [proxy, { ...summarizeRun(run), phases: proxy === 'kube-proxy-ts' ? phaseSplit(run) : undefined }])),
       })),
-      targets: largest !== undefined ? evaluateTargets(largest) : [],
+      targets: options.mode === 'nftables' ? nftablesTargets(results) : largest !== undefined ? evaluateTargets(largest) : [],
       latencyTargets: latencyTargets(results),
     };
     writeFileSync(jsonPath, `${JSON.stringify(document, null, 2)}\n`);
@@ -273,6 +282,7 @@ async function main(): Promise<void> {
       syncPeriod: options.syncPeriod,
       minSyncPeriod: options.minSyncPeriod,
       backend: options.backend,
+      mode: options.mode,
       agentEntry,
       kubeProxyBinary: controlPlane.binaries.kubeProxy,
       nodeFlags: options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(workDir, 'cpu-profiles')}`] : [],
@@ -305,6 +315,7 @@ async function main(): Promise<void> {
           clients,
           proxy: proxyOptions,
           backend: options.backend,
+          mode: options.mode,
           workDir,
           trials,
           gapMs: options.gapMs,
@@ -323,7 +334,7 @@ async function main(): Promise<void> {
           if (run === undefined || run.firstSync.timedOut) continue;
           await settle();
           const sample = await coldStart({
-            id, services, endpointsPerService: options.endpointsPerService, proxy: proxyOptions, backend: options.backend,
+            id, services, endpointsPerService: options.endpointsPerService, proxy: proxyOptions, backend: options.backend, mode: options.mode,
             workDir, timeoutMs: Math.max(120_000, run.firstSync.seconds * 3000), sample: start,
           });
           log(`  ${id}: extra first sync ${start}: ${sample.seconds?.toFixed(2) ?? 'timed out'} s (${sample.restoreSeconds?.toFixed(2) ?? '-'} s in iptables-restore)`);
@@ -336,7 +347,8 @@ async function main(): Promise<void> {
       process.stdout.write(`\n${scaleTable(scale)}\n\n`);
     }
     const largest = results[results.length - 1];
-    if (largest !== undefined) process.stdout.write(`Targets at ${largest.services} Services:\n${targetsTable(evaluateTargets(largest))}\n`);
+    if (options.mode === 'nftables') process.stdout.write(`nftables mode targets (issue 14):\n${targetsTable(nftablesTargets(results))}\n`);
+    else if (largest !== undefined) process.stdout.write(`Targets at ${largest.services} Services:\n${targetsTable(evaluateTargets(largest))}\n`);
     process.stdout.write(`Latency per scale and kind of change (p99):\n${targetsTable(latencyTargets(results))}\n`);
     writeResults();
     log(`wrote ${jsonPath} and ${svgPath}`);

@@ -1,7 +1,7 @@
 // A fresh "node" for one proxy under test: its own network namespace joined to the host by a veth
 // pair (node IP 10.251.0.2, host side 10.251.0.1, where the apiserver also listens), and a PATH
 // directory of iptables wrappers. The wrappers pin the iptables backend for both proxies and record
-// every iptables-restore call: start and end time (bash $EPOCHREALTIME), exit code, and its input
+// every iptables-restore call and every `nft -f` transaction: start and end time (bash $EPOCHREALTIME), exit code, and its input
 // (tee'd to a file), then run the real binary.
 
 import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,8 @@ import { createNetns, type Netns } from '../../test/harness/netns.js';
 import { run } from '../../test/harness/exec.js';
 
 export type Backend = 'nft' | 'legacy';
+/** Which of kube-proxy's modes both proxies run in (`--proxy-mode`). */
+export type ProxyMode = 'iptables' | 'nftables';
 
 export const NODE_IP = '10.251.0.2';
 export const HOST_IP = '10.251.0.1';
@@ -51,6 +53,28 @@ exit $rc
 `;
 }
 
+/**
+ * The nftables mode's door: `nft -f` transactions are recorded like restores (the same calls.log
+ * line, binary `nft`); listings, `--check` runs and the version probe go straight to the binary.
+ */
+function nftWrapperScript(real: string, captureDir: string): string {
+  return `#!/bin/bash
+# kube-proxy-ts bench: records this nft transaction, then runs ${real}.
+record=0
+for arg in "$@"; do
+  case "$arg" in -f|--file) record=1 ;; -c|--check) exec ${real} "$@" ;; esac
+done
+[ "$record" = 1 ] || exec ${real} "$@"
+start=$EPOCHREALTIME
+id="\${start/./}-$$"
+tee ${captureDir}/"$id.in" | ${real} "$@"
+rc=\${PIPESTATUS[1]}
+end=$EPOCHREALTIME
+echo "$id $start $end $rc nft" >> ${captureDir}/calls.log
+exit $rc
+`;
+}
+
 export async function createBenchNode(label: string, backend: Backend, workDir: string): Promise<BenchNode> {
   const netns = await createNetns(label);
   const wrapperDir = join(workDir, `${label}-bin`);
@@ -67,6 +91,8 @@ export async function createBenchNode(label: string, backend: Backend, workDir: 
       writeFileSync(path, wrapperScript(name, real, captureDir));
       chmodSync(path, 0o755);
     }
+    writeFileSync(join(wrapperDir, 'nft'), nftWrapperScript('/usr/sbin/nft', captureDir));
+    chmodSync(join(wrapperDir, 'nft'), 0o755);
     // The unsuffixed names that kube-proxy runs pick the backend (as iptables-wrappers does in its image).
     for (const family of ['iptables', 'ip6tables']) {
       symlinkSync(`/usr/sbin/${family}-${backend}`, join(wrapperDir, family));

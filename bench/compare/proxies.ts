@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { KUBE_PROXY_HOST_NEUTRAL_FLAGS } from '../../test/harness/upstream-kube-proxy.js';
-import type { Backend, BenchNode } from './node-netns.js';
+import type { Backend, BenchNode, ProxyMode } from './node-netns.js';
 
 export type ProxyId = 'kube-proxy-ts' | 'kube-proxy';
 export const PROXIES: readonly ProxyId[] = ['kube-proxy-ts', 'kube-proxy'];
@@ -18,6 +18,7 @@ export interface ProxyOptions {
   readonly syncPeriod: string;
   readonly minSyncPeriod: string;
   readonly backend: Backend;
+  readonly mode: ProxyMode;
   /** Path of dist/src/cli.js. */
   readonly agentEntry: string;
   readonly kubeProxyBinary: string;
@@ -54,6 +55,7 @@ export function proxyCommand(id: ProxyId, node: BenchNode, options: ProxyOptions
           ...options.nodeFlags,
           options.agentEntry,
           'run',
+          `--proxy-mode=${options.mode}`,
           ...shared,
           `--iptables-backend=${options.backend}`,
           `--log-level=${options.logLevel}`,
@@ -63,7 +65,7 @@ export function proxyCommand(id: ProxyId, node: BenchNode, options: ProxyOptions
       return {
         command: options.kubeProxyBinary,
         args: [
-          '--proxy-mode=iptables',
+          `--proxy-mode=${options.mode}`,
           ...shared,
           ...KUBE_PROXY_HOST_NEUTRAL_FLAGS,
           '--v=2',

@@ -252,6 +252,51 @@ export function evaluateTargets(scale: ScaleResult): TargetResult[] {
   return targets;
 }
 
+/**
+ * Issue 14 (nftables mode, both proxies): at the largest scale first full sync and p99 latency at
+ * most 0.2x of kube-proxy's, RSS <= 400 MB; and per-change transaction size and time flat from the
+ * smallest to the largest scale (the slope: ratio largest / smallest, printed, 'flat' = within 1.5x).
+ */
+export function nftablesTargets(scales: readonly ScaleResult[]): TargetResult[] {
+  const largest = scales[scales.length - 1];
+  const smallest = scales[0];
+  const ours = largest?.runs['kube-proxy-ts'];
+  if (largest === undefined || smallest === undefined || ours === undefined) return [];
+  const a = summarizeRun(ours);
+  const targets: TargetResult[] = [];
+  const theirs = largest.runs['kube-proxy'];
+  if (theirs !== undefined) {
+    const b = summarizeRun(theirs);
+    targets.push({
+      name: `first full sync <= 0.2x of kube-proxy${theirs.firstSync.timedOut ? ' (kube-proxy: not done within the timeout shown)' : ''}`,
+      services: largest.services, ours: a.firstSyncSeconds, theirs: b.firstSyncSeconds, limit: '<= 0.2x',
+      met: !ours.firstSync.timedOut && a.firstSyncSeconds <= 0.2 * b.firstSyncSeconds,
+    });
+    targets.push({
+      name: 'network programming latency p99 (endpoint change and Service add pooled) <= 0.2x of kube-proxy',
+      services: largest.services, ours: a.all.p99, theirs: b.all.p99, limit: '<= 0.2x', met: a.all.p99 <= 0.2 * b.all.p99,
+    });
+  }
+  const first = smallest.runs['kube-proxy-ts'];
+  if (first !== undefined && smallest !== largest) {
+    const s = summarizeRun(first);
+    // 'theirs' holds our own figure at the smallest scale here: the slope is ours / that.
+    targets.push({
+      name: `per-change transaction p50 bytes flat from ${smallest.services} (theirs column) to ${largest.services} Services`,
+      services: largest.services, ours: a.payloadBytesP50, theirs: s.payloadBytesP50, limit: '<= 1.5x', met: a.payloadBytesP50 <= 1.5 * s.payloadBytesP50,
+    });
+    targets.push({
+      name: `per-change nft time p50 (ms) flat from ${smallest.services} (theirs column) to ${largest.services} Services`,
+      services: largest.services, ours: a.restoreMsP50, theirs: s.restoreMsP50, limit: '<= 1.5x', met: a.restoreMsP50 <= 1.5 * s.restoreMsP50,
+    });
+  }
+  targets.push({
+    name: 'agent peak RSS <= 400 MB',
+    services: largest.services, ours: a.peakRssMB, theirs: theirs !== undefined ? summarizeRun(theirs).peakRssMB : Number.NaN, limit: '<= 400 MB', met: a.peakRssMB <= 400,
+  });
+  return targets;
+}
+
 const KIND_LABELS: Readonly<Record<ChangeKind, string>> = {
   endpoint: 'endpoint change',
   service: 'Service add',

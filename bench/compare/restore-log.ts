@@ -1,4 +1,4 @@
-// Reads what the iptables-restore wrappers recorded (node-netns.ts): one line per call in
+// Reads what the iptables-restore and nft wrappers recorded (node-netns.ts): one line per call in
 // calls.log, the call's input in `<id>.in`. Input files are measured once and deleted, so a long
 // run does not fill the disk; the caller asks each new call whether it holds a marker text.
 
@@ -11,8 +11,10 @@ export interface RestoreCall {
   readonly startMs: number;
   readonly endMs: number;
   readonly exitCode: number;
-  /** The name the proxy ran, e.g. `iptables-restore`, `ip6tables-restore`, `iptables-nft-restore`. */
+  /** The name the proxy ran, e.g. `iptables-restore`, `ip6tables-restore`, `iptables-nft-restore`, `nft`. */
   readonly binary: string;
+  /** ip6tables, or an nft transaction on the `ip6` table. */
+  readonly ipv6: boolean;
   readonly bytes: number;
   readonly lines: number;
   /** Whether the input held the marker the reader was asked about when the call was read. */
@@ -20,8 +22,10 @@ export interface RestoreCall {
 }
 
 export function isIPv4Call(call: RestoreCall): boolean {
-  return call.binary.startsWith('iptables');
+  return !call.ipv6;
 }
+
+const IP6_TABLE = Buffer.from(' ip6 kube-proxy');
 
 export class RestoreLog {
   private offset = 0;
@@ -67,6 +71,7 @@ export class RestoreLog {
         endMs: Number(end) * 1000,
         exitCode: Number(code),
         binary,
+        ipv6: binary === 'nft' ? input.includes(IP6_TABLE) : binary.startsWith('ip6tables'),
         bytes: input.length,
         lines: countLines(input),
         matched: marker !== undefined && input.includes(marker),

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mapWithConcurrency } from '../../test/harness/kube.js';
 import { chainExists, countChains, pollChain, type ChainCounts } from './kernel.js';
-import { createBenchNode, type Backend } from './node-netns.js';
+import { createBenchNode, type Backend, type ProxyMode } from './node-netns.js';
 import {
   METRICS_PORT,
   fetchText,
@@ -48,6 +48,7 @@ export interface ProxyRunSettings {
   readonly clients: Clients;
   readonly proxy: ProxyOptions;
   readonly backend: Backend;
+  readonly mode: ProxyMode;
   readonly workDir: string;
   /** Trials of each kind (endpoint change, Service add, Service update). */
   readonly trials: number;
@@ -180,7 +181,7 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
     };
 
     // 1. First full sync.
-    const marker = fullSyncMarker(settings.services, settings.endpointsPerService);
+    const marker = fullSyncMarker(settings.services, settings.endpointsPerService, settings.mode);
     const first = await awaitFirstSync(running, restoreLog, marker.payloadText, settings.firstSyncTimeoutMs, (seconds) =>
       log(`  ${id}: waiting for its first full sync (${seconds} s so far)`),
     );
@@ -208,7 +209,7 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
     log(
       `  ${id}: first full sync after ${firstSync.seconds.toFixed(2)} s (${firstSync.restoreCalls} restore call(s), ${firstSync.restoreSeconds.toFixed(2)} s in iptables-restore, ${(firstSync.payloadBytes / 1e6).toFixed(1)} MB)`,
     );
-    if (marker.chain !== undefined && !(await chainExists(node.netns.name, settings.backend, marker.chain))) {
+    if (marker.chain !== undefined && !(await chainExists(node.netns.name, settings.backend, marker.chain, settings.mode))) {
       throw new Error(`${id}: restore reported success but ${marker.chain} is not in the kernel`);
     }
 
@@ -219,7 +220,7 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
       if (restoreLog.poll().length > 0) lastCallAt = Date.now();
       await sleep(200);
     }
-    const chains = await countChains(node.netns.name, settings.backend);
+    const chains = await countChains(node.netns.name, settings.backend, settings.mode);
     if (chains !== undefined) log(`  ${id}: kernel has ${chains.svc} KUBE-SVC and ${chains.sep} KUBE-SEP chains (counted in ${chains.seconds.toFixed(1)} s)`);
     const trialsStartMs = Date.now();
 
@@ -232,15 +233,15 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
         const sequence = settings.nextSequence();
         const change =
           kind === 'endpoint'
-            ? prepareEndpointChange(settings.clients, trialServiceIndex(trial, settings.trials, settings.services), settings.endpointsPerService, sequence)
+            ? prepareEndpointChange(settings.clients, trialServiceIndex(trial, settings.trials, settings.services), settings.endpointsPerService, sequence, settings.mode)
             : kind === 'service'
-              ? prepareServiceAdd(settings.clients, settings.endpointsPerService, sequence)
-              : prepareServiceUpdate(settings.clients, updateServiceIndex(trial, settings.trials, settings.services, settings.endpointsPerService), settings.endpointsPerService);
+              ? prepareServiceAdd(settings.clients, settings.endpointsPerService, sequence, settings.mode)
+              : prepareServiceUpdate(settings.clients, updateServiceIndex(trial, settings.trials, settings.services, settings.endpointsPerService), settings.endpointsPerService, settings.mode);
         undo.push(change);
         const pollable = change.marker.chain;
         const poller =
-          settings.kernelPollMs > 0 && settings.backend === 'nft' && pollable !== undefined
-            ? pollChain(node.netns.name, pollable, settings.kernelPollMs)
+          settings.kernelPollMs > 0 && (settings.backend === 'nft' || settings.mode === 'nftables') && pollable !== undefined
+            ? pollChain(node.netns.name, pollable, settings.kernelPollMs, settings.mode === 'nftables' ? 'kube-proxy' : 'nat')
             : undefined;
         const writtenAt = await change.write();
         let applied: RestoreCall | undefined;

@@ -22,6 +22,8 @@ import {
   type ServiceInput,
 } from '../../test/harness/kube.js';
 import { servicePortChainNames, servicePortEndpointChainName } from '../../src/render/names.js';
+import { nftEndpointNames, nftServicePortNames } from '../../src/nftables/vocabulary.js';
+import type { ProxyMode } from './node-netns.js';
 
 export const NODE_NAME = 'bench-node';
 /** The pod network; endpoint IPs are drawn from it. */
@@ -222,7 +224,7 @@ export interface PreparedChange {
  * Replaces endpoint #1 of Service `index` with a fresh IP (`sequence` makes it unique), which
  * creates a new KUBE-SEP chain and rewrites the service's KUBE-SVC chain.
  */
-export function prepareEndpointChange(clients: Clients, index: number, endpointsPerService: number, sequence: number): PreparedChange {
+export function prepareEndpointChange(clients: Clients, index: number, endpointsPerService: number, sequence: number, mode: ProxyMode): PreparedChange {
   const service = benchService(index, endpointsPerService);
   const newIP = ipv4(CHANGED_BASE, 256 + sequence);
   const changed = service.endpoints.map((endpoint, position) => (position === 1 ? { ...endpoint, address: newIP } : endpoint));
@@ -232,10 +234,16 @@ export function prepareEndpointChange(clients: Clients, index: number, endpoints
   return {
     kind: 'endpoint',
     serviceIndex: index,
-    marker: {
-      chain: servicePortEndpointChainName(`${service.namespace}/${service.name}:${port.name}`, port.protocol, newIP, port.targetPort),
-      payloadText: `--to-destination ${newIP}:${port.targetPort}`,
-    },
+    marker:
+      mode === 'iptables'
+        ? {
+            chain: servicePortEndpointChainName(`${service.namespace}/${service.name}:${port.name}`, port.protocol, newIP, port.targetPort),
+            payloadText: `--to-destination ${newIP}:${port.targetPort}`,
+          }
+        : {
+            chain: nftEndpointNames(service.namespace, service.name, port.name, port.protocol, newIP, port.targetPort).chain,
+            payloadText: `dnat to ${newIP}:${port.targetPort}`,
+          },
     write: async () => {
       // Read first, so the timed part is the write alone.
       const slice = await clients.discovery.readNamespacedEndpointSlice({ namespace, name });
@@ -258,7 +266,7 @@ export function prepareEndpointChange(clients: Clients, index: number, endpoints
  * Adds one ClusterIP Service, timed from its write; then, as the EndpointSlice controller would a
  * few milliseconds later, its EndpointSlice. The change is programmed once both are.
  */
-export function prepareServiceAdd(clients: Clients, endpointsPerService: number, sequence: number): PreparedChange {
+export function prepareServiceAdd(clients: Clients, endpointsPerService: number, sequence: number, mode: ProxyMode): PreparedChange {
   const name = `added-${sequence}`;
   const namespace = 'bench-0';
   const port: BenchPort = { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' };
@@ -270,10 +278,10 @@ export function prepareServiceAdd(clients: Clients, endpointsPerService: number,
   return {
     kind: 'service',
     serviceIndex: undefined,
-    marker: {
-      chain: servicePortChainNames(`${namespace}/${name}:${port.name}`, port.protocol).cluster,
-      payloadText: `--to-destination ${firstIP}:${port.targetPort}`,
-    },
+    marker:
+      mode === 'iptables'
+        ? { chain: servicePortChainNames(`${namespace}/${name}:${port.name}`, port.protocol).cluster, payloadText: `--to-destination ${firstIP}:${port.targetPort}` }
+        : { chain: nftServicePortNames(namespace, name, port.name, port.protocol).cluster, payloadText: `dnat to ${firstIP}:${port.targetPort}` },
     write: async () => {
       const writtenAt = Date.now();
       await createService(clients.core, {
@@ -304,13 +312,14 @@ export function prepareServiceAdd(clients: Clients, endpointsPerService: number,
  * its KUBE-SVC and KUBE-SEP chains and creates none. Pick an index whose Service has no affinity
  * yet (updateServiceIndex).
  */
-export function prepareServiceUpdate(clients: Clients, index: number, endpointsPerService: number): PreparedChange {
+export function prepareServiceUpdate(clients: Clients, index: number, endpointsPerService: number, mode: ProxyMode): PreparedChange {
   const service = benchService(index, endpointsPerService);
   if (service.sessionAffinity) throw new Error(`Service ${index} already has session affinity`);
   const port = service.ports[0] as BenchPort;
   const first = service.endpoints[0];
   const address = typeof first?.address === 'string' ? first.address : '';
   const sep = servicePortEndpointChainName(`${service.namespace}/${service.name}:${port.name}`, port.protocol, address, port.targetPort);
+  const endpoint = nftEndpointNames(service.namespace, service.name, port.name, port.protocol, address, port.targetPort);
   const { namespace, name } = service;
   const setAffinity = async (affinity: 'ClientIP' | 'None'): Promise<number> => {
     // Read first, so the timed part is the write alone.
@@ -326,8 +335,11 @@ export function prepareServiceUpdate(clients: Clients, index: number, endpointsP
     serviceIndex: index,
     marker: {
       chain: undefined,
-      // The apiserver defaults the timeout to 10800 s; both proxies write this rule in KUBE-SVC-*.
-      payloadText: `-m recent --name ${sep} --rcheck --seconds 10800 --reap -j ${sep}`,
+      // The apiserver defaults the timeout to 10800 s; both proxies write this rule in KUBE-SVC-* (nftables: service-*).
+      payloadText:
+        mode === 'iptables'
+          ? `-m recent --name ${sep} --rcheck --seconds 10800 --reap -j ${sep}`
+          : `ip saddr @${endpoint.affinitySet} goto ${endpoint.chain}`,
     },
     write: () => setAffinity('ClientIP'),
     undo: async () => {
@@ -339,12 +351,17 @@ export function prepareServiceUpdate(clients: Clients, index: number, endpointsP
 /**
  * What proves a full sync landed: the KUBE-SERVICES jump to the last ClusterIP Service's chain. It
  * is written with the dispatch chains, which come last when a full sync is split into parts.
+ * nftables: that chain's element of the `service-ips` map (kube-proxy-ts writes the elements last).
  */
-export function fullSyncMarker(count: number, endpointsPerService: number): ChangeMarker {
+export function fullSyncMarker(count: number, endpointsPerService: number, mode: ProxyMode): ChangeMarker {
   let index = count - 1;
   while (index > 0 && benchService(index, endpointsPerService).type !== 'ClusterIP') index--;
   const service = benchService(index, endpointsPerService);
   const port = service.ports[0] as BenchPort;
+  if (mode === 'nftables') {
+    const chain = nftServicePortNames(service.namespace, service.name, port.name, port.protocol).cluster;
+    return { chain, payloadText: `: goto ${chain}` };
+  }
   const chain = servicePortChainNames(`${service.namespace}/${service.name}:${port.name}`, port.protocol).cluster;
   return { chain, payloadText: `-j ${chain}\n` };
 }

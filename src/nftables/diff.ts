@@ -112,7 +112,7 @@ export function planFullSync(desired: NftRuleset, observed: ObservedTable | unde
   const changes = elements.plan([], allElements);
   changes.commit();
   for (const container of desired.containers) tail.flushContainer(container);
-  tail.addElements(elements.elements());
+  tail.addElements(elements.elements(), containersByName(desired));
   const staleChains = [...(observed?.chains ?? [])].filter((name) => isServiceChainName(name) && !wanted.has(name)).sort();
   for (const name of staleChains) tail.flushChain(name);
   for (const name of [...(observed?.sets ?? [])].filter((set) => isAffinitySetName(set) && !wantedSets.has(set)).sort()) {
@@ -157,6 +157,9 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
   const staleChains: string[] = [];
   const deletedSets: NftContainer[] = [];
   const addedSets: NftContainer[] = [];
+  // Unchanged sets a rewritten chain names: re-declared (a no-op for the kernel) so nft knows them
+  // without filling its cache (transaction.ts).
+  const declaredSets: NftContainer[] = [];
   const removedElements: NftElement[] = [];
   const addedElements: NftElement[] = [];
   const visit = (before: NftServicePortPart | undefined, after: NftServicePortPart | undefined): void => {
@@ -173,16 +176,22 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
         if (next !== undefined) setRedefined = true;
       }
     }
+    const unchangedSets: NftContainer[] = [];
     for (const [name, set] of afterSets) {
       const previous = beforeSets.get(name);
       if (previous === undefined || !deepEqual(previous, set)) addedSets.push(set);
+      else unchangedSets.push(set);
     }
+    let chainWritten = false;
     for (const [name, chain] of afterChains) {
       const previous = beforeChains.get(name);
       if (previous === undefined) newChains.push(chain);
       // A redefined set is deleted and re-added: every chain of the part that names it is flushed first.
       else if (setRedefined || !deepEqual(previous.rules, chain.rules)) rewrittenChains.push(chain);
+      else continue;
+      chainWritten = true;
     }
+    if (chainWritten) declaredSets.push(...unchangedSets);
     for (const name of beforeChains.keys()) if (!afterChains.has(name)) staleChains.push(name);
     sameElementsAside(before?.elements ?? [], after?.elements ?? [], removedElements, addedElements);
   };
@@ -195,10 +204,10 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
   for (const chain of rewrittenChains) writer.flushChain(chain.name);
   for (const name of staleChains) writer.flushChain(name);
   for (const set of deletedSets) writer.deleteContainer(set);
-  for (const set of addedSets) writer.addContainer(set);
-  for (const chain of [...newChains, ...rewrittenChains]) writer.addRules(chain);
+  for (const set of [...addedSets, ...declaredSets]) writer.addContainer(set);
+  for (const chain of [...newChains, ...rewrittenChains]) writer.addRulesBlock(chain);
   writer.deleteElements(changes.deletes);
-  writer.addElements(changes.adds);
+  writer.addElements(changes.adds, containersByName(desired));
 
   const written = [...newChains, ...rewrittenChains].map((chain) => chain.name);
   return {
@@ -226,7 +235,11 @@ function writePart(writer: NftWriter, part: NftServicePortPart): void {
   for (const set of part.sets) writer.addContainer(set);
   for (const chain of part.chains) writer.addChain(chain);
   for (const chain of part.chains) writer.flushChain(chain.name);
-  for (const chain of part.chains) writer.addRules(chain);
+  for (const chain of part.chains) writer.addRulesBlock(chain);
+}
+
+function containersByName(ruleset: NftRuleset): Map<string, NftContainer> {
+  return new Map(ruleset.containers.map((container) => [container.name, container]));
 }
 
 /** Elements in `before` but not `after` go to `removed`, the reverse to `added` (same content = same element). */

@@ -1,8 +1,12 @@
 // The nftables backend behind the agent's Proxier seam. One sync: snapshot the model, render the
 // nft ruleset, plan (full: chunked transactions; partial: one transaction of what changed, from
 // what we applied, never from a listing), apply, then clean stale UDP flows (shared with the
-// iptables mode). Stale service chains are flushed at once and deleted by a sync at least a
-// second later, as upstream (a kernel before 6.2 notices late that a map no longer points at them).
+// iptables mode). Stale service chains are flushed at once and deleted later, after a sync's own
+// transaction: each chain at least a second after it went stale, as upstream (a kernel before 6.2
+// notices late that a map no longer points at them), and all together once the oldest has waited
+// ten times as long as the last deletion took — nft 1.0.6 dumps every chain of the family before
+// any `delete chain` (4.4 s at 10k Services, docs/nftables.md), so at scale deletions are batched
+// (at most ~10% of the time) rather than paid by each change; on a small table it stays ~1 s.
 // Periodic syncs check every rule of the table against what was applied (drift-check.ts, read
 // outside the syncs) and rewrite a chain someone else changed in the next sync's transaction.
 
@@ -39,8 +43,10 @@ export interface NftablesProxierOptions {
   readonly fullSyncPeriodMs: number;
   /** Service chains per transaction of a full sync. */
   readonly chainsPerTransaction: number;
-  /** How long a flushed stale chain waits before it is deleted. */
+  /** How long a flushed stale chain waits at least before it is deleted (default 1 s). */
   readonly staleChainDelayMs?: number;
+  /** Stale chains are deleted together once the oldest has waited this long (default: 10x the last deletion's duration). */
+  readonly staleChainBatchMs?: number;
   readonly now?: () => number;
   readonly monotonic?: () => number;
 }
@@ -54,6 +60,8 @@ export interface NftablesBackendOptions {
 }
 
 export const DEFAULT_CHAINS_PER_TRANSACTION = 2000;
+/** The default batch wait is this many times the last stale-chain deletion's duration. */
+export const STALE_CHAIN_BATCH_FACTOR = 10;
 
 export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory<NftablesSyncReport> {
   return ({ family, store, settings, conntrackCleanup }) =>
@@ -80,6 +88,8 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
   private elements = new ElementIndex();
   /** Flushed service chains and when they went stale. */
   private readonly staleChains = new Map<string, number>();
+  /** How long the last stale-chain deletion took (ms, by `now`). */
+  private lastStaleDeletionMs = 0;
   private forceFull: FullSyncReason | undefined = 'first';
   private baseChainsRecreated = false;
   private lastFullSyncAt = Number.NEGATIVE_INFINITY;
@@ -144,8 +154,6 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     const ruleset = renderNftRuleset(snapshot.state, context, this.cache);
     const diffStart = this.monotonic();
     if (this.applied !== undefined && this.forceFull === undefined && !staticPartEqual(this.applied, ruleset)) this.requestFull('context-changed');
-    // A stale chain that cannot be deleted yet is not worth a failed sync: a full one lists and flushes it again.
-    if (this.applied !== undefined && this.forceFull === undefined && !(await this.deleteStaleChains(ruleset))) this.requestFull('after-failure');
     const fullReason = this.applied === undefined ? (this.forceFull ?? 'after-failure') : this.forceFull;
     const kind: 'full' | 'partial' = fullReason !== undefined ? 'full' : 'partial';
 
@@ -202,6 +210,11 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     this.applied = ruleset;
     this.appliedState = snapshot.state;
     this.forceFull = undefined;
+
+    // After this sync's own transaction, so the change it carries is not held up by nft's cache fill.
+    // A stale chain that cannot be deleted yet is not worth a failed sync: a full one lists and flushes it again.
+    if (!(await this.deleteStaleChains(ruleset))) this.requestFull('after-failure');
+    // The drift read begins once this sync has written everything it will (a later write discards it).
     if (reason === 'periodic' && kind === 'partial') {
       const deferred = this.drift.start(ruleset, this.generation);
       drift ??= deferred;
@@ -221,15 +234,24 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     };
   }
 
-  /** Deletes the chains that went stale at least a second ago, in a transaction of their own (upstream). */
+  /**
+   * Once the oldest stale chain has waited the batch time, deletes every chain that went stale at
+   * least `staleChainDelayMs` ago, in a transaction of their own (upstream).
+   */
   private async deleteStaleChains(desired: NftRuleset): Promise<boolean> {
-    const cutoff = this.now() - (this.options.staleChainDelayMs ?? 1000);
+    const now = this.now();
+    const delay = this.options.staleChainDelayMs ?? 1000;
+    const batch = this.options.staleChainBatchMs ?? Math.max(delay, STALE_CHAIN_BATCH_FACTOR * this.lastStaleDeletionMs);
+    const oldest = Math.min(...this.staleChains.values());
+    if (!(oldest <= now - batch)) return true;
+    const cutoff = now - delay;
     const due = [...this.staleChains].filter(([, since]) => since <= cutoff).map(([name]) => name);
     if (due.length === 0) return true;
     const writer = new NftWriter(desired.family);
     for (const name of due) writer.deleteChain(name);
     this.generation++;
     const result = await this.options.nft.apply(writer.lines);
+    this.lastStaleDeletionMs = Math.max(0, this.now() - now);
     if (!result.ok) {
       this.staleChains.clear();
       return false;

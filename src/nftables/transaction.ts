@@ -1,5 +1,13 @@
 // nft command lines for `nft -f`, written from the rule set's values: one function per kind of
 // command, so the full and the partial plan spell every object the same way. Pure.
+//
+// Cache-light forms (nft 1.0.6, measured in docs/nftables.md): before `add rule` or `add element`
+// nft dumps every chain, set, flowtable and object of the family into its cache, a cost that grows
+// with the table (110k chains at 10k Services) however small the transaction. `add chain X { rules }`
+// and `add set|map X { decl ; elements = { ... } }` need only the table cache, so service chains
+// and elements are written that way; a set a rule names must then be declared in the same
+// transaction (nft looks it up in its cache). Deletes (`delete element`, `delete chain`) still fill
+// the whole cache: they stay off the common paths (stale chains are flushed, deleted later).
 
 import type { NftChain, NftContainer, NftElement } from './types.js';
 import { KUBE_PROXY_TABLE, TABLE_COMMENT, quoteComment, type NftFamily } from './vocabulary.js';
@@ -47,12 +55,19 @@ export class NftWriter {
     this.rules += chain.rules.length;
   }
 
+  /**
+   * The chain's rules appended in the cache-light block form (`add chain T X { r1 ; r2 ; }`); the
+   * chain must exist and be empty (declared and flushed earlier in the transaction). Not for base
+   * chains: the block carries no hook.
+   */
+  addRulesBlock(chain: NftChain): void {
+    if (chain.rules.length === 0) return;
+    this.push(`add chain ${this.prefix} ${chain.name} { ${chain.rules.map((rule) => `${rule} ;`).join(' ')} }`);
+    this.rules += chain.rules.length;
+  }
+
   addContainer(container: NftContainer): void {
-    const parts = [`type ${container.type} ;`];
-    if (container.flags !== undefined && container.flags.length > 0) parts.push(`flags ${container.flags.join(',')} ;`);
-    if (container.timeoutSeconds !== undefined) parts.push(`timeout ${container.timeoutSeconds}s ;`);
-    if (container.comment !== undefined) parts.push(`comment ${quoteComment(container.comment)} ;`);
-    this.push(`add ${container.kind} ${this.prefix} ${container.name} { ${parts.join(' ')} }`);
+    this.push(`add ${container.kind} ${this.prefix} ${container.name} { ${declaration(container).join(' ')} }`);
   }
 
   flushContainer(container: Pick<NftContainer, 'kind' | 'name'>): void {
@@ -63,12 +78,18 @@ export class NftWriter {
     this.push(`delete ${container.kind} ${this.prefix} ${container.name}`);
   }
 
-  /** Elements of one container per line, at most `perLine` of them (nft parses a long list faster than many lines). */
-  addElements(elements: readonly NftElement[], perLine = ELEMENTS_PER_LINE): void {
-    for (const [container, group] of byContainer(elements)) {
+  /**
+   * Elements of one container per line, at most `perLine` of them (nft parses a long list faster
+   * than many lines), each line the container's declaration with `elements = { ... }` (cache-light,
+   * see above). `containers` holds the declaration of every container an element names.
+   */
+  addElements(elements: readonly NftElement[], containers: ReadonlyMap<string, NftContainer>, perLine = ELEMENTS_PER_LINE): void {
+    for (const [name, group] of byContainer(elements)) {
+      const container = containers.get(name);
+      if (container === undefined) throw new Error(`nft writer: element of undeclared ${name}`);
+      const head = `add ${container.kind} ${this.prefix} ${name} { ${declaration(container).join(' ')} elements = {`;
       for (let start = 0; start < group.length; start += perLine) {
-        const text = group.slice(start, start + perLine).map(elementText).join(', ');
-        this.push(`add element ${this.prefix} ${container} { ${text} }`);
+        this.push(`${head} ${group.slice(start, start + perLine).map(elementText).join(', ')} } ; }`);
       }
     }
   }
@@ -83,6 +104,14 @@ export class NftWriter {
 }
 
 export const ELEMENTS_PER_LINE = 256;
+
+function declaration(container: NftContainer): string[] {
+  const parts = [`type ${container.type} ;`];
+  if (container.flags !== undefined && container.flags.length > 0) parts.push(`flags ${container.flags.join(',')} ;`);
+  if (container.timeoutSeconds !== undefined) parts.push(`timeout ${container.timeoutSeconds}s ;`);
+  if (container.comment !== undefined) parts.push(`comment ${quoteComment(container.comment)} ;`);
+  return parts;
+}
 
 function elementText(element: NftElement): string {
   const comment = element.comment !== undefined ? ` comment ${quoteComment(element.comment)}` : '';

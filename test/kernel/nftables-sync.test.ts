@@ -43,10 +43,9 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     for (const netns of others) await netns.delete();
   });
 
-  const proxierFor = (store: ModelStore, netns: Netns): NftablesProxier =>
+  const proxierFor = (store: ModelStore, netns: Netns, nft = new Nft({ prefix: netns.prefix })): NftablesProxier =>
     new NftablesProxier({
-      family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrackCleanup: undefined, context: () => context,
-      fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 3, now: () => now,
+      family: 'IPv4', store, nft, conntrackCleanup: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 3, now: () => now,
     });
 
   /** The table a fresh node gets from one full sync of the store's current state. */
@@ -132,6 +131,44 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     expect(listed).toMatch(/chain nat-prerouting \{\n\s+type nat hook prerouting priority dstnat; policy accept;/);
     now += 1_000;
     await proxier.sync('periodic');
+    expect(await tableOf(netns)).toEqual(await freshTable(store));
+  });
+
+  it('stale chains wait ten times as long as the last deletion took, then go together, after the sync that carries a change', async () => {
+    const netns = await createNetns('nft-stale');
+    others.push(netns);
+    // The real nft, on a clock where deleting chains takes 3 s (as nft's cache fill does at 10k Services).
+    const nft = new (class extends Nft {
+      override async apply(lines: readonly string[]): ReturnType<Nft['apply']> {
+        if (lines[0]?.startsWith('delete chain')) now += 3_000;
+        return super.apply(lines);
+      }
+    })({ prefix: netns.prefix });
+    const store = new ModelStore(node);
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
+    const proxier = proxierFor(store, netns, nft);
+    expect((await proxier.sync('initial')).result).toBe('applied');
+    const replace = async (ip: string): Promise<void> => {
+      store.upsertEndpointSlice(slice('a', ['10.244.1.1', ip]));
+      const report = await proxier.sync('change');
+      expect({ result: report.result, transactions: report.plan?.transactions.length }).toEqual({ result: 'applied', transactions: 1 });
+    };
+    // Nothing deleted yet: the first stale chain goes a second later.
+    await replace('10.244.1.3');
+    now += 1_000;
+    await replace('10.244.1.4');
+    expect(proxier.pendingStaleChains).toHaveLength(1);
+    // That deletion took 3 s: the next waits 30 s, while changes keep landing alone.
+    now += 2_000;
+    await replace('10.244.1.5');
+    expect(proxier.pendingStaleChains).toHaveLength(2);
+    now += 20_000; // the oldest has waited 25 s
+    expect((await proxier.sync('periodic')).result).toBe('unchanged');
+    expect(proxier.pendingStaleChains).toHaveLength(2);
+    now += 6_000;
+    expect((await proxier.sync('periodic')).result).toBe('unchanged');
+    expect(proxier.pendingStaleChains).toEqual([]);
     expect(await tableOf(netns)).toEqual(await freshTable(store));
   });
 

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 
-import { evaluateTargets, latencyTargets, scaleTable, summarizeRun, type ScaleResult } from '../../../bench/compare/report.js';
+import { evaluateTargets, latencyTargets, nftablesTargets, scaleTable, summarizeRun, type ScaleResult } from '../../../bench/compare/report.js';
 import type { ProxyRunResult, TrialResult } from '../../../bench/compare/run-proxy.js';
 
 function trial(kind: TrialResult['kind'], latencyMs: number, payloadBytes: number): TrialResult {
@@ -96,5 +96,20 @@ describe('bench report', () => {
     expect(table).toMatch(/^first full sync \(s, median of starts\)\s+12\.00\s+15\.00\s+0\.80x$/m);
     expect(table).toMatch(/^peak RSS \(MB\)\s+300\s+600\s+0\.50x$/m);
     expect(table).toMatch(/^service update p50 \(ms\)\s+250\s+750\s+0\.33x$/m);
+  });
+
+  it('nftables mode: 0.2x of kube-proxy at the largest scale, and the per-change slope from the smallest scale', () => {
+    const theirs = run('kube-proxy', { first: 100, extra: [], latency: 1000, bytes: 50_000, rssMB: 600 });
+    const small = run('kube-proxy-ts', { first: 10, extra: [], latency: 100, bytes: 2000, rssMB: 200 });
+    // At 10k: first sync 0.15x, p99 0.3x, bytes flat (1.05x), nft time ~3x the small scale's.
+    const large = run('kube-proxy-ts', { first: 15, extra: [], latency: 300, bytes: 2100, rssMB: 390 });
+    const targets = nftablesTargets([scale(small, theirs, 1000), scale(large, theirs, 10_000)]);
+    expect(targets.map((target) => [target.name.replace(/ (\(|<=|flat).*$/, ''), target.ours, target.theirs, target.met])).toEqual([
+      ['first full sync', 15, 100, true],
+      ['network programming latency p99', 2358, 7860, false],
+      ['per-change transaction p50 bytes', 2100, 2000, true],
+      ['per-change nft time p50', 890, 290, false],
+      ['agent peak RSS', 390, 600, true],
+    ]);
   });
 });

@@ -42,8 +42,11 @@ describe('planPartialSync', () => {
     const plan = planPartialSync(applied, next, elements);
     expect(plan.transactions).toHaveLength(1);
     const lines = plan.transactions[0] ?? [];
-    expect(lines.filter((line) => line.startsWith('add chain'))).toEqual([expect.stringMatching(/^add chain ip kube-proxy endpoint-[A-Z2-7]{8}-ns\/svc7\/tcp\/p80__10\.180\.9\.9\/80$/)]);
+    expect(lines.filter((line) => /^add chain \S+ \S+ \S+$/.test(line))).toEqual([expect.stringMatching(/^add chain ip kube-proxy endpoint-[A-Z2-7]{8}-ns\/svc7\/tcp\/p80__10\.180\.9\.9\/80$/)]);
     expect(lines.filter((line) => line.startsWith('flush chain'))).toEqual([expect.stringMatching(/^flush chain ip kube-proxy service-[A-Z2-7]{8}-ns\/svc7\/tcp\/p80$/)]);
+    // Both chains' rules in the block form nft applies without dumping the table into its cache.
+    expect(lines.filter((line) => / \{ .* ; \}$/.test(line)).map((line) => line.split(' ')[4]?.split('-')[0])).toEqual(['endpoint', 'service']);
+    expect(lines.filter((line) => line.startsWith('add rule'))).toEqual([]);
     expect(lines.some((line) => line.includes('element'))).toBe(false);
     expect(lines.every((line) => !/svc(?!7\/)\d/.test(line))).toBe(true);
     expect(plan.stats).toMatchObject({ chainsWritten: 2, chainsFlushed: 0, elementsAdded: 0, elementsDeleted: 0 });
@@ -76,7 +79,7 @@ describe('planPartialSync', () => {
     const plan = planPartialSync(applied, render([servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2', endpoints: [endpoint('10.180.9.2')] })]), elements);
     const lines = plan.transactions.flat();
     const deleteAt = lines.indexOf('delete element ip kube-proxy no-endpoint-services { 172.30.9.2 . tcp . 80 }');
-    const addAt = lines.findIndex((line) => line.startsWith('add element ip kube-proxy service-ips { 172.30.9.2 . tcp . 80 : goto service-'));
+    const addAt = lines.findIndex((line) => /^add map ip kube-proxy service-ips \{ type .* elements = \{ 172\.30\.9\.2 \. tcp \. 80 : goto service-/.test(line));
     const chainAt = lines.findIndex((line) => line.startsWith('add chain ip kube-proxy service-'));
     expect(deleteAt).toBeGreaterThanOrEqual(0);
     // The chain exists before the map points at it.
@@ -96,6 +99,22 @@ describe('planPartialSync', () => {
     expect(flushes).toHaveLength(2);
     expect(deleteSet).toBeGreaterThan(Math.max(...flushes));
     expect(addSet).toBeGreaterThan(deleteSet);
+  });
+
+  it('cache-light: rules go in chain blocks, elements in map blocks, and an unchanged affinity set a rewritten chain names is declared first', () => {
+    const sticky = (endpoints: readonly string[]): ServicePort =>
+      servicePort({ namespace: 'ns', name: 'sticky', clusterIP: '172.30.9.4', sessionAffinity: { kind: 'ClientIP', timeoutSeconds: 10800 }, endpoints: endpoints.map((ip) => endpoint(ip)) });
+    const plain = servicePort({ namespace: 'ns', name: 'new', clusterIP: '172.30.9.5', endpoints: [endpoint('10.180.9.5')] });
+    const applied = render([sticky(['10.180.9.4'])]);
+    const elements = applyFull(applied);
+    const lines = planPartialSync(applied, render([sticky(['10.180.9.4', '10.180.9.6']), plain]), elements).transactions.flat();
+    // nft 1.0.6 dumps every chain and set of the family before `add rule` / `add element`.
+    expect(lines.filter((line) => line.startsWith('add rule') || line.startsWith('add element'))).toEqual([]);
+    const keptSet = lines.findIndex((line) => /^add set ip kube-proxy affinity-\S+__10\.180\.9\.4\/80 \{ type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; \}$/.test(line));
+    const serviceBlock = lines.findIndex((line) => /^add chain ip kube-proxy service-\S+-ns\/sticky\/tcp\/p80 \{ .*@affinity-.*__10\.180\.9\.4\/80 goto /.test(line));
+    expect(keptSet).toBeGreaterThanOrEqual(0);
+    expect(serviceBlock).toBeGreaterThan(keptSet);
+    expect(lines.filter((line) => line.startsWith('add map ip kube-proxy service-ips')).join('\n')).toMatch(/elements = \{ 172\.30\.9\.5 \. tcp \. 80 : goto service-\S+-ns\/new\/tcp\/p80 \} ; \}$/);
   });
 });
 
