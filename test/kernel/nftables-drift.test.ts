@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelStore } from '../../src/model/store.js';
 import { Nft } from '../../src/nftables/nft.js';
 import { NftablesProxier, type NftablesSyncReport } from '../../src/nftables/nftables-proxier.js';
-import type { NftContext } from '../../src/nftables/types.js';
+import { nftContextFor, type NftSettings } from '../../src/nftables/context.js';
 import { nftEndpointNames } from '../../src/nftables/vocabulary.js';
 import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
 import { normalisedNftTable } from '../harness/nft-table.js';
@@ -16,23 +16,13 @@ import { service, slice } from '../unit/agent/fixtures.js';
 
 const skipReason = kernelSkipReason();
 const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
-const context: NftContext = {
-  masqueradeMark: '0x00004000',
-  masqueradeAll: false,
-  localTraffic: { ifLocal: 'ip saddr 10.244.0.0/16', ifNotLocal: 'ip saddr != 10.244.0.0/16' },
-  nodePortIPs: ['172.30.0.10'],
-  primaryNodeIP: '172.30.0.10',
-  serviceCIDRs: ['10.96.0.0/16'],
+/** From the settings, as the agent builds it: detectLocal ClusterCIDR, NodePorts on the node IP, a ServiceCIDR per family. */
+const settings: NftSettings = {
+  nodeIPs: [], masqueradeBit: 14, masqueradeAll: false, detectLocal: { mode: 'ClusterCIDR' }, clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'], nodePortAddresses: { kind: 'all' },
 };
+const serviceCIDRs = ['10.96.0.0/16', 'fd00:10:96::/112'];
 
 const node6 = { ...node, ips: ['fd00:30::10'] };
-const context6: NftContext = {
-  ...context,
-  localTraffic: { ifLocal: 'ip6 saddr fd00:10:244::/56', ifNotLocal: 'ip6 saddr != fd00:10:244::/56' },
-  nodePortIPs: ['fd00:30::10'],
-  primaryNodeIP: 'fd00:30::10',
-  serviceCIDRs: ['fd00:10:96::/112'],
-};
 
 /** IPv6 Services with the same constructs (nft spells IPv6 addresses, sets and dnat targets its own way too). */
 function fill6(store: ModelStore): void {
@@ -85,7 +75,7 @@ describe.skipIf(skipReason !== undefined)('nftables drift check on a real kernel
 
   const proxierFor = (store: ModelStore, target: Netns, family: 'IPv4' | 'IPv6' = 'IPv4'): NftablesProxier =>
     new NftablesProxier({
-      family, store, nft: new Nft({ prefix: target.prefix }), conntrackCleanup: undefined, context: () => (family === 'IPv4' ? context : context6),
+      family, store, nft: new Nft({ prefix: target.prefix }), conntrackCleanup: undefined, context: () => nftContextFor(settings, family === 'IPv4' ? node : node6, family, { serviceCIDRs }),
       fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 2000, monotonic: () => clock,
     });
 
