@@ -30,9 +30,10 @@ export class DriftReads<Applied, Picture> {
   /** The last finished read was older than an apply and thrown away: nothing was compared. */
   lastReadDiscarded = false;
 
-  /** `readPicture` never rejects: a failed read is a picture that says so. */
+  /** `readPicture` never rejects: a failed read is a picture that says so. It may compare with
+   * `applied` itself, off the sync path. */
   constructor(
-    private readonly readPicture: () => Promise<Picture>,
+    private readonly readPicture: (applied: Applied) => Promise<Picture>,
     private readonly monotonic: () => number,
   ) {}
 
@@ -42,7 +43,7 @@ export class DriftReads<Applied, Picture> {
     const started = this.monotonic();
     if (started < this.notBefore) return { kind: 'deferred', dueInMs: Math.ceil(this.notBefore - started), seconds: 0 };
     const read: Read<Applied, Picture> = { applied, generation, started, done: undefined, settled: Promise.resolve() };
-    read.settled = this.readPicture().then((picture) => {
+    read.settled = this.readPicture(applied).then((picture) => {
       read.done = { picture, ended: this.monotonic() };
     });
     this.read = read;
