@@ -3,22 +3,23 @@
 // as partial syncs; and what one more Service costs nft once N exist, with upstream's anonymous
 // numgen vmaps vs named maps (the cost behind kubernetes PR #140723). Prints figures only.
 //
-//   npx tsx bench/nftables-bench.ts [--services 1000,5000] [--endpoints 10] [--changes 20]
+//   npx tsx bench/nftables-bench.ts [--services 1000,5000] [--endpoints 10] [--changes 20] [--chains-per-transaction N]
 
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { ModelStore } from '../src/model/store.js';
 import { Nft } from '../src/nftables/nft.js';
-import { NftablesProxier } from '../src/nftables/nftables-proxier.js';
+import { DEFAULT_CHAINS_PER_TRANSACTION, NftablesProxier } from '../src/nftables/nftables-proxier.js';
 import type { NftContext } from '../src/nftables/types.js';
 import { createNetns, type Netns } from '../test/harness/netns.js';
 import { applyChange, type MutationKind } from '../test/support/generate.js';
 import { benchGenerator, benchNode } from './generated-cluster.js';
 
-const { values } = parseArgs({ options: { services: { type: 'string', default: '1000,5000' }, endpoints: { type: 'string', default: '10' }, changes: { type: 'string', default: '20' } } });
+const { values } = parseArgs({ options: { services: { type: 'string', default: '1000,5000' }, endpoints: { type: 'string', default: '10' }, changes: { type: 'string', default: '20' }, 'chains-per-transaction': { type: 'string' } } });
 const scales = values.services.split(',').map(Number);
 const endpoints = Number(values.endpoints);
 const changes = Number(values.changes);
+const chainsPerTransaction = Number(values['chains-per-transaction'] ?? DEFAULT_CHAINS_PER_TRANSACTION);
 const context: NftContext = {
   masqueradeMark: '0x00004000', masqueradeAll: false,
   localTraffic: { ifLocal: 'ip saddr 10.244.0.0/16', ifNotLocal: 'ip saddr != 10.244.0.0/16' },
@@ -57,7 +58,7 @@ for (const scale of scales) {
   for (const change of generator.populate(scale)) applyChange(store, change);
   const netns = await createNetns('nft-bench');
   try {
-    const proxier = new NftablesProxier({ family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrackCleanup: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 2000 });
+    const proxier = new NftablesProxier({ family: 'IPv4', store, nft: new Nft({ prefix: netns.prefix }), conntrackCleanup: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction });
     const full = await proxier.sync('initial');
     if (full.result !== 'applied') throw new Error(JSON.stringify(full));
     const endpointCount = [...full.state.servicePorts.values()].reduce((sum, port) => sum + port.allEndpoints.length, 0);
@@ -81,9 +82,35 @@ for (const scale of scales) {
     }
     console.log(`one endpoint change (${totals.length} syncs): total median ${ms(quantile(totals, 0.5))}, p90 ${ms(quantile(totals, 0.9))}, max ${ms(Math.max(...totals))}; ` +
       `nft median ${ms(quantile(nftTimes, 0.5))}; transaction median ${quantile(bytes, 0.5)} B, max ${Math.max(...bytes)} B`);
-    const listStart = performance.now();
-    await netns.exec('nft', ['list', 'table', 'ip', 'kube-proxy']);
-    console.log(`for reference, listing the whole table (what a per-sync listing would cost): ${ms((performance.now() - listStart) / 1000)}`);
+    // Where a small transaction's time goes (nft 1.0.6, strace): before `add rule`, `add element`,
+    // `delete element` or `delete chain` nft dumps every chain, set, flowtable and object of the
+    // family into its cache; `add chain` (also with a block of rules), `flush chain` and
+    // `add set|map` (also with `elements = { }`) need only the table. The writer uses the latter.
+    const probe = async (label: string, lines: string[]): Promise<string> => {
+      const samples: number[] = [];
+      for (let index = 0; index < 3; index++) samples.push(await timedNft(netns, lines));
+      return `${label} ${ms(quantile(samples, 0.5))}`;
+    };
+    const t = 'ip kube-proxy';
+    const map = 'add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ;';
+    const floor = [
+      await probe('add chain', [`add chain ${t} bench-probe`]),
+      await probe('flush chain', [`flush chain ${t} bench-probe`]),
+      await probe('add rule', [`add rule ${t} bench-probe meta l4proto tcp dnat to 10.99.0.1:80`]),
+      await probe('add chain { rule }', [`flush chain ${t} bench-probe`, `add chain ${t} bench-probe { meta l4proto tcp dnat to 10.99.0.1:80 ; }`]),
+      await probe('add element', [`add element ${t} service-ips { 10.99.0.1 . tcp . 80 : goto bench-probe }`]),
+      await probe('add map { elements }', [`${map} elements = { 10.99.0.2 . tcp . 80 : goto bench-probe } ; }`]),
+      await probe('delete element', [`${map} elements = { 10.99.0.3 . tcp . 80 : goto bench-probe } ; }`, `delete element ${t} service-ips { 10.99.0.3 . tcp . 80 }`]),
+      await probe('delete chain', [`add chain ${t} bench-probe-2`, `delete chain ${t} bench-probe-2`]),
+    ];
+    const dumpStart = performance.now();
+    await netns.exec('nft', ['-t', 'list', 'chains', 'ip']);
+    console.log(`one-line transactions (median of 3): ${floor.join(', ')}; nft's chain dump alone (nft -t list chains): ${ms((performance.now() - dumpStart) / 1000)}`);
+    if (scale <= 1000) {
+      const listStart = performance.now();
+      await netns.exec('nft', ['list', 'table', 'ip', 'kube-proxy']);
+      console.log(`for reference, listing the whole table (what a per-sync listing would cost): ${ms((performance.now() - listStart) / 1000)}`);
+    }
 
     // One more Service with an anonymous map vs a named map, on top of this table (upstream's shape: anonymous).
     const anonymous: number[] = [];
