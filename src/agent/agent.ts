@@ -2,7 +2,7 @@
 // Proxier, lane.ts) -> kernel, with metrics, health and healthCheckNodePort servers reading the
 // outcome of every family. IO lives in the parts it wires.
 
-import type { V1Node } from '@kubernetes/client-node';
+import type { V1Node, V1ServiceCIDR } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { CONFIGZ_GROUP, kubeProxyConfiguration, type AgentConfig } from '../config/index.js';
@@ -10,6 +10,7 @@ import type { ApiConnection } from '../k8s/connection.js';
 import { startSources, type Sources } from '../k8s/sources.js';
 import type { WatchEvent } from '../k8s/watcher.js';
 import { deepEqual } from '../model/equal.js';
+import { ServiceCIDRIndex } from '../model/service-cidrs.js';
 import type { DesiredState, NodeInfo, Skipped } from '../model/types.js';
 import { CT_STATE_INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_ACCEPTED_COUNTER, type NfAcct } from '../netfilter/nfacct.js';
 import type { SysctlAccess } from '../netfilter/sysctl.js';
@@ -86,6 +87,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
   private syncCount = 0;
   private firstSyncApplied = false;
   private capabilities: NodeCapabilities = {};
+  private readonly serviceCIDRs = new ServiceCIDRIndex();
   private lastSkipped: readonly Skipped[] = [];
   private lanesSkipped: readonly (readonly Skipped[])[] = [];
   private readonly loggedSkips = new Set<string>();
@@ -108,6 +110,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       minSyncPeriodMs: config.minSyncPeriodMs,
       syncPeriodMs: config.syncPeriodMs,
       livezSyncFailureTimeoutMs: config.livezSyncFailureTimeoutMs,
+      families,
     });
     this.conntrackCleaner = options.conntrack === undefined ? undefined : new ConntrackCleaner({
       deleter: options.conntrack,
@@ -123,7 +126,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
           node: nodeInfoFor(config, undefined, family),
           backend: options.backend,
           conntrackCleanup,
-          settings: () => ({ config, capabilities: this.capabilities }),
+          settings: () => ({ config, capabilities: this.capabilities, serviceCIDRs: this.serviceCIDRs.all() }),
           minSyncPeriodMs: config.minSyncPeriodMs,
           syncPeriodMs: config.syncPeriodMs,
           logger: this.logger,
@@ -169,7 +172,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       const server = await startHealthServer(config.healthzBindAddress, this.health, {
         onProbe: (probe, statusCode) => this.metrics.healthProbe(probe, statusCode),
         ready: () => this.firstSyncApplied,
-        live: () => this.reliability.live(),
+        liveness: () => this.reliability.liveness(),
       });
       this.healthPort = server.port;
       this.servers.push(server);
@@ -193,6 +196,8 @@ export class Agent<Report extends SyncReport = SyncReport> {
             (lane, namespace, name) => lane.store.deleteEndpointSlice(namespace, name),
           ),
         node: (event) => this.onNodeEvent(event),
+        // Only the nftables mode's rules use them (as upstream's, whose iptables proxier ignores them).
+        ...(config.mode === 'nftables' ? { serviceCIDR: (event: WatchEvent<V1ServiceCIDR>) => this.onServiceCIDREvent(event) } : {}),
       },
     });
     this.logger.info({ nodeName: config.nodeName }, 'waiting for the initial list of Services, EndpointSlices and the Node');
@@ -235,6 +240,13 @@ export class Agent<Report extends SyncReport = SyncReport> {
       const changed = event.type === 'delete' ? remove(lane, namespace, name) : upsert(lane, event.object);
       if (changed) this.changed(lane, { kind, event: event.type, key: `${namespace}/${name}` });
     }
+  }
+
+  private onServiceCIDREvent(event: WatchEvent<V1ServiceCIDR>): void {
+    if (event.type === 'synced') return;
+    const changed = event.type === 'delete' ? this.serviceCIDRs.delete(event.object.metadata?.name ?? '') : this.serviceCIDRs.upsert(event.object);
+    if (!changed) return;
+    for (const lane of this.lanes) this.changed(lane, { kind: 'ServiceCIDR', event: event.type, key: event.object.metadata?.name ?? '' });
   }
 
   private onNodeEvent(event: WatchEvent<V1Node>): void {

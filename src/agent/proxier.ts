@@ -27,6 +27,9 @@ export interface NodeSettings {
   readonly config: AgentConfig;
   readonly node: NodeInfo;
   readonly capabilities: NodeCapabilities;
+  /** The cluster's ServiceCIDRs, both families, sorted (watched in nftables mode only; upstream's
+   * iptables mode does not use them). */
+  readonly serviceCIDRs?: readonly string[];
 }
 
 /** What the agent hands a backend when it creates one. */

@@ -3,11 +3,9 @@
 
 import { commandUsage, COMMANDS, DEFAULTS, readCommandLine } from '../config/index.js';
 import { ExecNetfilter, ipv6Binaries } from '../netfilter/exec.js';
-import type { Netfilter } from '../netfilter/netfilter.js';
-import type { IPFamily } from '../ip.js';
 import { Nft } from '../nftables/nft.js';
 import { nftFamily } from '../nftables/vocabulary.js';
-import { removeIptablesRules, removeNftablesTables } from './mode-cleanup.js';
+import { removeIptablesRulesOfFamilies, removeNftablesTables } from './mode-cleanup.js';
 import { resolveIptablesVariant } from './iptables-variant-setup.js';
 
 const usage = commandUsage(COMMANDS.cleanup, [
@@ -31,14 +29,23 @@ export async function cleanupCommand(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const backend = await resolveIptablesVariant(line.values.iptablesBackend ?? DEFAULTS.iptablesBackend);
-  const ipv4 = await cleanupFamily(new ExecNetfilter({ binaries: backend.binaries }), 'IPv4', backend.backend, true);
-  // IPv6 rules (a dual-stack node's); a host where ip6tables does not work has none to remove.
-  const ipv6 = await cleanupFamily(new ExecNetfilter({ binaries: ipv6Binaries(backend.binaries) }), 'IPv6', backend.backend, false);
+  let code = 0;
+  const netfilters = { IPv4: new ExecNetfilter({ binaries: backend.binaries }), IPv6: new ExecNetfilter({ binaries: ipv6Binaries(backend.binaries) }) };
+  for (const { family, outcome } of await removeIptablesRulesOfFamilies(netfilters)) {
+    if (!outcome.ok) {
+      process.stderr.write(`cleanup: ${family}: ${outcome.message} (${backend.backend} backend)\n`);
+      code = 1;
+    } else {
+      process.stdout.write(
+        outcome.removed === 0 ? `cleanup: ${family}: nothing to remove (${backend.backend} backend)\n` : `cleanup: ${family}: removed ${outcome.removed} chains (${backend.backend} backend)\n`,
+      );
+    }
+  }
   // As kube-proxy's --cleanup: every mode's rules, so the nftables mode's tables too.
   const nft = new Nft();
   if (!(await nft.support(nftFamily('IPv4'))).ok) {
     process.stdout.write('cleanup: no usable nft binary; nftables tables left alone\n');
-    return Math.max(ipv4, ipv6);
+    return code;
   }
   const nftables = await removeNftablesTables(nft);
   if (!nftables.ok) {
@@ -46,19 +53,5 @@ export async function cleanupCommand(argv: readonly string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(`cleanup: removed ${nftables.removed} nftables kube-proxy tables\n`);
-  return Math.max(ipv4, ipv6);
-}
-
-/** Removes one family's chains; exit code 0 or 1. `required`: an unreadable table is an error. */
-async function cleanupFamily(netfilter: Netfilter, family: IPFamily, variant: string, required: boolean): Promise<number> {
-  const removed = await removeIptablesRules(netfilter);
-  if (!removed.ok) {
-    if (!required && removed.unreadable) return 0;
-    process.stderr.write(`cleanup: ${family}: ${removed.message} (${variant} backend)\n`);
-    return 1;
-  }
-  process.stdout.write(
-    removed.removed === 0 ? `cleanup: ${family}: nothing to remove (${variant} backend)\n` : `cleanup: ${family}: removed ${removed.removed} chains (${variant} backend)\n`,
-  );
-  return 0;
+  return code;
 }

@@ -6,7 +6,7 @@ import type { Netfilter } from '../netfilter/netfilter.js';
 import { TABLES, type TableName } from '../netfilter/vocabulary.js';
 import type { Nft } from '../nftables/nft.js';
 import { nftFamily } from '../nftables/vocabulary.js';
-import { IP_FAMILIES } from '../ip.js';
+import { IP_FAMILIES, type IPFamily } from '../ip.js';
 import { cleanupPayload } from '../sync/cleanup.js';
 
 export type CleanupOutcome =
@@ -27,6 +27,24 @@ export async function removeIptablesRules(netfilter: Netfilter): Promise<Cleanup
   const restored = await netfilter.restore(payload, { noFlush: true });
   if (!restored.ok) return { ok: false, message: `iptables-restore failed: ${restored.message}` };
   return { ok: true, removed: payload.split('\n').filter((line) => line.startsWith('-X ')).length };
+}
+
+export interface FamilyCleanup {
+  readonly family: IPFamily;
+  readonly outcome: CleanupOutcome;
+}
+
+/**
+ * Both families' iptables rules (iptables, then ip6tables). An IPv6 side that cannot even be read
+ * (no working ip6tables) has nothing to remove and counts as done.
+ */
+export async function removeIptablesRulesOfFamilies(netfilters: Readonly<Record<IPFamily, Netfilter>>): Promise<FamilyCleanup[]> {
+  const results: FamilyCleanup[] = [];
+  for (const family of IP_FAMILIES) {
+    const outcome = await removeIptablesRules(netfilters[family]);
+    results.push({ family, outcome: !outcome.ok && outcome.unreadable === true && family === 'IPv6' ? { ok: true, removed: 0 } : outcome });
+  }
+  return results;
 }
 
 /** Deletes the `kube-proxy` table of each family; `removed` counts tables that existed. */

@@ -26,7 +26,7 @@ import type { ProxierFactory } from '../agent/proxier.js';
 import { Nft } from '../nftables/nft.js';
 import { nftablesBackend } from '../nftables/nftables-proxier.js';
 import { nftFamily } from '../nftables/vocabulary.js';
-import { removeIptablesRules, removeNftablesTables } from './mode-cleanup.js';
+import { removeIptablesRulesOfFamilies, removeNftablesTables } from './mode-cleanup.js';
 
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const parsed = parseRunArgs(argv, process.env, (path) => readFileSync(path, 'utf8'), hostname());
@@ -155,14 +155,9 @@ async function chooseBackend(config: AgentConfig, logger: Logger): Promise<Chose
     }
     const ipv6 = await nft.support(nftFamily('IPv6'));
     if (!ipv6.ok) logger.warn({ reason: ipv6.reason }, 'nft cannot program the ip6 family here: IPv6 Services are not proxied (single-stack IPv4)');
-    for (const [family, familyNetfilter] of [['IPv4', netfilter], ['IPv6', ipv6Netfilter]] as const) {
-      const removed = await removeIptablesRules(familyNetfilter);
-      // No working ip6tables means no IPv6 iptables rules to remove.
-      if (!removed.ok && !(family === 'IPv6' && removed.unreadable === true)) {
-        logger.warn({ family, reason: removed.message, iptablesBackend: variant.backend }, "could not remove the iptables mode's rules");
-      } else if (removed.ok && removed.removed > 0) {
-        logger.info({ family, chains: removed.removed, iptablesBackend: variant.backend }, "removed the iptables mode's rules");
-      }
+    for (const { family, outcome } of await removeIptablesRulesOfFamilies({ IPv4: netfilter, IPv6: ipv6Netfilter })) {
+      if (!outcome.ok) logger.warn({ family, reason: outcome.message, iptablesBackend: variant.backend }, "could not remove the iptables mode's rules");
+      else if (outcome.removed > 0) logger.info({ family, chains: outcome.removed, iptablesBackend: variant.backend }, "removed the iptables mode's rules");
     }
     return { factory: nftablesBackend({ nft }), families: ipv6.ok ? ['IPv4', 'IPv6'] : ['IPv4'], fields: { nftVersion: support.version } };
   }

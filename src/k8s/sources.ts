@@ -1,7 +1,9 @@
 // The three inputs of a node's proxy rules — Services, EndpointSlices and this Node — as resilient
-// watchers with kube-proxy's selectors, started together and synced together.
+// watchers with kube-proxy's selectors, started together and synced together; and, when asked
+// (nftables mode), the cluster's ServiceCIDRs, which never hold up the first sync (as upstream's
+// ServiceCIDR config runs beside the proxier's own readiness).
 
-import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service, V1ServiceCIDR } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 import type { BackoffOptions } from './backoff.js';
@@ -27,6 +29,8 @@ export interface SourceHandlers {
   readonly service: (event: WatchEvent<V1Service>) => void;
   readonly endpointSlice: (event: WatchEvent<V1EndpointSlice>) => void;
   readonly node: (event: WatchEvent<V1Node>) => void;
+  /** Set to watch ServiceCIDR objects (networking.k8s.io/v1) too. */
+  readonly serviceCIDR?: (event: WatchEvent<V1ServiceCIDR>) => void;
 }
 
 export interface StartSourcesOptions {
@@ -45,6 +49,7 @@ export interface StartSourcesOptions {
     readonly services?: ListWatchSource<V1Service>;
     readonly endpointSlices?: ListWatchSource<V1EndpointSlice>;
     readonly node?: ListWatchSource<V1Node>;
+    readonly serviceCIDRs?: ListWatchSource<V1ServiceCIDR>;
   };
 }
 
@@ -103,6 +108,18 @@ export function startSources(options: StartSourcesOptions): Sources {
     node: createWatcher({ ...common, resource: 'node', source: node, handler: options.handlers.node }),
   };
   for (const name of sourceNames) watchers[name].start();
+  const serviceCIDRHandler = options.handlers.serviceCIDR;
+  const serviceCIDRs =
+    serviceCIDRHandler === undefined
+      ? undefined
+      : createWatcher({
+          ...common,
+          resource: 'serviceCIDRs',
+          source: options.overrides?.serviceCIDRs ?? apiserverSource<V1ServiceCIDR>({ connection, path: '/apis/networking.k8s.io/v1/servicecidrs' }),
+          handler: serviceCIDRHandler,
+        });
+  serviceCIDRs?.start();
+  serviceCIDRs?.synced.catch(() => undefined);
 
   const synced = Promise.all(sourceNames.map((name) => watchers[name].synced)).then(() => undefined);
   synced.catch(() => undefined); // see Watcher.synced: stopping early must not be an unhandled rejection
@@ -110,7 +127,7 @@ export function startSources(options: StartSourcesOptions): Sources {
   return {
     synced,
     async stop() {
-      await Promise.all(sourceNames.map((name) => watchers[name].stop()));
+      await Promise.all([...sourceNames.map((name) => watchers[name].stop()), serviceCIDRs?.stop()]);
     },
     status() {
       return {

@@ -9,6 +9,8 @@ import { KUBE_PROXY_TABLE, type NftFamily } from './vocabulary.js';
 
 export type NftResult = { readonly ok: true } | { readonly ok: false; readonly message: string; readonly line: number | undefined };
 
+export type NftListing = { readonly kind: 'listed'; readonly text: string } | { readonly kind: 'absent' } | { readonly kind: 'unread'; readonly message: string };
+
 export type NftSupport =
   | { readonly ok: true; readonly version: string }
   | { readonly ok: false; readonly version: string | undefined; readonly reason: string };
@@ -72,6 +74,14 @@ export class Nft {
     const output = await this.exec(['list', 'chain', family.table, KUBE_PROXY_TABLE, 'nat-prerouting']);
     if (output.code === 0) return /jump services/.test(output.stdout);
     return /No such file or directory/.test(output.stderr) ? false : undefined;
+  }
+
+  /** Our table without set elements (`-t`): every chain and its rules, as nft prints them. */
+  async listTable(family: NftFamily): Promise<NftListing> {
+    const output = await this.exec(['-t', 'list', 'table', family.table, KUBE_PROXY_TABLE]);
+    if (output.code === 0) return { kind: 'listed', text: output.stdout };
+    if (/No such file or directory/.test(output.stderr)) return { kind: 'absent' };
+    return { kind: 'unread', message: firstLines(output.stderr || output.stdout || `nft exited ${output.code}`) };
   }
 
   /** The version, then a dry run (`--check`) of a transaction using every feature the ruleset needs. */

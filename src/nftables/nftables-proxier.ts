@@ -7,17 +7,21 @@
 // ten times as long as the last deletion took — nft 1.0.6 dumps every chain of the family before
 // any `delete chain` (4.4 s at 10k Services, docs/nftables.md), so at scale deletions are batched
 // (at most ~10% of the time) rather than paid by each change; on a small table it stays ~1 s.
+// Periodic syncs check every rule of the table against what was applied (drift-check.ts, read
+// outside the syncs) and rewrite a chain someone else changed in the next sync's transaction.
 
 import type { SyncReason } from '../agent/scheduler.js';
-import type { FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
+import type { DriftCheck, DriftFinding, FullSyncReason, Proxier, ProxierFactory, SyncPhases, SyncReport, SyncWrites } from '../agent/proxier.js';
 import { planConntrackCleanup } from '../conntrack/plan.js';
 import type { ConntrackCleanupSink } from '../agent/conntrack-cleaner.js';
 import type { IPFamily } from '../ip.js';
 import { deepEqual } from '../model/equal.js';
 import type { ModelStore } from '../model/store.js';
 import type { DesiredState } from '../model/types.js';
+import { interfaceAddresses } from '../agent/interface-addresses.js';
 import { nftContextFor } from './context.js';
 import { planFullSync, planPartialSync, staticPartEqual, type NftPlan } from './diff.js';
+import { NftDriftChecker } from './drift-check.js';
 import { ElementIndex } from './elements.js';
 import type { Nft, NftResult } from './nft.js';
 import { NftRenderCache, renderNftRuleset } from './render.js';
@@ -49,6 +53,8 @@ export interface NftablesProxierOptions {
 
 export interface NftablesBackendOptions {
   readonly nft: Nft;
+  /** Reads the node's interface addresses at each sync (nodePortAddresses CIDRs choose among them). */
+  readonly interfaceAddresses?: () => readonly string[];
   readonly fullSyncPeriodMs?: number;
   readonly chainsPerTransaction?: number;
 }
@@ -65,8 +71,11 @@ export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory
       nft: options.nft,
       conntrackCleanup,
       context: () => {
-        const { config, node } = settings();
-        return nftContextFor(config, node, family);
+        const { config, node, serviceCIDRs } = settings();
+        return nftContextFor(config, node, family, {
+          ...(serviceCIDRs !== undefined ? { serviceCIDRs } : {}),
+          ...(config.nodePortAddresses.kind === 'cidrs' ? { interfaceAddresses: (options.interfaceAddresses ?? interfaceAddresses)() } : {}),
+        });
       },
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? 60 * 60 * 1000,
       chainsPerTransaction: options.chainsPerTransaction ?? DEFAULT_CHAINS_PER_TRANSACTION,
@@ -88,10 +97,19 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
   private cache = new NftRenderCache();
   private readonly now: () => number;
   private readonly monotonic: () => number;
+  private readonly drift: NftDriftChecker;
+  /** Goes up whenever a transaction was applied: a drift read older than that is discarded. */
+  private generation = 0;
 
   constructor(private readonly options: NftablesProxierOptions) {
     this.now = options.now ?? Date.now;
     this.monotonic = options.monotonic ?? (() => performance.now());
+    this.drift = new NftDriftChecker(options.nft, nftFamily(options.family), this.monotonic);
+  }
+
+  /** Resolves once the drift check's read under way (if any) has finished. */
+  driftReadSettled(): Promise<void> {
+    return this.drift.readSettled();
   }
 
   get appliedRuleset(): NftRuleset | undefined {
@@ -116,9 +134,18 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       this.requestFull('context-changed');
     }
     this.lastContext = context;
-    if (reason === 'periodic') {
-      if (this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
-      else if (this.forceFull === undefined && (await this.options.nft.tablePresent(family)) !== true) this.requestFull('canary-missing');
+    let drift: DriftCheck | undefined;
+    if (reason === 'periodic' && this.now() - this.lastFullSyncAt >= this.options.fullSyncPeriodMs) this.requestFull('periodic');
+    if (this.forceFull === undefined && this.applied !== undefined) {
+      // A finished read of the table (begun after a periodic sync): every rule against what was
+      // applied. A periodic sync that compared none checks the (cheap) canary, so a deleted table
+      // is rebuilt at once.
+      drift = this.drift.take(this.generation);
+      if (reason === 'periodic' && drift?.kind !== 'checked' && (await this.options.nft.tablePresent(family)) !== true) this.requestFull('canary-missing');
+      // A whole table or chain gone: maps and jumps point at it, only a full sync rebuilds that.
+      if (drift?.kind === 'checked' && drift.findings.some((finding) => finding.kind === 'table-flushed' || finding.kind === 'chain-missing')) {
+        this.requestFull('canary-missing');
+      }
     }
 
     const modelStart = this.monotonic();
@@ -138,6 +165,9 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     } else {
       plan = planPartialSync(this.applied, ruleset, this.elements);
     }
+    // The repair of drifted chains goes first in this sync's (first) transaction: each chain as applied.
+    const repair = kind === 'partial' && drift?.kind === 'checked' && this.applied !== undefined ? repairLines(this.applied, drift.findings) : [];
+    const transactions = repair.length === 0 ? plan.transactions : [[...repair, ...(plan.transactions[0] ?? [])], ...plan.transactions.slice(1)];
     const applyStart = this.monotonic();
     const phasesUntil = (end: number): SyncPhases => ({
       modelSeconds: (renderStart - modelStart) / 1000,
@@ -146,7 +176,8 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       restoreSeconds: (end - applyStart) / 1000,
     });
 
-    for (const transaction of plan.transactions) {
+    for (const transaction of transactions) {
+      this.generation++;
       const result: NftResult = await this.options.nft.apply(transaction);
       if (!result.ok) {
         failed = { message: result.message, failedLine: result.line !== undefined ? transaction[result.line - 1] : undefined };
@@ -161,7 +192,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       this.staleChains.clear();
       return {
         result: 'failed', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd), totalSeconds: (applyEnd - started) / 1000,
-        message: failed.message, failedLine: failed.failedLine, plan, writes: writesOf(plan),
+        message: failed.message, failedLine: failed.failedLine, plan, writes: writesOf(plan), drift,
       };
     }
 
@@ -183,6 +214,11 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     // After this sync's own transaction, so the change it carries is not held up by nft's cache fill.
     // A stale chain that cannot be deleted yet is not worth a failed sync: a full one lists and flushes it again.
     if (!(await this.deleteStaleChains(ruleset))) this.requestFull('after-failure');
+    // The drift read begins once this sync has written everything it will (a later write discards it).
+    if (reason === 'periodic' && kind === 'partial') {
+      const deferred = this.drift.start(ruleset, this.generation);
+      drift ??= deferred;
+    }
 
     let conntrackDeletions = 0;
     if (plan.transactions.length > 0 && this.options.conntrackCleanup !== undefined) {
@@ -192,9 +228,9 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     }
     const end = this.monotonic();
     return {
-      result: plan.transactions.length === 0 ? 'unchanged' : 'applied', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd),
+      result: transactions.length === 0 ? 'unchanged' : 'applied', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd),
       totalSeconds: (end - started) / 1000, plan, writes: writesOf(plan), state: snapshot.state, ruleset, rulesTotal: { [KUBE_PROXY_TABLE]: countRules(ruleset) },
-      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions,
+      triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions, drift,
     };
   }
 
@@ -213,6 +249,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     if (due.length === 0) return true;
     const writer = new NftWriter(desired.family);
     for (const name of due) writer.deleteChain(name);
+    this.generation++;
     const result = await this.options.nft.apply(writer.lines);
     this.lastStaleDeletionMs = Math.max(0, this.now() - now);
     if (!result.ok) {
@@ -222,6 +259,20 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     for (const name of due) this.staleChains.delete(name);
     return true;
   }
+}
+
+/** Flush and rewrite, as applied, each chain a drift finding names. */
+function repairLines(applied: NftRuleset, findings: readonly DriftFinding[]): string[] {
+  if (findings.length === 0) return [];
+  const drifted = new Set(findings.map((finding) => finding.chain));
+  const writer = new NftWriter(applied.family);
+  const chains = [...applied.staticChains, ...[...applied.servicePorts.values()].flatMap((part) => part.chains)];
+  for (const chain of chains) {
+    if (!drifted.has(chain.name)) continue;
+    writer.flushChain(chain.name);
+    writer.addRules(chain);
+  }
+  return writer.lines;
 }
 
 function writesOf(plan: NftPlan): SyncWrites {

@@ -7,15 +7,14 @@
 // what we applied and it is discarded (the next check reads again). The repair goes into that
 // sync's restore. So a drift is repaired within two syncPeriods (plus the read). At most one read
 // at a time and one per syncPeriod; its cost is bounded: where a check takes long, the next one
-// waits until the checks have used at most a quarter of the wall time since; periodic syncs
-// without a finished check check the canaries.
-
-/** The share of wall time drift checks may take (reading the tables and comparing). */
-const CHECK_TIME_SHARE = 0.25;
+// waits until the checks have used at most a quarter of the wall time since (the schedule is
+// agent/drift-reads.ts, shared with the nftables mode); periodic syncs without a finished check
+// check the canaries.
 
 import type { Netfilter } from '../netfilter/netfilter.js';
 import type { RuleSet } from '../render/types.js';
 import { TABLES, type TableName } from '../netfilter/vocabulary.js';
+import { DriftReads } from '../agent/drift-reads.js';
 import { checkDrift, DriftMemo, type DriftFinding } from './drift.js';
 import type { SyncPlan } from './diff.js';
 
@@ -23,33 +22,26 @@ export type DriftOutcome =
   | { readonly kind: 'checked'; readonly findings: readonly DriftFinding[]; readonly repair: SyncPlan | undefined; readonly seconds: number }
   /** A table could not be read: nothing is known, nothing repaired (the next check tries again). */
   | { readonly kind: 'unread'; readonly message: string; readonly seconds: number }
-  /** Not this time: the last check was expensive (CHECK_TIME_SHARE); the canaries are checked instead. */
+  /** Not this time: the last check was expensive (agent/drift-reads.ts); the canaries are checked instead. */
   | { readonly kind: 'deferred'; readonly dueInMs: number; readonly seconds: 0 };
 
 type ReadResult = { readonly ok: true; readonly saved: ReadonlyMap<TableName, string> } | { readonly ok: false; readonly message: string };
 
-/** A read of the tables begun against one applied RuleSet (its generation). */
-interface Read {
-  readonly applied: RuleSet;
-  readonly generation: number;
-  readonly started: number;
-  /** Set when the read has finished: its result and when it ended. */
-  done: { readonly result: ReadResult; readonly ended: number } | undefined;
-  settled: Promise<void>;
-}
-
 export class DriftChecker {
   private readonly memo = new DriftMemo();
-  /** When the next check may start (monotonic ms). */
-  private notBefore = Number.NEGATIVE_INFINITY;
-  private read: Read | undefined;
-  /** The last finished read was older than a restore and thrown away: nothing was compared. */
-  lastReadDiscarded = false;
+  private readonly reads: DriftReads<RuleSet, ReadResult>;
 
   constructor(
     private readonly netfilter: Netfilter,
-    private readonly monotonic: () => number = () => performance.now(),
-  ) {}
+    monotonic: () => number = () => performance.now(),
+  ) {
+    this.reads = new DriftReads(() => this.saveAll(), monotonic);
+  }
+
+  /** The last finished read was older than a restore and thrown away: nothing was compared. */
+  get lastReadDiscarded(): boolean {
+    return this.reads.lastReadDiscarded;
+  }
 
   /**
    * Starts reading the tables in the background when a check is due and none is under way;
@@ -57,15 +49,7 @@ export class DriftChecker {
    * Returns 'deferred' when the budget holds the check back, undefined otherwise.
    */
   start(applied: RuleSet, generation: number): Extract<DriftOutcome, { kind: 'deferred' }> | undefined {
-    if (this.read !== undefined) return undefined;
-    const started = this.monotonic();
-    if (started < this.notBefore) return { kind: 'deferred', dueInMs: Math.ceil(this.notBefore - started), seconds: 0 };
-    const read: Read = { applied, generation, started, done: undefined, settled: Promise.resolve() };
-    read.settled = this.saveAll().then((result) => {
-      read.done = { result, ended: this.monotonic() };
-    });
-    this.read = read;
-    return undefined;
+    return this.reads.start(applied, generation);
   }
 
   /**
@@ -74,39 +58,20 @@ export class DriftChecker {
    * finished one was discarded.
    */
   take(generation: number): Exclude<DriftOutcome, { kind: 'deferred' }> | undefined {
-    const read = this.read;
-    if (read === undefined || read.done === undefined) return undefined;
-    this.read = undefined;
-    const { result, ended } = read.done;
-    this.lastReadDiscarded = read.generation !== generation;
-    if (this.lastReadDiscarded) {
-      this.spent(read.started, ended - read.started);
-      return undefined;
-    }
-    const compareStart = this.monotonic();
-    const outcome: Exclude<DriftOutcome, { kind: 'deferred' }> = result.ok
-      ? (() => {
-          const drift = checkDrift(read.applied, result.saved, this.memo);
-          return { kind: 'checked' as const, findings: drift.findings, repair: drift.repair, seconds: 0 };
-        })()
-      : { kind: 'unread', message: result.message, seconds: 0 };
-    const spentMs = ended - read.started + (this.monotonic() - compareStart);
-    this.spent(read.started, spentMs);
-    return { ...outcome, seconds: spentMs / 1000 };
+    const taken = this.reads.take(generation, (applied, result) => (result.ok ? checkDrift(applied, result.saved, this.memo) : result));
+    if (taken === undefined) return undefined;
+    const { outcome, seconds } = taken;
+    return 'ok' in outcome ? { kind: 'unread', message: outcome.message, seconds } : { kind: 'checked', findings: outcome.findings, repair: outcome.repair, seconds };
   }
 
   /** Whether start() would begin a read now (none under way, the budget allows one). */
   due(): boolean {
-    return this.read === undefined && this.monotonic() >= this.notBefore;
+    return this.reads.due();
   }
 
   /** Resolves once the read under way (if any) has finished; for tests and shutdown. */
   async readSettled(): Promise<void> {
-    await this.read?.settled;
-  }
-
-  private spent(started: number, spentMs: number): void {
-    this.notBefore = started + spentMs / CHECK_TIME_SHARE;
+    await this.reads.readSettled();
   }
 
   private async saveAll(): Promise<ReadResult> {

@@ -1,14 +1,14 @@
 // The nftables mode's table of a namespace in a form two nodes can be compared by: `nft -j list
-// table ip kube-proxy` without handles, set and map elements sorted, rules keyed by their chain
+// table ip|ip6 kube-proxy` without handles, set and map elements sorted, rules keyed by their chain
 // and position (their order within a chain is part of the contract; nothing else's order is).
 
 import type { Netns } from './netns.js';
 
 export type NormalisedTable = Readonly<Record<string, unknown>>;
 
-/** The table, or a string saying it is absent. */
-export async function normalisedNftTable(netns: Pick<Netns, 'exec'>): Promise<NormalisedTable | string> {
-  const listed = await netns.exec('nft', ['-j', 'list', 'table', 'ip', 'kube-proxy']);
+/** The table of a family (`ip` or `ip6`), or a string saying it is absent. */
+export async function normalisedNftTable(netns: Pick<Netns, 'exec'>, family: 'ip' | 'ip6' = 'ip'): Promise<NormalisedTable | string> {
+  const listed = await netns.exec('nft', ['-j', 'list', 'table', family, 'kube-proxy']);
   if (listed.code !== 0) return `absent: ${listed.stderr.trim()}`;
   const objects = (JSON.parse(listed.stdout) as { nftables: Record<string, Record<string, unknown>>[] }).nftables;
   const out: Record<string, unknown> = {};

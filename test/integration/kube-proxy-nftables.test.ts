@@ -1,6 +1,8 @@
-// Against upstream kube-proxy itself in nftables mode (the pinned release) on the real apiserver:
-// 1. kube-proxy-ts `--proxy-mode nftables` on a fresh node writes the very `ip kube-proxy` table
-//    kube-proxy writes for the same Services and Node (compared as `nft -j` objects, handles aside);
+// Against upstream kube-proxy itself in nftables mode (the pinned release) on the real apiserver,
+// on a dual-stack node (an IPv4 and an IPv6 InternalIP and podCIDR, --cluster-cidr v4,v6):
+// 1. kube-proxy-ts `--proxy-mode nftables` on a fresh node writes the very `ip kube-proxy` and
+//    `ip6 kube-proxy` tables kube-proxy writes for the same Services and Node (compared as `nft -j`
+//    objects, handles aside), the ServiceCIDR drop rule included;
 // 2. takeover: kube-proxy stops with its table in place, a Service goes away meanwhile, and
 //    kube-proxy-ts starts on that node: its table then equals the fresh node's, nothing stale.
 
@@ -19,22 +21,19 @@ import { kubeBinaries } from '../harness/versions.js';
 
 const skipReason = kernelSkipReason();
 const NODE_IP = '10.252.0.2';
-const CLUSTER_CIDR = '10.244.0.0/16';
+const NODE_IP6 = 'fd00:252::2';
+const CLUSTER_CIDRS = '10.244.0.0/16,fd00:10:244::/56';
 
-/** A node namespace with the node's address on an interface of its own. */
+/** A node namespace with the node's addresses on an interface of its own. */
 async function nodeNetns(label: string): Promise<Netns> {
   const netns = await createNetns(label);
-  await addNodeAddress(netns, `${NODE_IP}/24`);
+  await addNodeAddress(netns, `${NODE_IP}/24`, `${NODE_IP6}/64`);
   return netns;
 }
 
-/**
- * Drops what kube-proxy-ts does not write yet: the rule dropping traffic to unallocated cluster IPs
- * (upstream reads ServiceCIDR objects for it; we do not watch them).
- */
-function comparable(table: NormalisedTable | string): NormalisedTable | string {
-  if (typeof table === 'string') return table;
-  return Object.fromEntries(Object.entries(table).filter(([key, value]) => !(key.startsWith('rule cluster-ips-check #') && JSON.stringify(value).includes('"drop"'))));
+/** Both families' tables. */
+async function tables(netns: Netns): Promise<{ readonly ip: NormalisedTable | string; readonly ip6: NormalisedTable | string }> {
+  return { ip: await normalisedNftTable(netns, 'ip'), ip6: await normalisedNftTable(netns, 'ip6') };
 }
 
 async function until(label: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
@@ -60,7 +59,7 @@ describe.skipIf(skipReason !== undefined)('kube-proxy --proxy-mode nftables and 
     upstreamNode = await nodeNetns('nft-upstream');
     freshNode = await nodeNetns('nft-fresh');
     bridge = await ApiBridge.start(upstreamNode.name, inject('apiserverURL'));
-    await createNode(clients.core, { name: nodeName, internalIP: NODE_IP, podCIDRs: ['10.244.1.0/24'] });
+    await createNode(clients.core, { name: nodeName, internalIP: [NODE_IP, NODE_IP6], podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] });
   });
 
   afterAll(async () => {
@@ -98,17 +97,45 @@ describe.skipIf(skipReason !== undefined)('kube-proxy --proxy-mode nftables and 
     });
     await createService(clients.core, { namespace: ns, name: 'itp', ports: http, spec: { internalTrafficPolicy: 'Local' } });
     await slice('itp', [{ address: '10.244.1.14', nodeName }, { address: '10.244.2.14', nodeName: 'elsewhere' }]);
+    // Dual-stack: each family of a RequireDualStack Service from its own slice; an IPv6-only
+    // LoadBalancer with source ranges of both families and externalTrafficPolicy Local; an IPv6
+    // Service without endpoints.
+    const slice6 = (service: string, endpoints: readonly EndpointInput[]): Promise<unknown> =>
+      createEndpointSlice(clients.discovery, { namespace: ns, serviceName: service, name: `${service}-slice6`, addressType: 'IPv6', ports: [{ name: 'http', port: 8080 }], endpoints });
+    await createService(clients.core, {
+      namespace: ns, name: 'dual', type: 'NodePort', ports: http,
+      spec: { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'], sessionAffinity: 'ClientIP', externalIPs: ['192.0.2.52', 'fd00:40::52'] },
+    });
+    await slice('dual', [{ address: '10.244.1.20', nodeName }, { address: '10.244.2.20', nodeName: 'elsewhere' }]);
+    await slice6('dual', [{ address: 'fd00:10:244:1::20', nodeName }, { address: 'fd00:10:244:2::20', nodeName: 'elsewhere' }]);
+    await createService(clients.core, {
+      namespace: ns, name: 'six', type: 'LoadBalancer', ports: http,
+      spec: { ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv6'], externalTrafficPolicy: 'Local', loadBalancerSourceRanges: ['fd00:50::/64', 'fd00:252::/64', '203.0.113.0/24'] },
+    });
+    await setLoadBalancerIngress(clients.core, ns, 'six', ['fd00:40::53']);
+    await slice6('six', [{ address: 'fd00:10:244:1::21', nodeName }, { address: 'fd00:10:244:2::21', nodeName: 'elsewhere' }]);
+    await createService(clients.core, { namespace: ns, name: 'empty6', type: 'NodePort', ports: http, spec: { ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv6'] } });
+    await slice6('empty6', []);
     // The chain each programmed Service must have before a table is complete.
-    const marks = ['web', 'local', 'lb', 'multi'].map((name) => nftServicePortNames(ns, name, 'http', 'TCP').cluster).concat([nftServicePortNames(ns, 'itp', 'http', 'TCP').local]);
+    const marks = ['web', 'local', 'lb', 'multi', 'dual'].map((name) => nftServicePortNames(ns, name, 'http', 'TCP').cluster).concat([nftServicePortNames(ns, 'itp', 'http', 'TCP').local]);
+    const marks6 = ['dual', 'six'].map((name) => nftServicePortNames(ns, name, 'http', 'TCP').cluster);
     const complete = async (netns: Netns): Promise<boolean> => {
       const listed = await netns.exec('nft', ['list', 'chains', 'ip']);
-      return marks.every((chain) => listed.stdout.includes(`chain ${chain} {`)) && (await netns.exec('nft', ['list', 'map', 'ip', 'kube-proxy', 'no-endpoint-services'])).stdout.includes(`${ns}/empty`);
+      const listed6 = await netns.exec('nft', ['list', 'chains', 'ip6']);
+      return (
+        marks.every((chain) => listed.stdout.includes(`chain ${chain} {`)) &&
+        marks6.every((chain) => listed6.stdout.includes(`chain ${chain} {`)) &&
+        (await netns.exec('nft', ['list', 'map', 'ip', 'kube-proxy', 'no-endpoint-services'])).stdout.includes(`${ns}/empty`) &&
+        (await netns.exec('nft', ['list', 'map', 'ip6', 'kube-proxy', 'no-endpoint-services'])).stdout.includes(`${ns}/empty6`) &&
+        // The ServiceCIDR drop rule is in (kube-proxy reads ServiceCIDRs beside its first sync).
+        (await netns.exec('nft', ['list', 'chain', 'ip6', 'kube-proxy', 'cluster-ips-check'])).stdout.includes('drop')
+      );
     };
 
     const binaries = await kubeBinaries();
     kubeProxy = spawn('ip', [
       'netns', 'exec', upstreamNode.name, binaries.kubeProxy, '--proxy-mode=nftables', `--kubeconfig=${inject('kubeconfigPath')}`, `--hostname-override=${nodeName}`,
-      `--cluster-cidr=${CLUSTER_CIDR}`, `--metrics-bind-address=${NODE_IP}:10249`, `--healthz-bind-address=${NODE_IP}:10256`, ...KUBE_PROXY_HOST_NEUTRAL_FLAGS, '--v=2',
+      `--cluster-cidr=${CLUSTER_CIDRS}`, `--metrics-bind-address=${NODE_IP}:10249`, `--healthz-bind-address=${NODE_IP}:10256`, ...KUBE_PROXY_HOST_NEUTRAL_FLAGS, '--v=2',
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     kubeProxy.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
@@ -119,14 +146,20 @@ describe.skipIf(skipReason !== undefined)('kube-proxy --proxy-mode nftables and 
     kubeProxy.kill('SIGTERM');
     await exited;
     kubeProxy = undefined;
-    const upstream = await normalisedNftTable(upstreamNode);
+    const upstream = await tables(upstreamNode);
 
     // 1. A fresh node of the same name.
-    const args = { nodeName, kubeconfigPath: inject('kubeconfigPath'), clusterCIDR: CLUSTER_CIDR, extraArgs: ['--proxy-mode', 'nftables'] };
+    const args = { nodeName, kubeconfigPath: inject('kubeconfigPath'), clusterCIDR: CLUSTER_CIDRS, extraArgs: ['--proxy-mode', 'nftables'] };
     agents.push(await AgentProcess.start({ ...args, netns: freshNode.name }, inject('apiserverURL')));
     await until('kube-proxy-ts programs every Service', () => complete(freshNode));
-    expect(Object.keys(upstream).length).toBeGreaterThan(60);
-    expect(comparable(await normalisedNftTable(freshNode))).toEqual(comparable(upstream));
+    expect(Object.keys(upstream.ip).length).toBeGreaterThan(60);
+    expect(Object.keys(upstream.ip6).length).toBeGreaterThan(40);
+    // The apiserver's default ServiceCIDR (its --service-cluster-ip-range pair) in each family's drop rule.
+    expect(JSON.stringify(upstream.ip)).toContain('Drop traffic to unallocated ClusterIPs');
+    expect(JSON.stringify(upstream.ip6)).toContain('Drop traffic to unallocated ClusterIPs');
+    const fresh = await tables(freshNode);
+    expect(fresh.ip).toEqual(upstream.ip);
+    expect(fresh.ip6).toEqual(upstream.ip6);
 
     // 2. While no proxy runs on kube-proxy's node, `web` goes away; the fresh node follows.
     await deleteService(clients.core, ns, 'web');
@@ -140,6 +173,6 @@ describe.skipIf(skipReason !== undefined)('kube-proxy --proxy-mode nftables and 
     bridge = undefined;
     agents.push(await AgentProcess.start({ ...args, netns: upstreamNode.name }, inject('apiserverURL')));
     await until('the taken-over node drops web', () => gone(upstreamNode), 30_000);
-    expect(await normalisedNftTable(upstreamNode)).toEqual(await normalisedNftTable(freshNode));
+    expect(await tables(upstreamNode)).toEqual(await tables(freshNode));
   });
 });

@@ -249,7 +249,7 @@ describe('the DaemonSet', () => {
 });
 
 describe('the ClusterRole', () => {
-  it('grants list and watch of Services, EndpointSlices and Nodes, nothing else (test/unit/agent/rbac.test.ts: what the agent uses)', () => {
+  it('grants list and watch of Services, EndpointSlices, Nodes and ServiceCIDRs, nothing else (test/unit/agent/rbac.test.ts: what the agent uses)', () => {
     const rules = find('ClusterRole', 'kube-proxy-ts').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
     const grants = rules.flatMap((rule) =>
       rule.apiGroups.flatMap((group) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${group}/${resource}:${verb}`))),
@@ -262,6 +262,8 @@ describe('the ClusterRole', () => {
         'discovery.k8s.io/endpointslices:watch',
         '/nodes:list',
         '/nodes:watch',
+        'networking.k8s.io/servicecidrs:list',
+        'networking.k8s.io/servicecidrs:watch',
       ].sort(),
     );
   });

@@ -1,12 +1,13 @@
-// Switching modes on a node leaves nothing of the other mode: what `run` removes at start in each
-// mode (removeIptablesRules in nftables mode, removeNftablesTables in iptables mode), and the
-// `cleanup` command, which removes both, each against a real kernel holding both modes' rules.
+// Switching modes on a dual-stack node leaves nothing of the other mode, in either family: what
+// `run` removes at start in each mode (removeIptablesRulesOfFamilies in nftables mode,
+// removeNftablesTables in iptables mode), and the `cleanup` command, which removes both, each
+// against a real kernel holding both modes' rules of both families.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { removeIptablesRules, removeNftablesTables } from '../../src/cli/mode-cleanup.js';
+import { removeIptablesRulesOfFamilies, removeNftablesTables } from '../../src/cli/mode-cleanup.js';
 import { buildDesiredState } from '../../src/model/build.js';
 import { ModelStore } from '../../src/model/store.js';
-import { ExecNetfilter, nftBinaries } from '../../src/netfilter/exec.js';
+import { ExecNetfilter, ipv6Binaries, nftBinaries } from '../../src/netfilter/exec.js';
 import { Nft } from '../../src/nftables/nft.js';
 import { NftablesProxier } from '../../src/nftables/nftables-proxier.js';
 import { renderRuleSet } from '../../src/render/index.js';
@@ -25,7 +26,7 @@ const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {},
 const services = [service('a', '10.96.0.1', { nodePort: 30001 }), service('b', '10.96.0.2')];
 const slices = [slice('a', ['10.244.1.1', '10.244.1.2'])];
 
-/** A node that ran both modes: iptables-nft chains and the nftables mode's table (and an ip6 one). */
+/** A node that ran both modes: iptables-nft and ip6tables-nft chains, the nftables mode's ip and ip6 tables. */
 async function bothModes(netns: Netns): Promise<void> {
   const netfilter = new ExecNetfilter({ binaries: nftBinaries, prefix: netns.prefix });
   const { state } = buildDesiredState({ services, endpointSlices: slices, node });
@@ -40,11 +41,21 @@ async function bothModes(netns: Netns): Promise<void> {
   });
   expect((await proxier.sync('initial')).result).toBe('applied');
   expect((await netns.exec('nft', ['add', 'table', 'ip6', 'kube-proxy'])).code).toBe(0);
+  // The IPv6 lane's iptables mode: its dispatch chain and the jump into it.
+  expect((await netns.exec('ip6tables-nft', ['-t', 'nat', '-N', 'KUBE-SERVICES'])).code).toBe(0);
+  expect((await netns.exec('ip6tables-nft', ['-t', 'nat', '-A', 'PREROUTING', '-j', 'KUBE-SERVICES'])).code).toBe(0);
+}
+
+function netfilters(netns: Netns): { IPv4: ExecNetfilter; IPv6: ExecNetfilter } {
+  return {
+    IPv4: new ExecNetfilter({ binaries: nftBinaries, prefix: netns.prefix }),
+    IPv6: new ExecNetfilter({ binaries: ipv6Binaries(nftBinaries), prefix: netns.prefix }),
+  };
 }
 
 /** Our iptables chains (kubelet's KUBE-FIREWALL is not ours and stays). */
-async function iptablesChains(netns: Netns): Promise<string[]> {
-  const saved = await netns.exec('iptables-nft-save', []);
+async function iptablesChains(netns: Netns, save = 'iptables-nft-save'): Promise<string[]> {
+  const saved = await netns.exec(save, []);
   return saved.stdout.split('\n').filter((line) => /^:KUBE-/.test(line)).map((line) => line.slice(1).split(' ')[0] ?? '').filter((chain) => chain !== 'KUBE-FIREWALL');
 }
 
@@ -53,13 +64,16 @@ async function nftTables(netns: Netns): Promise<string[]> {
 }
 
 describe.skipIf(skip !== undefined)('switching modes', () => {
-  it('nftables mode at start removes the iptables mode rules and keeps its own table', async () => {
+  it('nftables mode at start removes the iptables mode rules of both families and keeps its own tables', async () => {
     const netns = await createNetns('switch-nft');
     await bothModes(netns);
     expect(await iptablesChains(netns)).toContain('KUBE-SERVICES');
-    expect(await removeIptablesRules(new ExecNetfilter({ binaries: nftBinaries, prefix: netns.prefix }))).toMatchObject({ ok: true });
+    expect(await iptablesChains(netns, 'ip6tables-nft-save')).toEqual(['KUBE-SERVICES']);
+    const removed = await removeIptablesRulesOfFamilies(netfilters(netns));
+    expect(removed.map(({ family, outcome }) => [family, outcome.ok])).toEqual([['IPv4', true], ['IPv6', true]]);
     expect(await iptablesChains(netns)).toEqual([]);
-    expect(await nftTables(netns)).toContain('table ip kube-proxy');
+    expect(await iptablesChains(netns, 'ip6tables-nft-save')).toEqual([]);
+    expect(await nftTables(netns)).toEqual(expect.arrayContaining(['table ip kube-proxy', 'table ip6 kube-proxy']));
     await netns.delete();
   });
 
@@ -80,7 +94,9 @@ describe.skipIf(skip !== undefined)('switching modes', () => {
     const result = await exec('ip', ['netns', 'exec', netns.name, 'npx', 'tsx', 'src/cli.ts', 'cleanup', '--iptables-backend', 'nft'], { timeoutMs: 60_000 });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('removed 2 nftables kube-proxy tables');
+    expect(result.stdout).toContain('IPv6: removed 1 chains');
     expect(await iptablesChains(netns)).toEqual([]);
+    expect(await iptablesChains(netns, 'ip6tables-nft-save')).toEqual([]);
     expect((await nftTables(netns)).filter((line) => line.includes('kube-proxy'))).toEqual([]);
     await netns.delete();
   });

@@ -92,7 +92,7 @@ describe.skipIf(skipReason !== undefined).each(['iptables', 'nftables'] as const
   let pods: readonly PodHandle[];
 
   beforeAll(async () => {
-    rendered = await renderedNode((_, podHandles) => objects(podHandles), mode);
+    rendered = await renderedNode((_, podHandles) => objects(podHandles), { mode });
     ({ topology, node, pods } = rendered);
   });
 

@@ -19,11 +19,11 @@ let running: AgentOnStandIn | undefined;
 afterAll(async () => running?.stop());
 
 describe('the ClusterRole', () => {
-  it('grants the verbs the agent uses on the resources it uses, and nothing else', async () => {
-    running = await startAgentOnStandIn([], { nodes: [{ metadata: { name: 'node1', resourceVersion: '1' }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.2' }] } }] });
+  it('grants the verbs the agent uses on the resources it uses (nftables mode: also ServiceCIDRs), and nothing else', async () => {
+    running = await startAgentOnStandIn(['--proxy-mode', 'nftables'], { nodes: [{ metadata: { name: 'node1', resourceVersion: '1' }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.2' }] } }] });
     const apiserver = running.apiserver;
     // Listed and synced; then every watch is open.
-    await waitFor(() => ['/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices', '/api/v1/nodes'].every((path) => apiserver.openWatches(path).length > 0));
+    await waitFor(() => ['/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices', '/api/v1/nodes', '/apis/networking.k8s.io/v1/servicecidrs'].every((path) => apiserver.openWatches(path).length > 0));
     // /api/v1/services -> "/services", /apis/discovery.k8s.io/v1/endpointslices -> "discovery.k8s.io/endpointslices".
     const used = new Set(
       running.apiserver.requests.map((request) => {
