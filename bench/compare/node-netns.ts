@@ -40,10 +40,11 @@ function restoreTargets(backend: Backend): ReadonlyMap<string, string> {
   ]);
 }
 
-function wrapperScript(name: string, real: string, captureDir: string): string {
+/** A wrapper that records the call (times, exit code, input) after `gate`, shell lines that may `exec` the real binary unrecorded. */
+function wrapperScript(name: string, real: string, captureDir: string, gate = ''): string {
   return `#!/bin/bash
 # kube-proxy-ts bench: records this ${name} call, then runs ${real}.
-start=$EPOCHREALTIME
+${gate}start=$EPOCHREALTIME
 id="\${start/./}-$$"
 tee ${captureDir}/"$id.in" | ${real} "$@"
 rc=\${PIPESTATUS[1]}
@@ -58,21 +59,13 @@ exit $rc
  * line, binary `nft`); listings, `--check` runs and the version probe go straight to the binary.
  */
 function nftWrapperScript(real: string, captureDir: string): string {
-  return `#!/bin/bash
-# kube-proxy-ts bench: records this nft transaction, then runs ${real}.
-record=0
+  const gate = `record=0
 for arg in "$@"; do
   case "$arg" in -f|--file) record=1 ;; -c|--check) exec ${real} "$@" ;; esac
 done
 [ "$record" = 1 ] || exec ${real} "$@"
-start=$EPOCHREALTIME
-id="\${start/./}-$$"
-tee ${captureDir}/"$id.in" | ${real} "$@"
-rc=\${PIPESTATUS[1]}
-end=$EPOCHREALTIME
-echo "$id $start $end $rc nft" >> ${captureDir}/calls.log
-exit $rc
 `;
+  return wrapperScript('nft', real, captureDir, gate);
 }
 
 export async function createBenchNode(label: string, backend: Backend, workDir: string): Promise<BenchNode> {
