@@ -2,7 +2,8 @@
 // on a dual-stack node (an IPv4 and an IPv6 InternalIP and podCIDR, --cluster-cidr v4,v6):
 // 1. kube-proxy-ts `--proxy-mode nftables` on a fresh node writes the very `ip kube-proxy` and
 //    `ip6 kube-proxy` tables kube-proxy writes for the same Services and Node (compared as `nft -j`
-//    objects, handles aside), the ServiceCIDR drop rule included;
+//    objects, handles aside), the ServiceCIDR drop rule included, with nodePortAddresses CIDRs
+//    (nodeport-ips: the node's interface addresses inside them, a second address of each family);
 // 2. takeover: kube-proxy stops with its table in place, a Service goes away meanwhile, and
 //    kube-proxy-ts starts on that node: its table then equals the fresh node's, nothing stale.
 
@@ -24,10 +25,16 @@ const NODE_IP = '10.252.0.2';
 const NODE_IP6 = 'fd00:252::2';
 const CLUSTER_CIDRS = '10.244.0.0/16,fd00:10:244::/56';
 
-/** A node namespace with the node's addresses on an interface of its own. */
+/** Both proxies open NodePorts on the node's addresses in these (upstream reads them off the interfaces). */
+const NODE_PORT_ADDRESSES = '10.252.0.0/24,fd00:252::/64';
+
+/** A node namespace with the node's addresses on an interface of its own, and a second address of each family inside NODE_PORT_ADDRESSES. */
 async function nodeNetns(label: string): Promise<Netns> {
   const netns = await createNetns(label);
   await addNodeAddress(netns, `${NODE_IP}/24`, `${NODE_IP6}/64`);
+  for (const [flag, address] of [['-4', '10.252.0.9/24'], ['-6', 'fd00:252::9/64']] as const) {
+    expect((await netns.exec('ip', [flag, 'addr', 'add', address, 'dev', 'node0', ...(flag === '-6' ? ['nodad'] : [])])).code).toBe(0);
+  }
   return netns;
 }
 
@@ -135,7 +142,7 @@ describe.skipIf(skipReason !== undefined)('kube-proxy --proxy-mode nftables and 
     const binaries = await kubeBinaries();
     kubeProxy = spawn('ip', [
       'netns', 'exec', upstreamNode.name, binaries.kubeProxy, '--proxy-mode=nftables', `--kubeconfig=${inject('kubeconfigPath')}`, `--hostname-override=${nodeName}`,
-      `--cluster-cidr=${CLUSTER_CIDRS}`, `--metrics-bind-address=${NODE_IP}:10249`, `--healthz-bind-address=${NODE_IP}:10256`, ...KUBE_PROXY_HOST_NEUTRAL_FLAGS, '--v=2',
+      `--cluster-cidr=${CLUSTER_CIDRS}`, `--nodeport-addresses=${NODE_PORT_ADDRESSES}`, `--metrics-bind-address=${NODE_IP}:10249`, `--healthz-bind-address=${NODE_IP}:10256`, ...KUBE_PROXY_HOST_NEUTRAL_FLAGS, '--v=2',
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     kubeProxy.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
@@ -149,7 +156,7 @@ describe.skipIf(skipReason !== undefined)('kube-proxy --proxy-mode nftables and 
     const upstream = await tables(upstreamNode);
 
     // 1. A fresh node of the same name.
-    const args = { nodeName, kubeconfigPath: inject('kubeconfigPath'), clusterCIDR: CLUSTER_CIDRS, extraArgs: ['--proxy-mode', 'nftables'] };
+    const args = { nodeName, kubeconfigPath: inject('kubeconfigPath'), clusterCIDR: CLUSTER_CIDRS, extraArgs: ['--proxy-mode', 'nftables', '--nodeport-addresses', NODE_PORT_ADDRESSES] };
     agents.push(await AgentProcess.start({ ...args, netns: freshNode.name }, inject('apiserverURL')));
     await until('kube-proxy-ts programs every Service', () => complete(freshNode));
     expect(Object.keys(upstream.ip).length).toBeGreaterThan(60);
@@ -157,6 +164,9 @@ describe.skipIf(skipReason !== undefined)('kube-proxy --proxy-mode nftables and 
     // The apiserver's default ServiceCIDR (its --service-cluster-ip-range pair) in each family's drop rule.
     expect(JSON.stringify(upstream.ip)).toContain('Drop traffic to unallocated ClusterIPs');
     expect(JSON.stringify(upstream.ip6)).toContain('Drop traffic to unallocated ClusterIPs');
+    // nodeport-ips: every address of the node inside nodePortAddresses, the second ones too.
+    expect(JSON.stringify(upstream.ip)).toContain('10.252.0.9');
+    expect(JSON.stringify(upstream.ip6)).toContain('fd00:252::9');
     const fresh = await tables(freshNode);
     expect(fresh.ip).toEqual(upstream.ip);
     expect(fresh.ip6).toEqual(upstream.ip6);
