@@ -14,11 +14,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { startControlPlane, type ControlPlane } from '../../test/harness/control-plane.js';
 import { kubeClients } from '../../test/harness/kube.js';
 import { kubeVersion, repoRoot } from '../../test/harness/versions.js';
-import { HOST_IP, NODE_IP, type Backend } from './node-netns.js';
+import { NODE_IP, type Backend } from './node-netns.js';
+import { proxyKubeconfig } from './kubeconfig.js';
 import { PROXIES, killAllProxiesNow, type ProxyId, type ProxyOptions } from './proxies.js';
 import { evaluateTargets, latencySvg, latencyTargets, phaseSplit, scaleTable, summarizeRun, targetsTable, type ScaleResult } from './report.js';
 import { coldStart } from './cold-start.js';
@@ -169,20 +169,6 @@ async function settle(): Promise<string> {
 
 function loadAverage(): number[] {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
-}
-
-/** The admin kubeconfig, pointed at the host end of the node's veth (the apiserver listens on all addresses). */
-function proxyKubeconfig(controlPlane: ControlPlane, path: string): void {
-  const config = parseYaml(readFileSync(controlPlane.kubeconfigPath, 'utf8')) as {
-    clusters: { cluster: Record<string, string> }[];
-  };
-  const port = new URL(controlPlane.server).port;
-  for (const entry of config.clusters) {
-    entry.cluster['server'] = `https://${HOST_IP}:${port}`;
-    // The serving certificate names localhost, not the veth address.
-    entry.cluster['tls-server-name'] = 'localhost';
-  }
-  writeFileSync(path, toYaml(config));
 }
 
 async function main(): Promise<void> {

@@ -108,6 +108,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       minSyncPeriodMs: config.minSyncPeriodMs,
       syncPeriodMs: config.syncPeriodMs,
       livezSyncFailureTimeoutMs: config.livezSyncFailureTimeoutMs,
+      families,
     });
     this.conntrackCleaner = options.conntrack === undefined ? undefined : new ConntrackCleaner({
       deleter: options.conntrack,
@@ -169,7 +170,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
       const server = await startHealthServer(config.healthzBindAddress, this.health, {
         onProbe: (probe, statusCode) => this.metrics.healthProbe(probe, statusCode),
         ready: () => this.firstSyncApplied,
-        live: () => this.reliability.live(),
+        liveness: () => this.reliability.liveness(),
       });
       this.healthPort = server.port;
       this.servers.push(server);

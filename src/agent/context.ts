@@ -93,16 +93,17 @@ export function localTrafficFor(detectLocal: DetectLocal, clusterCIDR: string | 
 }
 
 /**
- * The addresses healthCheckNodePort servers listen on for one family: every address when
- * nodePortAddresses is unset; otherwise, as kube-proxy, only this node's IPs of that family that
- * nodePortAddresses matches (and 127.0.0.1 when a CIDR covers it; IPv6 has no localhost
- * NodePorts). Empty until the Node (or --node-ip) gives a matching IP: never every address as a
- * fallback, which would open the port where NodePorts are closed.
+ * The addresses healthCheckNodePort servers listen on for one family: every address of it
+ * (`0.0.0.0`, `::`) when nodePortAddresses is unset; otherwise, as kube-proxy, only this node's IPs
+ * of that family that nodePortAddresses matches (and the loopback, 127.0.0.1 or ::1, when a CIDR
+ * covers it: kube-proxy matches the node's interface addresses, lo's among them). Empty until the
+ * Node (or --node-ip) gives a matching IP: never every address as a fallback, which would open
+ * the port where NodePorts are closed.
  */
 export function healthCheckAddresses(config: AgentConfig, node: NodeInfo, family: IPFamily = 'IPv4'): readonly string[] {
-  if (config.nodePortAddresses.kind === 'all') return ['0.0.0.0'];
+  if (config.nodePortAddresses.kind === 'all') return [family === 'IPv4' ? '0.0.0.0' : '::'];
   const context = renderContextFor(config, node, {}, family);
-  const loopback = config.nodePortAddresses.kind === 'cidrs' && family === 'IPv4' ? ['127.0.0.1'] : [];
+  const loopback = config.nodePortAddresses.kind === 'cidrs' ? [family === 'IPv4' ? '127.0.0.1' : '::1'] : [];
   const candidates = [...context.nodeIPs, ...loopback];
   return [...new Set(candidates.filter((ip) => context.nodePortAddresses.some((cidr) => inCidr(ip, cidr))))];
 }

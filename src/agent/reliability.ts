@@ -1,13 +1,16 @@
 // What the agent does with a sync's outcome beyond kube-proxy's metrics (issue 12): logs and
 // counts drift repairs, grows the retry delay over consecutive failures (retry-backoff.ts), and
-// says whether the agent is still alive (`/livez` fails once every sync has failed for longer than
-// livezSyncFailureTimeout).
+// says whether the agent is still alive (`/livez` fails once every sync of a family has failed for
+// longer than livezSyncFailureTimeout). Backoff and liveness are kept per address family: each
+// family's proxier fails and recovers on its own, so one family's failures never delay the other's
+// retries and the other's successes never hide them.
 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createReliabilityMetrics, type ReliabilityMetrics } from '../server/reliability-metrics.js';
 import { RetryBackoff } from './retry-backoff.js';
 import type { DriftFinding, SyncReport } from './proxier.js';
+import type { IPFamily } from '../ip.js';
 
 export interface SyncReliabilityOptions {
   readonly registry: Registry;
@@ -16,44 +19,82 @@ export interface SyncReliabilityOptions {
   readonly syncPeriodMs: number;
   /** 0 = /livez never fails because of failing syncs. */
   readonly livezSyncFailureTimeoutMs: number;
+  /** The families whose syncs are observed (the retry-delay gauge starts at 0 for each); default IPv4. */
+  readonly families?: readonly IPFamily[];
   readonly clock?: () => number;
+}
+
+/** One family's run of failures, for /livez and its JSON. */
+export interface FamilyLiveness {
+  readonly live: boolean;
+  readonly consecutiveFailures: number;
+  /** Milliseconds since the first of the current run of failures; 0 when its last sync succeeded. */
+  readonly failingForMs: number;
 }
 
 export class SyncReliability {
   readonly metrics: ReliabilityMetrics;
-  private readonly backoff: RetryBackoff;
+  private readonly backoffs = new Map<IPFamily, RetryBackoff>();
   private readonly clock: () => number;
 
   constructor(private readonly options: SyncReliabilityOptions) {
-    this.metrics = createReliabilityMetrics(options.registry);
     this.clock = options.clock ?? Date.now;
-    this.backoff = new RetryBackoff({ initialMs: Math.max(1000, options.minSyncPeriodMs), maxMs: options.syncPeriodMs, clock: this.clock });
+    const families = options.families ?? ['IPv4'];
+    this.metrics = createReliabilityMetrics(options.registry, families);
+    for (const family of families) this.backoffOf(family);
   }
 
-  /** Accounts for one sync; returns the delay before the retry when it failed. */
+  /** Accounts for one sync of `report.family`; returns the delay before that family's retry when it failed. */
   observe(report: SyncReport): number | undefined {
     this.observeDrift(report);
+    const family = report.family;
+    const backoff = this.backoffOf(family);
+    const log = { component: 'sync', ipFamily: family };
     if (report.result !== 'failed') {
-      if (this.backoff.consecutiveFailures > 0) {
-        this.options.logger.info({ component: 'sync', failures: this.backoff.consecutiveFailures, failingForMs: this.backoff.failingForMs() }, 'sync succeeded again after failures');
+      if (backoff.consecutiveFailures > 0) {
+        this.options.logger.info({ ...log, failures: backoff.consecutiveFailures, failingForMs: backoff.failingForMs() }, 'sync succeeded again after failures');
       }
-      this.backoff.succeeded();
-      this.metrics.setRetryDelay(0);
+      backoff.succeeded();
+      this.metrics.setRetryDelay(0, family);
       return undefined;
     }
-    const delay = this.backoff.failed();
-    this.metrics.setRetryDelay(delay / 1000);
+    const delay = backoff.failed();
+    this.metrics.setRetryDelay(delay / 1000, family);
     this.options.logger.warn(
-      { component: 'sync', failures: this.backoff.consecutiveFailures, failingForMs: this.backoff.failingForMs(), retryInMs: delay },
-      `sync failed; next attempt (a full sync) in ${delay} ms`,
+      { ...log, failures: backoff.consecutiveFailures, failingForMs: backoff.failingForMs(), retryInMs: delay },
+      `${family} sync failed; next attempt (a full sync) in ${delay} ms`,
     );
     return delay;
   }
 
-  /** false once every sync has failed for longer than livezSyncFailureTimeout. */
+  /** false once every sync of some family has failed for longer than livezSyncFailureTimeout. */
   live(now: number = this.clock()): boolean {
+    return [...this.backoffs.keys()].every((family) => this.familyLiveness(family, now).live);
+  }
+
+  /** Whether each observed family is live (what /livez decides on, per family). */
+  liveness(now: number = this.clock()): Readonly<Partial<Record<IPFamily, boolean>>> {
+    const families: Partial<Record<IPFamily, boolean>> = {};
+    for (const family of this.backoffs.keys()) families[family] = this.familyLiveness(family, now).live;
+    return families;
+  }
+
+  /** One family's run of failures. */
+  familyLiveness(family: IPFamily, now: number = this.clock()): FamilyLiveness {
+    const backoff = this.backoffOf(family);
     const timeout = this.options.livezSyncFailureTimeoutMs;
-    return timeout <= 0 || this.backoff.consecutiveFailures === 0 || this.backoff.failingForMs(now) < timeout;
+    const failingForMs = backoff.failingForMs(now);
+    const live = timeout <= 0 || backoff.consecutiveFailures === 0 || failingForMs < timeout;
+    return { live, consecutiveFailures: backoff.consecutiveFailures, failingForMs };
+  }
+
+  private backoffOf(family: IPFamily): RetryBackoff {
+    let backoff = this.backoffs.get(family);
+    if (backoff === undefined) {
+      backoff = new RetryBackoff({ initialMs: Math.max(1000, this.options.minSyncPeriodMs), maxMs: this.options.syncPeriodMs, clock: this.clock });
+      this.backoffs.set(family, backoff);
+    }
+    return backoff;
   }
 
   private observeDrift(report: SyncReport): void {

@@ -11,7 +11,7 @@ import type { DesiredState } from '../model/types.js';
 import { fullPayload } from '../sync/payload.js';
 import { commandUsage, COMMANDS, DEFAULTS, detectLocalFrom, FIELDS, readCommandLine, type CommandLine } from '../config/index.js';
 import { localTrafficFor, nodePortAddressList, ofFamily } from '../agent/context.js';
-import { IP_FAMILIES } from '../ip.js';
+import { IP_FAMILIES, type IPFamily } from '../ip.js';
 import { messageOf } from '../values.js';
 
 export interface CommandIO {
@@ -82,7 +82,8 @@ export async function renderCommand(argv: readonly string[], io: CommandIO = def
  * Reads the object files (`--objects`) and renders them with the rule fields of the line: the
  * result, or the exit code after a message on stderr (`command` prefixes it).
  */
-export async function renderObjects(line: ParsedLine, io: CommandIO, command: string, usage: string): Promise<RenderedObjects | number> {
+/** Renders the objects for one family: `family` when given (trace: its destination's), else `--ip-family` (render), else IPv4. */
+export async function renderObjects(line: ParsedLine, io: CommandIO, command: string, usage: string, family?: IPFamily): Promise<RenderedObjects | number> {
   const { values } = line;
   const files = line.own['objects'] ?? [];
   const nodeName = values.hostnameOverride;
@@ -91,11 +92,10 @@ export async function renderObjects(line: ParsedLine, io: CommandIO, command: st
     io.stderr(`${command}: --objects, --node-name and --node-ip are required\n${usage}`);
     return 2;
   }
-  // `render --ip-family`; a command without the flag (trace) takes IPv4.
   const ownFlags: Readonly<Record<string, readonly string[] | undefined>> = line.own;
-  const familyText = ownFlags['ip-family']?.[0] ?? 'IPv4';
-  const family = IP_FAMILIES.find((candidate) => candidate === familyText);
-  if (family === undefined) {
+  const familyText = family ?? ownFlags['ip-family']?.[0] ?? 'IPv4';
+  const renderFamily = IP_FAMILIES.find((candidate) => candidate === familyText);
+  if (renderFamily === undefined) {
     io.stderr(`${command}: --ip-family ${JSON.stringify(familyText)} must be IPv4 or IPv6\n`);
     return 2;
   }
@@ -126,13 +126,13 @@ export async function renderObjects(line: ParsedLine, io: CommandIO, command: st
   }
   const bundle = mergeBundles(bundles);
   const nodeObject = bundle.nodes.find((node) => node.metadata?.name === nodeName);
-  const node = nodeInfoFromNode(nodeObject, { name: nodeName, ips: ofFamily(nodeIPs, family), family });
+  const node = nodeInfoFromNode(nodeObject, { name: nodeName, ips: ofFamily(nodeIPs, renderFamily), family: renderFamily });
   const nodePortAddresses = nodePortAddressList(values.nodePortAddresses ?? DEFAULTS.nodePortAddresses, node.ips);
   const { state, skipped } = buildDesiredState({
     services: bundle.services,
     endpointSlices: bundle.endpointSlices,
     node,
-    family,
+    family: renderFamily,
   });
   if (skipped.length > 0) {
     for (const entry of skipped) {
@@ -143,7 +143,7 @@ export async function renderObjects(line: ParsedLine, io: CommandIO, command: st
   }
   const context: RenderContext = {
     ...defaultRenderContext,
-    localTraffic: localTrafficFor(local.detectLocal, ofFamily(values.clusterCIDR ?? [], family)[0], node),
+    localTraffic: localTrafficFor(local.detectLocal, ofFamily(values.clusterCIDR ?? [], renderFamily)[0], node),
     masqueradeAll: values.masqueradeAll ?? DEFAULTS.masqueradeAll,
     nodePortAddresses,
     nodeIPs: node.ips,

@@ -8,7 +8,7 @@ import { hostname, networkInterfaces } from 'node:os';
 
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import type { DesiredState } from '../model/types.js';
-import { ExecNetfilter } from '../netfilter/exec.js';
+import { ExecNetfilter, ipv6Binaries } from '../netfilter/exec.js';
 import { fullPayload } from '../sync/payload.js';
 import { readModelFromApi } from '../trace/api-model.js';
 import { explainTrace } from '../trace/explain.js';
@@ -22,6 +22,7 @@ import { TABLES } from '../netfilter/vocabulary.js';
 import { resolveIptablesVariant } from './iptables-variant-setup.js';
 import { commandLineOrExit, defaultIO, renderObjects, type CommandIO } from './render-command.js';
 import { ofFamily } from '../agent/context.js';
+import { familyOf, type IPFamily } from '../ip.js';
 
 export const traceUsage = commandUsage(COMMANDS.trace, [
   'Usage: kube-proxy-ts trace --source IP --destination IP:PORT [--protocol tcp|udp|sctp] [--from pod|node|outside] [-o text|json]',
@@ -34,7 +35,8 @@ export const traceUsage = commandUsage(COMMANDS.trace, [
   'are explored both ways and shown as assumptions. Without --objects the rules are read with',
   'iptables-save (or from --iptables-save FILE) and the Services and EndpointSlices from the apiserver',
   "(--kubeconfig, $KUBECONFIG or the pod's service account), which say why endpoints were excluded;",
-  'without API access the trace still runs.',
+  'without API access the trace still runs. An IPv6 destination traces the IPv6 rules: ip6tables-save',
+  '(or an ip6tables-save dump in --iptables-save FILE), or the IPv6 family rendered from --objects.',
   '',
 ]);
 
@@ -42,11 +44,17 @@ const protocols = { tcp: 'TCP', udp: 'UDP', sctp: 'SCTP' } as const;
 const origins: readonly Origin[] = ['pod', 'node', 'outside'];
 
 export interface TraceIO extends CommandIO {
-  /** `iptables-save` of the nat and filter tables. */
-  readonly saveTables: (backend: IptablesBackendSetting) => Promise<{ ok: true; text: string } | { ok: false; message: string }>;
+  /** `iptables-save` (IPv4) or `ip6tables-save` (IPv6) of the nat and filter tables. */
+  readonly saveTables: (backend: IptablesBackendSetting, family: IPFamily) => Promise<{ ok: true; text: string } | { ok: false; message: string }>;
   /** The node's own addresses (what `-m addrtype LOCAL` matches). */
   readonly localAddresses: () => readonly string[];
-  readonly readApiModel: (kubeconfig: string | undefined, nodeName: string, nodeIPs: readonly string[]) => Promise<{ ok: true; state: DesiredState } | { ok: false; message: string }>;
+  /** One family's model (`nodeIPs` of that family). */
+  readonly readApiModel: (
+    kubeconfig: string | undefined,
+    nodeName: string,
+    nodeIPs: readonly string[],
+    family: IPFamily,
+  ) => Promise<{ ok: true; state: DesiredState } | { ok: false; message: string }>;
   /** The node's name when no flag or $NODE_NAME gives it. */
   readonly hostname: () => string;
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -54,13 +62,13 @@ export interface TraceIO extends CommandIO {
 
 export const defaultTraceIO: TraceIO = {
   ...defaultIO,
-  saveTables: async (configured) => {
+  saveTables: async (configured, family) => {
     const variant = await resolveIptablesVariant(configured);
-    const netfilter = new ExecNetfilter({ binaries: variant.binaries });
+    const netfilter = new ExecNetfilter({ binaries: family === 'IPv4' ? variant.binaries : ipv6Binaries(variant.binaries) });
     let text = '';
     for (const table of TABLES) {
       const saved = await netfilter.save(table);
-      if (!saved.ok) return { ok: false, message: `cannot read the ${table} table (${variant.backend}): ${saved.message}` };
+      if (!saved.ok) return { ok: false, message: `cannot read the ${family} ${table} table (${variant.backend}): ${saved.message}` };
       text += saved.text;
     }
     return { ok: true, text };
@@ -69,10 +77,10 @@ export const defaultTraceIO: TraceIO = {
     Object.values(networkInterfaces())
       .flatMap((addresses) => addresses ?? [])
       .map((address) => address.address.replace(/%.*$/, '')),
-  readApiModel: async (kubeconfig, nodeName, nodeIPs) => {
+  readApiModel: async (kubeconfig, nodeName, nodeIPs, family) => {
     const kube = loadKubeConfig(kubeconfig === undefined ? {} : { kubeconfigPath: kubeconfig });
     if (!kube.ok) return { ok: false, message: `no API access (${kube.detail})` };
-    return readModelFromApi(kube.connection, nodeName, nodeIPs);
+    return readModelFromApi(kube.connection, nodeName, nodeIPs, family);
   },
   hostname: () => hostname().toLowerCase(),
   env: process.env,
@@ -92,6 +100,8 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
     return 2;
   }
   const { values } = line;
+  // Each family has its own tables (iptables / ip6tables) and its own model: the destination's.
+  const { family } = request;
 
   // The rules and, when known, the model they came from.
   let saved: SavedTables;
@@ -101,7 +111,7 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
   const notes: string[] = [];
   const objectFiles = line.own['objects'] ?? [];
   if (objectFiles.length > 0) {
-    const rendered = await renderObjects(line, io, 'trace', traceUsage);
+    const rendered = await renderObjects(line, io, 'trace', traceUsage, family);
     if (typeof rendered === 'number') return rendered;
     const parsed = parseSavedTables(fullPayload(rendered.ruleSet, { jumps: 'append' }));
     if (!parsed.ok) throw new Error(`trace: render's own payload does not parse: ${parsed.message}`);
@@ -111,7 +121,7 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
     sourceLabel = `rendered from ${objectFiles.join(', ')} for node ${rendered.state.node.name}`;
   } else {
     const saveFile = own('iptables-save');
-    const text = saveFile !== undefined ? await readSaveFile(io, saveFile) : await io.saveTables(values.iptablesBackend ?? DEFAULTS.iptablesBackend);
+    const text = saveFile !== undefined ? await readSaveFile(io, saveFile) : await io.saveTables(values.iptablesBackend ?? DEFAULTS.iptablesBackend, family);
     if (!text.ok) {
       io.stderr(`trace: ${text.message}\n`);
       return 1;
@@ -125,14 +135,14 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
     const nodeIPs = values.nodeIP ?? [];
     localAddresses = [...io.localAddresses(), ...nodeIPs].filter((address) => isIP(address) !== 0);
     const nodeName = values.hostnameOverride ?? io.hostname();
-    sourceLabel = saveFile !== undefined ? `saved in ${saveFile}` : 'this node (iptables-save)';
-    const read = await io.readApiModel(values.kubeconfig, nodeName, ofFamily(nodeIPs, 'IPv4'));
+    sourceLabel = saveFile !== undefined ? `saved in ${saveFile}` : `this node (${family === 'IPv4' ? 'iptables-save' : 'ip6tables-save'})`;
+    const read = await io.readApiModel(values.kubeconfig, nodeName, ofFamily(nodeIPs, family), family);
     if (read.ok) model = read.state;
     else notes.push(`Services not read from the apiserver, so no reasons for excluded endpoints: ${read.message}`);
   }
 
-  // trace reads the IPv4 tables (iptables-save): the IPv4 clusterCIDR of a dual-stack pair.
-  const inferred = inferOrigin(request.source, localAddresses, ofFamily(values.clusterCIDR ?? [], 'IPv4')[0], model);
+  // The clusterCIDR of the traced family (a dual-stack pair holds one of each).
+  const inferred = inferOrigin(request.source, localAddresses, ofFamily(values.clusterCIDR ?? [], family)[0], model);
   const origin = request.origin ?? inferred.origin;
   if (request.origin === undefined) notes.push(`entry point inferred: ${inferred.why} (set it with --from)`);
   const packet: TracePacket = {
@@ -154,6 +164,8 @@ export async function traceCommand(argv: readonly string[], io: TraceIO = defaul
 }
 
 interface PacketRequest {
+  /** The destination's family, which decides the tables traced. */
+  readonly family: IPFamily;
   readonly source: string;
   readonly destination: string;
   readonly port: number;
@@ -178,6 +190,9 @@ function parsePacketFlags(own: (name: string) => string | undefined): PacketRequ
   }
   const { ip, port } = address;
   if (port === undefined || port < 1 || port > 65535) return `--destination "${destination}" is not IP:PORT (IPv6: [IP]:PORT)`;
+  const family = familyOf(ip);
+  if (family === undefined) return `--destination "${destination}" is not IP:PORT (IPv6: [IP]:PORT)`;
+  if (familyOf(source) !== family) return `--source ${source} and --destination ${ip} are of different IP families`;
   const protocolText = own('protocol') ?? 'tcp';
   const protocol = protocols[protocolText.toLowerCase() as keyof typeof protocols] as TracePacket['protocol'] | undefined;
   if (protocol === undefined) return `--protocol "${protocolText}" must be tcp, udp or sctp`;
@@ -185,7 +200,7 @@ function parsePacketFlags(own: (name: string) => string | undefined): PacketRequ
   if (origin !== undefined && !origins.includes(origin as Origin)) return `--from "${origin}" must be pod, node or outside`;
   const output = own('output') ?? 'text';
   if (output !== 'text' && output !== 'json') return `-o "${output}" must be text or json`;
-  return { source, destination: ip, port, protocol, origin: origin as Origin | undefined, inInterface: own('in-interface'), outInterface: own('out-interface'), output };
+  return { family, source, destination: ip, port, protocol, origin: origin as Origin | undefined, inInterface: own('in-interface'), outInterface: own('out-interface'), output };
 }
 
 async function readSaveFile(io: CommandIO, path: string): Promise<{ ok: true; text: string } | { ok: false; message: string }> {

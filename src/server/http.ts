@@ -7,6 +7,7 @@ import type { BindAddress } from '../config/types.js';
 import type { ProxierHealth, ProxierHealthSnapshot } from './health.js';
 import { listen, toBindAddress, type RunningServer } from './listen.js';
 import type { HealthProbe } from './metrics.js';
+import type { IPFamily } from '../ip.js';
 import { messageOf } from '../values.js';
 
 export type { RunningServer } from './listen.js';
@@ -92,7 +93,12 @@ export function formatGoJsonTime(ms: number | undefined): string {
  * (the proxier's, without node eligibility) and `status` per IP family once a sync succeeded.
  * While healthy, `lastUpdated` is "now", as older kube-proxies reported it.
  */
-export function healthBody(snapshot: ProxierHealthSnapshot, probe: HealthProbe, reportedHealthy: boolean): string {
+export function healthBody(
+  snapshot: ProxierHealthSnapshot,
+  probe: HealthProbe,
+  reportedHealthy: boolean,
+  liveness: Readonly<Partial<Record<IPFamily, boolean>>> = {},
+): string {
   const body: Record<string, unknown> = {
     lastUpdated: formatGoJsonTime(reportedHealthy ? snapshot.currentTimeMs : snapshot.lastUpdatedMs),
     currentTime: formatGoJsonTime(snapshot.currentTimeMs),
@@ -101,7 +107,7 @@ export function healthBody(snapshot: ProxierHealthSnapshot, probe: HealthProbe, 
   body.healthy = snapshot.healthy;
   const status = Object.entries(snapshot.families).map(([family, health]) => [
     family,
-    { lastUpdated: formatGoJsonTime(health.lastUpdatedMs), healthy: health.healthy },
+    { lastUpdated: formatGoJsonTime(health.lastUpdatedMs), healthy: health.healthy && liveness[family as IPFamily] !== false },
   ]);
   if (status.length > 0) body.status = Object.fromEntries(status);
   return JSON.stringify(body);
@@ -114,9 +120,10 @@ export interface HealthServerOptions {
    * applied), so a readiness probe never admits a node without rules. /livez ignores it: a slow
    * initial list of a big cluster must not get the agent restarted. Default: always ready. */
   readonly ready?: () => boolean;
-  /** /livez (and /healthz) also answer 503 while this says false: syncs have kept failing for too
-   * long (livezSyncFailureTimeout). Default: always live. */
-  readonly live?: () => boolean;
+  /** Per family, false once its syncs have kept failing for too long (livezSyncFailureTimeout):
+   * /livez (and /healthz) answer 503 while any family is not live, and the body's `status` shows
+   * that family unhealthy. Default: every family live. */
+  readonly liveness?: () => Readonly<Partial<Record<IPFamily, boolean>>>;
 }
 
 /**
@@ -138,12 +145,13 @@ export async function startHealthServer(
     const probe: HealthProbe = path === '/healthz' ? 'healthz' : 'livez';
     const snapshot = health.snapshot();
     const ready = options.ready?.() ?? true;
-    const live = options.live?.() ?? true;
+    const liveness = options.liveness?.() ?? {};
+    const live = Object.values(liveness).every((familyLive) => familyLive);
     const healthy = probe === 'healthz' ? ready && live && snapshot.healthy && snapshot.nodeEligible : live && snapshot.healthy;
     const statusCode = healthy ? 200 : 503;
     options.onProbe?.(probe, statusCode);
     response.writeHead(statusCode, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });
-    response.end(healthBody(snapshot, probe, healthy));
+    response.end(healthBody(snapshot, probe, healthy, liveness));
   });
   return listen(server, toBindAddress(bindAddress));
 }

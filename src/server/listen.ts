@@ -20,8 +20,14 @@ export function toBindAddress(address: string | BindAddress): BindAddress {
   return parsed;
 }
 
+export interface ListenOptions {
+  /** For an IPv6 host, take IPv6 only (`::` then leaves IPv4 to a server on `0.0.0.0`); by default
+   * `::` takes both families (Linux's default, as Go listens). */
+  readonly ipv6Only?: boolean;
+}
+
 /** Resolves once listening; rejects with the listen error (e.g. code EADDRINUSE) otherwise. */
-export function listen(server: Server, address: BindAddress): Promise<RunningServer> {
+export function listen(server: Server, address: BindAddress, options: ListenOptions = {}): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error): void => {
       server.off('listening', onListening);
@@ -35,7 +41,7 @@ export function listen(server: Server, address: BindAddress): Promise<RunningSer
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    server.listen({ host: address.host, port: address.port });
+    server.listen({ host: address.host, port: address.port, ...(options.ipv6Only === true ? { ipv6Only: true } : {}) });
   });
 }
 

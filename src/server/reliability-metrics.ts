@@ -3,17 +3,18 @@
 
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { DRIFT_KINDS, type DriftKind } from '../agent/proxier.js';
+import type { IPFamily } from '../ip.js';
 
 export interface ReliabilityMetrics {
   /** One repaired chain (or missing jump, or flushed table). */
   driftRepaired(table: string, kind: DriftKind): void;
   /** Seconds one drift check took (reading the tables and comparing). */
   observeDriftCheck(seconds: number): void;
-  /** The delay before the next retry after failed syncs; 0 when the last sync succeeded. */
-  setRetryDelay(seconds: number): void;
+  /** The delay before `family`'s next retry after failed syncs; 0 when its last sync succeeded. */
+  setRetryDelay(seconds: number, family: IPFamily): void;
 }
 
-export function createReliabilityMetrics(registry: Registry): ReliabilityMetrics {
+export function createReliabilityMetrics(registry: Registry, families: readonly IPFamily[] = ['IPv4']): ReliabilityMetrics {
   const registers = [registry];
   const repairs = new Counter({
     name: 'kube_proxy_ts_drift_repairs_total',
@@ -30,13 +31,14 @@ export function createReliabilityMetrics(registry: Registry): ReliabilityMetrics
   });
   const retryDelay = new Gauge({
     name: 'kube_proxy_ts_sync_retry_backoff_seconds',
-    help: 'Delay before the next attempt after failed syncs (grows up to syncPeriod); 0 after a successful sync',
+    help: 'Delay before the next attempt after failed syncs of the family (grows up to syncPeriod); 0 after a successful sync',
+    labelNames: ['ip_family'],
     registers,
   });
-  retryDelay.set(0);
+  for (const family of families) retryDelay.set({ ip_family: family }, 0);
   return {
     driftRepaired: (table, kind) => repairs.inc({ table, kind }),
     observeDriftCheck: (seconds) => checkSeconds.observe(seconds),
-    setRetryDelay: (seconds) => retryDelay.set(seconds),
+    setRetryDelay: (seconds, family) => retryDelay.set({ ip_family: family }, seconds),
   };
 }

@@ -3,6 +3,7 @@
 // endpoints for it (200) or not (503), as kube-proxy's service health server does.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { listen, type RunningServer } from './listen.js';
 import type { AgentMetrics } from './metrics.js';
@@ -19,7 +20,8 @@ export interface ServiceHealthServersOptions {
   /** The proxier's health (ProxierHealth.isHealthy), without node eligibility, as kube-proxy uses it here. */
   readonly isProxyHealthy: () => boolean;
   /**
-   * IPs to listen on, default `0.0.0.0`. kube-proxy listens only on the node IPs that match
+   * IPs to listen on, default `0.0.0.0` (a dual-stack node adds `::`; each IPv6 address is bound
+   * IPv6-only, so `0.0.0.0` and `::` sit side by side). kube-proxy listens only on the node IPs that match
    * `nodePortAddresses` when that is set; the caller resolves those (and calls setAddresses when
    * the Node's addresses change). Empty: no server listens until an address is set.
    */
@@ -172,7 +174,7 @@ export class ServiceHealthServers {
       try {
         for (const host of this.addresses) {
           const server = createServer((request, response) => this.answer(instance, request, response));
-          instance.servers.push(await listen(server, { host, port }));
+          instance.servers.push(await listen(server, { host, port }, { ipv6Only: isIPv6(host) }));
         }
         this.instances.set(port, instance);
         this.logger.info({ port, service: `${entry.namespace}/${entry.name}` }, 'opened healthcheck server');

@@ -10,6 +10,7 @@ import { buildDesiredState } from '../model/build.js';
 import { nodeInfoFromNode } from '../model/node.js';
 import type { DesiredState } from '../model/types.js';
 import { messageOf } from '../values.js';
+import type { IPFamily } from '../ip.js';
 
 export type ApiModelResult = { readonly ok: true; readonly state: DesiredState } | { readonly ok: false; readonly message: string };
 
@@ -20,7 +21,8 @@ function items<T>(list: unknown): T[] {
   return Array.isArray(value) ? (value as T[]) : [];
 }
 
-export async function readModelFromApi(connection: ApiConnection, nodeName: string, nodeIPs: readonly string[]): Promise<ApiModelResult> {
+/** The model of one family (`family`'s proxier's view: its cluster IPs, its slices, its node IPs). */
+export async function readModelFromApi(connection: ApiConnection, nodeName: string, nodeIPs: readonly string[], family: IPFamily = 'IPv4'): Promise<ApiModelResult> {
   const query = (labelSelector: string, fieldSelector?: string): string =>
     `?labelSelector=${encodeURIComponent(labelSelector)}${fieldSelector === undefined ? '' : `&fieldSelector=${encodeURIComponent(fieldSelector)}`}`;
   try {
@@ -29,8 +31,8 @@ export async function readModelFromApi(connection: ApiConnection, nodeName: stri
       getJson({ connection, path: `/apis/discovery.k8s.io/v1/endpointslices${query(endpointSliceLabelSelector)}`, timeoutMs }),
       getJson({ connection, path: `/api/v1/nodes/${encodeURIComponent(nodeName)}`, timeoutMs }).catch(() => undefined),
     ]);
-    const nodeInfo = nodeInfoFromNode(node as V1Node | undefined, { name: nodeName, ips: [...nodeIPs] });
-    const { state } = buildDesiredState({ services: items<V1Service>(services), endpointSlices: items<V1EndpointSlice>(endpointSlices), node: nodeInfo });
+    const nodeInfo = nodeInfoFromNode(node as V1Node | undefined, { name: nodeName, ips: [...nodeIPs], family });
+    const { state } = buildDesiredState({ services: items<V1Service>(services), endpointSlices: items<V1EndpointSlice>(endpointSlices), node: nodeInfo, family });
     return { ok: true, state };
   } catch (error: unknown) {
     return { ok: false, message: messageOf(error) };

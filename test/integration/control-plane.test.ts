@@ -19,15 +19,19 @@ import {
   uniqueName,
   type KubeClients,
 } from '../harness/kube.js';
+import { cidrContains, familyOf, parseCidr } from '../../src/ip.js';
 
-function ipv4ToNumber(address: string): number {
-  return address.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
-}
-
-function inIPv4Cidr(address: string, cidr: string): boolean {
-  const [network = '', prefix = '32'] = cidr.split('/');
-  const size = 2 ** (32 - Number(prefix));
-  return Math.floor(ipv4ToNumber(address) / size) === Math.floor(ipv4ToNumber(network) / size);
+/**
+ * Whether `address` lies in the range of its own family among `serviceRanges` (one CIDR or a
+ * dual-stack pair such as `10.96.0.0/16,fd00:10:96::/112`).
+ */
+function inServiceRange(address: string, serviceRanges: string): boolean {
+  const family = familyOf(address);
+  const range = serviceRanges
+    .split(',')
+    .map((text) => parseCidr(text))
+    .find((cidr) => cidr?.family === family);
+  return range !== undefined && cidrContains(range, address);
 }
 
 describe('shared control plane', () => {
@@ -58,14 +62,28 @@ describe('shared control plane', () => {
       spec: { internalTrafficPolicy: 'Local' },
     });
     const clusterIP = created.spec?.clusterIP ?? '';
-    expect(inIPv4Cidr(clusterIP, inject('serviceClusterIPRange'))).toBe(true);
-    expect(inIPv4Cidr(clusterIP, '10.96.0.0/16')).toBe(true);
+    expect(familyOf(clusterIP)).toBe('IPv4');
+    expect(inServiceRange(clusterIP, inject('serviceClusterIPRange'))).toBe(true);
+    expect(inServiceRange(clusterIP, '10.96.0.0/16')).toBe(true);
 
     const listed = await clients.core.listNamespacedService({ namespace });
     const web = listed.items.find((service) => service.metadata?.name === 'web');
     expect(web?.spec?.clusterIP).toBe(clusterIP);
     expect(web?.spec?.ports?.[0]).toMatchObject({ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' });
     expect(web?.spec?.internalTrafficPolicy).toBe('Local');
+  });
+
+  it('allocates a RequireDualStack Service one cluster IP per family, each from its own range', async () => {
+    const created = await createService(clients.core, {
+      namespace,
+      name: 'web-dual',
+      ports: [{ name: 'http', port: 80, targetPort: 8080 }],
+      spec: { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] },
+    });
+    const clusterIPs = created.spec?.clusterIPs ?? [];
+    expect(clusterIPs.map((ip) => familyOf(ip))).toEqual(['IPv4', 'IPv6']);
+    for (const ip of clusterIPs) expect(inServiceRange(ip, inject('serviceClusterIPRange'))).toBe(true);
+    expect(inServiceRange(clusterIPs[1] ?? '', 'fd00:10:96::/112')).toBe(true);
   });
 
   it('stores an EndpointSlice with the labels, annotation and conditions kube-proxy reads', async () => {

@@ -29,6 +29,8 @@ const IPS = {
   external: ['192.0.2.7', 'fd00:40::7'],
   allowed: ['203.0.113.9', 'fd00:40::9'],
   denied: ['203.0.113.10', 'fd00:40::a'],
+  internal: ['10.96.0.13', 'fd00:10:96::13'],
+  internalNone: ['10.96.0.14', 'fd00:10:96::14'],
 } as const;
 const at = (pair: readonly [string, string], family: Family): string => (family === 'IPv4' ? pair[0] : pair[1]);
 const TRIES = 16;
@@ -49,7 +51,9 @@ function objects(pods: readonly PodHandle[]): unknown[] {
     },
     ...(ingress.length > 0 ? { status: { loadBalancer: { ingress: ingress.map((ip) => ({ ip })) } } } : {}),
   });
-  const slices = (name: string, members: readonly PodHandle[]): V1EndpointSlice[] =>
+  /** `nodeOf` says which node each endpoint is on (default its own): internalTrafficPolicy Local
+   * must then skip the ones said to be elsewhere, although they would answer. */
+  const slices = (name: string, members: readonly PodHandle[], nodeOf: (pod: PodHandle) => string = (pod) => pod.node.name): V1EndpointSlice[] =>
     FAMILIES.map((family) => ({
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -58,7 +62,7 @@ function objects(pods: readonly PodHandle[]): unknown[] {
       endpoints: members.map((pod) => ({
         addresses: [family === 'IPv4' ? pod.ip : (pod.ip6 ?? '')],
         conditions: { ready: true, serving: true, terminating: false },
-        nodeName: pod.node.name,
+        nodeName: nodeOf(pod),
       })),
       ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
     }));
@@ -82,6 +86,12 @@ function objects(pods: readonly PodHandle[]): unknown[] {
     ...slices('allowed', pods),
     lb('denied', IPS.denied, ['198.51.100.0/24', 'fd00:50::/64'], 30082),
     ...slices('denied', pods),
+    // internalTrafficPolicy Local: pod-b is said to be on node2, so only pod-a may answer; with
+    // every endpoint elsewhere, nothing may (DROP, not REJECT: the Service has endpoints).
+    service('internal', IPS.internal, { internalTrafficPolicy: 'Local' }),
+    ...slices('internal', pods, (pod) => (pod.name === 'pod-a' ? pod.node.name : 'node2')),
+    service('internal-none', IPS.internalNone, { internalTrafficPolicy: 'Local' }),
+    ...slices('internal-none', pods, () => 'node2'),
   ];
 }
 
@@ -161,6 +171,7 @@ describe.skipIf(skipReason !== undefined)('dual-stack Services with real IPv4 an
     const result = tally(await sequential(TRIES, probe(client.netns, at(IPS.sticky, family))));
     expect(result.failures).toEqual([]);
     expect(new Set(result.pods).size).toBe(1);
+    expect(result.peers).toEqual(new Set([podIP(client, family)]));
   });
 
   it.each(FAMILIES)('%s: a load-balancer IP admits a client inside its source ranges with its address kept (Local), and drops one outside', async (family) => {
@@ -170,5 +181,17 @@ describe.skipIf(skipReason !== undefined)('dual-stack Services with real IPv4 an
     expect(allowed.peers).toEqual(new Set([externalIP(family)]));
     const denied = await topology!.tcp(topology!.externalNetns, at(IPS.denied, family), 80, { timeoutMs: 1000 });
     expect(denied.ok ? 'answered' : denied.error).toBe('timeout');
+  });
+
+  it.each(FAMILIES)('%s: internalTrafficPolicy Local sends pods only to the local endpoint, source kept, and drops when none is local', async (family) => {
+    const result = tally(await sequential(TRIES, probe(client.netns, at(IPS.internal, family))));
+    expect(result.failures).toEqual([]);
+    expect(new Set(result.pods)).toEqual(new Set(['pod-a']));
+    expect(result.peers).toEqual(new Set([podIP(client, family)]));
+    const fromNode = tally(await sequential(4, probe(node.netns, at(IPS.internal, family))));
+    expect(fromNode.failures).toEqual([]);
+    expect(new Set(fromNode.pods)).toEqual(new Set(['pod-a']));
+    const none = await topology!.tcp(client.netns, at(IPS.internalNone, family), 80, { timeoutMs: 1000 });
+    expect(none.ok ? 'answered' : none.error).toBe('timeout');
   });
 });

@@ -130,6 +130,8 @@ export class FakeNetfilter implements Netfilter {
   private saved: SavedTables | undefined;
   /** When set, `chainExists` answers undefined (the check itself failed). */
   chainCheckFails = false;
+  /** When set, every restore fails with this message (a family whose rules cannot be loaded). */
+  everyRestoreFails: string | undefined;
 
   restore(pieces: string | Iterable<string>, options: { readonly noFlush: boolean }): Promise<RestoreResult> {
     const payload = typeof pieces === 'string' ? pieces : [...pieces].join('');
@@ -160,6 +162,7 @@ export class FakeNetfilter implements Netfilter {
       this.pendingRestoreFailure = undefined;
       return { ok: false, message, line };
     }
+    if (this.everyRestoreFails !== undefined) return { ok: false, message: this.everyRestoreFails, line: undefined };
     const parsed = parseRestorePayload(payload);
     if (!parsed.ok) return failure(parsed.message, parsed.line);
 

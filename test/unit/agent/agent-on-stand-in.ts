@@ -7,6 +7,15 @@ import { createLogger } from '../../../src/log.js';
 import { FakeNetfilter } from '../../support/fake-netfilter.js';
 import { iptablesBackend, type IptablesSyncReport } from '../../../src/sync/iptables-proxier.js';
 import { HttpApiserver } from '../k8s/http-apiserver.js';
+import type { IPFamily } from '../../../src/ip.js';
+
+export interface StandInOptions {
+  /** One proxier per family (default IPv4 only); IPv6 programs `ipv6Netfilter`. */
+  readonly families?: readonly IPFamily[];
+  readonly netfilter?: FakeNetfilter;
+  readonly ipv6Netfilter?: FakeNetfilter;
+  readonly onSyncReport?: (report: IptablesSyncReport) => void;
+}
 
 export interface AgentOnStandIn {
   readonly agent: Agent<IptablesSyncReport>;
@@ -14,11 +23,12 @@ export interface AgentOnStandIn {
   stop(): Promise<void>;
 }
 
-/** Lists what `objects` holds, starts the agent with `args` (node name node1, no HTTP servers)
- * and resolves after its first sync. */
+/** Lists what `objects` holds, starts the agent with `args` (node name node1, no HTTP servers
+ * unless `args` names their addresses) and resolves after its first sync of every family. */
 export async function startAgentOnStandIn(
   args: readonly string[],
   objects: { readonly services?: unknown[]; readonly endpointSlices?: unknown[]; readonly nodes?: unknown[] },
+  options: StandInOptions = {},
 ): Promise<AgentOnStandIn> {
   const apiserver = new HttpApiserver();
   const connection = await apiserver.start();
@@ -30,7 +40,9 @@ export async function startAgentOnStandIn(
   const agent = new Agent({
     config: parsed.config,
     connection,
-    backend: iptablesBackend({ netfilter: new FakeNetfilter() }),
+    backend: iptablesBackend({ netfilter: options.netfilter ?? new FakeNetfilter(), ipv6Netfilter: options.ipv6Netfilter ?? new FakeNetfilter() }),
+    ...(options.families !== undefined ? { families: options.families } : {}),
+    ...(options.onSyncReport !== undefined ? { onSyncReport: options.onSyncReport } : {}),
     conntrack: undefined,
     logger: createLogger({ level: 'silent' }),
     registry: new Registry(),

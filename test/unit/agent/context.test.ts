@@ -55,4 +55,14 @@ describe('renderContextFor', () => {
     expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24']), { ...node, ips: [] })).toEqual([]);
     expect(healthCheckAddresses(config(['--nodeport-addresses', '10.0.0.0/8']), node)).toEqual([]);
   });
+
+  it('binds the IPv6 family to every IPv6 address, or to its node IPs (and ::1) that nodePortAddresses matches', () => {
+    const ipv6Node: NodeInfo = { ...node, ips: ['fd00:30::10'] };
+    expect(healthCheckAddresses(config([]), ipv6Node, 'IPv6')).toEqual(['::']);
+    expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24,fd00:30::/64']), ipv6Node, 'IPv6')).toEqual(['fd00:30::10']);
+    expect(healthCheckAddresses(config(['--nodeport-addresses', 'primary']), ipv6Node, 'IPv6')).toEqual(['fd00:30::10']);
+    expect(healthCheckAddresses(config(['--nodeport-addresses', 'fd00:30::/64,::1/128']), ipv6Node, 'IPv6')).toEqual(['fd00:30::10', '::1']);
+    // An IPv4-only list leaves the IPv6 family nowhere.
+    expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24']), ipv6Node, 'IPv6')).toEqual([]);
+  });
 });

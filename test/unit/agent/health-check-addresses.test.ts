@@ -33,18 +33,48 @@ async function probe(host: string, port: number): Promise<number | string> {
   }
 }
 
-function node(ip: string): unknown {
-  return { metadata: { name: 'node1', resourceVersion: ip }, status: { addresses: [{ type: 'InternalIP', address: ip }] } };
+function node(...ips: string[]): unknown {
+  return { metadata: { name: 'node1', resourceVersion: ips.join(',') }, status: { addresses: ips.map((address) => ({ type: 'InternalIP', address })) } };
 }
 
-async function startAgent(nodePortAddresses: string, healthCheckNodePort: number): Promise<AgentOnStandIn> {
-  const service = {
+/** The HTTP status at [ip]:port over IPv6, or the connect error's code. */
+function probe6(ip: string, port: number): Promise<number | string> {
+  return probe(`[${ip}]`, port);
+}
+
+function lbService(healthCheckNodePort: number, dualStack = false): unknown {
+  return {
     metadata: { namespace: 'default', name: 'lb', resourceVersion: '1' },
     spec: {
-      type: 'LoadBalancer', clusterIP: '10.96.0.50', clusterIPs: ['10.96.0.50'], externalTrafficPolicy: 'Local', healthCheckNodePort,
+      type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort,
+      ...(dualStack
+        ? { clusterIP: '10.96.0.50', clusterIPs: ['10.96.0.50', 'fd00:96::50'], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack' }
+        : { clusterIP: '10.96.0.50', clusterIPs: ['10.96.0.50'] }),
       ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080, nodePort: 30080 }],
     },
   };
+}
+
+/** A dual-stack agent (one proxier per family) whose Node has 127.0.0.2 and ::1, the LoadBalancer
+ * Service having a local endpoint in each family. */
+async function startDualStackAgent(args: readonly string[], healthCheckNodePort: number): Promise<AgentOnStandIn> {
+  const slice = (addressType: 'IPv4' | 'IPv6', address: string): unknown => ({
+    metadata: { namespace: 'default', name: `lb-${addressType.toLowerCase()}`, resourceVersion: '1', labels: { 'kubernetes.io/service-name': 'lb' } },
+    addressType,
+    endpoints: [{ addresses: [address], conditions: { ready: true }, nodeName: 'node1' }],
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  });
+  const started = await startAgentOnStandIn(
+    args,
+    { services: [lbService(healthCheckNodePort, true)], endpointSlices: [slice('IPv4', '10.244.0.5'), slice('IPv6', 'fd00:244::5')], nodes: [node('127.0.0.2', '::1')] },
+    { families: ['IPv4', 'IPv6'] },
+  );
+  cleanups.push(() => started.stop());
+  return started;
+}
+
+async function startAgent(nodePortAddresses: string, healthCheckNodePort: number): Promise<AgentOnStandIn> {
+  const service = lbService(healthCheckNodePort);
   const slice = {
     metadata: { namespace: 'default', name: 'lb-1', resourceVersion: '1', labels: { 'kubernetes.io/service-name': 'lb' } },
     addressType: 'IPv4',
@@ -77,5 +107,32 @@ describe('healthCheckNodePort servers with nodePortAddresses', () => {
     while ((await probe('127.0.0.3', port)) !== 200 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await probe('127.0.0.3', port)).toBe(200);
     expect(await probe('127.0.0.2', port)).toBe('ECONNREFUSED');
+  });
+});
+
+describe('healthCheckNodePort servers on a dual-stack node', () => {
+  it('answer over IPv6 as well as IPv4 when nodePortAddresses is unset', async () => {
+    const port = await freePort();
+    await startDualStackAgent([], port);
+    expect(await probe('127.0.0.1', port)).toBe(200);
+    expect(await probe6('::1', port)).toBe(200);
+  });
+
+  it('answer on the matching IPs of each family when nodePortAddresses lists CIDRs', async () => {
+    const ipv6Only = await freePort();
+    await startDualStackAgent(['--nodeport-addresses', '::1/128'], ipv6Only);
+    expect(await probe6('::1', ipv6Only)).toBe(200);
+    expect(await probe('127.0.0.2', ipv6Only)).toBe('ECONNREFUSED');
+
+    const both = await freePort();
+    await startDualStackAgent(['--nodeport-addresses', '127.0.0.2/32,::1/128'], both);
+    expect(await probe('127.0.0.2', both)).toBe(200);
+    expect(await probe6('::1', both)).toBe(200);
+    expect(await probe('127.0.0.1', both)).toBe('ECONNREFUSED');
+
+    const ipv4Only = await freePort();
+    await startDualStackAgent(['--nodeport-addresses', '127.0.0.2/32'], ipv4Only);
+    expect(await probe('127.0.0.2', ipv4Only)).toBe(200);
+    expect(await probe6('::1', ipv4Only)).toBe('ECONNREFUSED');
   });
 });

@@ -32,4 +32,23 @@ describe('SyncReliability', () => {
     now += 3_600_000;
     expect(reliability.live()).toBe(true);
   });
+
+  it("keeps each family's run of failures apart: the other family's successes neither reset nor extend it", () => {
+    let now = 0;
+    const reliability = new SyncReliability({
+      registry: new Registry(), logger: createLogger({ level: 'silent' }), minSyncPeriodMs: 0, syncPeriodMs: 30_000, livezSyncFailureTimeoutMs: 10_000,
+      families: ['IPv4', 'IPv6'], clock: () => now,
+    });
+    const ipv6Failed = { ...failed, family: 'IPv6' } as const;
+    const ipv4Applied = { ...failed, result: 'unchanged', family: 'IPv4' } as unknown as SyncReport;
+    expect(reliability.observe(ipv6Failed)).toBe(1000);
+    expect(reliability.observe(ipv4Applied)).toBeUndefined();
+    expect(reliability.observe(ipv6Failed)).toBe(2000);
+    now += 11_000;
+    expect(reliability.observe(ipv4Applied)).toBeUndefined();
+    expect(reliability.liveness()).toEqual({ IPv4: true, IPv6: false });
+    expect(reliability.live()).toBe(false);
+    // IPv4's first failure waits the first delay, not IPv6's grown one.
+    expect(reliability.observe(failed)).toBe(1000);
+  });
 });

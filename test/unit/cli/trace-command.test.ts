@@ -33,6 +33,22 @@ const slice = endpointSliceObject({
 const files: Record<string, string> = { 'objects.yaml': [service, slice].map((object) => stringify(object)).join('---\n') };
 const nodeFlags = ['--node-name', 'node1', '--node-ip', '192.168.0.2', '--cluster-cidr', '10.244.0.0/16'];
 
+// The same Service dual-stack, with an IPv6 slice beside the IPv4 one.
+const dualService = { ...service, spec: { ...service.spec, ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'], clusterIPs: ['10.96.0.10', 'fd00:96::10'] } };
+const sliceV6 = endpointSliceObject({
+  namespace: 'default',
+  serviceName: 'web',
+  name: 'web-v6',
+  addressType: 'IPv6',
+  ports: [{ name: 'http', port: 8080 }],
+  endpoints: [
+    { address: 'fd00:244:1::11', nodeName: 'node1' },
+    { address: 'fd00:244:2::12', nodeName: 'node2', ready: false },
+  ],
+});
+files['dual.yaml'] = [dualService, slice, sliceV6].map((object) => stringify(object)).join('---\n');
+const dualNodeFlags = ['--node-name', 'node1', '--node-ip', '192.168.0.2,fd00:30::2', '--cluster-cidr', '10.244.0.0/16,fd00:244::/32'];
+
 interface Run {
   readonly code: number;
   readonly stdout: string;
@@ -137,7 +153,45 @@ describe('kube-proxy-ts trace', () => {
     expect(report.excluded).toEqual([{ endpoint: '10.244.2.13:8080', node: 'node2', reason: 'not ready' }]);
   });
 
+  it('an IPv6 destination traces the IPv6 family: rendered from --objects, its endpoints, its clusterCIDR', async () => {
+    const result = await run(['--objects', 'dual.yaml', ...dualNodeFlags, '--source', 'fd00:244:1::50', '--destination', '[fd00:96::10]:80', '-o', 'json']);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const report = JSON.parse(result.stdout) as JsonReport;
+    expect(report.service).toMatchObject({ servicePortName: 'default/web:http', matchedBy: 'cluster IP' });
+    expect(report.outcomes.map((outcome) => [outcome.verdict, outcome.endpoint, outcome.masquerade, outcome.probability])).toEqual([['ACCEPT', '[fd00:244:1::11]:8080', false, 1]]);
+    expect(report.excluded).toEqual([{ endpoint: '[fd00:244:2::12]:8080', node: 'node2', reason: 'not ready' }]);
+    expect(report.notes).toEqual(['entry point inferred: fd00:244:1::50 is in the cluster CIDR fd00:244::/32 (set it with --from)']);
+    // The IPv4 address of the same Service still traces the IPv4 family.
+    const ipv4 = JSON.parse((await run(['--objects', 'dual.yaml', ...dualNodeFlags, '--source', '10.244.1.50', '--destination', '10.96.0.10:80', '-o', 'json'])).stdout) as JsonReport;
+    expect(ipv4.outcomes.map((outcome) => outcome.endpoint)).toEqual(['10.244.1.11:8080', '10.244.2.12:8080']);
+  });
+
+  it('live, IPv6: reads ip6tables-save and the IPv6 model of the apiserver', async () => {
+    const rendered = io();
+    expect(await renderCommand(['--objects', 'dual.yaml', ...dualNodeFlags, '--ip-family', 'IPv6'], rendered.io)).toBe(0);
+    const ip6Payload = rendered.output(0).stdout;
+    const asked: string[] = [];
+    const result = await run(['--node-ip', '192.168.0.2,fd00:30::2', '--source', 'fd00:30::2', '--destination', '[fd00:96::10]:80', '-o', 'json'], {
+      saveTables: (_backend, family) => {
+        asked.push(`save ${family}`);
+        return Promise.resolve({ ok: true, text: ip6Payload });
+      },
+      localAddresses: () => ['127.0.0.1', '::1', '192.168.0.2', 'fd00:30::2'],
+      readApiModel: (_kubeconfig, _nodeName, nodeIPs, family) => {
+        asked.push(`model ${family} ${nodeIPs.join(',')}`);
+        return Promise.resolve({ ok: false, message: 'no API access (no kubeconfig)' });
+      },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(asked).toEqual(['save IPv6', 'model IPv6 fd00:30::2']);
+    const report = JSON.parse(result.stdout) as JsonReport;
+    expect(report.rules).toBe('this node (ip6tables-save)');
+    expect(report.packet.origin).toBe('node');
+    expect(report.outcomes.map((outcome) => [outcome.endpoint, outcome.masquerade])).toEqual([['[fd00:244:1::11]:8080', true]]);
+  });
+
   it.each([
+    [['--source', '10.0.0.1', '--destination', '[fd00:96::10]:80'], '--source 10.0.0.1 and --destination fd00:96::10 are of different IP families'],
     [['--destination', '10.96.0.10:80'], '--source and --destination are required'],
     [['--source', '10.0.0.1', '--destination', '10.96.0.10'], '--destination "10.96.0.10" is not IP:PORT'],
     [['--source', 'x', '--destination', '10.96.0.10:80'], '--source "x" is not an IP address'],
