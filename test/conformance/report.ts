@@ -20,7 +20,7 @@ interface SpecSet {
 }
 
 const sets: readonly SpecSet[] = [
-  { title: 'Services, one node', dir: '', flag: '--wider', cluster: 'single-stack IPv4 (the runs predate the dual-stack cluster)' },
+  { title: 'Services, one node', dir: '', flag: '--wider', cluster: 'dual-stack, IPv4 first (the specs make IPv4 Services, the default family)' },
   { title: 'Dual-stack: `[Feature:IPv6DualStack]`', dir: 'dual-stack', flag: '--dual-stack', cluster: 'dual-stack, IPv4 first',
     note: 'Left out: the 13 "Granular Checks: Services Secondary IP Family" specs (the only ones of the set that send traffic to a Service), whose setup skips itself on fewer than two nodes (`SkipUnlessNodeCountIsAtLeast(2)` in NetworkingTestConfig.setup) after ~30 s of starting pods each, and SCTP. The realnode test sends TCP and UDP over IPv6 through a ClusterIP and a NodePort itself.' },
 ];
