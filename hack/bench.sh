@@ -20,6 +20,8 @@ npx tsx bench/restore-order.ts
 
 step "dual-stack: 5,000 dual-stack Services x 10 endpoints, first sync of each family and one family's change (bench/dual-stack.ts; root, ~1 min)"
 npx tsx bench/dual-stack.ts --services 5000
+step "dual-stack side by side with upstream kube-proxy: 5,000 RequireDualStack Services x 10 endpoints per family, first sync of both families and an IPv6 endpoint change (bench/dual-stack-compare.ts; root, ~10 min)"
+npx tsx bench/dual-stack-compare.ts --services 5000
 step "the periodic drift check at 10,000 Services x 10 endpoints (bench/drift-check.ts; root, ~2 min)"
 npx tsx bench/drift-check.ts
 
