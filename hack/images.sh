@@ -44,11 +44,11 @@ rootfs() {
   echo "${out}"
 }
 
-# docker_archive OUT ENTRYPOINT_JSON ENV_JSON TAGS LAYER_TAR...: writes a docker-archive image
+# docker_archive OUT ENTRYPOINT_JSON CMD_JSON ENV_JSON TAGS LAYER_TAR...: writes a docker-archive image
 # (manifest.json, config, one layer.tar per layer) from plain layer tarballs.
 docker_archive() {
-  local out="$1" entrypoint="$2" env="$3" tags="$4" dir diff_ids="" layers="" sha config_sha repo_tags="" tag
-  shift 4
+  local out="$1" entrypoint="$2" cmd="$3" env="$4" tags="$5" dir diff_ids="" layers="" sha config_sha repo_tags="" tag
+  shift 5
   dir="$(mktemp -d "${images}/archive.XXXXXX")"
   for layer in "$@"; do
     sha="$(sha256sum "${layer}" | cut -d' ' -f1)"
@@ -57,8 +57,8 @@ docker_archive() {
     diff_ids+="${diff_ids:+,}\"sha256:${sha}\""
     layers+="${layers:+,}\"${sha}/layer.tar\""
   done
-  printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":%s,"Env":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
-    "${entrypoint}" "${env}" "${diff_ids}" >"${dir}/config.json"
+  printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":%s,"Cmd":%s,"Env":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+    "${entrypoint}" "${cmd}" "${env}" "${diff_ids}" >"${dir}/config.json"
   config_sha="$(sha256sum "${dir}/config.json" | cut -d' ' -f1)"
   mv "${dir}/config.json" "${dir}/${config_sha}.json"
   for tag in ${tags}; do repo_tags+="${repo_tags:+,}\"${tag}\""; done
@@ -92,16 +92,19 @@ record_inputs() {
 
 path_env='["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]'
 
-# program_image NAME BINARY TAGS [BASE_LAYER]: ${images}/NAME.tar, an image whose entrypoint is
-# BINARY copied to /NAME (on BASE_LAYER's root filesystem when given); rebuilt when an input changed.
+# program_image NAME BINARY CMD_JSON TAGS [BASE_LAYER]: ${images}/NAME.tar, an image whose
+# entrypoint is BINARY copied to /NAME with CMD_JSON as its default arguments (as the upstream
+# image's CMD; null for none), on BASE_LAYER's root filesystem when given; rebuilt when an input
+# (or the CMD) changed.
 program_image() {
-  local name="$1" binary="$2" tags="$3" base=("${@:4}") out="${images}/$1.tar" layer
-  up_to_date "${out}" "${binary}" "${base[@]}" && return
+  local name="$1" binary="$2" cmd="$3" tags="$4" base=("${@:5}") out="${images}/$1.tar" layer
+  if up_to_date "${out}" "${binary}" "${base[@]}" && [[ "$(cat "${out}.cmd" 2>/dev/null || echo null)" == "${cmd}" ]]; then return; fi
   layer="$(mktemp "${images}/${name}-layer.XXXXXX")"
   single_file_layer "${layer}" "${binary}" "${name}"
-  docker_archive "${out}" "[\"/${name}\"]" "${path_env}" "${tags}" "${base[@]}" "${layer}"
+  docker_archive "${out}" "[\"/${name}\"]" "${cmd}" "${path_env}" "${tags}" "${base[@]}" "${layer}"
   rm -f "${layer}"
   record_inputs "${out}" "${binary}" "${base[@]}"
+  echo "${cmd}" >"${out}.cmd"
 }
 
 cluster_images() {
@@ -111,10 +114,12 @@ cluster_images() {
   # The tools upstream's tests run inside agnhost pods: nc, wget, curl, nslookup/dig, ip, bash.
   tools="$(rootfs tools "netcat-openbsd,wget,curl,bind9-dnsutils,iproute2,iputils-ping,procps,ca-certificates")"
 
-  program_image pause "${e2e}/pause" "registry.k8s.io/pause:3.10"
-  program_image agnhost "${e2e}/agnhost" \
+  program_image pause "${e2e}/pause" null "registry.k8s.io/pause:3.10"
+  # agnhost's own image runs `pause` when a pod gives no arguments (its Dockerfile's CMD); specs
+  # such as [Feature:IPv6DualStack] "should create pod, add ipv6 and ipv4 ip to host ips" rely on it.
+  program_image agnhost "${e2e}/agnhost" '["pause"]' \
     "registry.k8s.io/e2e-test-images/agnhost:2.53 registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7" "${tools}"
-  program_image coredns "${coredns}" "registry.k8s.io/coredns/coredns:v1.12.0"
+  program_image coredns "${coredns}" null "registry.k8s.io/coredns/coredns:v1.12.0"
   echo "${images}"
 }
 
@@ -155,7 +160,7 @@ node_base() {
     fi
     layer="${dir}/layer.tar"
     tar -C "${dir}/root" --numeric-owner --owner=0 --group=0 -cf "${layer}" .
-    docker_archive "${out}" 'null' "${env}" "${node_base_name}" "${base}" "${layer}"
+    docker_archive "${out}" 'null' 'null' "${env}" "${node_base_name}" "${base}" "${layer}"
     rm -rf "${dir}"
     stamp_of "${base}" "${host_cas}" >"${out}.base"
   fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real one-node Kubernetes cluster on this machine, without Docker and without kube-proxy:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet, the bridge CNI
-# and CoreDNS (kube-dns at 10.96.0.10), all of the pinned release (hack/versions.env).
+# and CoreDNS (kube-dns at 10.96.0.10), all of the pinned release (hack/versions.env). The cluster is
+# dual-stack, IPv4 first: Services, pods and the node have an address of each family (an IPv4-only
+# Service, the default, behaves as on a single-stack cluster).
 #
 #   hack/local-cluster.sh up                 install what is missing, start the cluster (idempotent)
 #   hack/local-cluster.sh down               stop it and remove everything `up` made
@@ -42,10 +44,15 @@ ctr_sock="${run_dir}/containerd/containerd.sock"
 node_name="${KUBE_PROXY_TS_CLUSTER_NODE:-kpts-node}"
 node_ip=172.31.0.2
 node_prefix=24
+# The second family (unique local addresses: never routed beyond a site, and nothing here routes out).
+node_ip6=fd00:172:31::2
+node_prefix6=64
 service_cidr=10.96.0.0/16
+service_cidr6=fd00:10:96::/112
 kubernetes_ip=10.96.0.1
 dns_ip=10.96.0.10
 cluster_cidr=10.244.0.0/16
+cluster_cidr6=fd00:10:244::/56
 cluster_domain=cluster.local
 # Paths kubelet and the CNI plugins use whatever their configuration says.
 kubelet_paths=(/var/lib/kubelet /var/log/pods /var/log/containers /var/lib/cni)
@@ -140,7 +147,7 @@ pki() {
     leaf apiserver /CN=kube-apiserver "extendedKeyUsage=serverAuth
 subjectAltName=IP:${node_ip},IP:${kubernetes_ip},IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.${cluster_domain}"
     leaf kubelet-serving "/CN=system:node:${node_name}/O=system:nodes" "extendedKeyUsage=serverAuth
-subjectAltName=IP:${node_ip},DNS:${node_name}"
+subjectAltName=IP:${node_ip},IP:${node_ip6},DNS:${node_name}"
     leaf admin /CN=kubernetes-admin/O=system:masters "${client}"
     leaf apiserver-kubelet-client /CN=kube-apiserver-kubelet-client/O=system:masters "${client}"
     leaf kubelet "/CN=system:node:${node_name}/O=system:nodes" "${client}"
@@ -187,10 +194,14 @@ network() {
     # delivery works, and a packet sent out of it goes nowhere.
     ip -n "${netns}" link add eth0 type bridge
     ip -n "${netns}" addr add "${node_ip}/${node_prefix}" dev eth0
+    # nodad: no neighbour answers on this bridge, so duplicate address detection would only delay.
+    ip -n "${netns}" -6 addr add "${node_ip6}/${node_prefix6}" dev eth0 nodad
     ip -n "${netns}" link set eth0 up
-    # A default route, so that the node's own processes can send to Service addresses (the route
-    # lookup precedes the proxy's DNAT in OUTPUT); what would leave by it is refused just below.
+    # A default route per family, so that the node's own processes can send to Service addresses
+    # (the route lookup precedes the proxy's DNAT in OUTPUT); what would leave by it is refused
+    # just below.
     ip -n "${netns}" route add default dev eth0
+    ip -n "${netns}" -6 route add default dev eth0
   fi
   # Nothing leaves the node: a packet routed out of eth0 is one no proxy translated (an unused
   # ClusterIP, an external IP with no rule). Refuse it at once, as an unreachable network would,
@@ -198,16 +209,23 @@ network() {
   # In OUTPUT, `-o` is the device chosen before the proxy's DNAT (the hook's device does not follow
   # the re-route), so a node-local connection to a ClusterIP still "goes out" eth0 there: only what
   # conntrack did not DNAT is refused. FORWARD sees the device chosen after PREROUTING's DNAT.
+  # The same guard for IPv6 (ip6tables): an IPv6 ClusterIP, pod or external address no proxy
+  # translated is refused as well.
   local no_egress=(-o eth0 -m conntrack ! --ctstate DNAT -m comment --comment "local-cluster: no egress" -j REJECT)
-  if ! in_node iptables -w -C OUTPUT "${no_egress[@]}" 2>/dev/null; then
-    in_node iptables -w -A OUTPUT "${no_egress[@]}"
-    in_node iptables -w -A FORWARD "${no_egress[@]}"
-  fi
+  local tables
+  for tables in iptables ip6tables; do
+    if ! in_node "${tables}" -w -C OUTPUT "${no_egress[@]}" 2>/dev/null; then
+      in_node "${tables}" -w -A OUTPUT "${no_egress[@]}"
+      in_node "${tables}" -w -A FORWARD "${no_egress[@]}"
+    fi
+  done
   in_node sysctl -qw net.ipv4.ip_forward=1
-  # Bridged pod-to-pod traffic must cross iptables (a pod reaching a Service backed by a pod on the
-  # same bridge, or by itself).
+  in_node sysctl -qw net.ipv6.conf.all.forwarding=1
+  # Bridged pod-to-pod traffic must cross iptables and ip6tables (a pod reaching a Service backed by
+  # a pod on the same bridge, or by itself).
   in_node sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || modprobe br_netfilter 2>/dev/null || true
   in_node sysctl -qw net.bridge.bridge-nf-call-iptables=1
+  in_node sysctl -qw net.bridge.bridge-nf-call-ip6tables=1
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +243,7 @@ control_plane() {
   local p="${state}/pki"
   start kube-apiserver "${k8s}/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
     --bind-address=0.0.0.0 --secure-port=6443 --advertise-address="${node_ip}" \
-    --service-cluster-ip-range="${service_cidr}" --service-node-port-range=30000-32767 \
+    --service-cluster-ip-range="${service_cidr},${service_cidr6}" --service-node-port-range=30000-32767 \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --allow-privileged=true \
     --client-ca-file="${p}/ca.crt" --tls-cert-file="${p}/apiserver.crt" --tls-private-key-file="${p}/apiserver.key" \
     --kubelet-client-certificate="${p}/apiserver-kubelet-client.crt" --kubelet-client-key="${p}/apiserver-kubelet-client.key" \
@@ -241,8 +259,9 @@ control_plane() {
     --bind-address=127.0.0.1 --leader-elect=false --use-service-account-credentials \
     --root-ca-file="${p}/ca.crt" --service-account-private-key-file="${p}/sa.key" \
     --cluster-signing-cert-file="${p}/ca.crt" --cluster-signing-key-file="${p}/ca.key" \
-    --allocate-node-cidrs --cluster-cidr="${cluster_cidr}" --node-cidr-mask-size=24 \
-    --service-cluster-ip-range="${service_cidr}" --controllers='*,-cloud-node-lifecycle' --v=1
+    --allocate-node-cidrs --cluster-cidr="${cluster_cidr},${cluster_cidr6}" \
+    --node-cidr-mask-size-ipv4=24 --node-cidr-mask-size-ipv6=64 \
+    --service-cluster-ip-range="${service_cidr},${service_cidr6}" --controllers='*,-cloud-node-lifecycle' --v=1
   start kube-scheduler "${k8s}/kube-scheduler" --kubeconfig="${state}/scheduler.kubeconfig" \
     --authentication-kubeconfig="${state}/scheduler.kubeconfig" --authorization-kubeconfig="${state}/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --leader-elect=false --v=1
@@ -314,22 +333,25 @@ readOnlyPort: 0
 serializeImagePulls: false
 EOF
   start kubelet "${k8s}/kubelet" --config="${d}/config.yaml" --kubeconfig="${state}/kubelet.kubeconfig" \
-    --hostname-override="${node_name}" --node-ip="${node_ip}" --v=1
+    --hostname-override="${node_name}" --node-ip="${node_ip},${node_ip6}" --v=1
   wait_for "node ${node_name} to register" 120 kubectl_node get node "${node_name}"
-  local pod_cidr=""
+  # One pod CIDR per family, IPv4 first: "10.244.0.0/24 fd00:10:244::/64".
+  local pod_cidrs="" pod_cidr pod_cidr6
   for _ in $(seq 60); do
-    pod_cidr="$(kubectl_node get node "${node_name}" -o jsonpath='{.spec.podCIDR}' 2>/dev/null || true)"
-    [[ -n "${pod_cidr}" ]] && break
+    pod_cidrs="$(kubectl_node get node "${node_name}" -o jsonpath='{.spec.podCIDRs[*]}' 2>/dev/null || true)"
+    [[ "${pod_cidrs}" == *:* ]] && break
     sleep 1
   done
-  [[ -n "${pod_cidr}" ]] || die "the controller-manager allocated no pod CIDR to ${node_name}"
+  read -r pod_cidr pod_cidr6 <<<"${pod_cidrs}"
+  [[ -n "${pod_cidr}" && "${pod_cidr6:-}" == *:* ]] || die "the controller-manager allocated no pod CIDR of each family to ${node_name} (${pod_cidrs})"
   cat >"${state}/cni/net.d/10-kpts.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "kpts",
   "plugins": [
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${pod_cidr}"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "${pod_cidr}"}], [{"subnet": "${pod_cidr6}"}]],
+              "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
@@ -399,6 +421,9 @@ cmd_install_proxy() {
       cp -r "${root}/manifests/." "${manifests}/"
       rm -rf "${manifests}/optional"
       sed -i -e "s#^  host: .*#  host: \"${node_ip}\"#" -e 's#^  port: .*#  port: "6443"#' "${manifests}/31-apiserver-endpoint.yaml"
+      # And the pod CIDR, as 30-configmap.yaml asks users to set theirs: this cluster's pair.
+      sed -i -e "s#^    clusterCIDR: .*#    clusterCIDR: ${cluster_cidr},${cluster_cidr6}#" "${manifests}/30-configmap.yaml"
+      grep -qF "clusterCIDR: ${cluster_cidr},${cluster_cidr6}" "${manifests}/30-configmap.yaml" || die "30-configmap.yaml: could not set clusterCIDR"
       remove_proxy "${current}" "${takeover}"
       kubectl_node apply -f "${manifests}/" >/dev/null
       rm -rf "${manifests}"
@@ -409,7 +434,7 @@ cmd_install_proxy() {
       # --conntrack-max-per-core=0: nf_conntrack_max is host-wide, writable only from the host's
       # network namespace (kube-proxy exits on "permission denied" otherwise); it stays as it is.
       start kube-proxy "${k8s}/kube-proxy" --kubeconfig="${state}/kube-proxy.kubeconfig" \
-        --hostname-override="${node_name}" --cluster-cidr="${cluster_cidr}" --proxy-mode=iptables \
+        --hostname-override="${node_name}" --cluster-cidr="${cluster_cidr},${cluster_cidr6}" --proxy-mode=iptables \
         --metrics-bind-address=0.0.0.0:10249 --healthz-bind-address=0.0.0.0:10256 \
         --conntrack-max-per-core=0 --v=1
       wait_for "kube-proxy /healthz" 60 in_node curl -fsS http://127.0.0.1:10256/healthz
@@ -540,8 +565,11 @@ cmd_env() {
   echo "NETNS=${netns}"
   echo "NODE_NAME=${node_name}"
   echo "NODE_IP=${node_ip}"
+  echo "NODE_IP6=${node_ip6}"
   echo "SERVICE_CIDR=${service_cidr}"
+  echo "SERVICE_CIDR6=${service_cidr6}"
   echo "CLUSTER_CIDR=${cluster_cidr}"
+  echo "CLUSTER_CIDR6=${cluster_cidr6}"
   echo "DNS_IP=${dns_ip}"
   echo "K8S_BIN=${k8s}"
   echo "STATE_DIR=${state}"
@@ -561,5 +589,5 @@ case "${command}" in
   kubectl) k8s="$(bin_dir)"; kubectl_node "$@" ;;
   exec) in_node "$@" ;;
   env) cmd_env ;;
-  *) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

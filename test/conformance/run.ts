@@ -27,6 +27,17 @@ export const conformanceFocus = String.raw`\[sig-network\] Services.*\[Conforman
  */
 export const widerFocus = String.raw`\[sig-network\] Services`;
 export const widerSkip = String.raw`\[Disruptive\]|\[Serial\]|\[Slow\]|\[Feature:|LoadBalancer|ESIPP|GCE|AWS|Azure|IPv6|DualStack|should be able to up and down services|should work after restarting`;
+/**
+ * Upstream's dual-stack specs that one node runs (`[sig-network] [Feature:IPv6DualStack]`,
+ * test/e2e/network/dual_stack.go): the node's and pods' addresses of both families, a pod reached
+ * on each, Services of every family policy and order. Left out: the 13 "Granular Checks: Services
+ * Secondary IP Family" specs (pod/node/endpoint to Service over the secondary family), because
+ * their setup (e2e/framework/network NetworkingTestConfig.setup) skips itself on fewer than 2
+ * nodes, after ~30 s each of starting pods; SCTP (a feature and kernel module of its own).
+ * Nothing in the set is Slow, Serial or Disruptive today.
+ */
+export const dualStackFocus = String.raw`\[Feature:IPv6DualStack\]`;
+export const dualStackSkip = String.raw`Granular Checks|\[Feature:SCTPConnectivity\]|\[Disruptive\]|\[Serial\]|\[Slow\]`;
 
 export interface ConformanceOptions {
   readonly proxy: ProxyName;
@@ -157,6 +168,7 @@ const usage = `usage: npm run conformance -- [--proxy kube-proxy-ts|kube-proxy] 
   --focus   ginkgo focus (default: the 17 [sig-network] Services [Conformance] specs)
   --skip    ginkgo skip
   --wider   the one-node [sig-network] Services set (focus and skip of test/conformance/run.ts)
+  --dual-stack  upstream's [Feature:IPv6DualStack] specs (default --out test/conformance/results/dual-stack/<proxy>.json)
   --out     the JSON summary (default test/conformance/results/<proxy>.json; JUnit beside it)`;
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -164,6 +176,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let focus = conformanceFocus;
   let skip: string | undefined;
   let out: string | undefined;
+  let set = '';
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = (): string => {
@@ -181,6 +194,7 @@ async function main(argv: readonly string[]): Promise<number> {
       case '--focus': focus = value(); break;
       case '--skip': skip = value(); break;
       case '--wider': focus = widerFocus; skip = widerSkip; break;
+      case '--dual-stack': focus = dualStackFocus; skip = dualStackSkip; set = 'dual-stack'; break;
       case '--out': out = resolve(value()); break;
       case '--help': case '-h': process.stdout.write(`${usage}\n`); return 0;
       default: throw new Error(`unknown argument ${String(flag)}\n${usage}`);
@@ -190,7 +204,7 @@ async function main(argv: readonly string[]): Promise<number> {
     proxy,
     focus,
     ...(skip !== undefined ? { skip } : {}),
-    out: out ?? join(repoRoot, 'test', 'conformance', 'results', `${proxy}.json`),
+    out: out ?? join(repoRoot, 'test', 'conformance', 'results', set, `${proxy}.json`),
   });
   for (const spec of result.specs) process.stdout.write(`${spec.status.padEnd(7)} ${spec.name}${spec.reason ? `  (${spec.reason})` : ''}\n`);
   process.stdout.write(`conformance with ${proxy}: ${result.passed} passed, ${result.failed} failed, ${result.skipped} skipped in ${result.durationSeconds}s\n`);

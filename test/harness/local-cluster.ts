@@ -13,8 +13,12 @@ export interface LocalClusterEnv {
   readonly netns: string;
   readonly nodeName: string;
   readonly nodeIP: string;
+  /** The cluster is dual-stack, IPv4 first: these are the IPv6 halves. */
+  readonly nodeIP6: string;
   readonly serviceCIDR: string;
+  readonly serviceCIDR6: string;
   readonly clusterCIDR: string;
+  readonly clusterCIDR6: string;
   readonly dnsIP: string;
   readonly k8sBin: string;
   readonly stateDir: string;
@@ -47,8 +51,11 @@ export async function localClusterEnv(): Promise<LocalClusterEnv> {
     netns: get('NETNS'),
     nodeName: get('NODE_NAME'),
     nodeIP: get('NODE_IP'),
+    nodeIP6: get('NODE_IP6'),
     serviceCIDR: get('SERVICE_CIDR'),
+    serviceCIDR6: get('SERVICE_CIDR6'),
     clusterCIDR: get('CLUSTER_CIDR'),
+    clusterCIDR6: get('CLUSTER_CIDR6'),
     dnsIP: get('DNS_IP'),
     k8sBin: get('K8S_BIN'),
     stateDir: get('STATE_DIR'),

@@ -1,16 +1,18 @@
 // A real Kubernetes node: kubelet + containerd + CoreDNS of the pinned release, brought up by
-// hack/local-cluster.sh without Docker and without kube-proxy. kube-proxy-ts is installed exactly as
-// users install it (the image built from the repository's Dockerfile, `kubectl apply -f
-// manifests/`), judged by upstream's own e2e binary (the 17 `[sig-network] Services ...
-// [Conformance]` specs) and scraped by a real Prometheus through Kubernetes service discovery.
+// hack/local-cluster.sh without Docker and without kube-proxy, dual-stack (IPv4 first). kube-proxy-ts
+// is installed exactly as users install it (the image built from the repository's Dockerfile,
+// `kubectl apply -f manifests/`), judged by upstream's own e2e binary (the 17 `[sig-network]
+// Services ... [Conformance]` specs, then the `[Feature:IPv6DualStack]` set against the committed
+// pass lists) and scraped by a real Prometheus through Kubernetes service discovery.
 // Last, `down` must leave nothing of the cluster on the host.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { exec } from '../harness/exec.js';
 import { hostFootprint, inNode, kubectl, localCluster, localClusterEnv, type HostFootprint, type LocalClusterEnv } from '../harness/local-cluster.js';
 import { repoRoot } from '../harness/versions.js';
-import { conformanceFocus, runConformance } from '../conformance/run.js';
+import { conformanceFocus, dualStackFocus, dualStackSkip, runConformance, type ConformanceRun } from '../conformance/run.js';
 import { checkMetrics } from '../support/promtool.js';
 
 const image = 'ghcr.io/kube-proxy-ts/kube-proxy-ts:0.1.0';
@@ -63,11 +65,20 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
     if (!wasUp && (await hostFootprint()).netns.includes('kpts-node')) await localCluster(['down']).catch(() => undefined);
   });
 
-  it('starts a Ready node with no proxy: the kube-dns ClusterIP does not answer', async () => {
+  it('starts a Ready dual-stack node with no proxy: the kube-dns ClusterIP does not answer', async () => {
     const node = JSON.parse(await kubectl(env, ['get', 'node', env.nodeName, '-o', 'json'])) as {
-      status: { conditions: Array<{ type: string; status: string }> };
+      spec: { podCIDRs?: string[] };
+      status: { conditions: Array<{ type: string; status: string }>; addresses: Array<{ type: string; address: string }> };
     };
     expect(node.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
+    // Both families, IPv4 first: the node's InternalIPs and pod CIDRs.
+    expect(node.status.addresses.filter((a) => a.type === 'InternalIP').map((a) => a.address)).toEqual([env.nodeIP, env.nodeIP6]);
+    expect(node.spec.podCIDRs?.map((cidr) => cidr.includes(':'))).toEqual([false, true]);
+    // Nothing leaves the node over either family: what no proxy translated is refused.
+    for (const tables of ['iptables', 'ip6tables']) {
+      const filter = (await inNode(env, `${tables}-save`, ['-t', 'filter'])).stdout;
+      expect(filter.match(/-A (OUTPUT|FORWARD) -o eth0 .*local-cluster: no egress.* -j REJECT/g), tables).toHaveLength(2);
+    }
     const nat = await inNode(env, 'iptables-save', ['-t', 'nat']);
     expect(nat.stdout).not.toContain(':KUBE-SERVICES');
     const dns = await resolveFromNode('kubernetes.default.svc.cluster.local', env.dnsIP);
@@ -118,7 +129,7 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
     const ns = 'localhost-nodeport';
     await kubectl(env, ['create', 'namespace', ns]);
     await kubectl(env, ['-n', ns, 'run', 'web', '--image=registry.k8s.io/e2e-test-images/agnhost:2.53', '--image-pull-policy=Never',
-      '--labels=app=web', '--port=8080', '--', 'netexec', '--http-port=8080']);
+      '--labels=app=web', '--port=8080', '--', 'netexec', '--http-port=8080', '--udp-port=8081']);
     await kubectl(env, ['-n', ns, 'expose', 'pod', 'web', '--type=NodePort', '--port=80', '--target-port=8080']);
     await kubectl(env, ['-n', ns, 'wait', '--for=condition=Ready', 'pod/web', '--timeout=120s'], 150_000);
     const nodePort = (await kubectl(env, ['-n', ns, 'get', 'service', 'web', '-o', 'jsonpath={.spec.ports[0].nodePort}'])).trim();
@@ -154,6 +165,60 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
     await kubectl(env, ['delete', 'namespace', ns, '--wait=false']);
   });
 
+  it('serves a RequireDualStack NodePort Service over IPv6 and IPv4, TCP and UDP: from the node, and from its own pod (hairpin)', async () => {
+    const ns = 'dual-stack-web';
+    await kubectl(env, ['create', 'namespace', ns]);
+    await kubectl(env, ['-n', ns, 'run', 'web', '--image=registry.k8s.io/e2e-test-images/agnhost:2.53', '--image-pull-policy=Never',
+      '--labels=app=web', '--port=8080', '--', 'netexec', '--http-port=8080', '--udp-port=8081']);
+    // IPv6 first: the Service's primary family is the cluster's secondary one.
+    const dir = mkdtempSync(join(tmpdir(), 'dual-stack-web-'));
+    writeFileSync(join(dir, 'service.json'), JSON.stringify({
+      apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: ns },
+      spec: { type: 'NodePort', ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'], selector: { app: 'web' }, ports: [
+        { name: 'http', port: 80, targetPort: 8080 },
+        { name: 'udp', protocol: 'UDP', port: 80, targetPort: 8081 },
+      ] },
+    }));
+    await kubectl(env, ['apply', '-f', join(dir, 'service.json')]);
+    rmSync(dir, { recursive: true, force: true });
+    await kubectl(env, ['-n', ns, 'wait', '--for=condition=Ready', 'pod/web', '--timeout=120s'], 150_000);
+    const spec = JSON.parse(await kubectl(env, ['-n', ns, 'get', 'service', 'web', '-o', 'jsonpath={.spec}'])) as { clusterIPs: string[]; ports: Array<{ nodePort: number }> };
+    const [clusterIP6, clusterIP4] = spec.clusterIPs;
+    expect(clusterIP6).toContain(':');
+    expect(clusterIP4).not.toContain(':');
+    const nodePort = spec.ports[0]?.nodePort ?? 0;
+    const udpNodePort = spec.ports[1]?.nodePort ?? 0;
+    const urls = [`http://[${clusterIP6!}]:80`, `http://[${env.nodeIP6}]:${nodePort}`, `http://${clusterIP4!}:80`, `http://${env.nodeIP}:${nodePort}`];
+    for (const url of urls) {
+      const answer = await eventually(`${url} from the node`, 60_000, async () => {
+        const result = await inNode(env, 'curl', ['-gfsS', '--max-time', '3', `${url}/hostname`], 10_000);
+        return result.code === 0 ? result.stdout.trim() : undefined;
+      });
+      expect(answer, url).toBe('web');
+    }
+    // The pod reaches itself through the IPv6 cluster IP: the hairpin is masqueraded, as over IPv4.
+    const hairpin = await kubectl(env, ['-n', ns, 'exec', 'web', '--', 'curl', '-gfsS', '--max-time', '3', `http://[${clusterIP6!}]:80/clientip`]);
+    const podIPs = (await kubectl(env, ['-n', ns, 'get', 'pod', 'web', '-o', 'jsonpath={.status.podIPs[*].ip}'])).trim().split(' ');
+    const podIP6 = podIPs.find((ip) => ip.includes(':'));
+    expect(podIP6).toBeDefined();
+    expect(hairpin).toMatch(/^\[[0-9a-f:]+\]:\d+$/);
+    expect(hairpin.startsWith(`[${podIP6!}]:`), `hairpin source ${hairpin} (pod ${podIP6!})`).toBe(false);
+    // UDP over IPv6 from the pod (agnhost's image has netcat-openbsd): through the cluster IP back to
+    // itself, and to the node's IPv6 NodePort. netexec answers the datagram "hostname" with its name.
+    for (const [address, port] of [[clusterIP6!, 80], [env.nodeIP6, udpNodePort]] as const) {
+      const answer = await eventually(`udp [${address}]:${port} from the pod`, 60_000, async () => {
+        const reply = await kubectl(env, ['-n', ns, 'exec', 'web', '--', 'sh', '-c', `echo hostname | nc -u -w 2 ${address} ${port}`]);
+        return reply.trim() === '' ? undefined : reply.trim();
+      });
+      expect(answer, `udp [${address}]:${port}`).toBe('web');
+    }
+    // The IPv6 rules are in ip6tables, named for the Service.
+    const nat6 = (await inNode(env, 'ip6tables-save', ['-t', 'nat'])).stdout;
+    expect(nat6).toContain(`-A KUBE-SERVICES -d ${clusterIP6!}/128 -p tcp -m comment --comment "${ns}/web:http cluster IP"`);
+    expect(nat6).toContain(`-A KUBE-SERVICES -d ${clusterIP6!}/128 -p udp -m comment --comment "${ns}/web:udp cluster IP"`);
+    await kubectl(env, ['delete', 'namespace', ns, '--wait=false']);
+  });
+
   it('passes upstream\'s 17 [sig-network] Services [Conformance] specs', async () => {
     // Prometheus first, so that it sees the syncs the specs cause.
     await localCluster(['prometheus', 'start']);
@@ -170,15 +235,39 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
     expect(result.passed).toBe(17);
   });
 
+  it('passes every upstream [Feature:IPv6DualStack] spec that passes in the committed runs (kube-proxy and kube-proxy-ts)', async () => {
+    // The pass lists committed by `npm run conformance -- --dual-stack [--proxy kube-proxy]`
+    // (docs/conformance-results.md): whatever passed with either proxy must pass now.
+    const committed = (proxy: string): ConformanceRun =>
+      JSON.parse(readFileSync(join(repoRoot, 'test', 'conformance', 'results', 'dual-stack', `${proxy}.json`), 'utf8')) as ConformanceRun;
+    const mustPass = [...new Set(['kube-proxy', 'kube-proxy-ts'].flatMap((proxy) =>
+      committed(proxy).specs.filter((s) => s.status === 'passed').map((s) => s.name)))].sort();
+    expect(mustPass.length).toBeGreaterThan(0);
+    const lines: string[] = [];
+    const result = await runConformance({
+      proxy: 'kube-proxy-ts',
+      focus: dualStackFocus,
+      skip: dualStackSkip,
+      out: join(repoRoot, 'test', 'conformance', 'results', 'ci', 'dual-stack', 'kube-proxy-ts.json'),
+      log: (line) => lines.push(line),
+    });
+    console.log(`dual-stack e2e with kube-proxy-ts: ${result.passed} passed, ${result.failed} failed, ${result.skipped} skipped in ${result.durationSeconds} s`);
+    const status = new Map(result.specs.map((s) => [s.name, `${s.status}${s.reason ? ` (${s.reason})` : ''}`]));
+    expect(result.suiteFailures, lines.slice(-60).join('\n')).toEqual([]);
+    expect(mustPass.filter((name) => status.get(name) !== 'passed').map((name) => `${name}: ${status.get(name) ?? 'not run'}`),
+      lines.slice(-60).join('\n')).toEqual([]);
+  });
+
   it('is scraped by Prometheus through Kubernetes service discovery; the kube-proxy dashboard queries return data', async () => {
     const up = await eventually('the kube-proxy-ts target up', 90_000, async () => {
       const samples = await prometheusQuery('up{job="kube-proxy-ts"}');
       return samples.length === 1 && samples[0]?.value[1] === '1' ? samples : undefined;
     });
     expect(up[0]?.metric).toMatchObject({ namespace: 'kube-proxy-ts', node: env.nodeName });
+    // One proxier per family on this dual-stack node, each with its own last sync (ip_family, as upstream's).
     const last = await prometheusQuery('kubeproxy_sync_proxy_rules_last_timestamp_seconds{job="kube-proxy-ts"}');
-    expect(last).toHaveLength(1);
-    expect(Number(last[0]?.value[1])).toBeGreaterThan(Date.now() / 1000 - 120);
+    expect(last.map((s) => s.metric['ip_family']).sort()).toEqual(['IPv4', 'IPv6']);
+    for (const sample of last) expect(Number(sample.value[1]), sample.metric['ip_family']).toBeGreaterThan(Date.now() / 1000 - 120);
     const p99 = await eventually('network programming latency p99', 60_000, async () => {
       const samples = await prometheusQuery('histogram_quantile(0.99, rate(kubeproxy_network_programming_duration_seconds_bucket{job="kube-proxy-ts"}[5m]))');
       return samples.length > 0 && Number.isFinite(Number(samples[0]?.value[1])) ? samples : undefined;
@@ -208,10 +297,17 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
     expect(during.mounts.length).toBeGreaterThan(0);
     expect(during.cgroups.length).toBeGreaterThan(0);
     expect(during.paths).toContain('/var/lib/kube-proxy-ts-cluster');
+    // The host's own values of the sysctls kubelet sets, as the `up` that made this cluster recorded
+    // them (for a cluster left up by hand, `before` holds kubelet's values, not the host's).
+    const recorded = readFileSync(join(env.stateDir, 'sysctls'), 'utf8').trim().split('\n').sort();
     await localCluster(['down']);
     const after = await hostFootprint();
-    // What existed before `up` (a cluster left up by hand) is the baseline; a fresh host has none.
-    expect(after).toEqual(wasUp ? { ...after, sysctls: before.sysctls } : before);
+    expect([...after.sysctls].sort()).toEqual(recorded);
+    // Nothing else of the cluster is left: a fresh host is the baseline, and so is a host whose
+    // cluster was left up by hand (`up` made all of it).
+    const clean: HostFootprint = { processes: [], mounts: [], netns: [], cgroups: [], paths: [], sysctls: after.sysctls, links: [] };
+    expect(after).toEqual(wasUp ? clean : { ...before, sysctls: after.sysctls });
+    if (!wasUp) expect(after.sysctls).toEqual(before.sysctls);
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain('/run/kube-proxy-ts-cluster');
   });
 });

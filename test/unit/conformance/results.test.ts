@@ -1,22 +1,26 @@
-// The committed pass lists of upstream's [sig-network] Services specs on the local one-node cluster,
-// one run with kube-proxy-ts and one with upstream kube-proxy (`npm run conformance -- --wider
-// [--proxy kube-proxy]`, same session, same cluster). Every spec that passes with kube-proxy must
-// pass with kube-proxy-ts, unless it is listed below with the reason it cannot here.
+// The committed pass lists of upstream's e2e specs on the local one-node cluster, one run with
+// kube-proxy-ts and one with upstream kube-proxy (same session, same cluster), per spec set: the
+// [sig-network] Services set (`npm run conformance -- --wider [--proxy kube-proxy]`) and the
+// dual-stack set (`--dual-stack`, in results/dual-stack). Every spec that passes with kube-proxy
+// must pass with kube-proxy-ts, unless it is listed below with the reason it cannot here.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../harness/versions.js';
 import type { ConformanceRun } from '../../conformance/run.js';
 
-const load = (proxy: string): ConformanceRun =>
-  JSON.parse(readFileSync(join(repoRoot, 'test', 'conformance', 'results', `${proxy}.json`), 'utf8')) as ConformanceRun;
+const load = (set: string, proxy: string): ConformanceRun =>
+  JSON.parse(readFileSync(join(repoRoot, 'test', 'conformance', 'results', set, `${proxy}.json`), 'utf8')) as ConformanceRun;
 
 /** Specs that pass with kube-proxy and not with kube-proxy-ts, each with why (none today). */
 const knownDifferences: ReadonlyMap<string, string> = new Map();
 
-describe('committed conformance results', () => {
-  const ours = load('kube-proxy-ts');
-  const upstream = load('kube-proxy');
+describe.each([
+  { set: '', title: 'Services' },
+  { set: 'dual-stack', title: 'dual-stack' },
+])('committed conformance results: $title', ({ set }) => {
+  const ours = load(set, 'kube-proxy-ts');
+  const upstream = load(set, 'kube-proxy');
 
   it('come from the same spec selection and release', () => {
     expect(ours.focus).toBe(upstream.focus);
@@ -34,9 +38,19 @@ describe('committed conformance results', () => {
     expect(ours.suiteFailures).toEqual([]);
   });
 
-  it('include the 17 Service conformance specs, all passed', () => {
+  it.runIf(set === '')('include the 17 Service conformance specs, all passed', () => {
     const conformance = ours.specs.filter((s) => s.name.includes('[Conformance]'));
     expect(conformance).toHaveLength(17);
     expect(conformance.filter((s) => s.status !== 'passed')).toEqual([]);
+  });
+});
+
+describe('committed dual-stack results', () => {
+  it('hold the one-node [Feature:IPv6DualStack] specs, Services of both family orders passed with kube-proxy-ts', () => {
+    const ours = load('dual-stack', 'kube-proxy-ts');
+    const passed = ours.specs.filter((s) => s.status === 'passed').map((s) => s.name);
+    for (const spec of ['should create service with ipv4,v6 cluster ip', 'should create service with ipv6,v4 cluster ip', 'should be able to reach pod on ipv4 and ipv6 ip']) {
+      expect(passed).toContain(`[sig-network] [Feature:IPv6DualStack] ${spec}`);
+    }
   });
 });
