@@ -22,9 +22,11 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${NODE_BASE}
 # Debian's iptables ships both iptables-nft and iptables-legacy; the entrypoint picks the one the
-# host uses. conntrack flushes stale UDP entries, ipset and iproute2 serve the agent and debugging.
+# host uses. nftables is the `nft` binary of `mode: nftables` (bookworm's 1.0.6; the agent checks
+# its version and features at start). conntrack flushes stale UDP entries, ipset and iproute2 serve
+# the agent and debugging.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables conntrack nfacct ipset iproute2 ca-certificates \
+ && apt-get install -y --no-install-recommends iptables nftables conntrack nfacct ipset iproute2 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production

@@ -8,14 +8,18 @@
 #   hack/local-cluster.sh up                 install what is missing, start the cluster (idempotent)
 #   hack/local-cluster.sh down               stop it and remove everything `up` made
 #   hack/local-cluster.sh status             what runs, the node, the pods
-#   hack/local-cluster.sh install-proxy kube-proxy-ts|kube-proxy [--takeover]
+#   hack/local-cluster.sh install-proxy kube-proxy-ts|kube-proxy [--mode iptables|nftables] [--takeover]
 #                                            kube-proxy-ts: build the image from Dockerfile, import it,
 #                                            `kubectl apply -f manifests/` (apiserver ConfigMap set to
 #                                            this cluster); kube-proxy: the pinned binary on the node.
+#                                            --mode: the proxy mode (default iptables); the same proxy
+#                                            in the other mode is switched in place (kube-proxy-ts:
+#                                            the ConfigMap's `mode:` and a DaemonSet restart).
 #                                            --takeover: stop the installed proxy without removing its
 #                                            rules (a live migration); the new one adopts them
 #   hack/local-cluster.sh uninstall-proxy    remove whichever proxy is installed, and its rules
 #   hack/local-cluster.sh proxy              which proxy is installed (none, kube-proxy-ts, kube-proxy)
+#   hack/local-cluster.sh proxy-mode         the installed proxy's mode (none, iptables, nftables)
 #   hack/local-cluster.sh prometheus start|stop   Prometheus scraping the cluster's pods (Kubernetes discovery)
 #   hack/local-cluster.sh kubectl ARGS...    kubectl with the admin kubeconfig, inside the node
 #   hack/local-cluster.sh exec CMD...        a command inside the node's network namespace
@@ -402,12 +406,41 @@ proxy_installed() {
   echo none
 }
 
+# The installed proxy's mode: kube-proxy-ts's from its ConfigMap, kube-proxy's as install-proxy started it.
+proxy_mode() {
+  case "$(proxy_installed)" in
+    kube-proxy) cat "${state}/kube-proxy.mode" 2>/dev/null || echo iptables ;;
+    kube-proxy-ts)
+      local mode
+      mode="$(kubectl_node -n kube-proxy-ts get configmap kube-proxy-ts-config -o jsonpath='{.data.config\.yaml}' | sed -n 's/^mode: *//p')"
+      echo "${mode:-iptables}"
+      ;;
+    none) echo none ;;
+  esac
+}
+
 cmd_install_proxy() {
   k8s="$(bin_dir)"
-  local which="${1:-}" takeover="${2:-}" current
-  [[ -z "${takeover}" || "${takeover}" == --takeover ]] || die "install-proxy kube-proxy-ts|kube-proxy [--takeover]"
+  local usage="install-proxy kube-proxy-ts|kube-proxy [--mode iptables|nftables] [--takeover]"
+  local which="${1:-}" takeover="" mode=iptables current restart=""
+  [[ $# -gt 0 ]] && shift
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --takeover) takeover=--takeover ;;
+      --mode) mode="${2:-}"; shift ;;
+      --mode=*) mode="${1#--mode=}" ;;
+      *) die "${usage}" ;;
+    esac
+    shift
+  done
+  [[ "${mode}" == iptables || "${mode}" == nftables ]] || die "${usage}"
   current="$(proxy_installed)"
-  [[ "${current}" == "${which}" ]] && { say "${which} already installed"; return; }
+  if [[ "${current}" == "${which}" ]]; then
+    [[ "$(proxy_mode)" == "${mode}" ]] && { say "${which} already installed (${mode} mode)"; return; }
+    # The same proxy in the other mode: kube-proxy-ts switches in place (the agent removes the other
+    # mode's rules when it starts); kube-proxy is removed with its rules and started again.
+    if [[ "${which}" == kube-proxy-ts ]]; then restart=yes; else cmd_uninstall_proxy; current=none; fi
+  fi
   case "${which}" in
     kube-proxy-ts)
       local image manifests
@@ -424,9 +457,14 @@ cmd_install_proxy() {
       # And the pod CIDR, as 30-configmap.yaml asks users to set theirs: this cluster's pair.
       sed -i -e "s#^    clusterCIDR: .*#    clusterCIDR: ${cluster_cidr},${cluster_cidr6}#" "${manifests}/30-configmap.yaml"
       grep -qF "clusterCIDR: ${cluster_cidr},${cluster_cidr6}" "${manifests}/30-configmap.yaml" || die "30-configmap.yaml: could not set clusterCIDR"
-      remove_proxy "${current}" "${takeover}"
+      # And the mode, the one line 30-configmap.yaml documents for it.
+      sed -i -e "s#^    mode: .*#    mode: ${mode}#" "${manifests}/30-configmap.yaml"
+      grep -qxF "    mode: ${mode}" "${manifests}/30-configmap.yaml" || die "30-configmap.yaml: could not set mode"
+      [[ -n "${restart}" ]] || remove_proxy "${current}" "${takeover}"
       kubectl_node apply -f "${manifests}/" >/dev/null
       rm -rf "${manifests}"
+      # A changed ConfigMap reaches a running agent only through a new pod.
+      [[ -z "${restart}" ]] || kubectl_node -n kube-proxy-ts rollout restart ds/kube-proxy-ts >/dev/null
       kubectl_node -n kube-proxy-ts rollout status ds/kube-proxy-ts --timeout=180s >&2
       ;;
     kube-proxy)
@@ -434,14 +472,15 @@ cmd_install_proxy() {
       # --conntrack-max-per-core=0: nf_conntrack_max is host-wide, writable only from the host's
       # network namespace (kube-proxy exits on "permission denied" otherwise); it stays as it is.
       start kube-proxy "${k8s}/kube-proxy" --kubeconfig="${state}/kube-proxy.kubeconfig" \
-        --hostname-override="${node_name}" --cluster-cidr="${cluster_cidr},${cluster_cidr6}" --proxy-mode=iptables \
+        --hostname-override="${node_name}" --cluster-cidr="${cluster_cidr},${cluster_cidr6}" --proxy-mode="${mode}" \
         --metrics-bind-address=0.0.0.0:10249 --healthz-bind-address=0.0.0.0:10256 \
         --conntrack-max-per-core=0 --v=1
+      echo "${mode}" >"${state}/kube-proxy.mode"
       wait_for "kube-proxy /healthz" 60 in_node curl -fsS http://127.0.0.1:10256/healthz
       ;;
-    *) die "install-proxy kube-proxy-ts|kube-proxy" ;;
+    *) die "${usage}" ;;
   esac
-  say "proxy: ${which}"
+  say "proxy: ${which} (${mode} mode)"
 }
 
 # remove_proxy CURRENT [--takeover]: the installed proxy goes; with --takeover its rules stay.
@@ -585,9 +624,10 @@ case "${command}" in
   install-proxy) cmd_install_proxy "$@" ;;
   uninstall-proxy) cmd_uninstall_proxy ;;
   proxy) k8s="$(bin_dir)"; proxy_installed ;;
+  proxy-mode) k8s="$(bin_dir)"; proxy_mode ;;
   prometheus) cmd_prometheus "$@" ;;
   kubectl) k8s="$(bin_dir)"; kubectl_node "$@" ;;
   exec) in_node "$@" ;;
   env) cmd_env ;;
-  *) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 // Prints a Markdown table of the committed conformance results side by side (kube-proxy-ts and
 // kube-proxy), one section per spec set: `npx tsx test/conformance/report.ts > docs/conformance-results.md`.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConformanceRun } from './run.js';
@@ -23,16 +23,19 @@ const sets: readonly SpecSet[] = [
   { title: 'Services, one node', dir: '', flag: '--wider', cluster: 'dual-stack, IPv4 first (the specs make IPv4 Services, the default family)' },
   { title: 'Dual-stack: `[Feature:IPv6DualStack]`', dir: 'dual-stack', flag: '--dual-stack', cluster: 'dual-stack, IPv4 first',
     note: 'Left out: the 13 "Granular Checks: Services Secondary IP Family" specs (the only ones of the set that send traffic to a Service), whose setup skips itself on fewer than two nodes (`SkipUnlessNodeCountIsAtLeast(2)` in NetworkingTestConfig.setup) after ~30 s of starting pods each, and SCTP. The realnode test sends TCP and UDP over IPv6 through a ClusterIP and a NodePort itself.' },
+  { title: 'Services `[Conformance]`, nftables mode', dir: 'nftables', flag: '--mode nftables', cluster: 'dual-stack, IPv4 first; both proxies in nftables mode (`hack/local-cluster.sh install-proxy PROXY --mode nftables`: kube-proxy-ts with `mode: nftables` in its ConfigMap, kube-proxy with `--proxy-mode=nftables`)' },
 ];
 
 const cell = (s: { status: string; seconds: number; reason?: string } | undefined): string =>
   s === undefined ? 'not run' : s.status === 'passed' ? `passed (${s.seconds.toFixed(1)} s)` : `${s.status}${s.reason ? `: ${s.reason.replace(/\|/g, '\\|')}` : ''}`;
 
 function section(set: SpecSet): string[] {
-  const load = (proxy: string): ConformanceRun => JSON.parse(readFileSync(join(results, set.dir, `${proxy}.json`), 'utf8')) as ConformanceRun;
+  const file = (proxy: string): string => join(results, set.dir, `${proxy}.json`);
+  const load = (proxy: string): ConformanceRun => JSON.parse(readFileSync(file(proxy), 'utf8')) as ConformanceRun;
   const ours = load('kube-proxy-ts');
-  const upstream = load('kube-proxy');
-  const upstreamByName = new Map(upstream.specs.map((s) => [s.name, s]));
+  // A set may not have been run with kube-proxy yet: its column says so.
+  const upstream = existsSync(file('kube-proxy')) ? load('kube-proxy') : undefined;
+  const upstreamByName = new Map((upstream?.specs ?? []).map((s) => [s.name, s]));
   const path = `test/conformance/results/${set.dir === '' ? '' : `${set.dir}/`}`;
   const lines = [
     `## ${set.title}`,
@@ -43,7 +46,7 @@ function section(set: SpecSet): string[] {
     `- focus \`${ours.focus}\``,
     `- skip \`${ours.skip ?? ''}\``,
     `- kube-proxy-ts: ${ours.passed} passed, ${ours.failed} failed, ${ours.skipped} skipped in ${ours.durationSeconds} s (${ours.startedAt})`,
-    `- kube-proxy: ${upstream.passed} passed, ${upstream.failed} failed, ${upstream.skipped} skipped in ${upstream.durationSeconds} s (${upstream.startedAt})`,
+    upstream === undefined ? '- kube-proxy: not run' : `- kube-proxy: ${upstream.passed} passed, ${upstream.failed} failed, ${upstream.skipped} skipped in ${upstream.durationSeconds} s (${upstream.startedAt})`,
     '',
     '| Spec | kube-proxy-ts | kube-proxy |',
     '|---|---|---|',

@@ -1,8 +1,8 @@
-// `npm run conformance -- [--proxy kube-proxy-ts|kube-proxy] [--focus REGEX] [--skip REGEX]`
+// `npm run conformance -- [--proxy kube-proxy-ts|kube-proxy] [--mode iptables|nftables] [--focus REGEX] [--skip REGEX]`
 // Runs upstream's e2e binary (e2e.test of the pinned release) against the local one-node cluster
-// (hack/local-cluster.sh) with the chosen proxy: brings the cluster up if needed, installs the proxy
-// (kube-proxy-ts from the Dockerfile's image through `kubectl apply -f manifests/`, or the pinned
-// kube-proxy binary), runs the specs, writes the JUnit report and a JSON summary
+// (hack/local-cluster.sh) with the chosen proxy in the chosen mode: brings the cluster up if needed,
+// installs the proxy (kube-proxy-ts from the Dockerfile's image through `kubectl apply -f manifests/`,
+// or the pinned kube-proxy binary), runs the specs, writes the JUnit report and a JSON summary
 // (test/conformance/results/<proxy>.json unless --out), and leaves the cluster as it found it.
 // Exits 0 when no spec failed, 1 when one did, 2 on a usage error.
 import { spawn } from 'node:child_process';
@@ -18,6 +18,8 @@ const clusterScript = join(repoRoot, 'hack', 'local-cluster.sh');
 
 export const proxies = ['kube-proxy-ts', 'kube-proxy'] as const;
 export type ProxyName = (typeof proxies)[number];
+export const proxyModes = ['iptables', 'nftables'] as const;
+export type ProxyMode = (typeof proxyModes)[number];
 
 /** The 17 `[sig-network] Services ... [Conformance]` specs. */
 export const conformanceFocus = String.raw`\[sig-network\] Services.*\[Conformance\]`;
@@ -41,6 +43,8 @@ export const dualStackSkip = String.raw`Granular Checks|\[Feature:SCTPConnectivi
 
 export interface ConformanceOptions {
   readonly proxy: ProxyName;
+  /** The proxy's mode (default iptables). */
+  readonly mode?: ProxyMode;
   readonly focus: string;
   readonly skip?: string;
   /** Where the JSON summary goes. */
@@ -53,6 +57,8 @@ export interface ConformanceOptions {
 
 export interface ConformanceRun extends SuiteSummary {
   readonly proxy: ProxyName;
+  /** Absent in runs recorded before the mode was chosen: iptables. */
+  readonly mode?: ProxyMode;
   readonly kubeVersion: string;
   readonly focus: string;
   readonly skip: string | null;
@@ -106,6 +112,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const wasUp = await clusterIsUp();
   const previousProxy = wasUp ? (await cluster(['proxy'])).trim() : 'none';
+  const previousMode = wasUp ? (await cluster(['proxy-mode'])).trim() : 'none';
+  const mode = options.mode ?? 'iptables';
   if (!wasUp) await cluster(['up'], log);
   const e2eDir = (await run('bash', [join(repoRoot, 'hack', 'e2e-binaries.sh')], log)).stdout.trim().split('\n').pop() ?? '';
   const env = await localClusterEnv();
@@ -113,7 +121,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   const started = Date.now();
   let code = 1;
   try {
-    await cluster(['install-proxy', options.proxy], log);
+    await cluster(['install-proxy', options.proxy, '--mode', mode], log);
     const args = [
       `--net=/run/netns/${env.netns}`,
       '--',
@@ -130,14 +138,14 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       '--dump-logs-on-failure=false',
       ...(options.extraArgs ?? []),
     ];
-    log(`conformance: e2e.test with ${options.proxy}, focus ${options.focus}${options.skip ? `, skip ${options.skip}` : ''}`);
+    log(`conformance: e2e.test with ${options.proxy} (${mode} mode), focus ${options.focus}${options.skip ? `, skip ${options.skip}` : ''}`);
     code = (await run('nsenter', args, log)).code;
   } finally {
-    // Leave the cluster as it was found: down when it was down, else the proxy it had.
+    // Leave the cluster as it was found: down when it was down, else the proxy (and mode) it had.
     if (!wasUp) await cluster(['down'], log);
-    else if (previousProxy !== options.proxy) {
+    else if (previousProxy !== options.proxy || previousMode !== mode) {
       if (previousProxy === 'none') await cluster(['uninstall-proxy'], log);
-      else await cluster(['install-proxy', previousProxy], log);
+      else await cluster(['install-proxy', previousProxy, '--mode', previousMode], log);
     }
   }
   let summary: SuiteSummary;
@@ -148,6 +156,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   }
   const result: ConformanceRun = {
     proxy: options.proxy,
+    mode,
     kubeVersion,
     focus: options.focus,
     skip: options.skip ?? null,
@@ -163,8 +172,9 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   return result;
 }
 
-const usage = `usage: npm run conformance -- [--proxy kube-proxy-ts|kube-proxy] [--focus REGEX] [--skip REGEX] [--wider] [--out FILE]
+const usage = `usage: npm run conformance -- [--proxy kube-proxy-ts|kube-proxy] [--mode iptables|nftables] [--focus REGEX] [--skip REGEX] [--wider] [--out FILE]
   --proxy   which proxy serves the node (default kube-proxy-ts)
+  --mode    the proxy's mode (default iptables); nftables writes to test/conformance/results/nftables/<proxy>.json by default
   --focus   ginkgo focus (default: the 17 [sig-network] Services [Conformance] specs)
   --skip    ginkgo skip
   --wider   the one-node [sig-network] Services set (focus and skip of test/conformance/run.ts)
@@ -173,6 +183,7 @@ const usage = `usage: npm run conformance -- [--proxy kube-proxy-ts|kube-proxy] 
 
 async function main(argv: readonly string[]): Promise<number> {
   let proxy: ProxyName = 'kube-proxy-ts';
+  let mode: ProxyMode = 'iptables';
   let focus = conformanceFocus;
   let skip: string | undefined;
   let out: string | undefined;
@@ -191,6 +202,12 @@ async function main(argv: readonly string[]): Promise<number> {
         proxy = name as ProxyName;
         break;
       }
+      case '--mode': {
+        const name = value();
+        if (!(proxyModes as readonly string[]).includes(name)) throw new Error(`--mode must be one of ${proxyModes.join(', ')}`);
+        mode = name as ProxyMode;
+        break;
+      }
       case '--focus': focus = value(); break;
       case '--skip': skip = value(); break;
       case '--wider': focus = widerFocus; skip = widerSkip; break;
@@ -200,14 +217,17 @@ async function main(argv: readonly string[]): Promise<number> {
       default: throw new Error(`unknown argument ${String(flag)}\n${usage}`);
     }
   }
+  // nftables-mode runs of a set go to a directory of their own (results/nftables/, results/nftables/dual-stack/).
+  const results = join(repoRoot, 'test', 'conformance', 'results', mode === 'nftables' ? 'nftables' : '', set);
   const result = await runConformance({
     proxy,
+    mode,
     focus,
     ...(skip !== undefined ? { skip } : {}),
-    out: out ?? join(repoRoot, 'test', 'conformance', 'results', set, `${proxy}.json`),
+    out: out ?? join(results, `${proxy}.json`),
   });
   for (const spec of result.specs) process.stdout.write(`${spec.status.padEnd(7)} ${spec.name}${spec.reason ? `  (${spec.reason})` : ''}\n`);
-  process.stdout.write(`conformance with ${proxy}: ${result.passed} passed, ${result.failed} failed, ${result.skipped} skipped in ${result.durationSeconds}s\n`);
+  process.stdout.write(`conformance with ${proxy} (${mode} mode): ${result.passed} passed, ${result.failed} failed, ${result.skipped} skipped in ${result.durationSeconds}s\n`);
   return result.failed === 0 && result.suiteFailures.length === 0 && result.passed > 0 ? 0 : 1;
 }
 
