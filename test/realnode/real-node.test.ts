@@ -3,8 +3,9 @@
 // is installed exactly as users install it (the image built from the repository's Dockerfile,
 // `kubectl apply -f manifests/`), judged by upstream's own e2e binary (the 17 `[sig-network]
 // Services ... [Conformance]` specs, then the `[Feature:IPv6DualStack]` set against the committed
-// pass lists) and scraped by a real Prometheus through Kubernetes service discovery.
-// Last, `down` must leave nothing of the cluster on the host.
+// pass lists) and scraped by a real Prometheus through Kubernetes service discovery. Then the node's
+// kube-proxy-ts switches to nftables mode (ConfigMap `mode: nftables`, DaemonSet restarted) and the
+// 17 specs run again. Last, `down` must leave nothing of the cluster on the host.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -285,6 +286,63 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
     const lint = await checkMetrics(metrics.stdout);
     expect(lint.unexpected, lint.stderr).toEqual([]);
     expect([0, 3], lint.stderr).toContain(lint.code);
+  });
+
+  it('switches the live node to nftables mode (ConfigMap and DaemonSet restart) and passes the 17 [Conformance] specs in it', async () => {
+    const podUid = async (): Promise<string> => (await kubectl(env, ['-n', 'kube-proxy-ts', 'get', 'pods', '-o', 'jsonpath={.items[*].metadata.uid}'])).trim();
+    // The node as the tests above leave it (a no-op after them): kube-proxy-ts in iptables mode.
+    await localCluster(['install-proxy', 'kube-proxy-ts']);
+    expect((await localCluster(['proxy-mode'])).trim()).toBe('iptables');
+    expect((await inNode(env, 'iptables-save', ['-t', 'nat'])).stdout).toMatch(/^:KUBE-SERVICES /m);
+    const iptablesPod = await podUid();
+    expect(iptablesPod).not.toBe('');
+    const switched = Date.now();
+    await localCluster(['install-proxy', 'kube-proxy-ts', '--mode', 'nftables']);
+    console.log(`kube-proxy-ts iptables -> nftables on the live node: ${((Date.now() - switched) / 1000).toFixed(1)} s to a Ready DaemonSet`);
+    expect((await localCluster(['proxy-mode'])).trim()).toBe('nftables');
+    // A new pod (the old one read the old ConfigMap), Ready, and alone.
+    const nftablesPod = await podUid();
+    expect(nftablesPod).not.toBe('');
+    expect(nftablesPod.split(' ')).toHaveLength(1);
+    expect(nftablesPod).not.toBe(iptablesPod);
+    // Upstream's tables, one per family, hold kube-dns's ClusterIP of each family ...
+    const dnsIP6 = (await kubectl(env, ['-n', 'kube-system', 'get', 'service', 'kube-dns', '-o', 'jsonpath={.spec.clusterIPs}'])).includes(':');
+    const maps = await eventually('kube-dns in the service-ips maps', 60_000, async () => {
+      const ip = await inNode(env, 'nft', ['list', 'map', 'ip', 'kube-proxy', 'service-ips']);
+      const ip6 = await inNode(env, 'nft', ['list', 'table', 'ip6', 'kube-proxy']);
+      return ip.code === 0 && ip6.code === 0 && ip.stdout.includes(`${env.dnsIP} . udp . 53 : goto service-`) ? { ip: ip.stdout, ip6: ip6.stdout } : undefined;
+    });
+    expect(maps.ip6).toContain('chain nat-prerouting');
+    expect(maps.ip6).toContain('map service-ips');
+    if (dnsIP6) expect(maps.ip6).toMatch(/fd00:10:96::[0-9a-f]+ \. udp \. 53 : goto service-/);
+    // ... and none of our iptables-mode chains is left in either family.
+    for (const tables of ['iptables', 'ip6tables']) {
+      const nat = (await inNode(env, `${tables}-save`, ['-t', 'nat'])).stdout;
+      expect(nat, tables).not.toMatch(/^:KUBE-(SERVICES|NODEPORTS|POSTROUTING|SVC-|SEP-)/m);
+      expect((await inNode(env, `${tables}-save`, ['-t', 'filter'])).stdout, tables).not.toMatch(/^:KUBE-(SERVICES|FORWARD|EXTERNAL-SERVICES)/m);
+    }
+    // DNS answers through the ClusterIP the nftables rules now serve.
+    const dns = await eventually('DNS through the kube-dns ClusterIP in nftables mode', 60_000, async () => {
+      const answer = await resolveFromNode('kubernetes.default.svc.cluster.local', env.dnsIP);
+      return answer.ok ? answer.detail : undefined;
+    });
+    expect(dns).toBe('10.96.0.1');
+
+    const lines: string[] = [];
+    const result = await runConformance({
+      proxy: 'kube-proxy-ts',
+      mode: 'nftables',
+      focus: conformanceFocus,
+      out: join(repoRoot, 'test', 'conformance', 'results', 'ci', 'nftables', 'kube-proxy-ts.json'),
+      log: (line) => lines.push(line),
+    });
+    console.log(`conformance with kube-proxy-ts in nftables mode: ${result.passed} passed, ${result.failed} failed in ${result.durationSeconds} s`);
+    const failed = result.specs.filter((s) => s.status !== 'passed').map((s) => `${s.status}: ${s.name} (${s.reason ?? ''})`);
+    expect(result.suiteFailures, lines.slice(-60).join('\n')).toEqual([]);
+    expect(failed, lines.slice(-60).join('\n')).toEqual([]);
+    expect(result.passed).toBe(17);
+    // The run left the node in nftables mode, as it found it.
+    expect((await localCluster(['proxy-mode'])).trim()).toBe('nftables');
   });
 
   it('down removes everything up made', async () => {
