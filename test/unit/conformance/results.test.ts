@@ -1,7 +1,8 @@
 // The committed pass lists of upstream's e2e specs on the local one-node cluster, one run with
 // kube-proxy-ts and one with upstream kube-proxy (same session, same cluster), per spec set: the
 // [sig-network] Services set (`npm run conformance -- --wider [--proxy kube-proxy]`) and the
-// dual-stack set (`--dual-stack`, in results/dual-stack). Every spec that passes with kube-proxy
+// dual-stack set (`--dual-stack`, in results/dual-stack), and the 17 Service conformance specs with
+// both proxies in nftables mode (`--mode nftables`, in results/nftables). Every spec that passes with kube-proxy
 // must pass with kube-proxy-ts, unless it is listed below with the reason it cannot here.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ const knownDifferences: ReadonlyMap<string, string> = new Map();
 describe.each([
   { set: '', title: 'Services' },
   { set: 'dual-stack', title: 'dual-stack' },
+  { set: 'nftables', title: 'nftables mode' },
 ])('committed conformance results: $title', ({ set }) => {
   const ours = load(set, 'kube-proxy-ts');
   const upstream = load(set, 'kube-proxy');
@@ -38,7 +40,11 @@ describe.each([
     expect(ours.suiteFailures).toEqual([]);
   });
 
-  it.runIf(set === '')('include the 17 Service conformance specs, all passed', () => {
+  it.runIf(set === 'nftables')('were run with both proxies in nftables mode', () => {
+    expect([ours.mode, upstream.mode]).toEqual(['nftables', 'nftables']);
+  });
+
+  it.runIf(set === '' || set === 'nftables')('include the 17 Service conformance specs, all passed', () => {
     const conformance = ours.specs.filter((s) => s.name.includes('[Conformance]'));
     expect(conformance).toHaveLength(17);
     expect(conformance.filter((s) => s.status !== 'passed')).toEqual([]);
