@@ -216,7 +216,7 @@ describe('the DaemonSet', () => {
     expect(result.config).toMatchObject({
       nodeName: 'kind-worker',
       kubeconfig: undefined,
-      clusterCIDR: '10.244.0.0/16',
+      clusterCIDRs: ['10.244.0.0/16'],
       detectLocal: { mode: 'ClusterCIDR' },
       masqueradeAll: false,
       localhostNodePorts: true,
