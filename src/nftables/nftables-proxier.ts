@@ -242,7 +242,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     const now = this.now();
     const delay = this.options.staleChainDelayMs ?? 1000;
     const batch = this.options.staleChainBatchMs ?? Math.max(delay, STALE_CHAIN_BATCH_FACTOR * this.lastStaleDeletionMs);
-    const oldest = Math.min(...this.staleChains.values());
+    const oldest = oldestSince(this.staleChains);
     if (!(oldest <= now - batch)) return true;
     const cutoff = now - delay;
     const due = [...this.staleChains].filter(([, since]) => since <= cutoff).map(([name]) => name);
@@ -285,4 +285,15 @@ function countRules(ruleset: NftRuleset): number {
   for (const chain of ruleset.staticChains) total += chain.rules.length;
   for (const part of ruleset.servicePorts.values()) for (const chain of part.chains) total += chain.rules.length;
   return total;
+}
+
+/**
+ * When the longest-waiting stale chain went stale (Infinity when none). A loop, not
+ * `Math.min(...values)`: deleting most of 10k Services leaves ~10^5 stale chains, more arguments
+ * than a call can spread.
+ */
+export function oldestSince(staleChains: ReadonlyMap<string, number>): number {
+  let oldest = Infinity;
+  for (const since of staleChains.values()) if (since < oldest) oldest = since;
+  return oldest;
 }
