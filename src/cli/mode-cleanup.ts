@@ -51,10 +51,11 @@ export async function removeIptablesRulesOfFamilies(netfilters: Readonly<Record<
 export async function removeNftablesTables(nft: Nft): Promise<CleanupOutcome> {
   let removed = 0;
   for (const family of IP_FAMILIES.map(nftFamily)) {
-    const existed = (await nft.tableExists(family)) !== false;
+    // Known absent: nothing to delete (an iptables-mode start asks on every node).
+    if ((await nft.tableExists(family)) === false) continue;
     const result = await nft.deleteTable(family);
     if (!result.ok) return { ok: false, message: `nft could not delete table ${family.table} kube-proxy: ${result.message}` };
-    if (existed) removed++;
+    removed++;
   }
   return { ok: true, removed };
 }

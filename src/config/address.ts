@@ -1,6 +1,7 @@
 // `host:port` bind addresses as the configuration takes them (IPs and CIDRs: ../ip.ts).
 
 import { isIP } from 'node:net';
+import { joinHostPort } from '../ip.js';
 import type { BindAddress } from './types.js';
 
 /**
@@ -31,5 +32,5 @@ export function parseBindAddress(text: string): BindAddress | { readonly reason:
 
 /** `host:port` with brackets for IPv6, as Go's net.JoinHostPort writes it. */
 export function formatBindAddress(address: BindAddress): string {
-  return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+  return joinHostPort(address.host, address.port);
 }

@@ -2,7 +2,7 @@
 // service/local/external/firewall chains, one chain (and affinity set) per reachable endpoint, and
 // the elements it puts into the shared maps and sets. Pure.
 
-import { cidrContains, parseCidr } from '../ip.js';
+import { cidrContains, joinHostPort, parseCidr } from '../ip.js';
 import type { Endpoint, ServicePort } from '../model/types.js';
 import { planTraffic } from '../render/policy.js';
 import type { NftChain, NftContainer, NftContext, NftElement, NftServicePortPart } from './types.js';
@@ -70,7 +70,7 @@ export function renderServicePort(servicePort: ServicePort, family: NftFamily, c
       sets.push({ kind: 'set', name: endpointName.affinitySet, type: family.addressType, flags: ['dynamic', 'timeout'], timeoutSeconds: affinity.timeoutSeconds });
       rules.push(`update @${endpointName.affinitySet} { ${ip} saddr }`);
     }
-    rules.push(`meta l4proto ${proto} dnat to ${endpointAddress(endpoint, family)}`);
+    rules.push(`meta l4proto ${proto} dnat to ${endpointAddress(endpoint)}`);
     chains.push({ name: endpointName.chain, rules });
   }
   const toEndpoints = (endpoints: readonly Endpoint[]): string[] => {
@@ -126,6 +126,6 @@ export function renderServicePort(servicePort: ServicePort, family: NftFamily, c
   return { chains, sets, elements };
 }
 
-function endpointAddress(endpoint: Endpoint, family: NftFamily): string {
-  return family.family === 'IPv6' ? `[${endpoint.ip}]:${endpoint.port}` : `${endpoint.ip}:${endpoint.port}`;
+function endpointAddress(endpoint: Endpoint): string {
+  return joinHostPort(endpoint.ip, endpoint.port);
 }

@@ -9,7 +9,7 @@ import { useZoneHints } from '../model/endpoints.js';
 import type { SavedTables } from './tables.js';
 import { savedChain } from './tables.js';
 import { trace, type Origin, type Step, type TraceOutcome, type TracePacket, type Verdict } from './tracer.js';
-import { formatAddress } from './values.js';
+import { joinHostPort } from '../ip.js';
 
 export interface ReportStep {
   readonly table: string;
@@ -91,7 +91,7 @@ export function explainTrace(input: ExplainInput): TraceReport {
     endpoint === undefined ? undefined : servicePort?.allEndpoints.find((candidate) => endpointKey(candidate) === endpoint)?.nodeName;
 
   const reported = groupOutcomes(outcomes).map((outcome): ReportOutcome => {
-    const endpoint = outcome.dnat ? formatAddress(outcome.dnat.ip, outcome.dnat.port) : undefined;
+    const endpoint = outcome.dnat ? joinHostPort(outcome.dnat.ip, outcome.dnat.port) : undefined;
     return {
       verdict: outcome.verdict,
       endpoint,
@@ -109,7 +109,7 @@ export function explainTrace(input: ExplainInput): TraceReport {
   }
   const excluded = servicePort ? excludedEndpoints(servicePort, service?.matchedBy ?? '', outcomes, model?.node.zone) : undefined;
   return {
-    packet: { protocol: packet.protocol, source: packet.source, destination: formatAddress(packet.destination, packet.destinationPort), origin: packet.origin },
+    packet: { protocol: packet.protocol, source: packet.source, destination: joinHostPort(packet.destination, packet.destinationPort), origin: packet.origin },
     service: service && servicePort ? { ...service, trafficPolicy: { internal: servicePort.internalTrafficPolicy, external: servicePort.externalTrafficPolicy } } : service,
     outcomes: reported,
     excluded,
@@ -118,7 +118,7 @@ export function explainTrace(input: ExplainInput): TraceReport {
 }
 
 function endpointKey(endpoint: Endpoint): string {
-  return formatAddress(endpoint.ip, endpoint.port);
+  return joinHostPort(endpoint.ip, endpoint.port);
 }
 
 function reportStep(step: Step): ReportStep {
@@ -231,7 +231,7 @@ function excludedEndpoints(
   outcomes: readonly TraceOutcome[],
   zone: string | undefined,
 ): (ReportEndpoint & { reason: string })[] {
-  const reached = new Set(outcomes.flatMap((outcome) => (outcome.dnat ? [formatAddress(outcome.dnat.ip, outcome.dnat.port)] : [])));
+  const reached = new Set(outcomes.flatMap((outcome) => (outcome.dnat ? [joinHostPort(outcome.dnat.ip, outcome.dnat.port)] : [])));
   const entered = (prefix: string): boolean => outcomes.some((outcome) => outcome.path.some((chain) => chain.startsWith(`nat/${prefix}`)));
   // The policy chain the packet went through says which list applies; without one (nothing to
   // reach), the policy for this kind of destination does.

@@ -18,7 +18,8 @@ import {
   type Verdict,
 } from './rules.js';
 import { savedChain, type SavedTables } from './tables.js';
-import { formatAddress, localMatcher } from './values.js';
+import { joinHostPort } from '../ip.js';
+import { localMatcher } from './values.js';
 
 export type { Step, Verdict } from './rules.js';
 
@@ -75,7 +76,7 @@ export interface TraceResult {
 /** A short stable text for table-driven tests: `ACCEPT 10.180.0.1:80 masquerade`, `REJECT`. */
 export function describeOutcome(outcome: TraceOutcome): string {
   const parts: string[] = [outcome.verdict];
-  if (outcome.dnat) parts.push(formatAddress(outcome.dnat.ip, outcome.dnat.port));
+  if (outcome.dnat) parts.push(joinHostPort(outcome.dnat.ip, outcome.dnat.port));
   if (outcome.masquerade) parts.push('masquerade');
   return parts.join(' ');
 }

@@ -46,7 +46,3 @@ export function localMatcher(localAddresses: readonly string[]): (address: strin
   const local = ['127.0.0.0/8', '::1', ...localAddresses].map(cidrMatcher);
   return (address) => local.some((matches) => matches(address));
 }
-
-export function formatAddress(ip: string, port: number): string {
-  return isIP(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
