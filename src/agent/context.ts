@@ -101,7 +101,11 @@ export function localTrafficFor(detectLocal: DetectLocal, clusterCIDR: string | 
  * the port where NodePorts are closed.
  */
 export function healthCheckAddresses(config: AgentConfig, node: NodeInfo, family: IPFamily = 'IPv4'): readonly string[] {
-  if (config.nodePortAddresses.kind === 'all') return [family === 'IPv4' ? '0.0.0.0' : '::'];
+  const everyAddress = [family === 'IPv4' ? '0.0.0.0' : '::'];
+  if (config.nodePortAddresses.kind === 'all') return everyAddress;
+  // CIDRs of the other family only: this family's NodePorts match every address (the renderer's
+  // familyCidrs, kube-proxy's NodePortAddresses matchAll), so its healthcheck servers do too.
+  if (config.nodePortAddresses.kind === 'cidrs' && ofFamily(config.nodePortAddresses.cidrs, family).length === 0) return everyAddress;
   const context = renderContextFor(config, node, {}, family);
   const loopback = config.nodePortAddresses.kind === 'cidrs' ? [family === 'IPv4' ? '127.0.0.1' : '::1'] : [];
   const candidates = [...context.nodeIPs, ...loopback];

@@ -62,7 +62,10 @@ describe('renderContextFor', () => {
     expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24,fd00:30::/64']), ipv6Node, 'IPv6')).toEqual(['fd00:30::10']);
     expect(healthCheckAddresses(config(['--nodeport-addresses', 'primary']), ipv6Node, 'IPv6')).toEqual(['fd00:30::10']);
     expect(healthCheckAddresses(config(['--nodeport-addresses', 'fd00:30::/64,::1/128']), ipv6Node, 'IPv6')).toEqual(['fd00:30::10', '::1']);
-    // An IPv4-only list leaves the IPv6 family nowhere.
-    expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24']), ipv6Node, 'IPv6')).toEqual([]);
+    // An IPv4-only list opens the IPv6 family's NodePorts on every IPv6 address (kube-proxy's
+    // matchAll; render/static.ts familyCidrs), so its healthcheck servers listen there too.
+    expect(healthCheckAddresses(config(['--nodeport-addresses', '172.30.0.0/24']), ipv6Node, 'IPv6')).toEqual(['::']);
+    // And the other way round.
+    expect(healthCheckAddresses(config(['--nodeport-addresses', 'fd00:30::/64']), node, 'IPv4')).toEqual(['0.0.0.0']);
   });
 });
