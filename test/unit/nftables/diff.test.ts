@@ -77,6 +77,7 @@ describe('planPartialSync', () => {
     const applied = render([empty]);
     const elements = applyFull(applied);
     const plan = planPartialSync(applied, render([servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2', endpoints: [endpoint('10.180.9.2')] })]), elements);
+    expect(plan.transactions).toHaveLength(1);
     const lines = plan.transactions.flat();
     const deleteAt = lines.indexOf('delete element ip kube-proxy no-endpoint-services { 172.30.9.2 . tcp . 80 }');
     const addAt = lines.findIndex((line) => /^add map ip kube-proxy service-ips \{ type .* elements = \{ 172\.30\.9\.2 \. tcp \. 80 : goto service-/.test(line));
