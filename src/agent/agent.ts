@@ -88,7 +88,6 @@ export class Agent<Report extends SyncReport = SyncReport> {
   private firstSyncApplied = false;
   private capabilities: NodeCapabilities = {};
   private readonly serviceCIDRs = new ServiceCIDRIndex();
-  private lastSkipped: readonly Skipped[] = [];
   private lanesSkipped: readonly (readonly Skipped[])[] = [];
   private readonly loggedSkips = new Set<string>();
   private readyResolve: () => void = () => undefined;
@@ -136,7 +135,7 @@ export class Agent<Report extends SyncReport = SyncReport> {
     const primary = this.lanes[0];
     if (primary === undefined) throw new Error('Agent: no address family to serve');
     this.serviceHealth = new ServiceHealthServers({
-      isProxyHealthy: () => this.health.snapshot().healthy,
+      isProxyHealthy: () => this.health.isHealthy(),
       addresses: this.healthCheckAddresses(),
       logger: this.logger.child({ component: 'health-check-node-ports' }),
       metrics: this.metrics,
@@ -424,7 +423,6 @@ export class Agent<Report extends SyncReport = SyncReport> {
       seen.add(key);
       return true;
     });
-    this.lastSkipped = skipped;
     this.metrics.setSkippedObjects(skipped);
     const log = this.logger.child({ component: 'model' });
     const current = new Set<string>();

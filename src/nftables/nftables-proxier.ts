@@ -112,10 +112,6 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     return this.drift.readSettled();
   }
 
-  get appliedRuleset(): NftRuleset | undefined {
-    return this.applied;
-  }
-
   /** Chains flushed and waiting to be deleted. */
   get pendingStaleChains(): readonly string[] {
     return [...this.staleChains.keys()];

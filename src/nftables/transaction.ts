@@ -31,10 +31,6 @@ export class NftWriter {
     this.push(`add table ${this.prefix} { comment ${quoteComment(TABLE_COMMENT)} ; }`);
   }
 
-  deleteTable(): void {
-    this.push(`delete table ${this.prefix}`);
-  }
-
   addChain(chain: NftChain): void {
     const parts: string[] = [];
     if (chain.base !== undefined) parts.push(`type ${chain.base.type} hook ${chain.base.hook} priority ${chain.base.priority} ;`);
