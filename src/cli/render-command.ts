@@ -156,7 +156,7 @@ export async function renderObjects(line: ParsedLine, io: CommandIO, command: st
     const ruleset = renderNftRuleset(state, nftContextFor(settings, node, state.family));
     // One transaction for `nft -f`, as a full sync on a node without our table writes it.
     const plan = planFullSync(ruleset, undefined, { recreateBaseChains: false, chainsPerTransaction: Number.POSITIVE_INFINITY });
-    io.stdout(`${plan.transactions.flat().join('\n')}\n`);
+    for (const transaction of plan.transactions()) io.stdout(`${transaction.join('\n')}\n`);
     return 0;
   }
   const context: RenderContext = {

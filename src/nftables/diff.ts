@@ -1,8 +1,10 @@
 // Applied vs desired -> nft transactions. A partial sync is one transaction holding only the
 // chains, sets and elements of service ports whose part changed (compared by identity first);
 // a full sync rewrites everything in several transactions of about `chainsPerTransaction`
-// service chains each, so a cold start at scale never builds one giant transaction. Neither
-// lists the table: a full sync takes what it observed once (names only) as an argument. Pure.
+// service chains each, so a cold start at scale never builds one giant transaction, and writes
+// each transaction's text only when it is reached (the whole of it is ~60 MB at 10k Services).
+// Neither lists the table: a full sync takes what it observed once (names only) as an argument.
+// Pure.
 
 import { deepEqual } from '../model/equal.js';
 import { ElementIndex, type ElementChanges } from './elements.js';
@@ -17,6 +19,7 @@ export interface ObservedTable {
 }
 
 export interface NftPlanStats {
+  /** Of a full plan: of the transactions built so far (all of them once `transactions()` was walked). */
   readonly bytes: number;
   readonly lines: number;
   readonly chainsWritten: number;
@@ -30,8 +33,10 @@ export interface NftPlanStats {
 
 export interface NftPlan {
   readonly kind: 'full' | 'partial';
-  /** Each one `nft -f` run, in order; lines without newlines. */
-  readonly transactions: readonly (readonly string[])[];
+  /** How many `nft -f` runs `transactions()` yields. */
+  readonly transactionCount: number;
+  /** Each one `nft -f` run, in order, lines without newlines; a full plan builds each when it is reached. */
+  transactions(): Iterable<readonly string[]>;
   readonly stats: NftPlanStats;
   /** Service chains this plan flushes because nothing uses them any more. */
   readonly staleChains: readonly string[];
@@ -52,87 +57,93 @@ export interface FullPlanOptions {
 
 export function planFullSync(desired: NftRuleset, observed: ObservedTable | undefined, options: FullPlanOptions): NftPlan {
   const family = desired.family;
-  const transactions: string[][] = [];
-  const totals = { bytes: 0, lines: 0, chains: 0, rules: 0 };
-  const changedChainNames: string[] = [];
-  const finish = (writer: NftWriter): void => {
-    if (writer.lines.length === 0) return;
-    transactions.push(writer.lines);
-    totals.bytes += writer.bytes;
-    totals.lines += writer.lines.length;
-    totals.rules += writer.rules;
-  };
+  const stats = { bytes: 0, lines: 0, chainsWritten: 0, chainsFlushed: 0, rulesWritten: 0, elementsAdded: 0, elementsDeleted: 0, changedChainNames: [] as string[] };
 
-  // 1: the table, base and top-level chains, the shared containers (declared, not yet flushed).
-  const head = new NftWriter(family);
-  head.addTable();
-  if (options.recreateBaseChains) {
-    for (const base of BASE_CHAINS) {
-      head.addChain({ name: base.name, rules: [] });
-      head.deleteChain(base.name);
-    }
-  }
-  const nodePortIPsWanted = desired.containers.some((container) => container.name === SET.nodePortIPs);
-  if (!nodePortIPsWanted) head.addContainer({ kind: 'set', name: SET.nodePortIPs, type: family.addressType });
-  for (const container of desired.containers) head.addContainer(container);
-  for (const chain of desired.staticChains) head.addChain(chain);
-  for (const chain of desired.staticChains) head.flushChain(chain.name);
-  if (!nodePortIPsWanted) head.deleteContainer({ kind: 'set', name: SET.nodePortIPs });
-  for (const chain of desired.staticChains) head.addRules(chain);
-  totals.chains += desired.staticChains.length;
-  finish(head);
-
-  // 2..n-1: service port chains in slices; a part never straddles two transactions.
-  const elements = new ElementIndex();
+  // What goes where is decided now; the text of each transaction is written when it is reached.
+  const slices: NftServicePortPart[][] = [];
   const allElements: NftElement[] = [...desired.staticElements];
   const wanted = new Set<string>();
   const wantedSets = new Set<string>();
-  let writer = new NftWriter(family);
-  let chainsInWriter = 0;
+  let slice: NftServicePortPart[] = [];
+  let chainsInSlice = 0;
   for (const part of desired.servicePorts.values()) {
-    writePart(writer, part);
+    slice.push(part);
     for (const chain of part.chains) {
       wanted.add(chain.name);
-      if (changedChainNames.length < CHANGED_NAMES_CAP) changedChainNames.push(chain.name);
+      if (stats.changedChainNames.length < CHANGED_NAMES_CAP) stats.changedChainNames.push(chain.name);
     }
     for (const set of part.sets) wantedSets.add(set.name);
-    allElements.push(...part.elements);
-    chainsInWriter += part.chains.length;
-    totals.chains += part.chains.length;
-    if (chainsInWriter >= options.chainsPerTransaction) {
-      finish(writer);
-      writer = new NftWriter(family);
-      chainsInWriter = 0;
+    for (const element of part.elements) allElements.push(element);
+    chainsInSlice += part.chains.length;
+    stats.chainsWritten += part.chains.length;
+    if (chainsInSlice >= options.chainsPerTransaction) {
+      slices.push(slice);
+      slice = [];
+      chainsInSlice = 0;
     }
   }
-  finish(writer);
+  if (slice.length > 0) slices.push(slice);
+  stats.chainsWritten += desired.staticChains.length;
 
-  // n: every element at once (the maps swap atomically), then what nothing uses any more.
-  const tail = new NftWriter(family);
-  const changes = elements.plan([], allElements);
-  changes.commit();
-  for (const container of desired.containers) tail.flushContainer(container);
-  tail.addElements(elements.elements(), containersByName(desired));
+  const elements = new ElementIndex();
+  elements.plan([], allElements).commit();
+  stats.elementsAdded = elements.size;
   const staleChains = [...(observed?.chains ?? [])].filter((name) => isServiceChainName(name) && !wanted.has(name)).sort();
-  for (const name of staleChains) tail.flushChain(name);
-  for (const name of [...(observed?.sets ?? [])].filter((set) => isAffinitySetName(set) && !wantedSets.has(set)).sort()) {
-    tail.deleteContainer({ kind: 'set', name });
+  const staleSets = [...(observed?.sets ?? [])].filter((set) => isAffinitySetName(set) && !wantedSets.has(set)).sort();
+  stats.chainsFlushed = staleChains.length;
+
+  const finish = (writer: NftWriter): readonly string[] => {
+    stats.bytes += writer.bytes;
+    stats.lines += writer.lines.length;
+    stats.rulesWritten += writer.rules;
+    return writer.lines;
+  };
+  // 1: the table, base and top-level chains, the shared containers (declared, not yet flushed).
+  const head = (): NftWriter => {
+    const writer = new NftWriter(family);
+    writer.addTable();
+    if (options.recreateBaseChains) {
+      for (const base of BASE_CHAINS) {
+        writer.addChain({ name: base.name, rules: [] });
+        writer.deleteChain(base.name);
+      }
+    }
+    const nodePortIPsWanted = desired.containers.some((container) => container.name === SET.nodePortIPs);
+    if (!nodePortIPsWanted) writer.addContainer({ kind: 'set', name: SET.nodePortIPs, type: family.addressType });
+    for (const container of desired.containers) writer.addContainer(container);
+    for (const chain of desired.staticChains) writer.addChain(chain);
+    for (const chain of desired.staticChains) writer.flushChain(chain.name);
+    if (!nodePortIPsWanted) writer.deleteContainer({ kind: 'set', name: SET.nodePortIPs });
+    for (const chain of desired.staticChains) writer.addRules(chain);
+    return writer;
+  };
+  // 2..n-1: service port chains in slices; a part never straddles two transactions.
+  const sliceWriter = (parts: readonly NftServicePortPart[]): NftWriter => {
+    const writer = new NftWriter(family);
+    for (const part of parts) writePart(writer, part);
+    return writer;
+  };
+  // n: every element at once (the maps swap atomically), then what nothing uses any more.
+  const tail = (): NftWriter => {
+    const writer = new NftWriter(family);
+    for (const container of desired.containers) writer.flushContainer(container);
+    writer.addElements(elements.elements(), containersByName(desired));
+    for (const name of staleChains) writer.flushChain(name);
+    for (const name of staleSets) writer.deleteContainer({ kind: 'set', name });
+    return writer;
+  };
+  function* transactions(): Generator<readonly string[]> {
+    stats.bytes = stats.lines = stats.rulesWritten = 0;
+    yield finish(head());
+    for (const parts of slices) yield finish(sliceWriter(parts));
+    yield finish(tail());
   }
-  finish(tail);
 
   return {
     kind: 'full',
+    transactionCount: 2 + slices.length,
     transactions,
-    stats: {
-      bytes: totals.bytes,
-      lines: totals.lines,
-      chainsWritten: totals.chains,
-      chainsFlushed: staleChains.length,
-      rulesWritten: totals.rules,
-      elementsAdded: elements.size,
-      elementsDeleted: 0,
-      changedChainNames,
-    },
+    stats,
     staleChains,
     writtenChains: [...desired.staticChains.map((chain) => chain.name), ...wanted],
     elements,
@@ -210,9 +221,11 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
   writer.addElements(changes.adds, containersByName(desired));
 
   const written = [...newChains, ...rewrittenChains].map((chain) => chain.name);
+  const transactions: readonly (readonly string[])[] = writer.lines.length === 0 ? [] : [writer.lines];
   return {
     kind: 'partial',
-    transactions: writer.lines.length === 0 ? [] : [writer.lines],
+    transactionCount: transactions.length,
+    transactions: () => transactions,
     stats: {
       bytes: writer.bytes,
       lines: writer.lines.length,

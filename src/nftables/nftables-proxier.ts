@@ -1,12 +1,15 @@
 // The nftables backend behind the agent's Proxier seam. One sync: snapshot the model, render the
 // nft ruleset, plan (full: chunked transactions; partial: one transaction of what changed, from
 // what we applied, never from a listing), apply, then clean stale UDP flows (shared with the
-// iptables mode). Stale service chains are flushed at once and deleted later, after a sync's own
-// transaction: each chain at least a second after it went stale, as upstream (a kernel before 6.2
-// notices late that a map no longer points at them), and all together once the oldest has waited
-// ten times as long as the last deletion took — nft 1.0.6 dumps every chain of the family before
-// any `delete chain` (4.4 s at 10k Services, docs/nftables.md), so at scale deletions are batched
-// (at most ~10% of the time) rather than paid by each change; on a small table it stays ~1 s.
+// iptables mode). Stale service chains are flushed at once and deleted later, in the background:
+// each chain at least a second after it went stale, as upstream (a kernel before 6.2 notices late
+// that a map no longer points at them), and all together once the oldest has waited ten times as
+// long as the last deletion took — nft 1.0.6 dumps every chain of the family before any
+// `delete chain` (4.4 s at 10k Services, docs/nftables.md), so at scale deletions are batched.
+// The deletion runs beside the syncs, never ahead of a change: a sync waits for it only when it
+// re-creates a chain being deleted, when it is a full sync, or when the deletion has run longer
+// than `staleChainPatienceMs` (nft restarts its dump whenever another transaction commits, so
+// under constant churn it would never finish on its own).
 // Periodic syncs check every rule of the table against what was applied (drift-check.ts, read
 // outside the syncs) and rewrite a chain someone else changed in the next sync's transaction.
 
@@ -27,7 +30,7 @@ import type { Nft, NftResult } from './nft.js';
 import { NftRenderCache, renderNftRuleset } from './render.js';
 import { NftWriter } from './transaction.js';
 import type { NftContext, NftRuleset } from './types.js';
-import { KUBE_PROXY_TABLE, nftFamily } from './vocabulary.js';
+import { KUBE_PROXY_TABLE, nftFamily, type NftFamily } from './vocabulary.js';
 
 export type NftablesSyncReport =
   | (Extract<SyncReport, { readonly result: 'applied' | 'unchanged' }> & { readonly plan: NftPlan | undefined; readonly ruleset: NftRuleset })
@@ -47,6 +50,8 @@ export interface NftablesProxierOptions {
   readonly staleChainDelayMs?: number;
   /** Stale chains are deleted together once the oldest has waited this long (default: 10x the last deletion's duration). */
   readonly staleChainBatchMs?: number;
+  /** A sync waits for a stale-chain deletion that has run this long (default 15 s). */
+  readonly staleChainPatienceMs?: number;
   readonly now?: () => number;
   readonly monotonic?: () => number;
 }
@@ -62,6 +67,16 @@ export interface NftablesBackendOptions {
 export const DEFAULT_CHAINS_PER_TRANSACTION = 2000;
 /** The default batch wait is this many times the last stale-chain deletion's duration. */
 export const STALE_CHAIN_BATCH_FACTOR = 10;
+/** A stale-chain deletion running this long is waited for by the next sync (its dump restarts at every commit). */
+export const STALE_CHAIN_PATIENCE_MS = 15_000;
+
+/** A stale-chain deletion under way beside the syncs. */
+interface StaleDeletion {
+  readonly names: ReadonlySet<string>;
+  /** When it began, by `now`. */
+  readonly since: number;
+  readonly done: Promise<void>;
+}
 
 export function nftablesBackend(options: NftablesBackendOptions): ProxierFactory<NftablesSyncReport> {
   return ({ family, store, settings, conntrackCleanup }) =>
@@ -90,6 +105,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
   private readonly staleChains = new Map<string, number>();
   /** How long the last stale-chain deletion took (ms, by `now`). */
   private lastStaleDeletionMs = 0;
+  private deletion: StaleDeletion | undefined;
   private forceFull: FullSyncReason | undefined = 'first';
   private baseChainsRecreated = false;
   private lastFullSyncAt = Number.NEGATIVE_INFINITY;
@@ -112,9 +128,14 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     return this.drift.readSettled();
   }
 
-  /** Chains flushed and waiting to be deleted. */
+  /** Chains flushed and waiting to be deleted (or being deleted). */
   get pendingStaleChains(): readonly string[] {
     return [...this.staleChains.keys()];
+  }
+
+  /** Resolves once the stale-chain deletion under way (if any) has finished; for tests and shutdown. */
+  async staleDeletionSettled(): Promise<void> {
+    await this.deletion?.done;
   }
 
   requestFull(reason: FullSyncReason): void {
@@ -156,14 +177,17 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     let failed: { message: string; failedLine: string | undefined } | undefined;
     let plan: NftPlan;
     if (kind === 'full' || this.applied === undefined) {
+      // A full sync lists and flushes what is stale itself: no deletion may run beside it.
+      await this.staleDeletionSettled();
       const observed = await this.options.nft.observe(family);
       plan = planFullSync(ruleset, observed, { recreateBaseChains: !this.baseChainsRecreated, chainsPerTransaction: this.options.chainsPerTransaction });
     } else {
       plan = planPartialSync(this.applied, ruleset, this.elements);
+      if (this.mustWaitForDeletion(plan.writtenChains)) await this.staleDeletionSettled();
     }
     // The repair of drifted chains goes first in this sync's (first) transaction: each chain as applied.
     const repair = kind === 'partial' && drift?.kind === 'checked' && this.applied !== undefined ? repairLines(this.applied, drift.findings) : [];
-    const transactions = repair.length === 0 ? plan.transactions : [[...repair, ...(plan.transactions[0] ?? [])], ...plan.transactions.slice(1)];
+    const transactions = withRepair(plan, repair);
     const applyStart = this.monotonic();
     const phasesUntil = (end: number): SyncPhases => ({
       modelSeconds: (renderStart - modelStart) / 1000,
@@ -172,7 +196,10 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       restoreSeconds: (end - applyStart) / 1000,
     });
 
+    // A full plan writes each transaction's text here, as it is reached (counted as restore time).
+    let applied = 0;
     for (const transaction of transactions) {
+      applied++;
       this.generation++;
       const result: NftResult = await this.options.nft.apply(transaction);
       if (!result.ok) {
@@ -207,9 +234,8 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     this.appliedState = snapshot.state;
     this.forceFull = undefined;
 
-    // After this sync's own transaction, so the change it carries is not held up by nft's cache fill.
-    // A stale chain that cannot be deleted yet is not worth a failed sync: a full one lists and flushes it again.
-    if (!(await this.deleteStaleChains(ruleset))) this.requestFull('after-failure');
+    // After this sync's own transaction and beside the next ones, so no change waits for nft's cache fill.
+    this.startStaleChainDeletion(family);
     // The drift read begins once this sync has written everything it will (a later write discards it).
     if (reason === 'periodic' && kind === 'partial') {
       const deferred = this.drift.start(ruleset, this.generation);
@@ -217,44 +243,73 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     }
 
     let conntrackDeletions = 0;
-    if (plan.transactions.length > 0 && this.options.conntrackCleanup !== undefined) {
+    if (plan.transactionCount > 0 && this.options.conntrackCleanup !== undefined) {
       const deletions = planConntrackCleanup(previousState, snapshot.state);
       conntrackDeletions = deletions.length;
       this.options.conntrackCleanup.enqueue(deletions);
     }
     const end = this.monotonic();
     return {
-      result: transactions.length === 0 ? 'unchanged' : 'applied', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd),
+      result: applied === 0 ? 'unchanged' : 'applied', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd),
       totalSeconds: (end - started) / 1000, plan, writes: writesOf(plan), state: snapshot.state, ruleset, rulesTotal: { [KUBE_PROXY_TABLE]: countRules(ruleset) },
       triggerTimes: snapshot.triggerTimes, skipped: snapshot.skipped, conntrackDeletions, drift,
     };
   }
 
   /**
-   * Once the oldest stale chain has waited the batch time, deletes every chain that went stale at
-   * least `staleChainDelayMs` ago, in a transaction of their own (upstream).
+   * Whether a sync must let the deletion under way finish before it applies: when it re-creates a
+   * chain being deleted (whichever commits first, the other would undo it or fail), or when the
+   * deletion has run past its patience (each commit of ours restarts nft's dump).
    */
-  private async deleteStaleChains(desired: NftRuleset): Promise<boolean> {
+  private mustWaitForDeletion(written: readonly string[]): boolean {
+    const deletion = this.deletion;
+    if (deletion === undefined) return false;
+    if (this.now() - deletion.since >= (this.options.staleChainPatienceMs ?? STALE_CHAIN_PATIENCE_MS)) return true;
+    return written.some((name) => deletion.names.has(name));
+  }
+
+  /**
+   * Once the oldest stale chain has waited the batch time, begins deleting every chain that went
+   * stale at least `staleChainDelayMs` ago, in a transaction of its own (upstream), unless a
+   * deletion is under way. Not awaited: the syncs go on beside it. A failed deletion (a chain
+   * someone removed or still points at) is not worth a failed sync: the next sync is full and
+   * lists and flushes what is stale again.
+   */
+  private startStaleChainDeletion(family: NftFamily): void {
+    if (this.deletion !== undefined) return;
     const now = this.now();
     const delay = this.options.staleChainDelayMs ?? 1000;
     const batch = this.options.staleChainBatchMs ?? Math.max(delay, STALE_CHAIN_BATCH_FACTOR * this.lastStaleDeletionMs);
     const oldest = oldestSince(this.staleChains);
-    if (!(oldest <= now - batch)) return true;
+    if (!(oldest <= now - batch)) return;
     const cutoff = now - delay;
     const due = [...this.staleChains].filter(([, since]) => since <= cutoff).map(([name]) => name);
-    if (due.length === 0) return true;
-    const writer = new NftWriter(desired.family);
+    if (due.length === 0) return;
+    const writer = new NftWriter(family);
     for (const name of due) writer.deleteChain(name);
-    this.generation++;
-    const result = await this.options.nft.apply(writer.lines);
-    this.lastStaleDeletionMs = Math.max(0, this.now() - now);
-    if (!result.ok) {
-      this.staleChains.clear();
-      return false;
-    }
-    for (const name of due) this.staleChains.delete(name);
-    return true;
+    const run = async (): Promise<void> => {
+      const result = await this.options.nft.apply(writer.lines).catch((error: unknown): NftResult => ({ ok: false, message: String(error), line: undefined }));
+      this.lastStaleDeletionMs = Math.max(0, this.now() - now);
+      if (result.ok) {
+        for (const name of due) this.staleChains.delete(name);
+      } else {
+        this.staleChains.clear();
+        this.requestFull('after-failure');
+      }
+      this.deletion = undefined;
+    };
+    this.deletion = { names: new Set(due), since: now, done: run() };
   }
+}
+
+/** The plan's transactions, the repair lines (if any) at the head of the first. */
+function* withRepair(plan: NftPlan, repair: readonly string[]): Generator<readonly string[]> {
+  let first = true;
+  for (const transaction of plan.transactions()) {
+    yield first && repair.length > 0 ? [...repair, ...transaction] : transaction;
+    first = false;
+  }
+  if (first && repair.length > 0) yield repair;
 }
 
 /** Flush and rewrite, as applied, each chain a drift finding names. */

@@ -71,7 +71,7 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     expect(first.result, JSON.stringify(first)).toBe('applied');
     expect(first.kind).toBe('full');
     // 7 chains over transactions of >= 3: the head, three of service chains, the elements.
-    expect(first.plan?.transactions.length).toBeGreaterThanOrEqual(4);
+    expect(first.plan?.transactionCount).toBeGreaterThanOrEqual(4);
     expect(await tableOf(node1)).toEqual(await freshTable(store));
 
     const steps: [string, () => void][] = [
@@ -87,7 +87,7 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
       now += 100;
       const report = await proxier.sync('change');
       expect({ label, result: report.result, kind: report.kind }, JSON.stringify(report)).toEqual({ label, result: 'applied', kind: 'partial' });
-      expect(report.plan?.transactions.length).toBe(1);
+      expect(report.plan?.transactionCount).toBe(1);
       const table = (await tableOf(node1)) as Record<string, unknown>;
       const fresh = (await freshTable(store)) as Record<string, unknown>;
       // Flushed stale chains wait for their deletion; nothing else may differ.
@@ -100,6 +100,7 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     now += 1_000;
     const later = await proxier.sync('periodic');
     expect(later.result).toBe('unchanged');
+    await proxier.staleDeletionSettled();
     expect(proxier.pendingStaleChains).toEqual([]);
     expect(await tableOf(node1)).toEqual(await freshTable(store));
   });
@@ -131,6 +132,7 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     expect(listed).toMatch(/chain nat-prerouting \{\n\s+type nat hook prerouting priority dstnat; policy accept;/);
     now += 1_000;
     await proxier.sync('periodic');
+    await proxier.staleDeletionSettled();
     expect(await tableOf(netns)).toEqual(await freshTable(store));
   });
 
@@ -152,7 +154,8 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     const replace = async (ip: string): Promise<void> => {
       store.upsertEndpointSlice(slice('a', ['10.244.1.1', ip]));
       const report = await proxier.sync('change');
-      expect({ result: report.result, transactions: report.plan?.transactions.length }).toEqual({ result: 'applied', transactions: 1 });
+      expect({ result: report.result, transactions: report.plan?.transactionCount }).toEqual({ result: 'applied', transactions: 1 });
+      await proxier.staleDeletionSettled();
     };
     // Nothing deleted yet: the first stale chain goes a second later.
     await replace('10.244.1.3');
@@ -165,11 +168,111 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     expect(proxier.pendingStaleChains).toHaveLength(2);
     now += 20_000; // the oldest has waited 25 s
     expect((await proxier.sync('periodic')).result).toBe('unchanged');
+    await proxier.staleDeletionSettled();
     expect(proxier.pendingStaleChains).toHaveLength(2);
     now += 6_000;
     expect((await proxier.sync('periodic')).result).toBe('unchanged');
+    await proxier.staleDeletionSettled();
     expect(proxier.pendingStaleChains).toEqual([]);
     expect(await tableOf(netns)).toEqual(await freshTable(store));
+  });
+
+  /** The real nft, except that the first stale-chain deletion waits until `release()`. */
+  function heldDeletionNft(netns: Netns): { nft: Nft; deletions: string[][]; release: () => void } {
+    const deletions: string[][] = [];
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const nft = new (class extends Nft {
+      override async apply(lines: readonly string[]): ReturnType<Nft['apply']> {
+        if (lines[0]?.startsWith('delete chain')) {
+          deletions.push([...lines]);
+          if (deletions.length === 1) await held;
+        }
+        return super.apply(lines);
+      }
+    })({ prefix: netns.prefix });
+    return { nft, deletions, release: () => release() };
+  }
+
+  /** The promise's value, or 'still waiting' if it has not settled within `ms`. */
+  async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still waiting'> {
+    let timer: NodeJS.Timeout | undefined;
+    const waiting = new Promise<'still waiting'>((resolve) => (timer = setTimeout(() => resolve('still waiting'), ms)));
+    try {
+      return await Promise.race([promise, waiting]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it('changes go on beside a stale-chain deletion; a sync re-creating a chain being deleted waits for it, and nothing fails', async () => {
+    const netns = await createNetns('nft-beside');
+    others.push(netns);
+    const { nft, deletions, release } = heldDeletionNft(netns);
+    const store = new ModelStore(node);
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
+    const proxier = proxierFor(store, netns, nft);
+    expect((await proxier.sync('initial')).result).toBe('applied');
+    const change = async (ips: string[]): Promise<unknown> => {
+      store.upsertEndpointSlice(slice('a', ips));
+      const report = await within(proxier.sync('change'), 5_000);
+      return report === 'still waiting' ? report : { result: report.result, kind: report.kind };
+    };
+    const applied = { result: 'applied', kind: 'partial' };
+    expect(await change(['10.244.1.1', '10.244.1.3'])).toEqual(applied); // 10.244.1.2's chain goes stale
+    now += 1_000;
+    // This sync begins deleting that chain after its own transaction, and the deletion hangs in nft.
+    expect(await change(['10.244.1.1', '10.244.1.4'])).toEqual(applied);
+    expect(deletions).toHaveLength(1);
+    const deleting = deletions[0]?.[0] ?? '';
+    expect(deleting).toMatch(/^delete chain ip kube-proxy endpoint-\S+-default\/a\/tcp\/\S*__10\.244\.1\.2\/\d+$/);
+    // A change meanwhile lands at once, and is in the kernel.
+    expect(await change(['10.244.1.1', '10.244.1.5'])).toEqual(applied);
+    expect((await netns.exec('nft', ['list', 'table', 'ip', 'kube-proxy'])).stdout).toMatch(/dnat to 10\.244\.1\.5:\d+/);
+    // 10.244.1.2 comes back: its chain is the one being deleted, so this sync waits for the deletion.
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
+    const recreating = proxier.sync('change');
+    expect(await within(recreating, 1_000)).toBe('still waiting');
+    release();
+    expect(await within(recreating, 5_000)).toMatchObject(applied);
+    await proxier.staleDeletionSettled();
+    // The deletion went first and succeeded: no failure, so no full sync follows.
+    now += 60_000;
+    const next = await proxier.sync('periodic');
+    expect({ result: next.result, kind: next.kind }).toEqual({ result: 'unchanged', kind: 'partial' });
+    await proxier.staleDeletionSettled();
+    expect(proxier.pendingStaleChains).toEqual([]);
+    expect(await tableOf(netns)).toEqual(await freshTable(store));
+  });
+
+  it('a sync waits for a stale-chain deletion that has run past its patience (nft restarts its dump at every commit)', async () => {
+    const netns = await createNetns('nft-patience');
+    others.push(netns);
+    const { nft, deletions, release } = heldDeletionNft(netns);
+    const store = new ModelStore(node);
+    store.upsertService(service('a', '10.96.0.1'));
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
+    const proxier = new NftablesProxier({
+      family: 'IPv4', store, nft, conntrackCleanup: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 3, now: () => now,
+      staleChainPatienceMs: 10_000,
+    });
+    expect((await proxier.sync('initial')).result).toBe('applied');
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.3']));
+    expect((await proxier.sync('change')).result).toBe('applied');
+    now += 1_000;
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.4']));
+    expect((await within(proxier.sync('change'), 5_000)) !== 'still waiting').toBe(true);
+    expect(deletions).toHaveLength(1);
+    now += 9_000;
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.5']));
+    expect(await within(proxier.sync('change'), 5_000)).toMatchObject({ result: 'applied' });
+    now += 1_000; // the deletion has now run 10 s
+    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.6']));
+    const late = proxier.sync('change');
+    expect(await within(late, 1_000)).toBe('still waiting');
+    release();
+    expect(await within(late, 5_000)).toMatchObject({ result: 'applied', kind: 'partial' });
   });
 
   it('notices a deleted table on a periodic sync and rebuilds it', async () => {

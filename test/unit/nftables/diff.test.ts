@@ -9,7 +9,7 @@ import { NftRenderCache, renderNftRuleset } from '../../../src/nftables/render.j
 import type { NftRuleset } from '../../../src/nftables/types.js';
 import type { ServicePort } from '../../../src/model/types.js';
 import { desiredState, endpoint, servicePort } from '../render/fixtures.js';
-import { upstreamContext } from './support.js';
+import { transactionsOf, upstreamContext } from './support.js';
 
 function services(count: number): ServicePort[] {
   return Array.from({ length: count }, (_, index) =>
@@ -30,7 +30,7 @@ describe('planPartialSync', () => {
     const ports = services(50);
     const applied = render(ports);
     const plan = planPartialSync(applied, render(ports), applyFull(applied));
-    expect(plan.transactions).toEqual([]);
+    expect(transactionsOf(plan)).toEqual([]);
   });
 
   it('a new endpoint of one Service among 100: its endpoint chain and its service chain, no element, no other Service', () => {
@@ -40,8 +40,8 @@ describe('planPartialSync', () => {
     const changed = servicePort({ namespace: 'ns', name: 'svc7', clusterIP: '172.30.0.7', endpoints: [endpoint('10.180.0.7'), endpoint('10.180.9.9')] });
     const next = render(ports.map((port) => (port.name === 'svc7' ? changed : port)));
     const plan = planPartialSync(applied, next, elements);
-    expect(plan.transactions).toHaveLength(1);
-    const lines = plan.transactions[0] ?? [];
+    expect(transactionsOf(plan)).toHaveLength(1);
+    const lines = transactionsOf(plan)[0] ?? [];
     expect(lines.filter((line) => /^add chain \S+ \S+ \S+$/.test(line))).toEqual([expect.stringMatching(/^add chain ip kube-proxy endpoint-[A-Z2-7]{8}-ns\/svc7\/tcp\/p80__10\.180\.9\.9\/80$/)]);
     expect(lines.filter((line) => line.startsWith('flush chain'))).toEqual([expect.stringMatching(/^flush chain ip kube-proxy service-[A-Z2-7]{8}-ns\/svc7\/tcp\/p80$/)]);
     // Both chains' rules in the block form nft applies without dumping the table into its cache.
@@ -58,7 +58,7 @@ describe('planPartialSync', () => {
     const applied = render([http, https]);
     const elements = applyFull(applied);
     const plan = planPartialSync(applied, render([https]), elements);
-    const lines = plan.transactions.flat();
+    const lines = transactionsOf(plan).flat();
     expect(plan.staleChains).toHaveLength(2);
     expect(lines.filter((line) => line.startsWith('flush chain')).length).toBe(2);
     expect(lines.filter((line) => line.startsWith('delete chain'))).toEqual([]);
@@ -66,7 +66,7 @@ describe('planPartialSync', () => {
     plan.elementChanges?.commit();
     // Now the last user goes: the cluster IP leaves the set.
     const last = planPartialSync(render([https]), render([]), elements);
-    expect(last.transactions.flat().filter((line) => line.includes('element')).sort()).toEqual([
+    expect(transactionsOf(last).flat().filter((line) => line.includes('element')).sort()).toEqual([
       'delete element ip kube-proxy cluster-ips { 172.30.9.1 }',
       'delete element ip kube-proxy service-ips { 172.30.9.1 . tcp . 443 }',
     ]);
@@ -77,8 +77,8 @@ describe('planPartialSync', () => {
     const applied = render([empty]);
     const elements = applyFull(applied);
     const plan = planPartialSync(applied, render([servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2', endpoints: [endpoint('10.180.9.2')] })]), elements);
-    expect(plan.transactions).toHaveLength(1);
-    const lines = plan.transactions.flat();
+    expect(transactionsOf(plan)).toHaveLength(1);
+    const lines = transactionsOf(plan).flat();
     const deleteAt = lines.indexOf('delete element ip kube-proxy no-endpoint-services { 172.30.9.2 . tcp . 80 }');
     const addAt = lines.findIndex((line) => /^add map ip kube-proxy service-ips \{ type .* elements = \{ 172\.30\.9\.2 \. tcp \. 80 : goto service-/.test(line));
     const chainAt = lines.findIndex((line) => line.startsWith('add chain ip kube-proxy service-'));
@@ -93,7 +93,7 @@ describe('planPartialSync', () => {
       servicePort({ namespace: 'ns', name: 'sticky', clusterIP: '172.30.9.3', sessionAffinity: { kind: 'ClientIP', timeoutSeconds }, endpoints: [endpoint('10.180.9.3')] });
     const applied = render([sticky(10800)]);
     const elements = applyFull(applied);
-    const lines = planPartialSync(applied, render([sticky(60)]), elements).transactions.flat();
+    const lines = transactionsOf(planPartialSync(applied, render([sticky(60)]), elements)).flat();
     const flushes = lines.map((line, index) => (line.startsWith('flush chain') ? index : -1)).filter((index) => index >= 0);
     const deleteSet = lines.findIndex((line) => line.startsWith('delete set ip kube-proxy affinity-'));
     const addSet = lines.findIndex((line) => line.startsWith('add set ip kube-proxy affinity-') && line.includes('timeout 60s'));
@@ -108,7 +108,7 @@ describe('planPartialSync', () => {
     const plain = servicePort({ namespace: 'ns', name: 'new', clusterIP: '172.30.9.5', endpoints: [endpoint('10.180.9.5')] });
     const applied = render([sticky(['10.180.9.4'])]);
     const elements = applyFull(applied);
-    const lines = planPartialSync(applied, render([sticky(['10.180.9.4', '10.180.9.6']), plain]), elements).transactions.flat();
+    const lines = transactionsOf(planPartialSync(applied, render([sticky(['10.180.9.4', '10.180.9.6']), plain]), elements)).flat();
     // nft 1.0.6 dumps every chain and set of the family before `add rule` / `add element`.
     expect(lines.filter((line) => line.startsWith('add rule') || line.startsWith('add element'))).toEqual([]);
     const keptSet = lines.findIndex((line) => /^add set ip kube-proxy affinity-\S+__10\.180\.9\.4\/80 \{ type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; \}$/.test(line));
@@ -120,17 +120,37 @@ describe('planPartialSync', () => {
 });
 
 describe('planFullSync', () => {
+  it('builds each transaction only when it is reached; its figures add up once every transaction was walked', () => {
+    const ruleset = renderNftRuleset(desiredState(services(30)), upstreamContext);
+    const plan = planFullSync(ruleset, undefined, { recreateBaseChains: true, chainsPerTransaction: 10 });
+    expect(plan.stats.bytes).toBe(0);
+    const iterator = plan.transactions()[Symbol.iterator]();
+    const head = iterator.next().value ?? [];
+    expect(plan.stats.lines).toBe(head.length);
+    const rest: (readonly string[])[] = [];
+    for (let next = iterator.next(); next.done !== true; next = iterator.next()) rest.push(next.value);
+    const all = [head, ...rest];
+    expect(all).toHaveLength(plan.transactionCount);
+    const lines = all.flat();
+    expect({ bytes: plan.stats.bytes, lines: plan.stats.lines }).toEqual({ bytes: lines.reduce((sum, line) => sum + line.length + 1, 0), lines: lines.length });
+    // Walked again (a retry), the same text and the same figures.
+    expect(transactionsOf(plan)).toEqual(all);
+    expect(plan.stats.lines).toBe(lines.length);
+  });
+
   it('cuts service chains into transactions of whole service ports and puts every element in the last one', () => {
     const ruleset = renderNftRuleset(desiredState(services(1200)), upstreamContext);
     const plan = planFullSync(ruleset, undefined, { recreateBaseChains: true, chainsPerTransaction: 500 });
     // Static head, 1200 x 2 chains in slices of >= 500, then the elements.
-    expect(plan.transactions.length).toBe(1 + Math.ceil(2400 / 500) + 1);
-    const last = plan.transactions[plan.transactions.length - 1] ?? [];
-    expect(plan.transactions.slice(0, -1).flat().some((line) => line.includes('element'))).toBe(false);
+    const transactions = transactionsOf(plan);
+    expect(transactions.length).toBe(1 + Math.ceil(2400 / 500) + 1);
+    expect(plan.transactionCount).toBe(transactions.length);
+    const last = transactions[transactions.length - 1] ?? [];
+    expect(transactions.slice(0, -1).flat().some((line) => line.includes('element'))).toBe(false);
     expect(last.filter((line) => line.startsWith('flush map') || line.startsWith('flush set')).length).toBe(ruleset.containers.length);
     expect(plan.stats.elementsAdded).toBe(1 + 1200 * 2);
     // Each service port's chains stay together (its service chain jumps to its endpoint chain).
-    for (const transaction of plan.transactions.slice(1, -1)) {
+    for (const transaction of transactionsOf(plan).slice(1, -1)) {
       expect(transaction.filter((line) => line.startsWith('add chain ip kube-proxy service-')).length).toBe(
         transaction.filter((line) => line.startsWith('add chain ip kube-proxy endpoint-')).length,
       );
@@ -144,11 +164,11 @@ describe('planFullSync', () => {
       sets: new Set(['cluster-ips', 'affinity-AAAAAAAA-old/gone/tcp/p80__10.0.0.1/80']),
     };
     const plan = planFullSync(ruleset, observed, { recreateBaseChains: false, chainsPerTransaction: 1000 });
-    const last = plan.transactions[plan.transactions.length - 1] ?? [];
+    const last = transactionsOf(plan)[transactionsOf(plan).length - 1] ?? [];
     expect(plan.staleChains).toEqual(['service-AAAAAAAA-old/gone/tcp/p80']);
     expect(last).toContain('flush chain ip kube-proxy service-AAAAAAAA-old/gone/tcp/p80');
     expect(last).toContain('delete set ip kube-proxy affinity-AAAAAAAA-old/gone/tcp/p80__10.0.0.1/80');
-    expect(plan.transactions.flat().some((line) => line.includes('my-own-chain'))).toBe(false);
+    expect(transactionsOf(plan).flat().some((line) => line.includes('my-own-chain'))).toBe(false);
   });
 });
 

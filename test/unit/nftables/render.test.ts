@@ -8,7 +8,7 @@ import { planFullSync } from '../../../src/nftables/diff.js';
 import { renderNftRuleset } from '../../../src/nftables/render.js';
 import { nftEndpointNames, nftServicePortNames } from '../../../src/nftables/vocabulary.js';
 import { desiredState, endpoint, servicePort } from '../render/fixtures.js';
-import { normalise, upstreamContext } from './support.js';
+import { normalise, transactionsOf, upstreamContext } from './support.js';
 
 // The Services and EndpointSlices of upstream's test, after endpoint selection (as the iptables
 // renderer's upstream test builds them).
@@ -37,7 +37,7 @@ describe("upstream's TestOverallNFTablesRules", () => {
     const ruleset = renderNftRuleset(desiredState(upstreamServices), upstreamContext);
     const plan = planFullSync(ruleset, undefined, { recreateBaseChains: false, chainsPerTransaction: 1000 });
     expect(normalise(expected).length).toBeGreaterThan(100);
-    expect(normalise(plan.transactions.flat())).toEqual(normalise(expected));
+    expect(normalise(transactionsOf(plan).flat())).toEqual(normalise(expected));
   });
 
   it('names chains and sets as upstream: 8 base32 characters of sha256, then the readable name', () => {
@@ -50,7 +50,7 @@ describe("upstream's TestOverallNFTablesRules", () => {
 
   it('without nodePortAddresses NodePorts match every local address but the loopback, and nodeport-ips is removed', () => {
     const ruleset = renderNftRuleset(desiredState(upstreamServices), { ...upstreamContext, nodePortIPs: 'all' });
-    const lines = planFullSync(ruleset, undefined, { recreateBaseChains: false, chainsPerTransaction: 1000 }).transactions.flat();
+    const lines = transactionsOf(planFullSync(ruleset, undefined, { recreateBaseChains: false, chainsPerTransaction: 1000 })).flat();
     expect(lines).toContain('add rule ip kube-proxy services fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports');
     expect(lines).toContain('add rule ip kube-proxy nodeport-endpoints-check ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports');
     // add + delete: deleting alone would fail where the set does not exist.

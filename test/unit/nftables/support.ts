@@ -1,6 +1,7 @@
 // Helpers for the nftables unit tests: upstream's test context and a normal form of a transaction
 // (one command per element, no flush/delete bookkeeping, each line once) to compare rulesets by.
 
+import type { NftPlan } from '../../../src/nftables/diff.js';
 import type { NftContext } from '../../../src/nftables/types.js';
 
 /** The conventions of upstream's nftables proxier_test.go: pod CIDR 10.0.0.0/8, node IP 192.168.0.2. */
@@ -12,6 +13,11 @@ export const upstreamContext: NftContext = {
   primaryNodeIP: '192.168.0.2',
   serviceCIDRs: ['172.30.0.0/16'],
 };
+
+/** Every transaction of a plan, built (a full plan builds each only when walked). */
+export function transactionsOf(plan: NftPlan): (readonly string[])[] {
+  return [...plan.transactions()];
+}
 
 /**
  * The objects a sequence of transactions leaves: `add` lines, one element or rule each, sorted and
