@@ -7,6 +7,7 @@
 // Pure.
 
 import { deepEqual } from '../model/equal.js';
+import { PersistentMap } from '../model/persistent-map.js';
 import { ElementIndex, type ElementChanges } from './elements.js';
 import { NftWriter } from './transaction.js';
 import type { NftChain, NftContainer, NftElement, NftRuleset, NftServicePortPart } from './types.js';
@@ -206,8 +207,12 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
     for (const name of beforeChains.keys()) if (!afterChains.has(name)) staleChains.push(name);
     sameElementsAside(before?.elements ?? [], after?.elements ?? [], removedElements, addedElements);
   };
-  for (const [key, after] of desired.servicePorts) visit(applied.servicePorts.get(key), after);
-  for (const [key, before] of applied.servicePorts) if (!desired.servicePorts.has(key)) visit(before, undefined);
+  forEachChangedShard(applied.servicePorts, desired.servicePorts, (before, after) => {
+    after.forEach((part, key) => visit(before.get(key), part));
+    before.forEach((part, key) => {
+      if (!after.has(key)) visit(part, undefined);
+    });
+  });
 
   const changes = elements.plan(removedElements, addedElements);
   const writer = new NftWriter(family);
@@ -241,6 +246,28 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
     elements,
     elementChanges: changes,
   };
+}
+
+/**
+ * Calls `visit` with each pair of shards that may differ: when both maps are PersistentMaps (the
+ * renderer's output), a shard that is the same object on both sides is skipped whole; otherwise
+ * the maps themselves are the one pair.
+ */
+function forEachChangedShard<V>(
+  before: ReadonlyMap<string, V>,
+  after: ReadonlyMap<string, V>,
+  visit: (before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>) => void,
+): void {
+  if (before instanceof PersistentMap && after instanceof PersistentMap) {
+    const beforeShards = (before as PersistentMap<V>).shardMaps;
+    const afterShards = (after as PersistentMap<V>).shardMaps;
+    afterShards.forEach((shard, index) => {
+      const previous = beforeShards[index] as ReadonlyMap<string, V>;
+      if (previous !== shard) visit(previous, shard);
+    });
+    return;
+  }
+  visit(before, after);
 }
 
 /** Writes a part whole (full sync): its sets, its chains declared and flushed, then their rules. */

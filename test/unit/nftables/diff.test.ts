@@ -10,6 +10,9 @@ import type { NftRuleset } from '../../../src/nftables/types.js';
 import type { ServicePort } from '../../../src/model/types.js';
 import { desiredState, endpoint, servicePort } from '../render/fixtures.js';
 import { transactionsOf, upstreamContext } from './support.js';
+import { ModelStore } from '../../../src/model/store.js';
+import type { PersistentMap } from '../../../src/model/persistent-map.js';
+import { service, slice } from '../agent/fixtures.js';
 
 function services(count: number): ServicePort[] {
   return Array.from({ length: count }, (_, index) =>
@@ -182,5 +185,41 @@ describe('ElementIndex', () => {
     expect(index.elements().map((element) => element.value)).toEqual(['goto a']);
     change.commit();
     expect(index.elements().map((element) => element.value)).toEqual(['goto b']);
+  });
+});
+
+describe('partial plans over the model store (PersistentMap shards)', () => {
+  const node = { name: 'node1', ips: ['172.30.0.10'], zone: undefined, labels: {}, podCIDRs: [] };
+
+  it('reuses every parts shard an update did not touch, and the plan still holds exactly the change', () => {
+    const store = new ModelStore(node);
+    for (let index = 0; index < 600; index++) {
+      store.upsertService(service(`s${index}`, `10.96.${index >> 8}.${index & 255}`));
+      store.upsertEndpointSlice(slice(`s${index}`, [`10.244.${index >> 8}.${index & 255}`]));
+    }
+    const plain = service('h0', 'None');
+    store.upsertService({ ...plain, spec: { ...plain.spec, clusterIP: 'None', clusterIPs: ['None'] } });
+    const cache = new NftRenderCache();
+    const first = renderNftRuleset(store.snapshot().state, upstreamContext, cache);
+    const elements = planFullSync(first, undefined, { recreateBaseChains: true, chainsPerTransaction: 1000 }).elements;
+    // A headless Service contributes nothing (no chain, no element).
+    const headlessParts = [...first.servicePorts].filter(([key]) => key.includes('h0'));
+    expect(headlessParts.every(([, part]) => part.chains.length === 0 && part.elements.length === 0)).toBe(true);
+
+    store.upsertEndpointSlice(slice('s7', ['10.244.0.7', '10.244.9.9']));
+    store.deleteService('default', 's300');
+    const second = renderNftRuleset(store.snapshot().state, upstreamContext, cache);
+    const shards = (ruleset: NftRuleset): readonly ReadonlyMap<string, unknown>[] => (ruleset.servicePorts as PersistentMap<unknown>).shardMaps;
+    const kept = shards(second).filter((shard, index) => shard === shards(first)[index]).length;
+    expect(kept).toBeGreaterThanOrEqual(shards(first).length - 2);
+
+    const plan = planPartialSync(first, second, elements);
+    const lines = transactionsOf(plan).flat();
+    // s7: its new endpoint's chain and its service chain rewritten; s300: its chains flushed, its elements gone.
+    expect(lines.some((line) => line.includes('dnat to 10.244.9.9'))).toBe(true);
+    expect(plan.staleChains.length).toBeGreaterThanOrEqual(2);
+    expect(plan.staleChains.every((name) => name.includes('default/s300/'))).toBe(true);
+    expect(lines.filter((line) => line.startsWith('delete element')).join('\n')).toContain('10.96.1.44');
+    expect(lines.some((line) => /default\/s(?!7\/|300\/)\d+\//.test(line))).toBe(false);
   });
 });
