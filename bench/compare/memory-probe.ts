@@ -5,7 +5,9 @@
 // the peak RSS during the step (VmHWM, reset before each step through /proc/self/clear_refs).
 //
 //   node --expose-gc --import tsx bench/compare/memory-probe.ts [--kubeconfig PATH | --services 10000]
-//     [--endpoints 10] [--chains-per-part 0]
+//     [--endpoints 10] [--chains-per-part 0] [--proxy-mode iptables|nftables]
+// With --proxy-mode nftables the last steps are the nftables ones: ruleset rendered, full plan
+// (its transactions built one at a time, as the proxier applies them).
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -16,6 +18,9 @@ import { ModelStore } from '../../src/model/store.js';
 import { RenderCache, renderRuleSet } from '../../src/render/index.js';
 import { localTrafficFromCIDR, defaultRenderContext } from '../../src/render/types.js';
 import { planFullSync } from '../../src/sync/diff.js';
+import { planFullSync as planNftFullSync } from '../../src/nftables/diff.js';
+import { NftRenderCache, renderNftRuleset } from '../../src/nftables/render.js';
+import { DEFAULT_CHAINS_PER_TRANSACTION } from '../../src/nftables/nftables-proxier.js';
 import { startControlPlane, type ControlPlane } from '../../test/harness/control-plane.js';
 import { kubeClients } from '../../test/harness/kube.js';
 import { NODE_NAME, createBase, loadServices } from './workload.js';
@@ -26,6 +31,7 @@ const { values } = parseArgs({
     services: { type: 'string', default: '10000' },
     endpoints: { type: 'string', default: '10' },
     'chains-per-part': { type: 'string', default: '0' },
+    'proxy-mode': { type: 'string', default: 'iptables' },
   },
 });
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -86,6 +92,23 @@ try {
     return model;
   });
   const snapshot = await step('snapshot (desired state)', () => store.snapshot());
+  if (values['proxy-mode'] === 'nftables') {
+    const nftContext = {
+      masqueradeMark: '0x00004000', masqueradeAll: false, localTraffic: { ifLocal: 'ip saddr 172.16.0.0/12', ifNotLocal: 'ip saddr != 172.16.0.0/12' },
+      nodePortIPs: 'all' as const, primaryNodeIP: '10.251.0.2', serviceCIDRs: [],
+    };
+    const ruleset = await step('nftables ruleset rendered', () => renderNftRuleset(snapshot.state, nftContext, new NftRenderCache()));
+    const plan = await step('nftables full plan (no text yet)', () =>
+      planNftFullSync(ruleset, undefined, { recreateBaseChains: true, chainsPerTransaction: DEFAULT_CHAINS_PER_TRANSACTION }),
+    );
+    await step(`  its ${plan.transactionCount} transactions built one by one, as sent`, () => {
+      let bytes = 0;
+      for (const transaction of plan.transactions()) bytes += Buffer.byteLength(`${transaction.join('\n')}\n`);
+      return bytes;
+    });
+    process.stdout.write(`${services.items.length} Services, ${slices.items.length} EndpointSlices, ${ruleset.servicePorts.size} service ports, ${(plan.stats.bytes / 2 ** 20).toFixed(1)} MB of nft input\n`);
+    if (snapshot.state.servicePorts.size + services.items.length + slices.items.length < 0) process.stdout.write('unreachable\n');
+  } else {
   const context = { ...defaultRenderContext, localTraffic: localTrafficFromCIDR('172.16.0.0/12'), nodeIPs: ['10.251.0.2'], localhostNodePorts: true };
   const ruleSet = await step('rule set rendered', () => renderRuleSet(snapshot.state, context, new RenderCache()));
   let bytes = 0;
@@ -115,6 +138,7 @@ try {
   });
   // Keep everything alive to the end, as the agent does.
   if (snapshot.state.servicePorts.size + services.items.length + slices.items.length < 0) process.stdout.write('unreachable\n');
+  }
 } finally {
   await controlPlane?.stop();
 }
