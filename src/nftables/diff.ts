@@ -50,6 +50,17 @@ export interface NftPlan {
 
 const CHANGED_NAMES_CAP = 20;
 
+/**
+ * A partial sync that deletes elements from a map or set left with at most this many flushes it
+ * and adds what remains instead: nft 1.0.6 dumps every chain of the family before any
+ * `delete element` (1.2-1.6 s on a table of 125k chains, as at 10k Services), while `flush map` +
+ * `add map X { elements = ... }` needs only the table and set dumps (0.04-0.05 s on the same table).
+ * The one transaction swaps the elements atomically. Typical users: `no-endpoint-services` when a
+ * new Service's endpoints arrive, `firewall-ips`. Above it (service-ips at scale) the text would
+ * grow with the cluster, so it deletes.
+ */
+export const REWRITE_CONTAINER_MAX_ELEMENTS = 2000;
+
 export interface FullPlanOptions {
   /** Delete and re-create the base chains first (once per process: fixes a changed priority). */
   readonly recreateBaseChains: boolean;
@@ -162,7 +173,13 @@ export function staticPartEqual(applied: NftRuleset, desired: NftRuleset): boole
   );
 }
 
-export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elements: ElementIndex): NftPlan {
+export interface PartialPlanOptions {
+  /** Containers left with at most this many elements are rewritten rather than deleted from (default REWRITE_CONTAINER_MAX_ELEMENTS; -1: never). */
+  readonly rewriteMaxElements?: number;
+}
+
+export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elements: ElementIndex, options: PartialPlanOptions = {}): NftPlan {
+  const rewriteMax = options.rewriteMaxElements ?? REWRITE_CONTAINER_MAX_ELEMENTS;
   const family: NftFamily = desired.family;
   const newChains: NftChain[] = [];
   const rewrittenChains: NftChain[] = [];
@@ -222,8 +239,19 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
   for (const set of deletedSets) writer.deleteContainer(set);
   for (const set of [...addedSets, ...declaredSets]) writer.addContainer(set);
   for (const chain of [...newChains, ...rewrittenChains]) writer.addRulesBlock(chain);
-  writer.deleteElements(changes.deletes);
-  writer.addElements(changes.adds, containersByName(desired));
+  // A container left with few elements is flushed and written whole rather than deleted from:
+  // `flush` needs only nft's table and set caches, `delete element` its whole cache (every chain).
+  const rewritten = new Set<string>();
+  for (const element of changes.deletes) {
+    if (!rewritten.has(element.container) && changes.sizeAfter(element.container) <= rewriteMax) rewritten.add(element.container);
+  }
+  const containers = containersByName(desired);
+  writer.deleteElements(changes.deletes.filter((element) => !rewritten.has(element.container)));
+  for (const name of rewritten) {
+    const container = containers.get(name);
+    if (container !== undefined) writer.flushContainer(container);
+  }
+  writer.addElements([...changes.adds.filter((element) => !rewritten.has(element.container)), ...[...rewritten].flatMap((name) => changes.elementsAfter(name))], containers);
 
   const written = [...newChains, ...rewrittenChains].map((chain) => chain.name);
   const transactions: readonly (readonly string[])[] = writer.lines.length === 0 ? [] : [writer.lines];

@@ -13,6 +13,10 @@ interface Entry {
 export interface ElementChanges {
   readonly deletes: readonly NftElement[];
   readonly adds: readonly NftElement[];
+  /** How many elements `container` holds once the changes are applied. */
+  sizeAfter(container: string): number;
+  /** Every element of `container` once the changes are applied. */
+  elementsAfter(container: string): NftElement[];
   /** Applies the planned changes to the index the plan was made from. */
   commit(): void;
 }
@@ -22,6 +26,8 @@ const sameContent = (a: NftElement, b: NftElement): boolean => a.value === b.val
 
 export class ElementIndex {
   private readonly entries = new Map<string, Entry>();
+  /** Elements per container. */
+  private readonly sizes = new Map<string, number>();
 
   get size(): number {
     return this.entries.size;
@@ -55,14 +61,34 @@ export class ElementIndex {
       if (before !== undefined && (next === undefined || !sameContent(before.element, next.element))) deletes.push(before.element);
       if (next !== undefined && (before === undefined || !sameContent(before.element, next.element))) adds.push(next.element);
     }
+    const sizeChange = new Map<string, number>();
+    for (const [id, next] of overlay) {
+      const had = this.entries.has(id);
+      const has = next !== undefined;
+      if (had === has) continue;
+      const container = (next ?? this.entries.get(id))?.element.container ?? '';
+      sizeChange.set(container, (sizeChange.get(container) ?? 0) + (has ? 1 : -1));
+    }
     return {
       deletes,
       adds,
+      sizeAfter: (container) => (this.sizes.get(container) ?? 0) + (sizeChange.get(container) ?? 0),
+      elementsAfter: (container) => {
+        const result: NftElement[] = [];
+        for (const [id, entry] of this.entries) {
+          if (entry.element.container !== container) continue;
+          const next = overlay.has(id) ? overlay.get(id) : entry;
+          if (next !== undefined) result.push(next.element);
+        }
+        for (const [id, next] of overlay) if (next !== undefined && next.element.container === container && !this.entries.has(id)) result.push(next.element);
+        return result;
+      },
       commit: () => {
         for (const [id, next] of overlay) {
           if (next === undefined) this.entries.delete(id);
           else this.entries.set(id, next);
         }
+        for (const [container, change] of sizeChange) this.sizes.set(container, (this.sizes.get(container) ?? 0) + change);
       },
     };
   }

@@ -50,6 +50,8 @@ export interface NftablesProxierOptions {
   readonly staleChainDelayMs?: number;
   /** Stale chains are deleted together once the oldest has waited this long (default: 10x the last deletion's duration). */
   readonly staleChainBatchMs?: number;
+  /** Containers left with at most this many elements are rewritten rather than deleted from (diff.ts). */
+  readonly rewriteMaxElements?: number;
   /** A sync waits for a stale-chain deletion that has run this long (default 15 s). */
   readonly staleChainPatienceMs?: number;
   readonly now?: () => number;
@@ -182,7 +184,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       const observed = await this.options.nft.observe(family);
       plan = planFullSync(ruleset, observed, { recreateBaseChains: !this.baseChainsRecreated, chainsPerTransaction: this.options.chainsPerTransaction });
     } else {
-      plan = planPartialSync(this.applied, ruleset, this.elements);
+      plan = planPartialSync(this.applied, ruleset, this.elements, { ...(this.options.rewriteMaxElements !== undefined ? { rewriteMaxElements: this.options.rewriteMaxElements } : {}) });
       if (this.mustWaitForDeletion(plan.writtenChains)) await this.staleDeletionSettled();
     }
     // The repair of drifted chains goes first in this sync's (first) transaction: each chain as applied.

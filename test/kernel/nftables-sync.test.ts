@@ -43,9 +43,10 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     for (const netns of others) await netns.delete();
   });
 
-  const proxierFor = (store: ModelStore, netns: Netns, nft = new Nft({ prefix: netns.prefix })): NftablesProxier =>
+  const proxierFor = (store: ModelStore, netns: Netns, nft = new Nft({ prefix: netns.prefix }), rewriteMaxElements?: number): NftablesProxier =>
     new NftablesProxier({
       family: 'IPv4', store, nft, conntrackCleanup: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 3, now: () => now,
+      ...(rewriteMaxElements !== undefined ? { rewriteMaxElements } : {}),
     });
 
   /** The table a fresh node gets from one full sync of the store's current state. */
@@ -59,9 +60,14 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     return table;
   }
 
-  it('after each partial sync the table equals a fresh full sync of the same state; stale chains go a sync later', async () => {
+  // Both ways of taking elements out: small maps flushed and rewritten (the default here), and `delete element`.
+  it.each([
+    ['maps rewritten', undefined],
+    ['elements deleted', -1],
+  ] as const)('after each partial sync the table equals a fresh full sync of the same state; stale chains go a sync later (%s)', async (_, rewriteMaxElements) => {
     const store = new ModelStore(node);
-    const proxier = proxierFor(store, node1);
+    await node1.exec('nft', ['delete', 'table', 'ip', 'kube-proxy']);
+    const proxier = proxierFor(store, node1, undefined, rewriteMaxElements);
     store.upsertService(service('a', '10.96.0.1'));
     store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
     store.upsertService(sticky('b', '10.96.0.2', 600));

@@ -60,7 +60,8 @@ describe('planPartialSync', () => {
     const https = servicePort({ namespace: 'ns', name: 'web', portName: 'https', port: 443, clusterIP: '172.30.9.1', endpoints: [endpoint('10.180.9.1', { port: 443 })] });
     const applied = render([http, https]);
     const elements = applyFull(applied);
-    const plan = planPartialSync(applied, render([https]), elements);
+    const deleting = { rewriteMaxElements: -1 };
+    const plan = planPartialSync(applied, render([https]), elements, deleting);
     const lines = transactionsOf(plan).flat();
     expect(plan.staleChains).toHaveLength(2);
     expect(lines.filter((line) => line.startsWith('flush chain')).length).toBe(2);
@@ -68,7 +69,7 @@ describe('planPartialSync', () => {
     expect(lines.filter((line) => line.includes('element'))).toEqual(['delete element ip kube-proxy service-ips { 172.30.9.1 . tcp . 80 }']);
     plan.elementChanges?.commit();
     // Now the last user goes: the cluster IP leaves the set.
-    const last = planPartialSync(render([https]), render([]), elements);
+    const last = planPartialSync(render([https]), render([]), elements, deleting);
     expect(transactionsOf(last).flat().filter((line) => line.includes('element')).sort()).toEqual([
       'delete element ip kube-proxy cluster-ips { 172.30.9.1 }',
       'delete element ip kube-proxy service-ips { 172.30.9.1 . tcp . 443 }',
@@ -79,7 +80,7 @@ describe('planPartialSync', () => {
     const empty = servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2' });
     const applied = render([empty]);
     const elements = applyFull(applied);
-    const plan = planPartialSync(applied, render([servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2', endpoints: [endpoint('10.180.9.2')] })]), elements);
+    const plan = planPartialSync(applied, render([servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2', endpoints: [endpoint('10.180.9.2')] })]), elements, { rewriteMaxElements: -1 });
     expect(transactionsOf(plan)).toHaveLength(1);
     const lines = transactionsOf(plan).flat();
     const deleteAt = lines.indexOf('delete element ip kube-proxy no-endpoint-services { 172.30.9.2 . tcp . 80 }');
@@ -89,6 +90,42 @@ describe('planPartialSync', () => {
     // The chain exists before the map points at it.
     expect(chainAt).toBeGreaterThanOrEqual(0);
     expect(addAt).toBeGreaterThan(chainAt);
+  });
+
+  it('a small map losing an element is flushed and written whole (no `delete element`: nft fills its whole cache for it); a larger one is deleted from', () => {
+    const late = servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2' });
+    const idle = servicePort({ namespace: 'ns', name: 'idle', clusterIP: '172.30.9.3' });
+    const served = servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2', endpoints: [endpoint('10.180.9.2')] });
+    const applied = render([late, idle]);
+    const elements = applyFull(applied);
+    const plan = planPartialSync(applied, render([served, idle]), elements, { rewriteMaxElements: 1 });
+    const lines = transactionsOf(plan).flat();
+    expect(lines.filter((line) => line.startsWith('delete '))).toEqual([]);
+    const flushAt = lines.indexOf('flush map ip kube-proxy no-endpoint-services');
+    const rewriteAt = lines.findIndex((line) => line.startsWith('add map ip kube-proxy no-endpoint-services {'));
+    expect(flushAt).toBeGreaterThanOrEqual(0);
+    expect(rewriteAt).toBeGreaterThan(flushAt);
+    // What remains is written back: idle's element, not late's.
+    expect(lines[rewriteAt]).toContain('172.30.9.3 . tcp . 80');
+    expect(lines[rewriteAt]).not.toContain('172.30.9.2');
+    expect(plan.stats.elementsDeleted).toBe(1);
+    // With two elements left it is above the limit of 1: deleted from.
+    const third = servicePort({ namespace: 'ns', name: 'third', clusterIP: '172.30.9.4' });
+    const applied3 = render([late, idle, third]);
+    const elements3 = applyFull(applied3);
+    const lines3 = transactionsOf(planPartialSync(applied3, render([served, idle, third]), elements3, { rewriteMaxElements: 1 })).flat();
+    expect(lines3).toContain('delete element ip kube-proxy no-endpoint-services { 172.30.9.2 . tcp . 80 }');
+    expect(lines3).not.toContain('flush map ip kube-proxy no-endpoint-services');
+  });
+
+  it('a map left empty is flushed, and nothing is added back', () => {
+    const late = servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2' });
+    const applied = render([late]);
+    const elements = applyFull(applied);
+    const lines = transactionsOf(planPartialSync(applied, render([servicePort({ namespace: 'ns', name: 'late', clusterIP: '172.30.9.2', endpoints: [endpoint('10.180.9.2')] })]), elements)).flat();
+    expect(lines).toContain('flush map ip kube-proxy no-endpoint-services');
+    expect(lines.some((line) => line.startsWith('add map ip kube-proxy no-endpoint-services'))).toBe(false);
+    expect(lines.some((line) => line.startsWith('delete '))).toBe(false);
   });
 
   it('a new affinity timeout replaces the sets after flushing every chain that names them', () => {
@@ -213,7 +250,7 @@ describe('partial plans over the model store (PersistentMap shards)', () => {
     const kept = shards(second).filter((shard, index) => shard === shards(first)[index]).length;
     expect(kept).toBeGreaterThanOrEqual(shards(first).length - 2);
 
-    const plan = planPartialSync(first, second, elements);
+    const plan = planPartialSync(first, second, elements, { rewriteMaxElements: -1 });
     const lines = transactionsOf(plan).flat();
     // s7: its new endpoint's chain and its service chain rewritten; s300: its chains flushed, its elements gone.
     expect(lines.some((line) => line.includes('dnat to 10.244.9.9'))).toBe(true);
