@@ -56,7 +56,8 @@ export interface KernelPoller {
  */
 export function pollChain(netns: string, chain: string, intervalMs: number, table = 'nat'): KernelPoller {
   const script = `until nft list chain ip ${table} "$1" >/dev/null 2>&1; do sleep ${(intervalMs / 1000).toFixed(3)}; done; echo "$EPOCHREALTIME"`;
-  const child = spawn('ip', ['netns', 'exec', netns, 'bash', '-c', script, 'poll', chain], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // Its own process group, so that cancelling kills the nft probe under way too, not only the loop.
+  const child = spawn('ip', ['netns', 'exec', netns, 'bash', '-c', script, 'poll', chain], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   const seen = new Promise<number | undefined>((resolvePromise) => {
@@ -69,7 +70,12 @@ export function pollChain(netns: string, chain: string, intervalMs: number, tabl
   return {
     seen,
     cancel: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     },
   };
 }

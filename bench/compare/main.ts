@@ -65,7 +65,9 @@ const usage = `Usage: npx tsx bench/compare/main.ts [flags]
   --gap-ms MS          pause after each trial, plus up to 500 ms at random (default 2000: at least
                        burst x min sync period, so every trial starts on a full token bucket, as a
                        lone change on a quiet node; a Service add takes two tokens)
-  --kernel-poll-ms MS  interval of the independent kernel poll, nft only; 0 = off (default 20)
+  --kernel-poll-ms MS  interval of the independent kernel poll, iptables-nft only; 0 = off (default 20; off
+                       in nftables mode: listing one chain makes nft 1.0.6 dump the elements of every
+                       anonymous map first, 10-30 s per probe at 10k, a load on the machine under test)
   --concurrency N      apiserver requests in flight while loading (default 32)
   --out DIR            results directory (default bench/results)
   --log-level L        kube-proxy-ts's --log-level (default info; debug logs every sync scheduler
@@ -239,7 +241,7 @@ async function main(): Promise<void> {
         syncPeriod: options.syncPeriod,
         minSyncPeriod: options.minSyncPeriod,
         gapMs: options.gapMs,
-        kernelPollMs: options.backend === 'nft' || options.mode === 'nftables' ? options.kernelPollMs : 0,
+        kernelPollMs: options.backend === 'nft' && options.mode !== 'nftables' ? options.kernelPollMs : 0,
         concurrency: options.concurrency,
         proxies: options.proxies,
       },
