@@ -41,8 +41,12 @@ export interface NftPlan {
   readonly stats: NftPlanStats;
   /** Service chains this plan flushes because nothing uses them any more. */
   readonly staleChains: readonly string[];
+  /** Affinity sets nothing names any more after this plan: left in place, deleted later with the stale chains. */
+  readonly staleSets: readonly string[];
   /** Chains this plan (re)writes: no longer stale if they were. */
   readonly writtenChains: readonly string[];
+  /** Affinity sets this plan (re)creates: no longer stale if they were. */
+  readonly writtenSets: readonly string[];
   /** The element index as it will be once every transaction applied (full: a new one; partial: commit). */
   readonly elements: ElementIndex;
   readonly elementChanges: ElementChanges | undefined;
@@ -157,7 +161,10 @@ export function planFullSync(desired: NftRuleset, observed: ObservedTable | unde
     transactions,
     stats,
     staleChains,
+    // Unwanted affinity sets are deleted in the last transaction: none is left stale.
+    staleSets: [],
     writtenChains: [...desired.staticChains.map((chain) => chain.name), ...wanted],
+    writtenSets: [...wantedSets],
     elements,
     elementChanges: undefined,
   };
@@ -176,6 +183,8 @@ export function staticPartEqual(applied: NftRuleset, desired: NftRuleset): boole
 export interface PartialPlanOptions {
   /** Containers left with at most this many elements are rewritten rather than deleted from (default REWRITE_CONTAINER_MAX_ELEMENTS; -1: never). */
   readonly rewriteMaxElements?: number;
+  /** Affinity sets left stale by earlier plans and still in the kernel: one coming back is deleted and declared anew. */
+  readonly pendingStaleSets?: ReadonlySet<string>;
 }
 
 export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elements: ElementIndex, options: PartialPlanOptions = {}): NftPlan {
@@ -184,6 +193,11 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
   const newChains: NftChain[] = [];
   const rewrittenChains: NftChain[] = [];
   const staleChains: string[] = [];
+  const pendingStaleSets = options.pendingStaleSets ?? new Set<string>();
+  // A set no part names any more is not deleted now (`delete set` makes nft dump every chain first,
+  // 1-5 s at 10k Services): nothing refers to it once its chains are rewritten or flushed, and it
+  // goes with the stale chains, beside the syncs. A redefined one is deleted and re-added at once.
+  const staleSets: string[] = [];
   const deletedSets: NftContainer[] = [];
   const addedSets: NftContainer[] = [];
   // Unchanged sets a rewritten chain names: re-declared (a no-op for the kernel) so nft knows them
@@ -200,16 +214,23 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
     let setRedefined = false;
     for (const [name, set] of beforeSets) {
       const next = afterSets.get(name);
-      if (next === undefined || !deepEqual(next, set)) {
+      if (next === undefined) {
+        staleSets.push(name);
+      } else if (!deepEqual(next, set)) {
         deletedSets.push(set);
-        if (next !== undefined) setRedefined = true;
+        setRedefined = true;
       }
     }
     const unchangedSets: NftContainer[] = [];
     for (const [name, set] of afterSets) {
       const previous = beforeSets.get(name);
-      if (previous === undefined || !deepEqual(previous, set)) addedSets.push(set);
-      else unchangedSets.push(set);
+      if (previous === undefined || !deepEqual(previous, set)) {
+        // Still in the kernel from an earlier plan, perhaps declared otherwise (another timeout): replaced.
+        if (previous === undefined && pendingStaleSets.has(name)) deletedSets.push(set);
+        addedSets.push(set);
+      } else {
+        unchangedSets.push(set);
+      }
     }
     let chainWritten = false;
     for (const [name, chain] of afterChains) {
@@ -270,7 +291,9 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
       changedChainNames: [...written, ...staleChains].slice(0, CHANGED_NAMES_CAP),
     },
     staleChains,
+    staleSets,
     writtenChains: written,
+    writtenSets: addedSets.map((set) => set.name),
     elements,
     elementChanges: changes,
   };

@@ -6,8 +6,9 @@
 // that a map no longer points at them), and all together once the oldest has waited ten times as
 // long as the last deletion took — nft 1.0.6 dumps every chain of the family before any
 // `delete chain` (4.4 s at 10k Services, docs/nftables.md), so at scale deletions are batched.
+// Affinity sets nothing names any more wait with them (`delete set` costs the same cache fill).
 // The deletion runs beside the syncs, never ahead of a change: a sync waits for it only when it
-// re-creates a chain being deleted, when it is a full sync, or when the deletion has run longer
+// re-creates a chain or set being deleted, when it is a full sync, or when the deletion has run longer
 // than `staleChainPatienceMs` (nft restarts its dump whenever another transaction commits, so
 // under constant churn it would never finish on its own).
 // Periodic syncs check every rule of the table against what was applied (drift-check.ts, read
@@ -74,7 +75,8 @@ export const STALE_CHAIN_PATIENCE_MS = 15_000;
 
 /** A stale-chain deletion under way beside the syncs. */
 interface StaleDeletion {
-  readonly names: ReadonlySet<string>;
+  readonly chains: ReadonlySet<string>;
+  readonly sets: ReadonlySet<string>;
   /** When it began, by `now`. */
   readonly since: number;
   readonly done: Promise<void>;
@@ -105,6 +107,8 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
   private elements = new ElementIndex();
   /** Flushed service chains and when they went stale. */
   private readonly staleChains = new Map<string, number>();
+  /** Affinity sets nothing names any more (left in place, not flushed) and when they went stale. */
+  private readonly staleSets = new Map<string, number>();
   /** How long the last stale-chain deletion took (ms, by `now`). */
   private lastStaleDeletionMs = 0;
   private deletion: StaleDeletion | undefined;
@@ -133,6 +137,11 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
   /** Chains flushed and waiting to be deleted (or being deleted). */
   get pendingStaleChains(): readonly string[] {
     return [...this.staleChains.keys()];
+  }
+
+  /** Affinity sets waiting to be deleted (or being deleted). */
+  get pendingStaleSets(): readonly string[] {
+    return [...this.staleSets.keys()];
   }
 
   /** Resolves once the stale-chain deletion under way (if any) has finished; for tests and shutdown. */
@@ -184,8 +193,18 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       const observed = await this.options.nft.observe(family);
       plan = planFullSync(ruleset, observed, { recreateBaseChains: !this.baseChainsRecreated, chainsPerTransaction: this.options.chainsPerTransaction });
     } else {
-      plan = planPartialSync(this.applied, ruleset, this.elements, { ...(this.options.rewriteMaxElements !== undefined ? { rewriteMaxElements: this.options.rewriteMaxElements } : {}) });
-      if (this.mustWaitForDeletion(plan.writtenChains)) await this.staleDeletionSettled();
+      const applied = this.applied;
+      const planPartial = (): NftPlan =>
+        planPartialSync(applied, ruleset, this.elements, {
+          pendingStaleSets: new Set(this.staleSets.keys()),
+          ...(this.options.rewriteMaxElements !== undefined ? { rewriteMaxElements: this.options.rewriteMaxElements } : {}),
+        });
+      plan = planPartial();
+      if (this.mustWaitForDeletion(plan)) {
+        await this.staleDeletionSettled();
+        // The deletion may have removed a set the plan thought was still there.
+        plan = planPartial();
+      }
     }
     // The repair of drifted chains goes first in this sync's (first) transaction: each chain as applied.
     const repair = kind === 'partial' && drift?.kind === 'checked' && this.applied !== undefined ? repairLines(this.applied, drift.findings) : [];
@@ -215,6 +234,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       this.applied = undefined;
       this.forceFull = 'after-failure';
       this.staleChains.clear();
+      this.staleSets.clear();
       return {
         result: 'failed', family: this.options.family, kind, reason, fullReason, phases: phasesUntil(applyEnd), totalSeconds: (applyEnd - started) / 1000,
         message: failed.message, failedLine: failed.failedLine, plan, writes: writesOf(plan), drift,
@@ -229,8 +249,12 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       plan.elementChanges?.commit();
     }
     for (const name of plan.writtenChains) this.staleChains.delete(name);
+    for (const name of plan.writtenSets) this.staleSets.delete(name);
+    // A full sync deleted every affinity set it found unwanted.
+    if (plan.kind === 'full') this.staleSets.clear();
     const at = this.now();
     for (const name of plan.staleChains) if (!this.staleChains.has(name)) this.staleChains.set(name, at);
+    for (const name of plan.staleSets) if (!this.staleSets.has(name)) this.staleSets.set(name, at);
     const previousState = this.appliedState;
     this.applied = ruleset;
     this.appliedState = snapshot.state;
@@ -263,11 +287,11 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
    * chain being deleted (whichever commits first, the other would undo it or fail), or when the
    * deletion has run past its patience (each commit of ours restarts nft's dump).
    */
-  private mustWaitForDeletion(written: readonly string[]): boolean {
+  private mustWaitForDeletion(plan: NftPlan): boolean {
     const deletion = this.deletion;
     if (deletion === undefined) return false;
     if (this.now() - deletion.since >= (this.options.staleChainPatienceMs ?? STALE_CHAIN_PATIENCE_MS)) return true;
-    return written.some((name) => deletion.names.has(name));
+    return plan.writtenChains.some((name) => deletion.chains.has(name)) || plan.writtenSets.some((name) => deletion.sets.has(name));
   }
 
   /**
@@ -282,25 +306,31 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
     const now = this.now();
     const delay = this.options.staleChainDelayMs ?? 1000;
     const batch = this.options.staleChainBatchMs ?? Math.max(delay, STALE_CHAIN_BATCH_FACTOR * this.lastStaleDeletionMs);
-    const oldest = oldestSince(this.staleChains);
+    const oldest = Math.min(oldestSince(this.staleChains), oldestSince(this.staleSets));
     if (!(oldest <= now - batch)) return;
     const cutoff = now - delay;
-    const due = [...this.staleChains].filter(([, since]) => since <= cutoff).map(([name]) => name);
-    if (due.length === 0) return;
+    const dueOf = (stale: ReadonlyMap<string, number>): string[] => [...stale].filter(([, since]) => since <= cutoff).map(([name]) => name);
+    const due = dueOf(this.staleChains);
+    const dueSets = dueOf(this.staleSets);
+    if (due.length === 0 && dueSets.length === 0) return;
+    // Chains first: a flushed chain no longer names a set, and nothing else did.
     const writer = new NftWriter(family);
     for (const name of due) writer.deleteChain(name);
+    for (const name of dueSets) writer.deleteContainer({ kind: 'set', name });
     const run = async (): Promise<void> => {
       const result = await this.options.nft.apply(writer.lines).catch((error: unknown): NftResult => ({ ok: false, message: String(error), line: undefined }));
       this.lastStaleDeletionMs = Math.max(0, this.now() - now);
       if (result.ok) {
         for (const name of due) this.staleChains.delete(name);
+        for (const name of dueSets) this.staleSets.delete(name);
       } else {
         this.staleChains.clear();
+        this.staleSets.clear();
         this.requestFull('after-failure');
       }
       this.deletion = undefined;
     };
-    this.deletion = { names: new Set(due), since: now, done: run() };
+    this.deletion = { chains: new Set(due), sets: new Set(dueSets), since: now, done: run() };
   }
 }
 

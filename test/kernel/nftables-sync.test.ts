@@ -86,6 +86,12 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
       ['a new affinity timeout', () => store.upsertService(sticky('b', '10.96.0.2', 60))],
       ['a Service removed', () => store.deleteService('default', 'a')],
       ['every endpoint of a sticky Service gone', () => store.upsertEndpointSlice(slice('b', []))],
+      // Its affinity set is still in the kernel, waiting to be deleted: it is replaced, not reused.
+      ['the endpoint back, with another affinity timeout', () => {
+        store.upsertService(sticky('b', '10.96.0.2', 30));
+        store.upsertEndpointSlice(slice('b', ['10.244.1.3']));
+      }],
+      ['every endpoint of the sticky Service gone again', () => store.upsertEndpointSlice(slice('b', []))],
       ['a Service added', () => store.upsertService(service('c', '10.96.0.9'))],
     ];
     for (const [label, change] of steps) {
@@ -98,7 +104,7 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
       const fresh = (await freshTable(store)) as Record<string, unknown>;
       // Flushed stale chains wait for their deletion; nothing else may differ.
       expect(Object.keys(table).length).toBeGreaterThan(30);
-      const pending = new Set(proxier.pendingStaleChains.map((name) => `chain ${name}`));
+      const pending = new Set([...proxier.pendingStaleChains.map((name) => `chain ${name}`), ...proxier.pendingStaleSets.map((name) => `set ${name}`)]);
       expect({ label, table: Object.fromEntries(Object.entries(table).filter(([key]) => !pending.has(key))) }).toEqual({ label, table: fresh });
     }
 
@@ -108,6 +114,7 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     expect(later.result).toBe('unchanged');
     await proxier.staleDeletionSettled();
     expect(proxier.pendingStaleChains).toEqual([]);
+    expect(proxier.pendingStaleSets).toEqual([]);
     expect(await tableOf(node1)).toEqual(await freshTable(store));
   });
 

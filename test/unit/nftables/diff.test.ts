@@ -128,6 +128,28 @@ describe('planPartialSync', () => {
     expect(lines.some((line) => line.startsWith('delete '))).toBe(false);
   });
 
+  it('an affinity set nothing names any more is left for the stale-chain deletion; one coming back while still there is replaced', () => {
+    const sticky = (ips: string[], timeoutSeconds = 60): ServicePort =>
+      servicePort({ namespace: 'ns', name: 'sticky', clusterIP: '172.30.9.7', sessionAffinity: { kind: 'ClientIP', timeoutSeconds }, endpoints: ips.map((ip) => endpoint(ip)) });
+    const applied = render([sticky(['10.180.9.4', '10.180.9.6'])]);
+    const elements = applyFull(applied);
+    const gone = planPartialSync(applied, render([sticky(['10.180.9.4'])]), elements);
+    const lines = transactionsOf(gone).flat();
+    expect(lines.filter((line) => line.startsWith('delete '))).toEqual([]);
+    expect(gone.staleSets).toHaveLength(1);
+    expect(gone.staleSets[0]).toMatch(/^affinity-.*10\.180\.9\.6/);
+    gone.elementChanges?.commit();
+    // Back before it was deleted, with another timeout: deleted and declared anew in one transaction.
+    const back = planPartialSync(render([sticky(['10.180.9.4'])]), render([sticky(['10.180.9.4', '10.180.9.6'], 30)]), elements, { pendingStaleSets: new Set(gone.staleSets) });
+    const backLines = transactionsOf(back).flat();
+    const name = gone.staleSets[0] ?? '';
+    const deleteAt = backLines.indexOf(`delete set ip kube-proxy ${name}`);
+    const addAt = backLines.findIndex((line) => line.startsWith(`add set ip kube-proxy ${name} {`));
+    expect(deleteAt).toBeGreaterThanOrEqual(0);
+    expect(addAt).toBeGreaterThan(deleteAt);
+    expect(back.writtenSets).toContain(name);
+  });
+
   it('a new affinity timeout replaces the sets after flushing every chain that names them', () => {
     const sticky = (timeoutSeconds: number): ServicePort =>
       servicePort({ namespace: 'ns', name: 'sticky', clusterIP: '172.30.9.3', sessionAffinity: { kind: 'ClientIP', timeoutSeconds }, endpoints: [endpoint('10.180.9.3')] });
