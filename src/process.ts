@@ -10,12 +10,31 @@ export interface ProcessOutput {
   readonly stderr: string;
 }
 
-/** Runs a command to completion, `input` (or its pieces, in order) on stdin. Resolves (code 127) when it cannot start. */
-export type ProcessRunner = (command: string, args: readonly string[], input?: string | Iterable<string>) => Promise<ProcessOutput>;
+export interface RunOptions {
+  /** Kill the process (SIGKILL) after this long; it then resolves with code TIMED_OUT. */
+  readonly timeoutMs?: number;
+}
 
-export const runProcess: ProcessRunner = (command, args, input) =>
+/** The code a run killed by its `timeoutMs` resolves with (as coreutils `timeout`). */
+export const TIMED_OUT = 124;
+
+/**
+ * Runs a command to completion, `input` (or its pieces, in order) on stdin. Resolves (code 127)
+ * when it cannot start, (code TIMED_OUT) when killed after `options.timeoutMs`.
+ */
+export type ProcessRunner = (command: string, args: readonly string[], input?: string | Iterable<string>, options?: RunOptions) => Promise<ProcessOutput>;
+
+export const runProcess: ProcessRunner = (command, args, input, options) =>
   new Promise((resolve) => {
     const child = spawn(command, [...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let timedOut = false;
+    const timer =
+      options?.timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, options.timeoutMs)
+        : undefined;
     // Chunks, not string +=: iptables-save of a large node is tens of MB.
     const stdout: string[] = [];
     const stderr: string[] = [];
@@ -23,7 +42,8 @@ export const runProcess: ProcessRunner = (command, args, input) =>
     const finish = (output: ProcessOutput): void => {
       if (settled) return;
       settled = true;
-      resolve(output);
+      if (timer !== undefined) clearTimeout(timer);
+      resolve(timedOut ? { code: TIMED_OUT, stdout: output.stdout, stderr: `${output.stderr}killed after ${options?.timeoutMs} ms` } : output);
     };
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => stdout.push(chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));

@@ -3,7 +3,7 @@
 // (its version and the features the ruleset needs). Every outcome is a value; nothing throws,
 // whatever nft prints.
 
-import { runProcess, type ProcessRunner } from '../process.js';
+import { runProcess, type ProcessRunner, type RunOptions } from '../process.js';
 import type { ObservedTable } from './diff.js';
 import { KUBE_PROXY_TABLE, MAP, type NftFamily } from './vocabulary.js';
 
@@ -23,22 +23,29 @@ export interface NftOptions {
   /** e.g. `['ip', 'netns', 'exec', name]` for tests. */
   readonly prefix?: readonly string[];
   readonly run?: ProcessRunner;
+  /** How long a drift listing of the table may take (default LIST_TABLE_TIMEOUT_MS). */
+  readonly listTimeoutMs?: number;
 }
+
+/** A drift listing running longer is killed (see listTable). */
+export const LIST_TABLE_TIMEOUT_MS = 120_000;
 
 export class Nft {
   private readonly binary: string;
   private readonly prefix: readonly string[];
   private readonly run: ProcessRunner;
+  private readonly listTimeoutMs: number;
 
   constructor(options: NftOptions = {}) {
     this.binary = options.binary ?? 'nft';
     this.prefix = options.prefix ?? [];
     this.run = options.run ?? runProcess;
+    this.listTimeoutMs = options.listTimeoutMs ?? LIST_TABLE_TIMEOUT_MS;
   }
 
-  private exec(args: readonly string[], input?: string | Iterable<string>): ReturnType<ProcessRunner> {
+  private exec(args: readonly string[], input?: string | Iterable<string>, options?: RunOptions): ReturnType<ProcessRunner> {
     const [command, ...rest] = [...this.prefix, this.binary, ...args];
-    return this.run(command ?? this.binary, [...rest], input);
+    return options === undefined ? this.run(command ?? this.binary, [...rest], input) : this.run(command ?? this.binary, [...rest], input, options);
   }
 
   /** Runs one transaction: all of it or nothing. */
@@ -82,9 +89,14 @@ export class Nft {
     return /No such file or directory/.test(output.stderr) ? false : undefined;
   }
 
-  /** Our table without set elements (`-t`): every chain and its rules, as nft prints them. */
+  /**
+   * Our table without set elements (`-t`): every chain and its rules, as nft prints them. Given
+   * up after LIST_TABLE_TIMEOUT_MS: nft restarts its dump whenever another transaction commits,
+   * and a listing that takes 24-40 s alone (10k Services) could otherwise restart for as long as
+   * the cluster keeps changing, holding a core.
+   */
   async listTable(family: NftFamily): Promise<NftListing> {
-    const output = await this.exec(['-t', 'list', 'table', family.table, KUBE_PROXY_TABLE]);
+    const output = await this.exec(['-t', 'list', 'table', family.table, KUBE_PROXY_TABLE], undefined, { timeoutMs: this.listTimeoutMs });
     if (output.code === 0) return { kind: 'listed', text: output.stdout };
     if (/No such file or directory/.test(output.stderr)) return { kind: 'absent' };
     return { kind: 'unread', message: firstLines(output.stderr || output.stdout || `nft exited ${output.code}`) };

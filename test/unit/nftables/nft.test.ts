@@ -65,3 +65,13 @@ describe('parsing nft output', () => {
     expect(await new Nft({ run }).apply(['a', 'b'])).toMatchObject({ ok: false, line: 2 });
   });
 });
+
+describe('Nft.listTable', () => {
+  it('gives up on a listing that outlasts its timeout (a drift read restarting its dump forever) and says so', async () => {
+    // `sh -c 'exec sleep 30' -- nft -t list table ...`: an nft that never answers.
+    const nft = new Nft({ prefix: ['sh', '-c', 'exec sleep 30', '--'], listTimeoutMs: 200 });
+    const listing = await nft.listTable(nftFamily('IPv4'));
+    expect(listing).toEqual({ kind: 'unread', message: 'killed after 200 ms' });
+  });
+});
+
