@@ -113,7 +113,10 @@ describe.sequential('a real node (kubelet, containerd, CoreDNS) served by kube-p
 
     // The pod programs the node: CoreDNS reaches the apiserver through the `kubernetes` ClusterIP
     // and becomes Ready, kube-dns's ClusterIP gets its rules, and DNS answers through it.
-    await kubectl(env, ['-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=180s'], 200_000);
+    // Available, not `rollout status`: a cluster left without a proxy for longer than the
+    // Deployment's progress deadline (10 min) has CoreDNS marked ProgressDeadlineExceeded, which
+    // `rollout status` reports as a failure at once even after its pods become Ready.
+    await kubectl(env, ['-n', 'kube-system', 'wait', '--for=condition=Available', 'deployment/coredns', '--timeout=180s'], 200_000);
     const dnsRule = new RegExp(`-A KUBE-SERVICES -d ${env.dnsIP.replace(/\./g, '\\.')}/32 -p udp .*kube-system/kube-dns:dns cluster IP`);
     await eventually('the kube-dns ClusterIP rule', 30_000, async () => {
       const nat = (await inNode(env, 'iptables-save', ['-t', 'nat'])).stdout;
