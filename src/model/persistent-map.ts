@@ -91,6 +91,28 @@ export class PersistentMap<V> implements ReadonlyMap<string, V> {
     return new PersistentMap(shards, this.size);
   }
 
+  /**
+   * Calls `visit` with each pair of shards that may differ between `before` and `after`: when both
+   * are PersistentMaps, a shard that is the same object on both sides is skipped whole (a key sits
+   * in the same shard index in both); otherwise the two maps themselves are the one pair. For
+   * differs: a change at 10k service ports looks at one shard of 256.
+   */
+  static forEachChangedShard<V>(
+    before: ReadonlyMap<string, V>,
+    after: ReadonlyMap<string, V>,
+    visit: (before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>) => void,
+  ): void {
+    if (!(before instanceof PersistentMap && after instanceof PersistentMap)) {
+      visit(before, after);
+      return;
+    }
+    const beforeShards = (before as PersistentMap<V>).shards;
+    (after as PersistentMap<V>).shards.forEach((shard, index) => {
+      const previous = beforeShards[index] as ReadonlyMap<string, V>;
+      if (previous !== shard) visit(previous, shard);
+    });
+  }
+
   get(key: string): V | undefined {
     return (this.shards[shardOf(key)] as ReadonlyMap<string, V>).get(key);
   }

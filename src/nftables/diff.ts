@@ -245,7 +245,7 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
     for (const name of beforeChains.keys()) if (!afterChains.has(name)) staleChains.push(name);
     sameElementsAside(before?.elements ?? [], after?.elements ?? [], removedElements, addedElements);
   };
-  forEachChangedShard(applied.servicePorts, desired.servicePorts, (before, after) => {
+  PersistentMap.forEachChangedShard(applied.servicePorts, desired.servicePorts, (before, after) => {
     after.forEach((part, key) => visit(before.get(key), part));
     before.forEach((part, key) => {
       if (!after.has(key)) visit(part, undefined);
@@ -297,28 +297,6 @@ export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elemen
     elements,
     elementChanges: changes,
   };
-}
-
-/**
- * Calls `visit` with each pair of shards that may differ: when both maps are PersistentMaps (the
- * renderer's output), a shard that is the same object on both sides is skipped whole; otherwise
- * the maps themselves are the one pair.
- */
-function forEachChangedShard<V>(
-  before: ReadonlyMap<string, V>,
-  after: ReadonlyMap<string, V>,
-  visit: (before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>) => void,
-): void {
-  if (before instanceof PersistentMap && after instanceof PersistentMap) {
-    const beforeShards = (before as PersistentMap<V>).shardMaps;
-    const afterShards = (after as PersistentMap<V>).shardMaps;
-    afterShards.forEach((shard, index) => {
-      const previous = beforeShards[index] as ReadonlyMap<string, V>;
-      if (previous !== shard) visit(previous, shard);
-    });
-    return;
-  }
-  visit(before, after);
 }
 
 /** Writes a part whole (full sync): its sets, its chains declared and flushed, then their rules. */

@@ -163,18 +163,8 @@ function planServicePorts(
   handledShared: ReadonlySet<string>,
 ): void {
   const delta: ServicePortDelta = { written: new Map(), stale: new Map(), addedRules: new Map(), removedRules: new Map() };
-  if (applied instanceof PersistentMap && desired instanceof PersistentMap) {
-    // The renderer's map shares every shard the change did not touch (and a key sits in the same
-    // shard index in both): only the replaced shards need a look.
-    const appliedShards = (applied as PersistentMap<ServicePortRules>).shardMaps;
-    const desiredShards = (desired as PersistentMap<ServicePortRules>).shardMaps;
-    desiredShards.forEach((shard, index) => {
-      const before = appliedShards[index];
-      if (before !== shard) diffServicePortMaps(before ?? new Map(), shard, delta);
-    });
-  } else {
-    diffServicePortMaps(applied, desired, delta);
-  }
+  // The renderer's map shares every shard the change did not touch: only the replaced ones need a look.
+  PersistentMap.forEachChangedShard(applied, desired, (before, after) => diffServicePortMaps(before, after, delta));
 
   for (const id of delta.written.keys()) delta.stale.delete(id);
   for (const id of [...delta.addedRules.keys()]) {

@@ -26,4 +26,24 @@ describe('PersistentMap', () => {
     const map = PersistentMap.empty<number>().withUpdates([['a', 1]]);
     expect(map.withUpdates([])).toBe(map);
   });
+
+  it('forEachChangedShard visits only the shards an update replaced, with every changed key in them; two plain maps as one pair', () => {
+    const first = PersistentMap.empty<number>().withUpdates(Array.from({ length: 1000 }, (_, i) => [`key-${i}`, i] as const));
+    const second = first.withUpdates([['key-1', 100], ['key-2', undefined]]);
+    const pairs: [ReadonlyMap<string, number>, ReadonlyMap<string, number>][] = [];
+    PersistentMap.forEachChangedShard(first, second, (before, after) => pairs.push([before, after]));
+    expect(pairs.length).toBeGreaterThanOrEqual(1);
+    expect(pairs.length).toBeLessThanOrEqual(2);
+    const changed = new Set<string>();
+    for (const [before, after] of pairs) {
+      for (const [key, value] of after) if (before.get(key) !== value) changed.add(key);
+      for (const key of before.keys()) if (!after.has(key)) changed.add(key);
+    }
+    expect([...changed].sort()).toEqual(['key-1', 'key-2']);
+    PersistentMap.forEachChangedShard(second, second, () => expect.unreachable('identical maps share every shard'));
+    const plain = new Map([['a', 1]]);
+    const visits: unknown[] = [];
+    PersistentMap.forEachChangedShard(plain, second, (before, after) => visits.push([before, after]));
+    expect(visits).toEqual([[plain, second]]);
+  });
 });
