@@ -51,11 +51,11 @@ export interface KernelPoller {
 
 /**
  * Polls for `chain` every `intervalMs` from a shell loop inside the namespace (one process start
- * for the loop; each probe costs one `nft` run) and reports when it appears. nft backend or nftables
- * mode (table `kube-proxy`) only.
+ * for the loop; each probe costs one `nft` run) and reports when it appears. iptables-nft only
+ * (nftables mode: see main.ts --kernel-poll-ms).
  */
-export function pollChain(netns: string, chain: string, intervalMs: number, table = 'nat'): KernelPoller {
-  const script = `until nft list chain ip ${table} "$1" >/dev/null 2>&1; do sleep ${(intervalMs / 1000).toFixed(3)}; done; echo "$EPOCHREALTIME"`;
+export function pollChain(netns: string, chain: string, intervalMs: number): KernelPoller {
+  const script = `until nft list chain ip nat "$1" >/dev/null 2>&1; do sleep ${(intervalMs / 1000).toFixed(3)}; done; echo "$EPOCHREALTIME"`;
   // Its own process group, so that cancelling kills the nft probe under way too, not only the loop.
   const child = spawn('ip', ['netns', 'exec', netns, 'bash', '-c', script, 'poll', chain], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
   let output = '';

@@ -76,6 +76,11 @@ const usage = `Usage: npx tsx bench/compare/main.ts [flags]
   --cpu-prof           run kube-proxy-ts under node --cpu-prof (profiles kept in the work dir)
   --keep               keep the work dir (logs, kubeconfig)`;
 
+/** The kernel poll runs with iptables-nft only (see --kernel-poll-ms); 0 = off. */
+function effectiveKernelPollMs(options: Options): number {
+  return options.backend === 'nft' && options.mode !== 'nftables' ? options.kernelPollMs : 0;
+}
+
 function parseOptions(argv: readonly string[]): Options {
   const values = new Map<string, string>();
   const flags = new Set<string>();
@@ -241,7 +246,7 @@ async function main(): Promise<void> {
         syncPeriod: options.syncPeriod,
         minSyncPeriod: options.minSyncPeriod,
         gapMs: options.gapMs,
-        kernelPollMs: options.backend === 'nft' && options.mode !== 'nftables' ? options.kernelPollMs : 0,
+        kernelPollMs: effectiveKernelPollMs(options),
         concurrency: options.concurrency,
         proxies: options.proxies,
       },
@@ -323,7 +328,7 @@ async function main(): Promise<void> {
           gapMs: options.gapMs,
           firstSyncTimeoutMs: options.firstSyncTimeoutMs,
           trialTimeoutMs: Math.max(60_000, services * 12),
-          kernelPollMs: options.kernelPollMs,
+          kernelPollMs: effectiveKernelPollMs(options),
           nextSequence: () => sequence++,
           log,
         });

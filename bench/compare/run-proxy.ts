@@ -240,9 +240,9 @@ export async function runProxy(settings: ProxyRunSettings): Promise<ProxyRunResu
         undo.push(change);
         const pollable = change.marker.chain;
         const poller =
-          // Not in nftables mode: one chain listing there costs nft a dump of every anonymous map's elements (main.ts --help).
-          settings.kernelPollMs > 0 && settings.backend === 'nft' && settings.mode !== 'nftables' && pollable !== undefined
-            ? pollChain(node.netns.name, pollable, settings.kernelPollMs, 'nat')
+          // main.ts turns it off but for iptables-nft (in nftables mode a chain listing dumps every anonymous map's elements).
+          settings.kernelPollMs > 0 && pollable !== undefined
+            ? pollChain(node.netns.name, pollable, settings.kernelPollMs)
             : undefined;
         const writtenAt = await change.write();
         let applied: RestoreCall | undefined;

@@ -184,7 +184,7 @@ export interface PartialPlanOptions {
   /** Containers left with at most this many elements are rewritten rather than deleted from (default REWRITE_CONTAINER_MAX_ELEMENTS; -1: never). */
   readonly rewriteMaxElements?: number;
   /** Affinity sets left stale by earlier plans and still in the kernel: one coming back is deleted and declared anew. */
-  readonly pendingStaleSets?: ReadonlySet<string>;
+  readonly pendingStaleSets?: { has(name: string): boolean };
 }
 
 export function planPartialSync(applied: NftRuleset, desired: NftRuleset, elements: ElementIndex, options: PartialPlanOptions = {}): NftPlan {

@@ -45,7 +45,7 @@ export class Nft {
 
   private exec(args: readonly string[], input?: string | Iterable<string>, options?: RunOptions): ReturnType<ProcessRunner> {
     const [command, ...rest] = [...this.prefix, this.binary, ...args];
-    return options === undefined ? this.run(command ?? this.binary, [...rest], input) : this.run(command ?? this.binary, [...rest], input, options);
+    return this.run(command ?? this.binary, [...rest], input, options);
   }
 
   /** Runs one transaction: all of it or nothing. */

@@ -196,7 +196,7 @@ export class NftablesProxier implements Proxier<NftablesSyncReport> {
       const applied = this.applied;
       const planPartial = (): NftPlan =>
         planPartialSync(applied, ruleset, this.elements, {
-          pendingStaleSets: new Set(this.staleSets.keys()),
+          pendingStaleSets: this.staleSets,
           ...(this.options.rewriteMaxElements !== undefined ? { rewriteMaxElements: this.options.rewriteMaxElements } : {}),
         });
       plan = planPartial();

@@ -6,7 +6,7 @@ import type { V1Service } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelStore } from '../../src/model/store.js';
 import { Nft } from '../../src/nftables/nft.js';
-import { NftablesProxier } from '../../src/nftables/nftables-proxier.js';
+import { NftablesProxier, type NftablesProxierOptions } from '../../src/nftables/nftables-proxier.js';
 import type { NftContext } from '../../src/nftables/types.js';
 import { createNetns, kernelSkipReason, type Netns } from '../harness/netns.js';
 import { normalisedNftTable } from '../harness/nft-table.js';
@@ -43,10 +43,11 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     for (const netns of others) await netns.delete();
   });
 
-  const proxierFor = (store: ModelStore, netns: Netns, nft = new Nft({ prefix: netns.prefix }), rewriteMaxElements?: number): NftablesProxier =>
+  type Tuning = Partial<Pick<NftablesProxierOptions, 'rewriteMaxElements' | 'staleChainPatienceMs'>>;
+  const proxierFor = (store: ModelStore, netns: Netns, nft = new Nft({ prefix: netns.prefix }), tuning: Tuning = {}): NftablesProxier =>
     new NftablesProxier({
       family: 'IPv4', store, nft, conntrackCleanup: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 3, now: () => now,
-      ...(rewriteMaxElements !== undefined ? { rewriteMaxElements } : {}),
+      ...tuning,
     });
 
   /** The table a fresh node gets from one full sync of the store's current state. */
@@ -67,7 +68,7 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
   ] as const)('after each partial sync the table equals a fresh full sync of the same state; stale chains go a sync later (%s)', async (_, rewriteMaxElements) => {
     const store = new ModelStore(node);
     await node1.exec('nft', ['delete', 'table', 'ip', 'kube-proxy']);
-    const proxier = proxierFor(store, node1, undefined, rewriteMaxElements);
+    const proxier = proxierFor(store, node1, undefined, rewriteMaxElements !== undefined ? { rewriteMaxElements } : {});
     store.upsertService(service('a', '10.96.0.1'));
     store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
     store.upsertService(sticky('b', '10.96.0.2', 600));
@@ -218,15 +219,21 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
     }
   }
 
-  it('changes go on beside a stale-chain deletion; a sync re-creating a chain being deleted waits for it, and nothing fails', async () => {
-    const netns = await createNetns('nft-beside');
+  /** A fresh node with Service a (two endpoints) after a first full sync by a proxier whose first stale-chain deletion hangs in nft until `release()`. */
+  async function nodeWithHeldDeletion(label: string, tuning: Tuning = {}) {
+    const netns = await createNetns(label);
     others.push(netns);
-    const { nft, deletions, release } = heldDeletionNft(netns);
+    const held = heldDeletionNft(netns);
     const store = new ModelStore(node);
     store.upsertService(service('a', '10.96.0.1'));
     store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
-    const proxier = proxierFor(store, netns, nft);
+    const proxier = proxierFor(store, netns, held.nft, tuning);
     expect((await proxier.sync('initial')).result).toBe('applied');
+    return { ...held, netns, store, proxier };
+  }
+
+  it('changes go on beside a stale-chain deletion; a sync re-creating a chain being deleted waits for it, and nothing fails', async () => {
+    const { netns, store, proxier, deletions, release } = await nodeWithHeldDeletion('nft-beside');
     const change = async (ips: string[]): Promise<unknown> => {
       store.upsertEndpointSlice(slice('a', ips));
       const report = await within(proxier.sync('change'), 5_000);
@@ -260,22 +267,12 @@ describe.skipIf(skipReason !== undefined)('nftables proxier on a real kernel', (
   });
 
   it('a sync waits for a stale-chain deletion that has run past its patience (nft restarts its dump at every commit)', async () => {
-    const netns = await createNetns('nft-patience');
-    others.push(netns);
-    const { nft, deletions, release } = heldDeletionNft(netns);
-    const store = new ModelStore(node);
-    store.upsertService(service('a', '10.96.0.1'));
-    store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.2']));
-    const proxier = new NftablesProxier({
-      family: 'IPv4', store, nft, conntrackCleanup: undefined, context: () => context, fullSyncPeriodMs: 3_600_000, chainsPerTransaction: 3, now: () => now,
-      staleChainPatienceMs: 10_000,
-    });
-    expect((await proxier.sync('initial')).result).toBe('applied');
+    const { store, proxier, deletions, release } = await nodeWithHeldDeletion('nft-patience', { staleChainPatienceMs: 10_000 });
     store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.3']));
     expect((await proxier.sync('change')).result).toBe('applied');
     now += 1_000;
     store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.4']));
-    expect((await within(proxier.sync('change'), 5_000)) !== 'still waiting').toBe(true);
+    expect(await within(proxier.sync('change'), 5_000)).toMatchObject({ result: 'applied' });
     expect(deletions).toHaveLength(1);
     now += 9_000;
     store.upsertEndpointSlice(slice('a', ['10.244.1.1', '10.244.1.5']));
