@@ -13,7 +13,7 @@ import type { NftContext, NftRuleset, NftServicePortPart } from './types.js';
 import { nftFamily } from './vocabulary.js';
 
 /** What a service port without a cluster IP (headless) contributes: nothing. */
-export const EMPTY_PART: NftServicePortPart = Object.freeze({ chains: [], sets: [], elements: [] });
+const EMPTY_PART: NftServicePortPart = Object.freeze({ chains: [], sets: [], elements: [] });
 
 /** Valid for one context: make a new one when the context changes. */
 export class NftRenderCache {
@@ -53,7 +53,7 @@ export class NftRenderCache {
  * the next change of their service: at 10k Services x 10 endpoints (273k rules, 32 MB of text)
  * this took the rendered ruleset from 110 MB of heap to 76 MB. Returns the part.
  */
-export function flattenPart(part: NftServicePortPart): NftServicePortPart {
+function flattenPart(part: NftServicePortPart): NftServicePortPart {
   const flatten = (text: string | undefined): void => {
     if (text !== undefined && text.length > 0) text.charCodeAt(0);
   };
